@@ -1,0 +1,33 @@
+# ferry: build, test, benchmark.
+GO        ?= go
+GOBIN     ?= $(shell $(GO) env GOPATH)/bin
+VERSITYGW_VERSION := v1.8.0
+VERSITYGW := $(GOBIN)/versitygw
+
+.PHONY: all build test test-servers vet bench clean
+
+all: build
+
+build:
+	$(GO) build -o ferry ./cmd/ferry
+
+# The pinned test servers, installed from the Go module proxy.
+test-servers: $(VERSITYGW)
+$(VERSITYGW):
+	GOFLAGS=-mod=mod $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+vet:
+	$(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
+	GOOS=windows $(GO) build ./...
+
+# The whole suite, with the race detector, against real servers on loopback.
+test: test-servers vet
+	FERRY_VERSITYGW=$(VERSITYGW) $(GO) test -race -timeout 20m ./...
+
+# Throughput and peak RSS for a 100 MiB and a 2 GiB file against versitygw.
+bench: test-servers
+	FERRY_VERSITYGW=$(VERSITYGW) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/ferry
+
+clean:
+	rm -f ferry

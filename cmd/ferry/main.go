@@ -1,0 +1,86 @@
+// Command ferry watches instrument output folders and moves every settled
+// file, verified, to research storage (S3-compatible object stores or a
+// folder), journaling each step so that nothing is lost or sent twice.
+//
+// Usage:
+//
+//	ferry run --config FILE          run until stopped (Ctrl-C, SIGTERM)
+//	ferry run --once --config FILE   upload what is there now, then exit
+//	ferry version                    print the version
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the run ended with files not uploaded, or a runtime error
+	exitUsage  = 2 // bad command line or configuration: nothing was started
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
+}
+
+// env is how commands read the environment (credentials).
+type env func(string) (string, bool)
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stdout, stderr, getenv)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
+	case "help", "--help", "-h":
+		usage(stdout)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "ferry: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `ferry moves settled instrument files, verified, to research storage.
+
+Usage:
+  ferry run --config FILE          watch and upload until stopped (Ctrl-C, SIGTERM)
+  ferry run --once --config FILE   upload what is in the watched folders now, then exit
+                                   (exit 0 when everything landed, 1 when anything did not)
+  ferry version                    print the version
+
+Exit codes: 0 ok, 1 files not uploaded or a runtime error, 2 bad command line or configuration.
+See config.example.toml for every configuration key.
+`)
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// reportConfigError prints a configuration problem and returns exitUsage.
+func reportConfigError(stderr io.Writer, err error) int {
+	var ces ConfigErrors
+	if errors.As(err, &ces) {
+		for _, e := range ces {
+			fmt.Fprintf(stderr, "ferry: %v\n", e)
+		}
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "ferry: %v\n", err)
+	return exitUsage
+}

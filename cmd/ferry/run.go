@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ferry-data/ferry/journal"
+	"github.com/ferry-data/ferry/uploader"
+	"github.com/ferry-data/ferry/uploader/sink"
+	"github.com/ferry-data/ferry/uploader/sink/fssink"
+	"github.com/ferry-data/ferry/uploader/sink/s3sink"
+	"github.com/ferry-data/ferry/watcher"
+)
+
+// stopTimeout bounds how long a stop waits for in-flight work.
+const stopTimeout = 8 * time.Second
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (TOML)")
+	once := fs.Bool("once", false, "upload what is in the watched folders now, then exit")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *configPath == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "ferry run: --config FILE is required (try: ferry run --config config.example.toml)")
+		return exitUsage
+	}
+	cfg, err := LoadConfig(*configPath, getenv)
+	if err != nil {
+		return reportConfigError(stderr, err)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log, closeLog, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry: log file %s: %v\n", cfg.Log.File, err)
+		return exitUsage
+	}
+	defer closeLog.Close()
+	d, err := newDaemon(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "error", err.Error())
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		return exitFailed
+	}
+	defer d.close()
+	res, err := d.run(ctx, *once)
+	if err != nil {
+		log.Error("stopped on error", "error", err.Error())
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		return exitFailed
+	}
+	if *once {
+		return reportOnce(stdout, res)
+	}
+	return exitOK
+}
+
+// daemon is ferry wired together: one journal, one sink per target, one
+// watcher per watch, one uploader.
+type daemon struct {
+	cfg      *Config
+	log      *slog.Logger
+	j        *journal.Journal
+	up       *uploader.Uploader
+	watchers []*watcher.Watcher
+	targets  map[string]TargetConfig // by watch root
+}
+
+func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{})
+	if err != nil {
+		if errors.Is(err, journal.ErrCorrupt) {
+			return nil, fmt.Errorf("%w\nferry will not start on a corrupt journal: move %s aside (keep it for inspection) and start again to rebuild it from the watched folders", err, cfg.Journal.Path)
+		}
+		return nil, err
+	}
+	d := &daemon{cfg: cfg, log: log, j: j, targets: map[string]TargetConfig{}}
+	sinks := map[string]sink.Sink{}
+	for name, t := range cfg.Target {
+		s, err := newSink(t)
+		if err != nil {
+			j.Close()
+			return nil, fmt.Errorf("target %s: %w", name, err)
+		}
+		sinks[name] = s
+	}
+	d.up, err = uploader.New(uploader.Options{
+		Journal:   j,
+		Sinks:     sinks,
+		Workers:   cfg.Upload.MaxConcurrentUploads,
+		ChunkSize: int64(cfg.Upload.MaxChunkSize),
+		Retry: uploader.RetryPolicy{
+			Attempts:     cfg.Upload.Retry.Attempts,
+			InitialDelay: time.Duration(cfg.Upload.Retry.InitialDelay),
+			MaxDelay:     time.Duration(cfg.Upload.Retry.MaxDelay),
+		},
+		Logger: log,
+	})
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	// Never report ferry's own files when they sit inside a watched folder.
+	ignore := []string{cfg.Journal.Path, cfg.Journal.Path + "-wal", cfg.Journal.Path + "-shm", cfg.Journal.Path + "-journal"}
+	if cfg.Log.File != "" {
+		ignore = append(ignore, cfg.Log.File, filepath.Dir(cfg.Log.File)+string(filepath.Separator)+strings.TrimSuffix(filepath.Base(cfg.Log.File), filepath.Ext(cfg.Log.File))+"-")
+	}
+	for _, t := range cfg.Target {
+		if t.Type == "fs" {
+			ignore = append(ignore, t.Path)
+		}
+	}
+	for _, w := range cfg.Watch {
+		wa, err := watcher.New(watcher.Options{
+			Root:           w.Path,
+			Settle:         time.Duration(w.Settle),
+			Recursive:      *w.Recursive,
+			Include:        w.Include,
+			Exclude:        w.Exclude,
+			RescanInterval: time.Duration(w.RescanInterval),
+			Ignore:         append([]string(nil), ignore...),
+			Known:          d.known,
+			Logger:         log,
+		})
+		if err != nil {
+			j.Close()
+			return nil, err
+		}
+		d.watchers = append(d.watchers, wa)
+		d.targets[wa.Root()] = cfg.Target[w.Target]
+	}
+	return d, nil
+}
+
+func newSink(t TargetConfig) (sink.Sink, error) {
+	switch t.Type {
+	case "fs":
+		return fssink.New(t.Path)
+	case "s3":
+		return s3sink.New(s3sink.Options{
+			Endpoint:  t.Endpoint,
+			Region:    t.Region,
+			Bucket:    t.Bucket,
+			AccessKey: t.accessKey.Reveal(),
+			SecretKey: t.secretKey.Reveal(),
+		})
+	}
+	return nil, fmt.Errorf("unknown target type %q", t.Type)
+}
+
+func (d *daemon) close() {
+	if err := d.j.Close(); err != nil {
+		d.log.Error("closing the journal", "error", err.Error())
+	}
+}
+
+func fileVersion(f watcher.File) journal.Version {
+	return journal.Version{Size: f.Stat.Size, MtimeNS: f.Stat.ModTime.UnixNano(), FileID: f.Stat.ID.String()}
+}
+
+func (d *daemon) known(ctx context.Context, f watcher.File) (bool, error) {
+	return d.j.Known(ctx, f.Root, f.RelPath, fileVersion(f))
+}
+
+func (d *daemon) targetName(root string) string {
+	for _, w := range d.cfg.Watch {
+		if filepath.Clean(w.Path) == root {
+			return w.Target
+		}
+	}
+	return ""
+}
+
+// record journals a settled file and nudges the uploader.
+func (d *daemon) record(ctx context.Context, f watcher.File) error {
+	t := d.targets[f.Root]
+	s := journal.Settled{
+		Watch: f.Root, RelPath: f.RelPath, Target: d.targetName(f.Root),
+		BatchID: uploader.BatchID(f.RelPath), Version: fileVersion(f), Signal: f.Signal,
+	}
+	key, err := uploader.ObjectKey(t.Prefix, f.RelPath)
+	if err != nil {
+		s.Invalid = err.Error()
+	}
+	s.Key = key
+	out, err := d.j.RecordSettled(ctx, s)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	switch {
+	case s.Invalid != "":
+		d.log.Error("file cannot be stored under its name", "path", f.RelPath, "batch_id", s.BatchID, "error", s.Invalid)
+	case out != journal.Unchanged:
+		d.log.Info("settled", "path", f.RelPath, "batch_id", s.BatchID, "size", f.Stat.Size, "signal", f.Signal, "new_version", out == journal.Requeued)
+		d.up.Notify()
+	}
+	return nil
+}
+
+// run starts the watchers and the uploader and waits until ctx ends or,
+// with once, until the work that was there at start is done.
+func (d *daemon) run(ctx context.Context, once bool) (onceResult, error) {
+	if n, err := d.j.Recover(ctx); err != nil {
+		return onceResult{}, fmt.Errorf("journal: %w", err)
+	} else if n > 0 {
+		d.log.Info("resuming files that were being uploaded when ferry last stopped", "files", n)
+	}
+	roots := make([]string, len(d.watchers))
+	for i, w := range d.watchers {
+		roots[i] = w.Root()
+	}
+	d.log.Info("ferry started", "version", versionString(), "config", d.cfg.file, "config_sha256", d.cfg.sum,
+		"journal", d.cfg.Journal.Path, "schema_version", journal.SchemaVersion(), "watches", roots, "once", once)
+
+	wctx, cancelWatch := context.WithCancel(ctx)
+	defer cancelWatch()
+	errc := make(chan error, len(d.watchers)+1)
+	var wg sync.WaitGroup
+	for _, w := range d.watchers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if once {
+				err = w.Once(wctx, d.record)
+			} else {
+				err = w.Run(wctx, d.record)
+			}
+			if err != nil {
+				errc <- fmt.Errorf("watch %s: %w", w.Root(), err)
+			}
+		}()
+	}
+	uctx, cancelUp := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelUp()
+	upDone := make(chan error, 1)
+	if once {
+		go func() { wg.Wait(); d.up.InputDone() }()
+	}
+	go func() { upDone <- d.up.Run(uctx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		d.log.Info("stopping: finishing or abandoning in-flight uploads", "timeout", stopTimeout.String())
+	case runErr = <-errc:
+	case err := <-upDone:
+		upDone <- err
+	}
+	cancelWatch()
+	// Give in-flight parts a moment, then cancel them: their files stay
+	// queued in the journal.
+	stopTimer := time.AfterFunc(func() time.Duration {
+		if ctx.Err() != nil || runErr != nil {
+			return stopTimeout
+		}
+		return 0
+	}(), cancelUp)
+	defer stopTimer.Stop()
+	if ctx.Err() != nil || runErr != nil {
+		cancelUp()
+	}
+	if err := <-upDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	wg.Wait()
+	d.log.Info("ferry stopped", "uploaded_files", d.up.Stats.Uploaded.Load(), "uploaded_bytes", d.up.Stats.Bytes.Load(), "failed_files", d.up.Stats.Failed.Load())
+	if runErr != nil {
+		return onceResult{}, runErr
+	}
+	if !once {
+		return onceResult{}, nil
+	}
+	if ctx.Err() != nil {
+		return onceResult{}, errors.New("interrupted before the work was done")
+	}
+	return d.onceResult(context.Background(), roots)
+}
+
+type onceResult struct {
+	uploaded int
+	bytes    int64
+	pending  []journal.FileRow // not uploaded: queued, failed, changed
+}
+
+func (d *daemon) onceResult(ctx context.Context, roots []string) (onceResult, error) {
+	res := onceResult{uploaded: int(d.up.Stats.Uploaded.Load()), bytes: d.up.Stats.Bytes.Load()}
+	rows, err := d.j.Files(ctx, journal.Queued, journal.Uploading, journal.Failed, journal.Changed)
+	if err != nil {
+		return res, err
+	}
+	for _, r := range rows {
+		for _, root := range roots {
+			if r.Watch == root {
+				res.pending = append(res.pending, r)
+			}
+		}
+	}
+	return res, nil
+}
+
+func reportOnce(w io.Writer, r onceResult) int {
+	fmt.Fprintf(w, "uploaded %d files (%d bytes)\n", r.uploaded, r.bytes)
+	if len(r.pending) == 0 {
+		return exitOK
+	}
+	sort.Slice(r.pending, func(a, b int) bool { return r.pending[a].RelPath < r.pending[b].RelPath })
+	fmt.Fprintf(w, "%d files not uploaded:\n", len(r.pending))
+	for _, f := range r.pending {
+		msg := f.Error
+		if msg == "" {
+			msg = "waiting"
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\n", f.State, filepath.Join(f.Watch, filepath.FromSlash(f.RelPath)), msg)
+	}
+	return exitFailed
+}

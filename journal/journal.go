@@ -1,0 +1,497 @@
+// Package journal is ferry's durable memory and its work queue: a SQLite
+// database (WAL, synchronous=FULL, one writer connection) that records every
+// file version ferry has taken on and every step of its upload, so that a
+// reboot, a crash or a week without network loses nothing and sends nothing
+// twice.
+//
+// Promises:
+//   - A method that changes state returns only after the change is durable
+//     (committed with a full fsync). Callers act on a transition only after
+//     it returned nil.
+//   - Transitions from many goroutines share transactions (group commit):
+//     each caller waits for its own change to be durable, and one failing
+//     change never takes the others in its batch down with it.
+//   - Every transition appends an event to a hash-chained, append-only table.
+package journal
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // driver "sqlite"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// ErrCorrupt is returned by Open when SQLite's integrity check fails.
+var ErrCorrupt = errors.New("journal is corrupt")
+
+// ErrClosed is returned for work submitted after Close.
+var ErrClosed = errors.New("journal is closed")
+
+// Options tunes a Journal. The zero value is the documented default.
+type Options struct {
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// MaxBatch bounds how many transitions share one transaction (default 256).
+	MaxBatch int
+}
+
+// Journal is an open journal. Its methods are safe for concurrent use.
+type Journal struct {
+	path   string
+	w      *sql.DB // the one writer connection, used only by the writer goroutine
+	r      *sql.DB // read-only pool
+	now    func() time.Time
+	max    int
+	ops    chan *op
+	quit   chan struct{}
+	exited chan struct{}
+	once   sync.Once
+
+	// chain is the tail of the event chain; only the writer goroutine
+	// touches it.
+	chain chainTail
+}
+
+type chainTail struct {
+	seq  int64
+	hash string
+}
+
+type op struct {
+	fn   func(*Tx) error
+	done chan error
+}
+
+// Tx is the view of a batch transaction given to one transition.
+type Tx struct {
+	tx    *sql.Tx
+	j     *Journal
+	chain *chainTail
+	now   time.Time
+}
+
+func dsn(path string, readOnly bool) string {
+	v := url.Values{}
+	v.Add("_pragma", "busy_timeout(10000)")
+	v.Add("_pragma", "foreign_keys(1)")
+	if readOnly {
+		v.Add("mode", "ro")
+	} else {
+		v.Add("_pragma", "journal_mode(WAL)")
+		v.Add("_pragma", "synchronous(FULL)")
+		v.Set("_txlock", "immediate")
+	}
+	return "file:" + filepath.ToSlash(path) + "?" + v.Encode()
+}
+
+// Open opens (creating if needed) the journal at path, checks its integrity,
+// applies pending migrations and starts the writer.
+func Open(path string, o Options) (*Journal, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	w, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	j := &Journal{path: path, w: w, now: o.Now, max: o.MaxBatch}
+	if j.now == nil {
+		j.now = time.Now
+	}
+	if j.max <= 0 {
+		j.max = 256
+	}
+	if err := j.check(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := j.migrate(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("journal %s: migrate: %w", path, err)
+	}
+	if err := w.QueryRow(`SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&j.chain.seq, &j.chain.hash); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		w.Close()
+		return nil, fmt.Errorf("journal %s: read chain tail: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	j.r = r
+	j.ops = make(chan *op, 1024)
+	j.quit = make(chan struct{})
+	j.exited = make(chan struct{})
+	go j.writer()
+	return j, nil
+}
+
+// Path is the journal's file name.
+func (j *Journal) Path() string { return j.path }
+
+// check runs SQLite's quick_check: a corrupt journal is never silently reset.
+func (j *Journal) check() error {
+	rows, err := j.w.Query(`PRAGMA quick_check`)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v (the file is not a readable SQLite database; move it aside and rebuild the journal)", ErrCorrupt, j.path, err)
+	}
+	defer rows.Close()
+	var msgs []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrCorrupt, j.path, err)
+		}
+		if s != "ok" {
+			msgs = append(msgs, s)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%w: %s: %v (move it aside and rebuild the journal)", ErrCorrupt, j.path, err)
+	}
+	if len(msgs) > 0 {
+		if len(msgs) > 5 {
+			msgs = append(msgs[:5], "...")
+		}
+		return fmt.Errorf("%w: %s: quick_check: %s (move it aside and rebuild the journal)", ErrCorrupt, j.path, strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+	sum     string
+}
+
+func migrations() ([]migration, error) {
+	ents, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, e := range ents {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name must start with a number and _", e.Name())
+		}
+		b, err := migrationFS.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		s := sha256.Sum256(b)
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b), sum: hex.EncodeToString(s[:])})
+	}
+	sort.Slice(ms, func(a, b int) bool { return ms[a].version < ms[b].version })
+	return ms, nil
+}
+
+// SchemaVersion is the newest migration this build knows.
+func SchemaVersion() int {
+	ms, err := migrations()
+	if err != nil || len(ms) == 0 {
+		return 0
+	}
+	return ms[len(ms)-1].version
+}
+
+func (j *Journal) migrate() error {
+	if _, err := j.w.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT`); err != nil {
+		return err
+	}
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	var cur int
+	if err := j.w.QueryRow(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
+		return err
+	}
+	if len(ms) > 0 && cur > ms[len(ms)-1].version {
+		return fmt.Errorf("journal schema version %d is newer than this ferry understands (%d): use a newer ferry", cur, ms[len(ms)-1].version)
+	}
+	for _, m := range ms {
+		if m.version <= cur {
+			continue
+		}
+		tx, err := j.w.Begin()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(m.sql); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("%s: %w", m.name, err)
+		}
+		if _, err := tx.Exec(`INSERT INTO schema_migrations (version, name, sha256, applied_at) VALUES (?, ?, ?, ?)`,
+			m.version, m.name, m.sum, j.now().UTC().Format(time.RFC3339Nano)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops the writer after the work already submitted and closes the
+// database.
+func (j *Journal) Close() error {
+	j.once.Do(func() { close(j.quit) })
+	<-j.exited
+	return errors.Join(j.r.Close(), j.w.Close())
+}
+
+// do submits fn to run in a group-committed transaction and waits until it
+// is durable. fn must only use tx; it may run in a transaction shared with
+// other callers, inside its own savepoint. Once submitted, the change is
+// committed even if ctx is cancelled meanwhile: ctx bounds only the wait to
+// submit.
+func (j *Journal) do(ctx context.Context, fn func(*Tx) error) error {
+	o := &op{fn: fn, done: make(chan error, 1)}
+	select {
+	case j.ops <- o:
+	case <-j.quit:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-o.done
+}
+
+func (j *Journal) writer() {
+	defer close(j.exited)
+	batch := make([]*op, 0, j.max)
+	for {
+		batch = batch[:0]
+		select {
+		case o := <-j.ops:
+			batch = append(batch, o)
+		case <-j.quit:
+			// Drain what was submitted before Close, then stop.
+			for {
+				select {
+				case o := <-j.ops:
+					batch = append(batch, o)
+					if len(batch) == j.max {
+						j.run(batch)
+						batch = batch[:0]
+					}
+					continue
+				default:
+				}
+				break
+			}
+			if len(batch) > 0 {
+				j.run(batch)
+			}
+			return
+		}
+	fill:
+		for len(batch) < j.max {
+			select {
+			case o := <-j.ops:
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		j.run(batch)
+	}
+}
+
+// run executes a batch in one transaction, each op in its own savepoint.
+func (j *Journal) run(batch []*op) {
+	errs := make([]error, len(batch))
+	fail := func(err error) {
+		for _, o := range batch {
+			o.done <- err
+		}
+	}
+	saved := j.chain
+	tx, err := j.w.Begin()
+	if err != nil {
+		fail(fmt.Errorf("journal: begin: %w", err))
+		return
+	}
+	now := j.now()
+	for i, o := range batch {
+		if _, err := tx.Exec(`SAVEPOINT op`); err != nil {
+			errs[i] = err
+			continue
+		}
+		before := j.chain
+		if err := o.fn(&Tx{tx: tx, j: j, chain: &j.chain, now: now}); err != nil {
+			errs[i] = err
+		}
+		var keep *staleCommit
+		if errs[i] != nil && !errors.As(errs[i], &keep) {
+			j.chain = before
+			if _, rerr := tx.Exec(`ROLLBACK TO op`); rerr != nil {
+				tx.Rollback()
+				j.chain = saved
+				fail(fmt.Errorf("journal: rollback to savepoint: %w", rerr))
+				return
+			}
+		}
+		if _, err := tx.Exec(`RELEASE op`); err != nil {
+			tx.Rollback()
+			j.chain = saved
+			fail(fmt.Errorf("journal: release savepoint: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		j.chain = saved
+		fail(fmt.Errorf("journal: commit: %w", err))
+		return
+	}
+	for i, o := range batch {
+		o.done <- errs[i]
+	}
+}
+
+// Event is one entry of the hash-chained event log.
+type Event struct {
+	Seq           int64
+	Time          time.Time
+	Kind          string
+	FileID        int64 // 0 when none
+	CorrelationID string
+	BatchID       string
+	ChunkSequence int // 0 when none
+	RelPath       string
+	Size          int64 // -1 when none
+	SHA256        string
+	Detail        string
+	PrevHash      string
+	Hash          string
+}
+
+// GenesisHash is the prev_hash of the first event.
+const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// EventHash computes an event's hash: SHA-256 over prev_hash, a newline and
+// the canonical encoding of the other fields (see canonical).
+func EventHash(e Event) string {
+	h := sha256.New()
+	h.Write([]byte(e.PrevHash))
+	h.Write([]byte{'\n'})
+	h.Write(canonical(e))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// canonical encodes an event's fields, in a fixed order, each as
+// name=value followed by a newline, values with strconv.Quote for text,
+// decimal for numbers ("" for absent numbers), and time as RFC 3339 UTC
+// with nanoseconds. The encoding is documented so an auditor can recompute
+// it without ferry.
+func canonical(e Event) []byte {
+	num := func(v int64, present bool) string {
+		if !present {
+			return ""
+		}
+		return strconv.FormatInt(v, 10)
+	}
+	var b strings.Builder
+	field := func(k, v string) { b.WriteString(k); b.WriteByte('='); b.WriteString(v); b.WriteByte('\n') }
+	field("seq", strconv.FormatInt(e.Seq, 10))
+	field("time", strconv.Quote(e.Time.UTC().Format(time.RFC3339Nano)))
+	field("kind", strconv.Quote(e.Kind))
+	field("file_id", num(e.FileID, e.FileID != 0))
+	field("correlation_id", strconv.Quote(e.CorrelationID))
+	field("batch_id", strconv.Quote(e.BatchID))
+	field("chunk_sequence", num(int64(e.ChunkSequence), e.ChunkSequence != 0))
+	field("rel_path", strconv.Quote(e.RelPath))
+	field("size", num(e.Size, e.Size >= 0))
+	field("sha256", strconv.Quote(e.SHA256))
+	field("detail", strconv.Quote(e.Detail))
+	return []byte(b.String())
+}
+
+// event appends e to the chain inside the transaction.
+func (t *Tx) event(e Event) error {
+	e.Seq = t.chain.seq + 1
+	e.Time = t.now
+	e.PrevHash = t.chain.hash
+	if e.PrevHash == "" {
+		e.PrevHash = GenesisHash
+	}
+	e.Hash = EventHash(e)
+	var fileID, chunk, size any
+	if e.FileID != 0 {
+		fileID = e.FileID
+	}
+	if e.ChunkSequence != 0 {
+		chunk = e.ChunkSequence
+	}
+	if e.Size >= 0 {
+		size = e.Size
+	}
+	_, err := t.tx.Exec(`INSERT INTO events (seq, time, kind, file_id, correlation_id, batch_id, chunk_sequence, rel_path, size, sha256, detail, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, e.Time.UTC().Format(time.RFC3339Nano), e.Kind, fileID, e.CorrelationID, e.BatchID, chunk, e.RelPath, size, e.SHA256, e.Detail, e.PrevHash, e.Hash)
+	if err != nil {
+		return fmt.Errorf("append event %s: %w", e.Kind, err)
+	}
+	t.chain.seq, t.chain.hash = e.Seq, e.Hash
+	return nil
+}
+
+// VerifyChain recomputes the event chain from the start and returns the
+// number of events checked, or an error naming the first bad seq.
+func (j *Journal) VerifyChain(ctx context.Context) (int64, error) {
+	rows, err := j.r.QueryContext(ctx, `SELECT seq, time, kind, COALESCE(file_id, 0), correlation_id, batch_id,
+		COALESCE(chunk_sequence, 0), rel_path, COALESCE(size, -1), sha256, detail, prev_hash, hash FROM events ORDER BY seq`)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	prev, want := GenesisHash, int64(1)
+	var n int64
+	for rows.Next() {
+		var e Event
+		var ts string
+		if err := rows.Scan(&e.Seq, &ts, &e.Kind, &e.FileID, &e.CorrelationID, &e.BatchID, &e.ChunkSequence, &e.RelPath, &e.Size, &e.SHA256, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
+			return n, err
+		}
+		if e.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
+			return n, fmt.Errorf("seq %d: bad time %q", e.Seq, ts)
+		}
+		switch {
+		case e.Seq != want:
+			return n, fmt.Errorf("seq %d: expected seq %d (an event was deleted, inserted or reordered)", e.Seq, want)
+		case e.PrevHash != prev:
+			return n, fmt.Errorf("seq %d: prev_hash does not match the previous event's hash", e.Seq)
+		case EventHash(e) != e.Hash:
+			return n, fmt.Errorf("seq %d: hash does not match the event's fields (the event was edited)", e.Seq)
+		}
+		prev, want = e.Hash, want+1
+		n++
+	}
+	return n, rows.Err()
+}

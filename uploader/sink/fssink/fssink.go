@@ -1,0 +1,350 @@
+// Package fssink is the "fs" target: it stores objects as files under a
+// root folder (a local disk or a NAS mount), with the same relative layout
+// as their keys.
+//
+// Every object is written atomically: the bytes go to a temporary file in
+// the destination folder, are fsynced, renamed into place, and the folder is
+// fsynced, so a reader never sees half an object. The object's SHA-256 is
+// kept beside it in a sidecar file named KEY.sha256, in the format of
+// sha256sum ("<hex>  <name>\n"), so `sha256sum -c` verifies an archive
+// without ferry. (A sidecar rather than an extended attribute because SMB
+// and NFS shares and Windows do not carry xattrs reliably.) Consequence: a
+// source file whose name is another's plus ".sha256" collides with that
+// sidecar.
+//
+// Multipart uploads are staged under ROOT/.ferry-uploads/<id>/: the parts
+// are written at their offsets into one file, each checked against its
+// SHA-256 first, and Complete renames the finished file into place.
+package fssink
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/ferry-data/ferry/uploader/sink"
+)
+
+// UploadsDir is the folder under the root where multipart uploads are staged.
+const UploadsDir = ".ferry-uploads"
+
+// SidecarSuffix is appended to an object's path to name its hash sidecar.
+const SidecarSuffix = ".sha256"
+
+// Sink stores objects under a root folder.
+type Sink struct {
+	root string
+}
+
+var _ sink.Sink = (*Sink)(nil)
+
+// New returns a sink rooted at root, creating the folder if needed.
+func New(root string) (*Sink, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("fs target %s: %w", root, err)
+	}
+	return &Sink{root: root}, nil
+}
+
+// MinPartSize is 1: a folder takes parts of any size.
+func (s *Sink) MinPartSize() int64 { return 1 }
+
+// classify turns an OS error into a sink error: permission problems need a
+// person; anything else (a full disk, a share that went away) may pass.
+func classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return sink.NewPermanent(op, err)
+	}
+	return sink.NewTransient(op, err)
+}
+
+func (s *Sink) path(key string) (string, error) {
+	if key == "" || strings.HasPrefix(key, "/") || path.Clean(key) != key || key == ".." || strings.HasPrefix(key, "../") ||
+		strings.Contains(key, "\\") {
+		return "", sink.NewPermanent("key", fmt.Errorf("key %q is not a clean relative path", key))
+	}
+	first, _, _ := strings.Cut(key, "/")
+	if first == UploadsDir {
+		return "", sink.NewPermanent("key", fmt.Errorf("key %q is inside ferry's staging folder", key))
+	}
+	return filepath.Join(s.root, filepath.FromSlash(key)), nil
+}
+
+func checkSum(op string, body []byte, want sink.Digest) error {
+	if got := sink.Digest(sha256.Sum256(body)); got != want {
+		return &sink.Error{Class: sink.Permanent, Op: op, Code: "BadDigest",
+			Err: fmt.Errorf("%w: received %s, expected %s", sink.ErrChecksum, got.Hex(), want.Hex())}
+	}
+	return nil
+}
+
+// Put writes body under key atomically, with its hash sidecar.
+func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest) error {
+	p, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	if err := checkSum("Put", body, sum); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return sink.NewTransient("Put", err)
+	}
+	if err := writeAtomic(p, body); err != nil {
+		return classify("Put", err)
+	}
+	return classify("Put", writeSidecar(p, sum.Hex()))
+}
+
+func writeSidecar(p, hexSum string) error {
+	return writeAtomic(p+SidecarSuffix, []byte(hexSum+"  "+filepath.Base(p)+"\n"))
+}
+
+// writeAtomic writes data to a temporary file beside p, fsyncs it, renames
+// it over p and fsyncs the folder.
+func writeAtomic(p string, data []byte) error {
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".ferry-tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
+func (s *Sink) uploadDir(uploadID string) (string, error) {
+	if len(uploadID) != 32 || strings.Trim(uploadID, "0123456789abcdef") != "" {
+		return "", sink.NewPermanent("upload", fmt.Errorf("invalid upload id %q", uploadID))
+	}
+	return filepath.Join(s.root, UploadsDir, uploadID), nil
+}
+
+// CreateMultipart stages a new upload.
+func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64, sum sink.Digest) (string, error) {
+	if _, err := s.path(key); err != nil {
+		return "", err
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	dir, _ := s.uploadDir(id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", classify("CreateMultipart", err)
+	}
+	meta := fmt.Sprintf("key=%s\nsize=%d\nsha256=%s\n", strconv.Quote(key), size, sum.Hex())
+	if err := writeAtomic(filepath.Join(dir, "meta"), []byte(meta)); err != nil {
+		return "", classify("CreateMultipart", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return "", classify("CreateMultipart", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", classify("CreateMultipart", err)
+	}
+	return id, nil
+}
+
+type upload struct {
+	key    string
+	size   int64
+	sha256 string
+}
+
+func readMeta(dir string) (upload, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "meta"))
+	if err != nil {
+		return upload{}, err
+	}
+	var u upload
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), "=")
+		switch k {
+		case "key":
+			u.key, err = strconv.Unquote(v)
+		case "size":
+			u.size, err = strconv.ParseInt(v, 10, 64)
+		case "sha256":
+			u.sha256 = v
+		}
+		if err != nil {
+			return upload{}, fmt.Errorf("%s: bad meta: %w", dir, err)
+		}
+	}
+	return u, nil
+}
+
+func (s *Sink) open(op, key, uploadID string) (string, upload, error) {
+	dir, err := s.uploadDir(uploadID)
+	if err != nil {
+		return "", upload{}, err
+	}
+	u, err := readMeta(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", upload{}, &sink.Error{Class: sink.Permanent, Op: op, Code: "NoSuchUpload", Err: fmt.Errorf("upload %s: %w", uploadID, sink.ErrNotFound)}
+	}
+	if err != nil {
+		return "", upload{}, classify(op, err)
+	}
+	if u.key != key {
+		return "", upload{}, sink.NewPermanent(op, fmt.Errorf("upload %s is for key %q, not %q", uploadID, u.key, key))
+	}
+	return dir, u, nil
+}
+
+// UploadPart checks the part against its hash and writes it at its offset.
+func (s *Sink) UploadPart(ctx context.Context, key, uploadID string, p sink.Part, body []byte) (string, error) {
+	dir, u, err := s.open("UploadPart", key, uploadID)
+	if err != nil {
+		return "", err
+	}
+	if int64(len(body)) != p.Size || p.Offset < 0 || p.Offset+p.Size > u.size || p.Number < 1 {
+		return "", sink.NewPermanent("UploadPart", fmt.Errorf("part %d (offset %d, %d bytes, body %d) does not fit an object of %d bytes",
+			p.Number, p.Offset, p.Size, len(body), u.size))
+	}
+	if err := checkSum("UploadPart", body, p.SHA256); err != nil {
+		return "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return "", sink.NewTransient("UploadPart", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY, 0)
+	if err != nil {
+		return "", classify("UploadPart", err)
+	}
+	_, err = f.WriteAt(body, p.Offset)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", classify("UploadPart", err)
+	}
+	etag := p.SHA256.Hex()
+	rec := fmt.Sprintf("%d %d %s\n", p.Offset, p.Size, etag)
+	if err := writeAtomic(filepath.Join(dir, fmt.Sprintf("part-%05d", p.Number)), []byte(rec)); err != nil {
+		return "", classify("UploadPart", err)
+	}
+	return etag, nil
+}
+
+// CompleteMultipart checks that the parts were all received and cover the
+// object, then moves it into place.
+func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, parts []sink.Part) error {
+	dir, u, err := s.open("CompleteMultipart", key, uploadID)
+	if err != nil {
+		return err
+	}
+	final, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	var next int64
+	for i, p := range parts {
+		if p.Number != i+1 || p.Offset != next {
+			return sink.NewPermanent("CompleteMultipart", fmt.Errorf("part %d at offset %d out of order (expected part %d at %d)", p.Number, p.Offset, i+1, next))
+		}
+		rec, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("part-%05d", p.Number)))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return sink.NewPermanent("CompleteMultipart", fmt.Errorf("part %d was never uploaded", p.Number))
+			}
+			return classify("CompleteMultipart", err)
+		}
+		if want := fmt.Sprintf("%d %d %s\n", p.Offset, p.Size, p.ETag); string(rec) != want {
+			return sink.NewPermanent("CompleteMultipart", fmt.Errorf("part %d: stored as %q, completing with %q", p.Number, strings.TrimSpace(string(rec)), strings.TrimSpace(want)))
+		}
+		next += p.Size
+	}
+	if next != u.size {
+		return sink.NewPermanent("CompleteMultipart", fmt.Errorf("parts cover %d bytes of %d", next, u.size))
+	}
+	if err := ctx.Err(); err != nil {
+		return sink.NewTransient("CompleteMultipart", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return classify("CompleteMultipart", err)
+	}
+	if err := os.Rename(filepath.Join(dir, "data"), final); err != nil {
+		return classify("CompleteMultipart", err)
+	}
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		return classify("CompleteMultipart", err)
+	}
+	if err := writeSidecar(final, u.sha256); err != nil {
+		return classify("CompleteMultipart", err)
+	}
+	return classify("CompleteMultipart", os.RemoveAll(dir))
+}
+
+// AbortMultipart discards a staged upload; an unknown one is no error.
+func (s *Sink) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	dir, err := s.uploadDir(uploadID)
+	if err != nil {
+		return nil // not an id this sink made: there is nothing to discard
+	}
+	return classify("AbortMultipart", os.RemoveAll(dir))
+}
+
+// Stat reports the object's size and the hash in its sidecar.
+func (s *Sink) Stat(ctx context.Context, key string) (sink.Info, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return sink.Info{}, err
+	}
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return sink.Info{}, fmt.Errorf("%s: %w", key, sink.ErrNotFound)
+	}
+	if err != nil {
+		return sink.Info{}, classify("Stat", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return sink.Info{}, sink.NewPermanent("Stat", fmt.Errorf("%s is not a regular file", p))
+	}
+	info := sink.Info{Size: fi.Size()}
+	b, err := os.ReadFile(p + SidecarSuffix)
+	switch {
+	case err == nil:
+		if h, _, ok := strings.Cut(string(b), " "); ok {
+			info.SHA256 = strings.ToLower(h)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return sink.Info{}, classify("Stat", err)
+	}
+	return info, nil
+}

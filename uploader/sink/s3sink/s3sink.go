@@ -1,0 +1,413 @@
+// Package s3sink is the S3 implementation of sink.Sink, for Amazon S3 and
+// S3-compatible object stores (path-style addressing, SigV4).
+//
+// Every object carries its whole-object SHA-256 as user metadata "sha256"
+// (lowercase hex), since a multipart upload's S3 checksum is composite. Each
+// request sends the SHA-256 of its body twice over: as x-amz-checksum-sha256
+// (checked by the server against the bytes stored) and as the SigV4 payload
+// hash. Both come from the digests the caller already computed, so the SDK
+// never hashes a body itself.
+//
+// The client makes exactly one attempt per call (aws.NopRetryer) and every
+// failure is returned as a *sink.Error classified as transient or permanent;
+// see the sink package for the retry contract.
+package s3sink
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/ferry-data/ferry/uploader/sink"
+)
+
+// MinPartSize is the smallest part S3 accepts, except for the last part of
+// an upload.
+const MinPartSize = 5 << 20
+
+// MaxKeyLen is the longest object key S3 accepts, in bytes of UTF-8.
+const MaxKeyLen = 1024
+
+// MetaSHA256 is the user-metadata key (x-amz-meta-sha256) that holds an
+// object's whole-object SHA-256 in lowercase hex.
+const MetaSHA256 = "sha256"
+
+// DefaultMaxConns is the connection limit per host used when Options.MaxConns
+// is 0 and Options.HTTPClient is nil.
+const DefaultMaxConns = 16
+
+// ErrInvalidKey is matched (errors.Is) by the permanent error returned for a
+// key that S3 cannot store: empty, longer than MaxKeyLen bytes, or not valid
+// UTF-8. No request is sent for such a key.
+var ErrInvalidKey = errors.New("invalid object key")
+
+// Options configures a Sink.
+type Options struct {
+	// Endpoint is the base URL of the S3 service, e.g.
+	// "https://s3.eu-central-1.amazonaws.com" or "http://127.0.0.1:7070".
+	// Buckets are addressed path-style (Endpoint/Bucket/Key).
+	Endpoint string
+	// Region is the SigV4 signing region; "us-east-1" when empty.
+	Region string
+	// Bucket receives the objects. It must exist.
+	Bucket string
+	// AccessKey and SecretKey are the static credentials to sign with.
+	AccessKey string
+	SecretKey string
+	// HTTPClient sends the requests. When nil, a client with a dedicated
+	// transport (connect, TLS and response-header timeouts, a pool of
+	// MaxConns connections) is used. Cancellation and overall deadlines come
+	// from each call's context.
+	HTTPClient *http.Client
+	// MaxConns limits the connections of the default transport to the
+	// endpoint; 0 means DefaultMaxConns. Ignored when HTTPClient is set.
+	MaxConns int
+}
+
+// Sink stores objects in one S3 bucket. It is safe for concurrent use.
+type Sink struct {
+	client *s3.Client
+	bucket string
+}
+
+var _ sink.Sink = (*Sink)(nil)
+
+// New returns a Sink for opts. It sends no request: a missing bucket or bad
+// credentials show up as permanent errors of the first call.
+func New(opts Options) (*Sink, error) {
+	u, err := url.Parse(opts.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("s3sink: endpoint: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("s3sink: endpoint %q: want http(s)://host[:port]", opts.Endpoint)
+	}
+	if opts.Bucket == "" {
+		return nil, errors.New("s3sink: no bucket")
+	}
+	if opts.AccessKey == "" || opts.SecretKey == "" {
+		return nil, errors.New("s3sink: access key and secret key are required")
+	}
+	if opts.MaxConns < 0 {
+		return nil, fmt.Errorf("s3sink: MaxConns %d < 0", opts.MaxConns)
+	}
+	region := opts.Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		n := opts.MaxConns
+		if n == 0 {
+			n = DefaultMaxConns
+		}
+		hc = &http.Client{Transport: newTransport(n)}
+	}
+	return &Sink{
+		client: newClient(opts.Endpoint, region, opts.AccessKey, opts.SecretKey, hc),
+		bucket: opts.Bucket,
+	}, nil
+}
+
+// newClient returns an S3 client set up the way ferry talks to S3: static
+// credentials, path-style addressing, no SDK retries, and checksums only where
+// an operation requires them (no CRC32 trailers, which many S3-compatible
+// servers reject). hc may be nil for the SDK's default HTTP client.
+func newClient(endpoint, region, accessKey, secretKey string, hc *http.Client) *s3.Client {
+	o := s3.Options{
+		BaseEndpoint:               aws.String(endpoint),
+		Region:                     region,
+		Credentials:                staticCredentials{accessKey, secretKey},
+		UsePathStyle:               true,
+		Retryer:                    aws.NopRetryer{},
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	}
+	if hc != nil {
+		o.HTTPClient = hc
+	}
+	return s3.New(o)
+}
+
+// newTransport returns the HTTP transport New uses by default, with at most
+// maxConns connections per host.
+func newTransport(maxConns int) *http.Transport {
+	return &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   30 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          maxConns,
+		MaxIdleConnsPerHost:   maxConns,
+		MaxConnsPerHost:       maxConns,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ExpectContinueTimeout: 2 * time.Second,
+		// Time from the end of the request body to the response headers.
+		// CompleteMultipartUpload of a large object can take a while.
+		ResponseHeaderTimeout: 5 * time.Minute,
+	}
+}
+
+// staticCredentials is an aws.CredentialsProvider with fixed keys.
+type staticCredentials struct{ accessKey, secretKey string }
+
+func (c staticCredentials) Retrieve(context.Context) (aws.Credentials, error) {
+	return aws.Credentials{AccessKeyID: c.accessKey, SecretAccessKey: c.secretKey, Source: "s3sink"}, nil
+}
+
+// Bucket returns the bucket the sink writes to.
+func (s *Sink) Bucket() string { return s.bucket }
+
+// MinPartSize implements sink.Sink: 5 MiB.
+func (s *Sink) MinPartSize() int64 { return MinPartSize }
+
+// Put implements sink.Sink with one PutObject.
+func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest) error {
+	const op = "Put"
+	if err := checkKey(op, key); err != nil {
+		return err
+	}
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:         aws.String(s.bucket),
+		Key:            aws.String(key),
+		Body:           bytes.NewReader(body),
+		ContentLength:  aws.Int64(int64(len(body))),
+		ChecksumSHA256: aws.String(b64(sum)),
+		Metadata:       map[string]string{MetaSHA256: sum.Hex()},
+	}, withPayloadHash(sum))
+	return classify(ctx, op, err)
+}
+
+// CreateMultipart implements sink.Sink with CreateMultipartUpload (checksum
+// algorithm SHA256). size is not sent: S3 learns it from the parts.
+func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64, sum sink.Digest) (string, error) {
+	const op = "CreateMultipart"
+	if err := checkKey(op, key); err != nil {
+		return "", err
+	}
+	if size < 0 {
+		return "", sink.NewPermanent(op, fmt.Errorf("negative size %d", size))
+	}
+	out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:            aws.String(s.bucket),
+		Key:               aws.String(key),
+		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		Metadata:          map[string]string{MetaSHA256: sum.Hex()},
+	})
+	if err != nil {
+		return "", classify(ctx, op, err)
+	}
+	id := aws.ToString(out.UploadId)
+	if id == "" {
+		return "", sink.NewTransient(op, errors.New("server returned no UploadId"))
+	}
+	return id, nil
+}
+
+// UploadPart implements sink.Sink.
+func (s *Sink) UploadPart(ctx context.Context, key, uploadID string, p sink.Part, body []byte) (string, error) {
+	const op = "UploadPart"
+	if err := checkKey(op, key); err != nil {
+		return "", err
+	}
+	if err := checkUploadID(op, uploadID); err != nil {
+		return "", err
+	}
+	if err := checkPartNumber(op, p.Number); err != nil {
+		return "", err
+	}
+	if int64(len(body)) != p.Size {
+		return "", sink.NewPermanent(op, fmt.Errorf("part %d: body has %d bytes, part size is %d", p.Number, len(body), p.Size))
+	}
+	out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket:         aws.String(s.bucket),
+		Key:            aws.String(key),
+		UploadId:       aws.String(uploadID),
+		PartNumber:     aws.Int32(int32(p.Number)),
+		Body:           bytes.NewReader(body),
+		ContentLength:  aws.Int64(p.Size),
+		ChecksumSHA256: aws.String(b64(p.SHA256)),
+	}, withPayloadHash(p.SHA256))
+	if err != nil {
+		return "", classify(ctx, op, err)
+	}
+	etag := aws.ToString(out.ETag)
+	if etag == "" {
+		return "", sink.NewTransient(op, fmt.Errorf("part %d: server returned no ETag", p.Number))
+	}
+	return etag, nil
+}
+
+// CompleteMultipart implements sink.Sink. Each part is sent with its number,
+// ETag and SHA-256.
+func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, parts []sink.Part) error {
+	const op = "CompleteMultipart"
+	if err := checkKey(op, key); err != nil {
+		return err
+	}
+	if err := checkUploadID(op, uploadID); err != nil {
+		return err
+	}
+	if len(parts) == 0 {
+		return sink.NewPermanent(op, errors.New("no parts"))
+	}
+	cps := make([]types.CompletedPart, len(parts))
+	for i, p := range parts {
+		if err := checkPartNumber(op, p.Number); err != nil {
+			return err
+		}
+		if p.ETag == "" {
+			return sink.NewPermanent(op, fmt.Errorf("part %d has no ETag", p.Number))
+		}
+		cps[i] = types.CompletedPart{
+			PartNumber:     aws.Int32(int32(p.Number)),
+			ETag:           aws.String(p.ETag),
+			ChecksumSHA256: aws.String(b64(p.SHA256)),
+		}
+	}
+	_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(s.bucket),
+		Key:             aws.String(key),
+		UploadId:        aws.String(uploadID),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: cps},
+	})
+	return classify(ctx, op, err)
+}
+
+// AbortMultipart implements sink.Sink. NoSuchUpload is success.
+func (s *Sink) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	const op = "AbortMultipart"
+	if err := checkKey(op, key); err != nil {
+		return err
+	}
+	if err := checkUploadID(op, uploadID); err != nil {
+		return err
+	}
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket:   aws.String(s.bucket),
+		Key:      aws.String(key),
+		UploadId: aws.String(uploadID),
+	})
+	if err == nil {
+		return nil
+	}
+	cerr := classify(ctx, op, err)
+	if errorCode(cerr) == "NoSuchUpload" {
+		return nil
+	}
+	return cerr
+}
+
+// Stat implements sink.Sink with HeadObject. SHA256 is the "sha256" user
+// metadata, "" when the object has none (e.g. not written by ferry).
+func (s *Sink) Stat(ctx context.Context, key string) (sink.Info, error) {
+	const op = "Stat"
+	if err := checkKey(op, key); err != nil {
+		return sink.Info{}, err
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(key),
+	})
+	if err != nil {
+		return sink.Info{}, classify(ctx, op, err)
+	}
+	return sink.Info{
+		Size:   aws.ToInt64(out.ContentLength),
+		SHA256: metaSHA256(out.Metadata),
+	}, nil
+}
+
+// metaSHA256 returns the sha256 user metadata in lowercase hex, or "" when
+// it is missing or malformed.
+func metaSHA256(md map[string]string) string {
+	v, ok := md[MetaSHA256]
+	if !ok {
+		// The SDK lower-cases header names; a server might not.
+		for k, vv := range md {
+			if len(k) == len(MetaSHA256) && http.CanonicalHeaderKey(k) == http.CanonicalHeaderKey(MetaSHA256) {
+				v, ok = vv, true
+				break
+			}
+		}
+	}
+	if !ok {
+		return ""
+	}
+	d, err := sink.ParseDigest(v)
+	if err != nil {
+		return ""
+	}
+	return d.Hex()
+}
+
+func b64(d sink.Digest) string { return base64.StdEncoding.EncodeToString(d[:]) }
+
+// withPayloadHash makes the SigV4 signer use the known SHA-256 of the body
+// as the payload hash instead of reading the body to compute it (over plain
+// http) or sending UNSIGNED-PAYLOAD (over https). The SDK's payload-hash
+// middleware skips its work when the hash is already set.
+func withPayloadHash(d sink.Digest) func(*s3.Options) {
+	h := d.Hex()
+	return func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			return st.Initialize.Add(middleware.InitializeMiddlewareFunc("ferry:KnownPayloadHash",
+				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (
+					middleware.InitializeOutput, middleware.Metadata, error,
+				) {
+					return next.HandleInitialize(v4.SetPayloadHash(ctx, h), in)
+				}), middleware.After)
+		})
+	}
+}
+
+func checkKey(op, key string) error {
+	var why string
+	switch {
+	case key == "":
+		why = "empty"
+	case len(key) > MaxKeyLen:
+		why = fmt.Sprintf("%d bytes, more than %d", len(key), MaxKeyLen)
+	case !utf8.ValidString(key):
+		why = "not valid UTF-8"
+	default:
+		return nil
+	}
+	return sink.NewPermanent(op, fmt.Errorf("%w %q: %s", ErrInvalidKey, truncate(key, 64), why))
+}
+
+func checkUploadID(op, id string) error {
+	if id == "" {
+		return sink.NewPermanent(op, errors.New("empty upload id"))
+	}
+	return nil
+}
+
+func checkPartNumber(op string, n int) error {
+	if n < 1 || n > 10000 {
+		return sink.NewPermanent(op, fmt.Errorf("part number %d outside 1..10000", n))
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

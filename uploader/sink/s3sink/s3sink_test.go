@@ -1,0 +1,219 @@
+package s3sink
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/ferry-data/ferry/internal/testsrv"
+	"github.com/ferry-data/ferry/uploader/sink"
+	"github.com/ferry-data/ferry/uploader/sink/sinktest"
+)
+
+// newServer starts versitygw with one bucket and returns it with a sink on
+// that bucket.
+func newServer(t *testing.T) (*testsrv.S3, *Sink) {
+	t.Helper()
+	srv := testsrv.StartS3(t)
+	srv.CreateBucket(t, "ferry")
+	return srv, newSinkFor(t, srv, "ferry")
+}
+
+func newSinkFor(t *testing.T, srv *testsrv.S3, bucket string) *Sink {
+	t.Helper()
+	s, err := New(Options{
+		Endpoint:  srv.Endpoint,
+		Region:    srv.Region,
+		Bucket:    bucket,
+		AccessKey: srv.AccessKey,
+		SecretKey: srv.SecretKey,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+// getObject reads key from bucket through the server's own client.
+func getObject(t *testing.T, srv *testsrv.S3, bucket, key string) []byte {
+	t.Helper()
+	out, err := srv.Client().GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("GetObject(%q): %v", key, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatalf("GetObject(%q): reading body: %v", key, err)
+	}
+	return b
+}
+
+func TestConformance(t *testing.T) {
+	srv, s := newServer(t) // one server and bucket for all subtests: keys are fresh
+	sinktest.Run(t, sinktest.Harness{
+		New: func(t *testing.T) sink.Sink { return s },
+		Read: func(t *testing.T, s sink.Sink, key string) []byte {
+			t.Helper()
+			return getObject(t, srv, s.(*Sink).Bucket(), key)
+		},
+	})
+}
+
+// TestVersitygwChecksumErrors pins down how the server reports a wrong
+// SHA-256: with the sink, whose SigV4 payload hash is the caller's digest,
+// the signature check fails first (XAmzContentSHA256Mismatch); with a client
+// that hashes the body itself, the x-amz-checksum-sha256 check fails
+// (BadDigest). Both are permanent checksum errors.
+func TestVersitygwChecksumErrors(t *testing.T) {
+	srv, s := newServer(t)
+	ctx := t.Context()
+	body := []byte("some bytes")
+	wrong := sink.Digest(sha256.Sum256([]byte("other bytes")))
+
+	assertChecksum := func(what string, err error, code string) {
+		t.Helper()
+		var e *sink.Error
+		if !errors.As(err, &e) || e.Class != sink.Permanent || e.Status != 400 || e.Code != code || !errors.Is(err, sink.ErrChecksum) {
+			t.Errorf("%s: %v; want permanent HTTP 400 %s matching sink.ErrChecksum", what, err, code)
+		}
+	}
+	assertChecksum("sink Put", s.Put(ctx, "a", body, wrong), "XAmzContentSHA256Mismatch")
+
+	_, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{
+		Bucket:         aws.String("ferry"),
+		Key:            aws.String("b"),
+		Body:           bytes.NewReader(body),
+		ChecksumSHA256: aws.String(b64(wrong)),
+	})
+	assertChecksum("PutObject with a wrong x-amz-checksum-sha256", classify(ctx, "Put", err), "BadDigest")
+
+	id, err := s.CreateMultipart(ctx, "c", int64(len(body)), sha256.Sum256(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.UploadPart(ctx, "c", id, sink.Part{Number: 1, Size: int64(len(body)), SHA256: wrong}, body)
+	assertChecksum("sink UploadPart", err, "XAmzContentSHA256Mismatch")
+	_, err = srv.Client().UploadPart(ctx, &s3.UploadPartInput{
+		Bucket:         aws.String("ferry"),
+		Key:            aws.String("c"),
+		UploadId:       aws.String(id),
+		PartNumber:     aws.Int32(1),
+		Body:           bytes.NewReader(body),
+		ChecksumSHA256: aws.String(b64(wrong)),
+	})
+	assertChecksum("UploadPart with a wrong x-amz-checksum-sha256", classify(ctx, "UploadPart", err), "BadDigest")
+
+	parts, err := srv.Client().ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("ferry"), Key: aws.String("c"), UploadId: aws.String(id)})
+	if err != nil {
+		t.Fatalf("ListParts: %v", err)
+	}
+	if len(parts.Parts) != 0 {
+		t.Errorf("rejected parts were stored: %d parts", len(parts.Parts))
+	}
+	if err := s.AbortMultipart(ctx, "c", id); err != nil {
+		t.Fatalf("AbortMultipart: %v", err)
+	}
+}
+
+func TestVersitygwMultipartLeavesNoUploads(t *testing.T) {
+	srv, s := newServer(t)
+	ctx := t.Context()
+	c := srv.Client()
+	body := bytes.Repeat([]byte("ferry"), 1000)
+	sum := sink.Digest(sha256.Sum256(body))
+
+	done, err := s.CreateMultipart(ctx, "done.bin", int64(len(body)), sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := sink.Part{Number: 1, Size: int64(len(body)), SHA256: sum}
+	if p.ETag, err = s.UploadPart(ctx, "done.bin", done, p, body); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CompleteMultipart(ctx, "done.bin", done, []sink.Part{p}); err != nil {
+		t.Fatal(err)
+	}
+	aborted, err := s.CreateMultipart(ctx, "aborted.bin", int64(len(body)), sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AbortMultipart(ctx, "aborted.bin", aborted); err != nil {
+		t.Fatal(err)
+	}
+
+	ups, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("ferry")})
+	if err != nil {
+		t.Fatalf("ListMultipartUploads: %v", err)
+	}
+	for _, u := range ups.Uploads {
+		t.Errorf("upload left behind: key %q id %q", aws.ToString(u.Key), aws.ToString(u.UploadId))
+	}
+	// The whole-object SHA-256 is in the metadata; S3's own checksum of a
+	// multipart object is composite.
+	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("ferry"), Key: aws.String("done.bin"), ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil {
+		t.Fatalf("HeadObject: %v", err)
+	}
+	if head.Metadata[MetaSHA256] != sum.Hex() {
+		t.Errorf("metadata = %v, want sha256=%s", head.Metadata, sum.Hex())
+	}
+	if head.ChecksumType != types.ChecksumTypeComposite {
+		t.Errorf("ChecksumType = %q, want COMPOSITE", head.ChecksumType)
+	}
+}
+
+func TestVersitygwPermanentFailures(t *testing.T) {
+	srv, _ := newServer(t)
+	ctx := t.Context()
+	body := []byte("x")
+	sum := sink.Digest(sha256.Sum256(body))
+
+	err := newSinkFor(t, srv, "no-such-bucket").Put(ctx, "k", body, sum)
+	var e *sink.Error
+	if !errors.As(err, &e) || e.Class != sink.Permanent || e.Status != 404 || e.Code != "NoSuchBucket" {
+		t.Errorf("Put to a missing bucket: %v, want permanent 404 NoSuchBucket", err)
+	}
+
+	bad, err := New(Options{Endpoint: srv.Endpoint, Bucket: "ferry", AccessKey: srv.AccessKey, SecretKey: "wrong"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bad.Put(ctx, "k", body, sum)
+	if !errors.As(err, &e) || e.Class != sink.Permanent || e.Status != 403 {
+		t.Errorf("Put with a wrong secret: %v, want permanent 403", err)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	srv, s := newServer(t)
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Go(func() {
+			body := bytes.Repeat([]byte{byte(i)}, 1000+i)
+			errs <- s.Put(ctx, fmt.Sprintf("c/%d", i), body, sha256.Sum256(body))
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	for i := range 8 {
+		if got := getObject(t, srv, "ferry", fmt.Sprintf("c/%d", i)); len(got) != 1000+i || got[0] != byte(i) {
+			t.Errorf("object %d: %d bytes", i, len(got))
+		}
+	}
+}

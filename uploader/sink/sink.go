@@ -1,0 +1,162 @@
+// Package sink defines what the uploader needs from a storage target: an
+// object store that takes a small object in one request or a large one in
+// numbered parts, tells what it holds under a key, and classifies every
+// failure where it arises as transient (retry later) or permanent (a person
+// must look).
+//
+// Implementations live in the packages below this one (s3sink, fssink,
+// memsink) and each passes the conformance suite in sinktest.
+//
+// Retry contract: a Sink never retries on its own. Every method makes one
+// attempt and returns an error that says whether another attempt can help
+// (see Error). The uploader owns retries, backoff and the circuit breaker.
+package sink
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Digest is a SHA-256 sum.
+type Digest [32]byte
+
+// Hex returns the lowercase hex form used in object metadata and the journal.
+func (d Digest) Hex() string { return hex.EncodeToString(d[:]) }
+
+// ParseDigest parses a lowercase or uppercase hex SHA-256.
+func ParseDigest(s string) (Digest, error) {
+	var d Digest
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(d) {
+		return d, fmt.Errorf("invalid sha256 %q", s)
+	}
+	copy(d[:], b)
+	return d, nil
+}
+
+// Part is one numbered piece of a multipart upload.
+type Part struct {
+	Number int    // 1-based, consecutive
+	Offset int64  // byte offset of the part in the object
+	Size   int64  // bytes in the part
+	SHA256 Digest // of the part's bytes
+	ETag   string // as returned by UploadPart; needed by CompleteMultipart
+}
+
+// Info is what a sink holds under a key.
+type Info struct {
+	Size   int64
+	SHA256 string // lowercase hex of the whole object, "" when the object has none
+}
+
+// Sink stores objects under slash-separated keys.
+type Sink interface {
+	// MinPartSize is the smallest size a part other than the last may have.
+	MinPartSize() int64
+
+	// Put stores body under key in one request. sum is the SHA-256 of body
+	// and is stored with the object (S3: user metadata "sha256"). The sink
+	// sends sum for the server to check the bytes it received.
+	Put(ctx context.Context, key string, body []byte, sum Digest) error
+
+	// CreateMultipart starts an upload of an object of the given size whose
+	// whole-object SHA-256 is sum (stored with the object when complete).
+	CreateMultipart(ctx context.Context, key string, size int64, sum Digest) (uploadID string, err error)
+
+	// UploadPart sends one part. body holds exactly p.Size bytes whose
+	// SHA-256 is p.SHA256. It returns the part's ETag.
+	UploadPart(ctx context.Context, key, uploadID string, p Part, body []byte) (etag string, err error)
+
+	// CompleteMultipart assembles the parts, in order, into the object.
+	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) error
+
+	// AbortMultipart discards an upload and its parts. Aborting an upload
+	// that no longer exists is not an error.
+	AbortMultipart(ctx context.Context, key, uploadID string) error
+
+	// Stat reports what is stored under key, or an error matching
+	// ErrNotFound.
+	Stat(ctx context.Context, key string) (Info, error)
+}
+
+// Class says what a caller should do about a failure.
+type Class int
+
+const (
+	// Transient failures may succeed when tried again later: transport
+	// errors, timeouts, 5xx, 408, 429, throttling.
+	Transient Class = iota + 1
+	// Permanent failures will fail again until a person changes something:
+	// other 4xx, checksum mismatches, invalid keys, missing buckets.
+	Permanent
+)
+
+func (c Class) String() string {
+	switch c {
+	case Transient:
+		return "transient"
+	case Permanent:
+		return "permanent"
+	}
+	return "unknown"
+}
+
+// Error is a classified sink failure.
+type Error struct {
+	Class      Class
+	Op         string        // the sink operation, e.g. "UploadPart"
+	Status     int           // HTTP status when there was one, else 0
+	Code       string        // the server's error code when there was one (e.g. "BadDigest")
+	RetryAfter time.Duration // server-requested pause (Retry-After), 0 when none
+	Err        error
+}
+
+func (e *Error) Error() string {
+	s := e.Op + ": " + e.Class.String()
+	if e.Status != 0 {
+		s += fmt.Sprintf(" (HTTP %d", e.Status)
+		if e.Code != "" {
+			s += " " + e.Code
+		}
+		s += ")"
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// NewTransient wraps err as a transient failure of op.
+func NewTransient(op string, err error) error { return &Error{Class: Transient, Op: op, Err: err} }
+
+// NewPermanent wraps err as a permanent failure of op.
+func NewPermanent(op string, err error) error { return &Error{Class: Permanent, Op: op, Err: err} }
+
+// ErrNotFound is matched (errors.Is) by Stat's error when no object exists.
+var ErrNotFound = errors.New("object not found")
+
+// ErrChecksum is matched when a server rejects bytes whose checksum does not
+// match the one sent (S3 BadDigest). It is permanent for that attempt.
+var ErrChecksum = errors.New("checksum mismatch")
+
+// IsPermanent reports whether err is a classified permanent failure.
+// Unclassified errors are treated as transient: retrying an unknown failure
+// later is safe, dropping work is not.
+func IsPermanent(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Class == Permanent
+}
+
+// RetryAfter returns the server-requested pause carried by err, if any.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}

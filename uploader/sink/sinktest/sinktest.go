@@ -1,0 +1,310 @@
+// Package sinktest is the conformance suite every sink.Sink implementation
+// runs from its own tests:
+//
+//	func TestConformance(t *testing.T) {
+//		sinktest.Run(t, sinktest.Harness{New: ..., Read: ...})
+//	}
+//
+// Each subtest works on fresh, random keys, so a Harness may hand out the same
+// underlying store to several subtests.
+package sinktest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ferry-data/ferry/uploader/sink"
+)
+
+// opTimeout bounds each sink call so that a hung sink fails its subtest
+// instead of the whole test binary.
+const opTimeout = 2 * time.Minute
+
+// Harness adapts a sink implementation to the suite.
+type Harness struct {
+	// New returns a sink for one subtest, failing t if it cannot. Cleanup
+	// belongs in t.Cleanup.
+	New func(t *testing.T) sink.Sink
+	// Read returns the bytes stored under key in s (a sink returned by
+	// New), failing t if there is no such object.
+	Read func(t *testing.T, s sink.Sink, key string) []byte
+}
+
+// Run runs the conformance suite as subtests of t.
+func Run(t *testing.T, h Harness) {
+	if h.New == nil || h.Read == nil {
+		t.Fatal("sinktest: Harness needs New and Read")
+	}
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, h Harness)
+	}{
+		{"PutThenStat", testPutThenStat},
+		{"PutEmpty", testPutEmpty},
+		{"Keys", testKeys},
+		{"Multipart", testMultipart},
+		{"StatMissing", testStatMissing},
+		{"AbortMultipart", testAbortMultipart},
+		{"AbortUnknownUpload", testAbortUnknownUpload},
+		{"PutWrongDigest", testPutWrongDigest},
+		{"UploadPartWrongDigest", testUploadPartWrongDigest},
+		{"Overwrite", testOverwrite},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
+	}
+}
+
+func testPutThenStat(t *testing.T, h Harness) {
+	s := h.New(t)
+	key := freshKey(t, "put/object.bin")
+	body := randomBytes(t, 100_003)
+	put(t, s, key, body)
+	checkStored(t, h, s, key, body)
+}
+
+func testPutEmpty(t *testing.T, h Harness) {
+	s := h.New(t)
+	key := freshKey(t, "empty.dat")
+	put(t, s, key, []byte{})
+	checkStored(t, h, s, key, []byte{})
+}
+
+func testKeys(t *testing.T, h Harness) {
+	s := h.New(t)
+	for _, name := range []string{
+		"with space.txt",
+		"run 1/größe ü.tif",
+		"日本/データ.bin",
+		"a/b/c/d/e/f/deep.raw",
+		"punct+plus=eq,comma;semi@at (1)~tilde'q.txt",
+		"dir.with.dots/file-name_with-dashes.tar.gz",
+	} {
+		t.Run(name, func(t *testing.T) {
+			key := freshKey(t, name)
+			body := append([]byte(key), randomBytes(t, 64)...)
+			put(t, s, key, body)
+			checkStored(t, h, s, key, body)
+		})
+	}
+}
+
+func testMultipart(t *testing.T, h Harness) {
+	s := h.New(t)
+	min := max(s.MinPartSize(), 1)
+	key := freshKey(t, "multi/part file.bin")
+	// Three parts of the minimum size and a short last part (short at
+	// least for any sink whose minimum is above 12,345 bytes).
+	parts, body := makeParts(t, min, min, min, 12_345)
+
+	id := createMultipart(t, s, key, body)
+	// Send the parts in reverse: a sink must not depend on arrival order.
+	for i := len(parts) - 1; i >= 0; i-- {
+		parts[i].ETag = uploadPart(t, s, key, id, parts[i], body)
+	}
+	ctx := testContext(t)
+	if err := s.CompleteMultipart(ctx, key, id, parts); err != nil {
+		t.Fatalf("CompleteMultipart(%q): %v", key, err)
+	}
+	checkStored(t, h, s, key, body)
+}
+
+func testStatMissing(t *testing.T, h Harness) {
+	s := h.New(t)
+	key := freshKey(t, "never/written.bin")
+	_, err := s.Stat(testContext(t), key)
+	if !errors.Is(err, sink.ErrNotFound) {
+		t.Fatalf("Stat(missing %q) = %v, want an error matching sink.ErrNotFound", key, err)
+	}
+}
+
+func testAbortMultipart(t *testing.T, h Harness) {
+	s := h.New(t)
+	min := max(s.MinPartSize(), 1)
+	key := freshKey(t, "aborted.bin")
+	parts, body := makeParts(t, min, 10)
+	id := createMultipart(t, s, key, body)
+	parts[0].ETag = uploadPart(t, s, key, id, parts[0], body)
+
+	ctx := testContext(t)
+	if err := s.AbortMultipart(ctx, key, id); err != nil {
+		t.Fatalf("AbortMultipart: %v", err)
+	}
+	if _, err := s.Stat(ctx, key); !errors.Is(err, sink.ErrNotFound) {
+		t.Fatalf("Stat after abort = %v, want sink.ErrNotFound", err)
+	}
+	// The upload no longer exists: aborting it again is not an error.
+	if err := s.AbortMultipart(ctx, key, id); err != nil {
+		t.Fatalf("second AbortMultipart: %v", err)
+	}
+	if err := s.CompleteMultipart(ctx, key, id, parts[:1]); err == nil {
+		t.Fatal("CompleteMultipart of an aborted upload succeeded")
+	}
+}
+
+func testAbortUnknownUpload(t *testing.T, h Harness) {
+	s := h.New(t)
+	key := freshKey(t, "no-upload.bin")
+	// Shaped like an upload id of many stores, but never issued.
+	id := "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+	if err := s.AbortMultipart(testContext(t), key, id); err != nil {
+		t.Fatalf("AbortMultipart(unknown id) = %v, want nil", err)
+	}
+}
+
+func testPutWrongDigest(t *testing.T, h Harness) {
+	s := h.New(t)
+	key := freshKey(t, "bad-digest.bin")
+	body := randomBytes(t, 4096)
+	wrong := sink.Digest(sha256.Sum256(append(body, 'x')))
+	err := s.Put(testContext(t), key, body, wrong)
+	checkChecksumError(t, "Put", err)
+	if _, err := s.Stat(testContext(t), key); !errors.Is(err, sink.ErrNotFound) {
+		t.Fatalf("Stat after rejected Put = %v, want sink.ErrNotFound", err)
+	}
+}
+
+func testUploadPartWrongDigest(t *testing.T, h Harness) {
+	s := h.New(t)
+	min := max(s.MinPartSize(), 1)
+	key := freshKey(t, "bad-part-digest.bin")
+	parts, body := makeParts(t, min, 10)
+	id := createMultipart(t, s, key, body)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		if err := s.AbortMultipart(ctx, key, id); err != nil {
+			t.Errorf("AbortMultipart: %v", err)
+		}
+	})
+
+	p := parts[0]
+	p.SHA256[0] ^= 0xff
+	_, err := s.UploadPart(testContext(t), key, id, p, body[p.Offset:p.Offset+p.Size])
+	checkChecksumError(t, "UploadPart", err)
+}
+
+func testOverwrite(t *testing.T, h Harness) {
+	s := h.New(t)
+	key := freshKey(t, "overwritten.bin")
+	first := randomBytes(t, 2000)
+	second := randomBytes(t, 1500)
+	put(t, s, key, first)
+	checkStored(t, h, s, key, first)
+	put(t, s, key, second)
+	checkStored(t, h, s, key, second)
+}
+
+// freshKey returns name under a random prefix unique to this call.
+func freshKey(t *testing.T, name string) string {
+	t.Helper()
+	return "sinktest-" + hex.EncodeToString(randomBytes(t, 6)) + "/" + name
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// testContext returns a context bounded by opTimeout and t's lifetime.
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), opTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func put(t *testing.T, s sink.Sink, key string, body []byte) {
+	t.Helper()
+	if err := s.Put(testContext(t), key, body, sha256.Sum256(body)); err != nil {
+		t.Fatalf("Put(%q, %d bytes): %v", key, len(body), err)
+	}
+}
+
+func createMultipart(t *testing.T, s sink.Sink, key string, body []byte) string {
+	t.Helper()
+	id, err := s.CreateMultipart(testContext(t), key, int64(len(body)), sha256.Sum256(body))
+	if err != nil {
+		t.Fatalf("CreateMultipart(%q): %v", key, err)
+	}
+	if id == "" {
+		t.Fatalf("CreateMultipart(%q) returned an empty upload id", key)
+	}
+	return id
+}
+
+func uploadPart(t *testing.T, s sink.Sink, key, id string, p sink.Part, body []byte) string {
+	t.Helper()
+	etag, err := s.UploadPart(testContext(t), key, id, p, body[p.Offset:p.Offset+p.Size])
+	if err != nil {
+		t.Fatalf("UploadPart(%q, part %d): %v", key, p.Number, err)
+	}
+	if etag == "" {
+		t.Fatalf("UploadPart(%q, part %d) returned an empty ETag", key, p.Number)
+	}
+	return etag
+}
+
+// makeParts returns random bytes cut into parts of the given sizes.
+func makeParts(t *testing.T, sizes ...int64) ([]sink.Part, []byte) {
+	t.Helper()
+	var total int64
+	for _, n := range sizes {
+		total += n
+	}
+	body := randomBytes(t, int(total))
+	parts := make([]sink.Part, len(sizes))
+	var off int64
+	for i, n := range sizes {
+		parts[i] = sink.Part{
+			Number: i + 1,
+			Offset: off,
+			Size:   n,
+			SHA256: sha256.Sum256(body[off : off+n]),
+		}
+		off += n
+	}
+	return parts, body
+}
+
+// checkStored asserts that Stat and Read agree with body.
+func checkStored(t *testing.T, h Harness, s sink.Sink, key string, body []byte) {
+	t.Helper()
+	info, err := s.Stat(testContext(t), key)
+	if err != nil {
+		t.Fatalf("Stat(%q): %v", key, err)
+	}
+	want := sink.Digest(sha256.Sum256(body)).Hex()
+	if info.Size != int64(len(body)) || info.SHA256 != want {
+		t.Errorf("Stat(%q) = {Size: %d, SHA256: %q}, want {Size: %d, SHA256: %q}",
+			key, info.Size, info.SHA256, len(body), want)
+	}
+	got := h.Read(t, s, key)
+	if !bytes.Equal(got, body) {
+		t.Errorf("Read(%q): %d bytes with sha256 %x, want %d bytes with sha256 %s",
+			key, len(got), sha256.Sum256(got), len(body), want)
+	}
+}
+
+func checkChecksumError(t *testing.T, op string, err error) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s with a wrong digest succeeded", op)
+	}
+	if !errors.Is(err, sink.ErrChecksum) {
+		t.Errorf("%s with a wrong digest: %v; want an error matching sink.ErrChecksum", op, err)
+	}
+	if !sink.IsPermanent(err) {
+		t.Errorf("%s with a wrong digest: %v; want a permanent error", op, err)
+	}
+}

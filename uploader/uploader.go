@@ -1,0 +1,586 @@
+// Package uploader moves settled files from the journal to their targets.
+//
+// A dispatcher claims due files from the journal (the journal is the queue:
+// nothing waits in an unbounded in-memory channel) and hands each to one of
+// a fixed number of workers. A worker reads its file in chunks into the one
+// buffer it owns, so memory is bounded by workers x chunk size whatever the
+// file sizes. Each chunk's SHA-256 and the file's are journaled before any
+// byte is sent; the target checks every chunk against its hash on receipt;
+// the file's identity (size, mtime, volume and index) is checked again just
+// before the upload is completed; and what landed is verified (size and
+// sha256 metadata) before the file is recorded as uploaded.
+//
+// Failures are classified by the sink (see package sink). Transient ones are
+// retried with exponential backoff and full jitter; when a request runs out
+// of attempts the file goes back to the journal with a later due time.
+// Permanent ones (and vanished or unreadable files) are recorded as failed
+// with the reason, and the other files go on.
+package uploader
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-data/ferry/internal/srcfile"
+	"github.com/ferry-data/ferry/journal"
+	"github.com/ferry-data/ferry/uploader/sink"
+)
+
+// DefaultChunkSize is max_chunk_size's default.
+const DefaultChunkSize = 16 << 20
+
+// Options configures an Uploader. Zero values mean the documented defaults.
+type Options struct {
+	Journal   *journal.Journal     // required
+	Sinks     map[string]sink.Sink // by target name; required
+	Workers   int                  // max_concurrent_uploads (default 4)
+	ChunkSize int64                // max_chunk_size (default 16 MiB)
+	Retry     RetryPolicy
+	Logger    *slog.Logger // default: discard
+	// Now is the clock for due times; nil means time.Now.
+	Now func() time.Time
+}
+
+// Stats are running totals since New.
+type Stats struct {
+	Uploaded atomic.Int64 // files uploaded and verified
+	Bytes    atomic.Int64 // bytes of those files
+	Failed   atomic.Int64 // files failed permanently
+	Retried  atomic.Int64 // files sent back to the queue after a transient failure
+	Requests atomic.Int64 // request retries after transient failures
+}
+
+// Uploader runs the dispatcher and its workers.
+type Uploader struct {
+	o         Options
+	log       *slog.Logger
+	nudge     chan struct{}
+	inputDone chan struct{}
+	doneOnce  sync.Once
+	Stats     Stats
+}
+
+// New checks o and returns an Uploader.
+func New(o Options) (*Uploader, error) {
+	if o.Journal == nil {
+		return nil, errors.New("uploader: no journal")
+	}
+	if len(o.Sinks) == 0 {
+		return nil, errors.New("uploader: no sinks")
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.ChunkSize <= 0 {
+		o.ChunkSize = DefaultChunkSize
+	}
+	for name, s := range o.Sinks {
+		if o.ChunkSize < s.MinPartSize() {
+			return nil, fmt.Errorf("uploader: chunk size %d is below target %q's minimum part size %d", o.ChunkSize, name, s.MinPartSize())
+		}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Uploader{o: o, log: log, nudge: make(chan struct{}, 1), inputDone: make(chan struct{})}, nil
+}
+
+// Notify tells the dispatcher that new work may be due. It never blocks.
+func (u *Uploader) Notify() {
+	select {
+	case u.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// InputDone says that no more files will be recorded: Run then returns as
+// soon as no file is due and no worker is busy (the mode of "ferry run
+// --once"; files whose retry is due later stay queued in the journal).
+func (u *Uploader) InputDone() {
+	u.doneOnce.Do(func() { close(u.inputDone) })
+	u.Notify()
+}
+
+// Run dispatches until ctx ends, or after InputDone, until the work is done.
+// In-flight uploads are abandoned on cancellation and their files returned
+// to the queue.
+func (u *Uploader) Run(ctx context.Context) error {
+	jobs := make(chan journal.Job)
+	ready := make(chan struct{}, u.o.Workers)
+	var wg sync.WaitGroup
+	for range u.o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &worker{u: u}
+			for {
+				select {
+				case ready <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				select {
+				case jb, ok := <-jobs:
+					if !ok {
+						return
+					}
+					w.run(ctx, jb)
+					u.Notify()
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	err := u.dispatch(ctx, jobs, ready)
+	close(jobs)
+	wg.Wait()
+	return err
+}
+
+func (u *Uploader) dispatch(ctx context.Context, jobs chan<- journal.Job, ready <-chan struct{}) error {
+	idle := 0
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		// Count the workers that are free; wait for one if none is.
+		for drained := false; !drained; {
+			select {
+			case <-ready:
+				idle++
+			default:
+				drained = true
+			}
+		}
+		if idle == 0 {
+			select {
+			case <-ready:
+				idle++
+				continue
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		claimed, err := u.o.Journal.Claim(ctx, idle)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("uploader: claim from journal: %w", err)
+		}
+		for _, jb := range claimed {
+			select {
+			case jobs <- jb:
+				idle--
+			case <-ctx.Done():
+				// Not yet started: put it back untouched.
+				u.release(&jb)
+			}
+		}
+		if len(claimed) > 0 {
+			continue
+		}
+		// Nothing due now.
+		if idle == u.o.Workers && u.isInputDone() {
+			return nil
+		}
+		wait := time.Minute
+		if at, ok, err := u.o.Journal.NextDue(ctx); err == nil && ok {
+			wait = max(at.Sub(u.o.Now()), 10*time.Millisecond)
+		}
+		timer.Reset(wait)
+		select {
+		case <-u.nudge:
+		case <-ready:
+			idle++
+		case <-timer.C:
+		case <-ctx.Done():
+			return nil
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func (u *Uploader) isInputDone() bool {
+	select {
+	case <-u.inputDone:
+		return true
+	default:
+		return false
+	}
+}
+
+// finishCtx bounds the journal writes that end a job, which must happen
+// even while the daemon shuts down.
+func finishCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 5*time.Second)
+}
+
+func (u *Uploader) release(jb *journal.Job) {
+	ctx, cancel := finishCtx()
+	defer cancel()
+	if err := u.o.Journal.Release(ctx, jb); err != nil && !errors.Is(err, journal.ErrStale) {
+		u.log.Error("could not return file to the queue", "path", jb.RelPath, "error", err)
+	}
+}
+
+// worker owns one chunk buffer for its whole life.
+type worker struct {
+	u   *Uploader
+	buf []byte
+}
+
+func (w *worker) buffer(n int64) []byte {
+	if int64(cap(w.buf)) < n {
+		c := min(max(n, 64<<10), w.u.o.ChunkSize)
+		w.buf = make([]byte, c)
+	}
+	return w.buf[:n]
+}
+
+// outcome is how a job ended.
+type outcome struct {
+	err     error
+	changed string // non-empty: the source changed; the reason
+	class   string // for permanent failures
+}
+
+func (w *worker) run(ctx context.Context, jb journal.Job) {
+	u := w.u
+	log := u.log.With("correlation_id", jb.CorrelationID, "batch_id", jb.BatchID, "path", jb.RelPath, "target", jb.Target)
+	start := time.Now()
+	sum, out := w.upload(ctx, &jb, log)
+	fctx, cancel := finishCtx()
+	defer cancel()
+	var err error
+	switch {
+	case out.err == nil && out.changed == "":
+		err = u.o.Journal.Complete(fctx, &jb, sum)
+		if err == nil {
+			u.Stats.Uploaded.Add(1)
+			u.Stats.Bytes.Add(jb.Version.Size)
+			d := time.Since(start)
+			log.Info("uploaded", "key", jb.Key, "size", jb.Version.Size, "sha256", sum,
+				"duration", d.String(), "attempt", jb.Attempts)
+		}
+	case out.changed != "":
+		log.Warn("source changed during upload; it will be uploaded again once it settles", "reason", out.changed)
+		err = u.o.Journal.SourceChanged(fctx, &jb, out.changed)
+	case ctx.Err() != nil:
+		log.Info("upload interrupted by shutdown; the file stays queued")
+		err = u.o.Journal.Release(fctx, &jb)
+	case out.class != "":
+		log.Error("upload failed permanently", "error_class", out.class, "error", out.err.Error(), "attempt", jb.Attempts)
+		u.Stats.Failed.Add(1)
+		err = u.o.Journal.Fail(fctx, &jb, out.class, out.err.Error())
+	default:
+		d := requeueDelay(jb.Attempts, fullJitter)
+		at := u.o.Now().Add(d)
+		log.Warn("upload failed; retrying later", "error", out.err.Error(), "attempt", jb.Attempts, "retry_in", d.Round(time.Second).String())
+		u.Stats.Retried.Add(1)
+		err = u.o.Journal.Retry(fctx, &jb, out.err.Error(), at)
+	}
+	if errors.Is(err, journal.ErrStale) {
+		log.Info("a newer version of the file settled during the upload; it is queued again")
+	} else if err != nil {
+		log.Error("could not journal the end of an upload; it will be retried after restart", "error", err)
+	}
+}
+
+// Error classes recorded with failed files.
+const (
+	ClassVanished   = "vanished"
+	ClassDenied     = "permission_denied"
+	ClassInvalidKey = "invalid_key"
+	ClassPermanent  = "permanent"
+	ClassVerify     = "verify_failed"
+	ClassNoTarget   = "unknown_target"
+)
+
+func permanent(class string, err error) outcome { return outcome{err: err, class: class} }
+
+func classifyOpen(err error) outcome {
+	switch {
+	case srcfile.IsVanished(err):
+		return permanent(ClassVanished, fmt.Errorf("source file vanished: %w", err))
+	case srcfile.IsDenied(err):
+		return permanent(ClassDenied, err)
+	case errors.Is(err, srcfile.ErrNotRegular):
+		return permanent(ClassVanished, err)
+	}
+	return outcome{err: err}
+}
+
+func classifySink(err error) outcome {
+	if sink.IsPermanent(err) {
+		return permanent(ClassPermanent, err)
+	}
+	return outcome{err: err}
+}
+
+// upload sends one file and returns its hex SHA-256.
+func (w *worker) upload(ctx context.Context, jb *journal.Job, log *slog.Logger) (string, outcome) {
+	u := w.u
+	s := u.o.Sinks[jb.Target]
+	if s == nil {
+		return "", permanent(ClassNoTarget, fmt.Errorf("no target named %q in the configuration", jb.Target))
+	}
+	path := filepath.Join(jb.Watch, filepath.FromSlash(jb.RelPath))
+	f, err := srcfile.Open(path)
+	if err != nil {
+		return "", classifyOpen(err)
+	}
+	defer f.Close()
+	if why := w.recheck(f, path, jb); why != "" {
+		return "", outcome{changed: why}
+	}
+	if jb.UploadID != "" {
+		// An earlier attempt left a multipart upload: discard it.
+		if err := s.AbortMultipart(ctx, jb.Key, jb.UploadID); err != nil {
+			log.Warn("could not abort an earlier multipart upload", "upload_id", jb.UploadID, "error", err)
+		}
+	}
+	if jb.Version.Size <= u.o.ChunkSize {
+		return w.single(ctx, s, f, path, jb, log)
+	}
+	return w.multipart(ctx, s, f, path, jb, log)
+}
+
+// recheck returns why the file no longer matches the job's version, or "".
+// It checks both the open file and the path (which a rename may have
+// pointed at another file).
+func (w *worker) recheck(f *os.File, path string, jb *journal.Job) string {
+	check := func(what string, st srcfile.Stat, err error) string {
+		if err != nil {
+			return fmt.Sprintf("%s: %v", what, err)
+		}
+		v := journal.Version{Size: st.Size, MtimeNS: st.ModTime.UnixNano(), FileID: st.ID.String()}
+		if v != jb.Version {
+			return fmt.Sprintf("%s: size %d mtime %d id %s, settled as size %d mtime %d id %s", what,
+				v.Size, v.MtimeNS, v.FileID, jb.Version.Size, jb.Version.MtimeNS, jb.Version.FileID)
+		}
+		return ""
+	}
+	st, err := srcfile.FileStat(f)
+	if why := check("open file", st, err); why != "" {
+		return why
+	}
+	st, err = srcfile.Lstat(path)
+	return check("path", st, err)
+}
+
+func (w *worker) try(ctx context.Context, log *slog.Logger, op string, fn func() error) error {
+	return w.u.o.Retry.do(ctx, func(n uint, err error) {
+		w.u.Stats.Requests.Add(1)
+		log.Warn("request failed; retrying", "op", op, "retry", n, "error", err.Error())
+	}, fn)
+}
+
+// readChunk fills buf from f at the current offset; a short read means the
+// file shrank after it settled.
+func readChunk(f *os.File, buf []byte) (string, error) {
+	if _, err := io.ReadFull(f, buf); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return "file shrank while being read", nil
+		}
+		return "", err
+	}
+	return "", nil
+}
+
+func (w *worker) single(ctx context.Context, s sink.Sink, f *os.File, path string, jb *journal.Job, log *slog.Logger) (string, outcome) {
+	u := w.u
+	buf := w.buffer(jb.Version.Size)
+	if why, err := readChunk(f, buf); err != nil {
+		return "", classifyOpen(err)
+	} else if why != "" {
+		return "", outcome{changed: why}
+	}
+	sum := sink.Digest(sha256.Sum256(buf))
+	hexSum := sum.Hex()
+	if why := w.recheck(f, path, jb); why != "" {
+		return "", outcome{changed: why}
+	}
+	if err := u.o.Journal.RecordHashes(ctx, jb, hexSum, []journal.Chunk{{Seq: 1, Size: jb.Version.Size, SHA256: hexSum}}); err != nil {
+		return "", outcome{err: fmt.Errorf("journal: %w", err)}
+	}
+	err := w.try(ctx, log, "Put", func() error {
+		err := s.Put(ctx, jb.Key, buf, sum)
+		if errors.Is(err, sink.ErrChecksum) {
+			// We hashed exactly the bytes we sent: damaged in transit.
+			return sink.NewTransient("Put", err)
+		}
+		return err
+	})
+	if err != nil {
+		return "", classifySink(err)
+	}
+	return hexSum, w.verify(ctx, s, f, path, jb, hexSum, log)
+}
+
+// verify re-checks the source and checks what landed under the key.
+func (w *worker) verify(ctx context.Context, s sink.Sink, f *os.File, path string, jb *journal.Job, hexSum string, log *slog.Logger) outcome {
+	if why := w.recheck(f, path, jb); why != "" {
+		return outcome{changed: why}
+	}
+	var info sink.Info
+	err := w.try(ctx, log, "Stat", func() error {
+		var err error
+		info, err = s.Stat(ctx, jb.Key)
+		if errors.Is(err, sink.ErrNotFound) {
+			return sink.NewTransient("Stat", err) // not visible yet
+		}
+		return err
+	})
+	if err != nil {
+		return classifySink(err)
+	}
+	if info.Size != jb.Version.Size || info.SHA256 != hexSum {
+		return permanent(ClassVerify, fmt.Errorf("target holds size %d sha256 %q under %q, sent size %d sha256 %s",
+			info.Size, info.SHA256, jb.Key, jb.Version.Size, hexSum))
+	}
+	return outcome{}
+}
+
+func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path string, jb *journal.Job, log *slog.Logger) (string, outcome) {
+	u := w.u
+	size, cs := jb.Version.Size, u.o.ChunkSize
+	// Pass 1: hash the file and every chunk. S3 takes an object's metadata
+	// when the upload is created, so the file's SHA-256 must be known first.
+	var chunks []journal.Chunk
+	fileHash := sha256.New()
+	for off, seq := int64(0), 1; off < size; off, seq = off+cs, seq+1 {
+		buf := w.buffer(min(cs, size-off))
+		if why, err := readChunk(f, buf); err != nil {
+			return "", classifyOpen(err)
+		} else if why != "" {
+			return "", outcome{changed: why}
+		}
+		fileHash.Write(buf)
+		chunks = append(chunks, journal.Chunk{Seq: seq, Offset: off, Size: int64(len(buf)), SHA256: sink.Digest(sha256.Sum256(buf)).Hex()})
+		if ctx.Err() != nil {
+			return "", outcome{err: ctx.Err()}
+		}
+	}
+	var sum sink.Digest
+	fileHash.Sum(sum[:0])
+	hexSum := sum.Hex()
+	if why := w.recheck(f, path, jb); why != "" {
+		return "", outcome{changed: why}
+	}
+	if err := u.o.Journal.RecordHashes(ctx, jb, hexSum, chunks); err != nil {
+		return "", outcome{err: fmt.Errorf("journal: %w", err)}
+	}
+	var uploadID string
+	err := w.try(ctx, log, "CreateMultipart", func() error {
+		var err error
+		uploadID, err = s.CreateMultipart(ctx, jb.Key, size, sum)
+		return err
+	})
+	if err != nil {
+		return "", classifySink(err)
+	}
+	if err := u.o.Journal.SetUploadID(ctx, jb, uploadID); err != nil {
+		w.abort(s, jb, uploadID, log)
+		return "", outcome{err: fmt.Errorf("journal: %w", err)}
+	}
+	parts, out := w.sendParts(ctx, s, f, jb, uploadID, chunks, log)
+	if out.err == nil && out.changed == "" {
+		// The last look at the source before the object becomes visible.
+		if why := w.recheck(f, path, jb); why != "" {
+			out = outcome{changed: why}
+		}
+	}
+	if out.err == nil && out.changed == "" {
+		err := w.try(ctx, log, "CompleteMultipart", func() error {
+			return s.CompleteMultipart(ctx, jb.Key, uploadID, parts)
+		})
+		if err != nil {
+			out = classifySink(err)
+		}
+	}
+	if out.err != nil || out.changed != "" {
+		if out.changed != "" || out.class != "" {
+			w.abort(s, jb, uploadID, log)
+		}
+		// A transient failure or a shutdown keeps the upload, which is
+		// journaled, for the next attempt to deal with.
+		return "", out
+	}
+	return hexSum, w.verify(ctx, s, f, path, jb, hexSum, log)
+}
+
+// sendParts reads the file a second time, chunk by chunk, and sends each
+// chunk with the hash journaled for it in pass 1. The target checks every
+// chunk against that hash: a mismatch means the bytes changed in transit
+// (retry) or in the source (re-hash to tell which).
+func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *journal.Job, uploadID string, chunks []journal.Chunk, log *slog.Logger) ([]sink.Part, outcome) {
+	u := w.u
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, outcome{err: err}
+	}
+	parts := make([]sink.Part, 0, len(chunks))
+	for _, c := range chunks {
+		buf := w.buffer(c.Size)
+		if why, err := readChunk(f, buf); err != nil {
+			return nil, classifyOpen(err)
+		} else if why != "" {
+			return nil, outcome{changed: why}
+		}
+		d, err := sink.ParseDigest(c.SHA256)
+		if err != nil {
+			return nil, outcome{err: err}
+		}
+		p := sink.Part{Number: c.Seq, Offset: c.Offset, Size: c.Size, SHA256: d}
+		plog := log.With("chunk_sequence", c.Seq)
+		err = w.try(ctx, plog, "UploadPart", func() error {
+			etag, err := s.UploadPart(ctx, jb.Key, uploadID, p, buf)
+			if errors.Is(err, sink.ErrChecksum) {
+				if sink.Digest(sha256.Sum256(buf)) != d {
+					return err // the source changed since pass 1
+				}
+				return sink.NewTransient("UploadPart", err) // damaged in transit
+			}
+			p.ETag = etag
+			return err
+		})
+		if errors.Is(err, sink.ErrChecksum) {
+			return nil, outcome{changed: fmt.Sprintf("chunk %d changed after it was hashed", c.Seq)}
+		}
+		if err != nil {
+			return nil, classifySink(err)
+		}
+		if err := u.o.Journal.AckChunk(ctx, jb, c.Seq, p.ETag); err != nil {
+			return nil, outcome{err: fmt.Errorf("journal: %w", err)}
+		}
+		plog.Debug("chunk acknowledged", "size", c.Size, "sha256", c.SHA256)
+		parts = append(parts, p)
+	}
+	return parts, outcome{}
+}
+
+func (w *worker) abort(s sink.Sink, jb *journal.Job, uploadID string, log *slog.Logger) {
+	ctx, cancel := finishCtx()
+	defer cancel()
+	if err := s.AbortMultipart(ctx, jb.Key, uploadID); err != nil {
+		log.Warn("could not abort multipart upload", "upload_id", uploadID, "error", err)
+	}
+}

@@ -1,0 +1,7 @@
+//go:build windows
+
+package watcher
+
+const caseInsensitive = true
+
+func watchLimitHint(error) string { return "" }

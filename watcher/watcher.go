@@ -1,0 +1,446 @@
+// Package watcher turns filesystem activity under a folder into settled
+// files: files whose size, modification time and identity have not changed
+// for the settle period and that can be opened for reading.
+//
+// It combines fsnotify events (made recursive here: new folders are watched
+// and listed, since files created before the watch existed send no events)
+// with a full walk at start and every rescan interval, which finds what
+// events miss: files written while ferry was down, lost events on overflow,
+// network shares. The set of files waiting to settle is bounded; when it is
+// full, new files are left for the next walk.
+//
+// The watcher knows nothing of journals or uploads: it reports each settled
+// file version to a callback, and asks an optional Known callback whether a
+// version found by a walk was already reported in an earlier life.
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/ferry-data/ferry/internal/srcfile"
+)
+
+// Defaults for Options' zero values.
+const (
+	DefaultSettle         = 30 * time.Second
+	DefaultRescanInterval = 10 * time.Minute
+	DefaultMaxPending     = 100_000
+)
+
+// File is a settled file version.
+type File struct {
+	Root    string       // absolute watch root
+	RelPath string       // slash-separated path under Root
+	Path    string       // absolute path
+	Stat    srcfile.Stat // the version that settled
+	Signal  string       // what released it: "quiet" (the settle period passed)
+}
+
+// Options configures a Watcher. Zero values mean the documented defaults.
+type Options struct {
+	Root           string        // folder to watch; must exist
+	Settle         time.Duration // quiet period (default 30 s)
+	Recursive      bool          // watch subfolders too
+	Include        []string      // doublestar globs on the relative path; empty = everything
+	Exclude        []string      // doublestar globs on the relative path
+	RescanInterval time.Duration // full walk period (default 10 min)
+	MaxPending     int           // bound on files waiting to settle (default 100,000)
+	// Ignore lists absolute paths (files or folders) never reported, such as
+	// ferry's own journal and logs when they sit inside a watched folder.
+	Ignore []string
+	// Known reports whether a version was already taken care of; a walk
+	// skips such files. Nil means nothing is known.
+	Known  func(ctx context.Context, f File) (bool, error)
+	Logger *slog.Logger
+}
+
+// Watcher watches one folder.
+type Watcher struct {
+	o    Options
+	root string
+	log  *slog.Logger
+}
+
+// New checks the options: the root must be an existing folder, and the
+// globs valid.
+func New(o Options) (*Watcher, error) {
+	root, err := filepath.Abs(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("watch path %s: %w", root, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("watch path %s is not a folder", root)
+	}
+	for _, g := range append(append([]string(nil), o.Include...), o.Exclude...) {
+		if !doublestar.ValidatePattern(g) {
+			return nil, fmt.Errorf("invalid glob %q", g)
+		}
+	}
+	if o.Settle <= 0 {
+		o.Settle = DefaultSettle
+	}
+	if o.RescanInterval <= 0 {
+		o.RescanInterval = DefaultRescanInterval
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
+	}
+	for i, p := range o.Ignore {
+		o.Ignore[i] = filepath.Clean(p)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Watcher{o: o, root: root, log: log.With("watch", root)}, nil
+}
+
+// Root is the absolute watch root.
+func (w *Watcher) Root() string { return w.root }
+
+// Emit receives settled files. It may block (the watcher waits); an error
+// stops the watcher.
+type Emit func(ctx context.Context, f File) error
+
+// Run watches until ctx ends. It returns nil on cancellation.
+func (w *Watcher) Run(ctx context.Context, emit Emit) error {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		w.log.Error("cannot start filesystem events; polling by rescans only", "error", err)
+		return w.loop(ctx, nil, emit, false)
+	}
+	defer fw.Close()
+	return w.loop(ctx, fw, emit, false)
+}
+
+// Once takes what is in the folder now, waits for all of it to settle (or
+// vanish), reports it and returns.
+func (w *Watcher) Once(ctx context.Context, emit Emit) error {
+	return w.loop(ctx, nil, emit, true)
+}
+
+// source is where events come from: fsnotify, or a fake in tests.
+type source interface {
+	Add(name string) error
+}
+
+type obs struct {
+	st        srcfile.Stat
+	changedAt time.Time
+	busy      bool // last probe found the file held by a writer
+}
+
+type state struct {
+	*Watcher
+	src        source
+	emit       Emit
+	pending    map[string]*obs // by relative path
+	dropped    int             // files not tracked because pending was full
+	rescanSoon bool
+	degraded   bool // events unavailable for some folders: rescan often
+}
+
+func (w *Watcher) newState(src source, emit Emit) *state {
+	return &state{Watcher: w, src: src, emit: emit, pending: map[string]*obs{}}
+}
+
+func (w *Watcher) tick() time.Duration {
+	return min(max(w.o.Settle/4, 10*time.Millisecond), time.Second)
+}
+
+func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher, emit Emit, once bool) error {
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	var src source
+	if fw != nil {
+		events, errs, src = fw.Events, fw.Errors, fw
+	}
+	return w.run(ctx, src, events, errs, emit, once)
+}
+
+// run is the watcher's loop, with its event source injected.
+func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Event, errs <-chan error, emit Emit, once bool) error {
+	s := w.newState(src, emit)
+	if err := s.walk(ctx, w.root); err != nil {
+		return err
+	}
+	w.log.Info("watching", "files_pending", len(s.pending), "settle", w.o.Settle.String(), "recursive", w.o.Recursive, "events", src != nil)
+	ticker := time.NewTicker(w.tick())
+	defer ticker.Stop()
+	lastWalk := time.Now()
+	for {
+		if once && len(s.pending) == 0 && !s.rescanSoon {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				s.degraded = true
+				continue
+			}
+			s.event(ev)
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			// Events were lost (overflow or a failing watch): walk again.
+			w.log.Warn("filesystem events lost; rescanning", "error", err)
+			s.rescanSoon = true
+		case <-ticker.C:
+			if err := s.settle(ctx); err != nil {
+				return err
+			}
+			interval := w.o.RescanInterval
+			if s.degraded {
+				interval = min(interval, max(2*w.o.Settle, time.Minute))
+			}
+			if s.rescanSoon || time.Since(lastWalk) >= interval {
+				s.rescanSoon = false
+				lastWalk = time.Now()
+				dropped := s.dropped
+				s.dropped = 0
+				if err := s.walk(ctx, w.root); err != nil {
+					return err
+				}
+				if dropped > 0 {
+					w.log.Warn("pending set was full; files were left for this rescan", "dropped", dropped, "max_pending", w.o.MaxPending)
+				}
+			}
+		}
+	}
+}
+
+func (w *Watcher) rel(path string) (string, bool) {
+	r, err := filepath.Rel(w.root, path)
+	if err != nil || r == "." || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		return "", false
+	}
+	return filepath.ToSlash(r), true
+}
+
+func (w *Watcher) ignored(path string) bool {
+	for _, p := range w.o.Ignore {
+		if path == p || strings.HasPrefix(path, p+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Match reports whether a relative path passes the include and exclude
+// globs. Matching is case-insensitive on Windows.
+func Match(rel string, include, exclude []string) bool {
+	return match(rel, include, exclude, caseInsensitive)
+}
+
+func match(rel string, include, exclude []string, fold bool) bool {
+	if fold {
+		rel = strings.ToLower(rel)
+	}
+	m := func(g string) bool {
+		if fold {
+			g = strings.ToLower(g)
+		}
+		ok, _ := doublestar.Match(g, rel)
+		return ok
+	}
+	in := len(include) == 0
+	for _, g := range include {
+		if m(g) {
+			in = true
+			break
+		}
+	}
+	if !in {
+		return false
+	}
+	for _, g := range exclude {
+		if m(g) {
+			return false
+		}
+	}
+	return true
+}
+
+// event handles one fsnotify event.
+func (s *state) event(ev fsnotify.Event) {
+	if s.ignored(ev.Name) {
+		return
+	}
+	rel, ok := s.rel(ev.Name)
+	if !ok {
+		return
+	}
+	if ev.Has(fsnotify.Create) {
+		fi, err := os.Lstat(ev.Name)
+		if err == nil && fi.IsDir() {
+			if s.o.Recursive {
+				// Watch it, then list it: files made before the watch
+				// existed send no events.
+				if err := s.walk(context.Background(), ev.Name); err != nil {
+					s.log.Warn("cannot list new folder", "path", rel, "error", err)
+				}
+			}
+			return
+		}
+	}
+	if _, tracked := s.pending[rel]; !tracked && !s.o.Recursive && strings.Contains(rel, "/") {
+		return
+	}
+	s.observe(rel, ev.Name, time.Now())
+}
+
+// observe records the current version of a file that may be changing.
+func (s *state) observe(rel, path string, now time.Time) {
+	st, err := srcfile.Lstat(path)
+	if err != nil {
+		delete(s.pending, rel) // vanished, or not a regular file
+		return
+	}
+	if !Match(rel, s.o.Include, s.o.Exclude) {
+		return
+	}
+	o := s.pending[rel]
+	if o == nil {
+		if len(s.pending) >= s.o.MaxPending {
+			s.dropped++
+			s.rescanSoon = true
+			return
+		}
+		s.pending[rel] = &obs{st: st, changedAt: now}
+		return
+	}
+	if !o.st.Same(st) {
+		o.st, o.changedAt = st, now
+	}
+}
+
+// settle reports every pending file whose version has been stable for the
+// settle period and that can be opened.
+func (s *state) settle(ctx context.Context) error {
+	now := time.Now()
+	for rel, o := range s.pending {
+		if now.Sub(o.changedAt) < s.o.Settle {
+			continue
+		}
+		path := filepath.Join(s.root, filepath.FromSlash(rel))
+		st, err := srcfile.Lstat(path)
+		if err != nil {
+			delete(s.pending, rel)
+			continue
+		}
+		if !st.Same(o.st) {
+			o.st, o.changedAt = st, now
+			continue
+		}
+		if err := srcfile.ProbeReadable(path); errors.Is(err, srcfile.ErrBusy) {
+			if !o.busy {
+				s.log.Info("file is still held open by a writer; waiting", "path", rel)
+			}
+			o.busy, o.changedAt = true, now
+			continue
+		}
+		// An unreadable file is reported too: the uploader records why it
+		// failed, where a person will see it.
+		delete(s.pending, rel)
+		if err := s.emit(ctx, File{Root: s.root, RelPath: rel, Path: path, Stat: st, Signal: "quiet"}); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// walk lists dir (and, when recursive, its subfolders), watching each
+// folder before listing it, and observes every file not already known.
+func (s *state) walk(ctx context.Context, dir string) error {
+	now := time.Now()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			if path == dir && dir == s.root {
+				return fmt.Errorf("watch path %s: %w", s.root, err)
+			}
+			s.log.Warn("cannot read", "path", path, "error", err)
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if s.ignored(path) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			if path != s.root && !s.o.Recursive {
+				return fs.SkipDir
+			}
+			s.watch(path)
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil // symlinks and devices are not followed
+		}
+		rel, ok := s.rel(path)
+		if !ok || !Match(rel, s.o.Include, s.o.Exclude) {
+			return nil
+		}
+		if _, tracked := s.pending[rel]; !tracked && s.o.Known != nil {
+			st, err := srcfile.Lstat(path)
+			if err != nil {
+				return nil
+			}
+			known, err := s.o.Known(ctx, File{Root: s.root, RelPath: rel, Path: path, Stat: st})
+			if err != nil {
+				return fmt.Errorf("watch %s: %w", s.root, err)
+			}
+			if known {
+				return nil
+			}
+		}
+		s.observe(rel, path, now)
+		return nil
+	})
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// watch adds a folder to the event source.
+func (s *state) watch(dir string) {
+	if s.src == nil {
+		return
+	}
+	if err := s.src.Add(dir); err != nil {
+		if !s.degraded {
+			s.log.Error("cannot watch folder for events; falling back to frequent rescans", "path", dir, "error", err, "hint", watchLimitHint(err))
+		}
+		s.degraded = true
+	}
+}
