@@ -206,7 +206,7 @@ func TestExcludedAndIgnoredFilesAreNeverReported(t *testing.T) {
 		root := t.TempDir()
 		h := start(t, Options{Root: root, Settle: time.Second, Recursive: true,
 			Include: []string{"**/*"}, Exclude: []string{"**/*.tmp", "**/~$*", "**/.DS_Store"},
-			Ignore:  []string{filepath.Join(root, "ferry.db"), filepath.Join(root, "archive")}})
+			Ignore: []string{filepath.Join(root, "ferry.db"), filepath.Join(root, "archive")}})
 		for _, rel := range []string{"a.tmp", "x/~$lock.docx", ".DS_Store", "ferry.db", "archive/k.txt", "keep.txt"} {
 			h.write(rel, "data", false)
 		}

@@ -100,10 +100,10 @@ const (
 // Secret holds a credential; it never prints.
 type Secret string
 
-func (Secret) String() string          { return "[redacted]" }
-func (Secret) LogValue() slog.Value    { return slog.StringValue("[redacted]") }
-func (Secret) GoString() string        { return "[redacted]" }
-func (s Secret) Reveal() string        { return string(s) }
+func (Secret) String() string               { return "[redacted]" }
+func (Secret) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
+func (Secret) GoString() string             { return "[redacted]" }
+func (s Secret) Reveal() string             { return string(s) }
 func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
 
 // Size is a byte count written as an integer or as "16MiB", "512 KiB",
