@@ -1,0 +1,353 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func open(t *testing.T) *Journal {
+	t.Helper()
+	j, err := Open(filepath.Join(t.TempDir(), "ferry.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
+func settled(rel string, size int64) Settled {
+	return Settled{Watch: "/data", RelPath: rel, Target: "t", Key: "p/" + rel, BatchID: strings.Split(rel, "/")[0],
+		Version: Version{Size: size, MtimeNS: 1, FileID: "1:2"}, Signal: "quiet"}
+}
+
+func mustClaim(t *testing.T, j *Journal, n int) []Job {
+	t.Helper()
+	jobs, err := j.Claim(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
+
+func state(t *testing.T, j *Journal, rel string) FileRow {
+	t.Helper()
+	rows, err := j.Files(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.RelPath == rel {
+			return r
+		}
+	}
+	t.Fatalf("%s not journaled", rel)
+	return FileRow{}
+}
+
+func TestLifecycle(t *testing.T) {
+	ctx := context.Background()
+	j := open(t)
+	out, err := j.RecordSettled(ctx, settled("run1/a.tif", 10))
+	if err != nil || out != Added {
+		t.Fatalf("RecordSettled = %v, %v; want Added", out, err)
+	}
+	if out, _ := j.RecordSettled(ctx, settled("run1/a.tif", 10)); out != Unchanged {
+		t.Fatalf("same version recorded again: %v, want Unchanged", out)
+	}
+	known, err := j.Known(ctx, "/data", "run1/a.tif", Version{Size: 10, MtimeNS: 1, FileID: "1:2"})
+	if err != nil || !known {
+		t.Fatalf("Known = %v, %v", known, err)
+	}
+	if known, _ := j.Known(ctx, "/data", "run1/a.tif", Version{Size: 11, MtimeNS: 1, FileID: "1:2"}); known {
+		t.Fatal("another version reported known")
+	}
+	jobs := mustClaim(t, j, 10)
+	if len(jobs) != 1 || jobs[0].Attempts != 1 || jobs[0].CorrelationID == "" || jobs[0].Key != "p/run1/a.tif" {
+		t.Fatalf("Claim = %+v", jobs)
+	}
+	if again := mustClaim(t, j, 10); len(again) != 0 {
+		t.Fatalf("claimed an uploading file twice: %+v", again)
+	}
+	jb := &jobs[0]
+	if err := j.RecordHashes(ctx, jb, "ff", []Chunk{{Seq: 1, Size: 10, SHA256: "ff"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Complete(ctx, jb, "ff"); err != nil {
+		t.Fatal(err)
+	}
+	if r := state(t, j, "run1/a.tif"); r.State != Uploaded || r.SHA256 != "ff" {
+		t.Fatalf("after Complete: %+v", r)
+	}
+	if n, err := j.VerifyChain(ctx); err != nil || n != 5 {
+		t.Fatalf("VerifyChain = %d, %v; want 5 events intact", n, err)
+	}
+}
+
+func TestNewVersionDuringUploadIsStale(t *testing.T) {
+	ctx := context.Background()
+	j := open(t)
+	j.RecordSettled(ctx, settled("a", 10))
+	jb := mustClaim(t, j, 1)[0]
+	// The file is rewritten and settles again while being uploaded.
+	if out, err := j.RecordSettled(ctx, settled("a", 20)); err != nil || out != Requeued {
+		t.Fatalf("RecordSettled(new version) = %v, %v", out, err)
+	}
+	if jobs := mustClaim(t, j, 1); len(jobs) != 0 {
+		t.Fatal("a file being uploaded was claimed again for its new version")
+	}
+	if err := j.Complete(ctx, &jb, "aa"); !errors.Is(err, ErrStale) {
+		t.Fatalf("Complete of the old version = %v, want ErrStale", err)
+	}
+	r := state(t, j, "a")
+	if r.State != Queued || r.Size != 20 {
+		t.Fatalf("after stale completion: %+v, want the new version queued", r)
+	}
+	jobs := mustClaim(t, j, 1)
+	if len(jobs) != 1 || jobs[0].Version.Size != 20 || jobs[0].Generation != jb.Generation+1 {
+		t.Fatalf("Claim = %+v", jobs)
+	}
+}
+
+func TestRetryIsDueLater(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1000, 0)
+	j, err := Open(filepath.Join(t.TempDir(), "j.db"), Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	j.RecordSettled(ctx, settled("a", 1))
+	jb := mustClaim(t, j, 1)[0]
+	if err := j.Retry(ctx, &jb, "HTTP 503", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if jobs := mustClaim(t, j, 1); len(jobs) != 0 {
+		t.Fatal("claimed before it was due")
+	}
+	at, ok, err := j.NextDue(ctx)
+	if err != nil || !ok || !at.Equal(now.Add(time.Minute)) {
+		t.Fatalf("NextDue = %v %v %v", at, ok, err)
+	}
+	now = now.Add(time.Minute)
+	jobs := mustClaim(t, j, 1)
+	if len(jobs) != 1 || jobs[0].Attempts != 2 {
+		t.Fatalf("Claim after due = %+v, want attempt 2", jobs)
+	}
+}
+
+func TestFailReleaseAndSourceChanged(t *testing.T) {
+	ctx := context.Background()
+	j := open(t)
+	for _, rel := range []string{"f", "r", "c"} {
+		j.RecordSettled(ctx, settled(rel, 1))
+	}
+	jobs := mustClaim(t, j, 3)
+	by := map[string]*Job{}
+	for i := range jobs {
+		by[jobs[i].RelPath] = &jobs[i]
+	}
+	if err := j.Fail(ctx, by["f"], "vanished", "source file vanished"); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Release(ctx, by["r"]); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.SourceChanged(ctx, by["c"], "size changed"); err != nil {
+		t.Fatal(err)
+	}
+	if r := state(t, j, "f"); r.State != Failed || r.ErrorClass != "vanished" {
+		t.Errorf("f: %+v", r)
+	}
+	if r := state(t, j, "r"); r.State != Queued || r.Attempts != 0 {
+		t.Errorf("r: %+v, want queued with the attempt not counted", r)
+	}
+	if r := state(t, j, "c"); r.State != Changed {
+		t.Errorf("c: %+v", r)
+	}
+	// A changed file is queued again when its new version settles.
+	if out, _ := j.RecordSettled(ctx, settled("c", 2)); out != Requeued {
+		t.Errorf("new version of a changed file: %v, want Requeued", out)
+	}
+	if r := state(t, j, "c"); r.State != Queued {
+		t.Errorf("c after re-settle: %+v", r)
+	}
+}
+
+func TestInvalidKeyIsRecordedFailed(t *testing.T) {
+	ctx := context.Background()
+	j := open(t)
+	s := settled("bad\x01name", 1)
+	s.Invalid = "contains a control character"
+	if _, err := j.RecordSettled(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if r := state(t, j, "bad\x01name"); r.State != Failed || r.ErrorClass != "invalid_key" {
+		t.Fatalf("%+v", r)
+	}
+	if jobs := mustClaim(t, j, 1); len(jobs) != 0 {
+		t.Fatal("claimed a file that cannot be uploaded")
+	}
+}
+
+func TestRecoverRequeuesInterruptedUploads(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.RecordSettled(ctx, settled("a", 1))
+	jb := mustClaim(t, j, 1)[0]
+	j.SetUploadID(ctx, &jb, "up-1")
+	j.Close() // the process "dies" mid-upload
+	j, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if n, err := j.Recover(ctx); err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v", n, err)
+	}
+	jobs := mustClaim(t, j, 1)
+	if len(jobs) != 1 || jobs[0].UploadID != "up-1" {
+		t.Fatalf("after Recover: %+v, want the file with its upload id", jobs)
+	}
+	if _, err := j.VerifyChain(ctx); err != nil {
+		t.Fatalf("chain broken across reopen: %v", err)
+	}
+}
+
+// TestGroupCommit checks that many concurrent transitions all become
+// durable and share transactions.
+func TestGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 400
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := j.RecordSettled(ctx, settled(filepath.ToSlash(filepath.Join("d", string(rune('a'+i%26)), strings.Repeat("x", i%7+1)+"-"+strconv.Itoa(i))), int64(i)))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.Close()
+	j, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	c, _ := j.Counts(ctx)
+	if c[Queued] != n {
+		t.Fatalf("%d queued after reopen, want %d", c[Queued], n)
+	}
+	if got, err := j.VerifyChain(ctx); err != nil || got != n {
+		t.Fatalf("VerifyChain = %d, %v", got, err)
+	}
+}
+
+// A failing transition in a batch does not take the others down.
+func TestFailedOpDoesNotSpoilBatch(t *testing.T) {
+	ctx := context.Background()
+	j := open(t)
+	j.RecordSettled(ctx, settled("a", 1))
+	jb := mustClaim(t, j, 1)[0]
+	stale := jb
+	stale.Generation = 99
+	var wg sync.WaitGroup
+	var errStale, errOK error
+	wg.Add(2)
+	go func() { defer wg.Done(); errStale = j.RecordHashes(ctx, &stale, "00", nil) }()
+	go func() { defer wg.Done(); _, errOK = j.RecordSettled(ctx, settled("b", 1)) }()
+	wg.Wait()
+	if !errors.Is(errStale, ErrStale) || errOK != nil {
+		t.Fatalf("stale op: %v, other op: %v", errStale, errOK)
+	}
+	if _, err := j.VerifyChain(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTamperingIsDetected(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"a", "b", "c"} {
+		j.RecordSettled(ctx, settled(r, 1))
+	}
+	j.Close()
+
+	raw := rawDB(t, path)
+	if _, err := raw.Exec(`UPDATE events SET rel_path = 'x' WHERE seq = 2`); err == nil {
+		t.Fatal("UPDATE on events was allowed")
+	}
+	if _, err := raw.Exec(`DELETE FROM events WHERE seq = 2`); err == nil {
+		t.Fatal("DELETE on events was allowed")
+	}
+	// Someone drops the triggers and edits the record: the chain shows it.
+	for _, q := range []string{`DROP TRIGGER events_no_update`, `UPDATE events SET rel_path = 'x' WHERE seq = 2`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+	j, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := j.VerifyChain(ctx); err == nil || !strings.Contains(err.Error(), "seq 2") {
+		t.Fatalf("VerifyChain after an edit = %v, want an error naming seq 2", err)
+	}
+}
+
+func TestCorruptJournalRefusesToOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	if err := os.WriteFile(path, []byte(strings.Repeat("not a database ", 400)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(path, Options{})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open(corrupt) = %v, want ErrCorrupt naming the file", err)
+	}
+	if b, _ := os.ReadFile(path); !strings.HasPrefix(string(b), "not a database") {
+		t.Fatal("the corrupt journal was modified")
+	}
+}
+
+func TestEventHashIsStable(t *testing.T) {
+	// The canonical encoding is a documented format: changing it breaks
+	// every exported chain. This pins it.
+	e := Event{Seq: 1, Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Kind: "settled", FileID: 7,
+		BatchID: "run1", RelPath: "run1/a b.tif", Size: 10, Detail: "signal=quiet", PrevHash: GenesisHash}
+	want := "seq=1\ntime=\"2026-01-02T03:04:05.000000006Z\"\nkind=\"settled\"\nfile_id=7\ncorrelation_id=\"\"\nbatch_id=\"run1\"\nchunk_sequence=\nrel_path=\"run1/a b.tif\"\nsize=10\nsha256=\"\"\ndetail=\"signal=quiet\"\n"
+	if got := string(canonical(e)); got != want {
+		t.Fatalf("canonical encoding changed:\n%s\nwant\n%s", got, want)
+	}
+	if EventHash(e) != EventHash(e) || len(EventHash(e)) != 64 {
+		t.Fatal("EventHash is not a stable SHA-256 hex")
+	}
+}
