@@ -1,0 +1,375 @@
+package uploader
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferry-data/ferry/internal/srcfile"
+	"github.com/ferry-data/ferry/journal"
+	"github.com/ferry-data/ferry/uploader/sink"
+	"github.com/ferry-data/ferry/uploader/sink/fssink"
+)
+
+const testChunk = 64 << 10
+
+// faulty wraps a sink and lets a test interfere with calls.
+type faulty struct {
+	sink.Sink
+	mu      sync.Mutex
+	calls   map[string]int
+	maxBody int
+	before  func(op string, n int, key string) error // n: 1-based count of op calls
+}
+
+func (f *faulty) hook(op, key string, body []byte) error {
+	f.mu.Lock()
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[op]++
+	n := f.calls[op]
+	f.maxBody = max(f.maxBody, len(body))
+	hook := f.before
+	f.mu.Unlock()
+	if hook != nil {
+		return hook(op, n, key)
+	}
+	return nil
+}
+
+func (f *faulty) count(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[op]
+}
+
+func (f *faulty) Put(ctx context.Context, key string, body []byte, sum sink.Digest) error {
+	if err := f.hook("Put", key, body); err != nil {
+		return err
+	}
+	return f.Sink.Put(ctx, key, body, sum)
+}
+
+func (f *faulty) UploadPart(ctx context.Context, key, id string, p sink.Part, body []byte) (string, error) {
+	if err := f.hook("UploadPart", key, body); err != nil {
+		return "", err
+	}
+	return f.Sink.UploadPart(ctx, key, id, p, body)
+}
+
+func (f *faulty) CompleteMultipart(ctx context.Context, key, id string, parts []sink.Part) error {
+	if err := f.hook("CompleteMultipart", key, nil); err != nil {
+		return err
+	}
+	return f.Sink.CompleteMultipart(ctx, key, id, parts)
+}
+
+type env struct {
+	t       *testing.T
+	watch   string
+	archive string
+	j       *journal.Journal
+	sink    *faulty
+	u       *Uploader
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, watch: t.TempDir(), archive: t.TempDir()}
+	var err error
+	e.j, err = journal.Open(filepath.Join(t.TempDir(), "j.db"), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.j.Close() })
+	fs, err := fssink.New(e.archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sink = &faulty{Sink: fs}
+	e.u, err = New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": e.sink}, Workers: 3, ChunkSize: testChunk,
+		Retry: RetryPolicy{Attempts: 3, InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// add writes a file and journals it as settled.
+func (e *env) add(rel string, data []byte) {
+	e.t.Helper()
+	p := filepath.Join(e.watch, filepath.FromSlash(rel))
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	st, err := srcfile.Lstat(p)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	key, err := ObjectKey("", rel)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, err = e.j.RecordSettled(context.Background(), journal.Settled{Watch: e.watch, RelPath: rel, Target: "t", Key: key,
+		BatchID: BatchID(rel), Version: journal.Version{Size: st.Size, MtimeNS: st.ModTime.UnixNano(), FileID: st.ID.String()}, Signal: "quiet"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// drain runs the uploader until no work is due.
+func (e *env) drain() {
+	e.t.Helper()
+	e.u.InputDone()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.u.Run(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		e.t.Fatal("uploader did not finish")
+	}
+}
+
+func (e *env) row(rel string) journal.FileRow {
+	e.t.Helper()
+	rows, _ := e.j.Files(context.Background())
+	for _, r := range rows {
+		if r.RelPath == rel {
+			return r
+		}
+	}
+	e.t.Fatalf("%s not in journal", rel)
+	return journal.FileRow{}
+}
+
+func (e *env) landed(rel string, want []byte) {
+	e.t.Helper()
+	got, err := os.ReadFile(filepath.Join(e.archive, filepath.FromSlash(rel)))
+	if err != nil {
+		e.t.Fatalf("%s did not land: %v", rel, err)
+	}
+	if !bytes.Equal(got, want) {
+		e.t.Fatalf("%s landed with %d bytes that differ from the source's %d", rel, len(got), len(want))
+	}
+	sum := sha256.Sum256(want)
+	if r := e.row(rel); r.State != journal.Uploaded || r.SHA256 != hex.EncodeToString(sum[:]) {
+		e.t.Fatalf("%s journaled as %+v", rel, r)
+	}
+}
+
+func randBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func TestUploadSizes(t *testing.T) {
+	e := newEnv(t)
+	files := map[string][]byte{
+		"empty":            {},
+		"one":              {'x'},
+		"run1/chunk":       randBytes(testChunk, 1),
+		"run1/chunk+1":     randBytes(testChunk+1, 2),
+		"run2/a b/several": randBytes(3*testChunk+12345, 3),
+		"ü/größe.tif":      randBytes(1000, 4),
+	}
+	for rel, data := range files {
+		e.add(rel, data)
+	}
+	e.drain()
+	for rel, data := range files {
+		e.landed(rel, data)
+	}
+	if e.sink.maxBody > testChunk {
+		t.Errorf("a request carried %d bytes, more than one chunk (%d)", e.sink.maxBody, testChunk)
+	}
+	if got := e.u.Stats.Uploaded.Load(); got != int64(len(files)) {
+		t.Errorf("Stats.Uploaded = %d", got)
+	}
+	if _, err := e.j.VerifyChain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.archive, fssink.UploadsDir)); len(ents) != 0 {
+		t.Fatalf("%d multipart uploads left staged", len(ents))
+	}
+}
+
+func TestVanishedFileFailsAndOthersGoOn(t *testing.T) {
+	e := newEnv(t)
+	e.add("gone", []byte("soon gone"))
+	e.add("stays", []byte("here"))
+	os.Remove(filepath.Join(e.watch, "gone"))
+	e.drain()
+	if r := e.row("gone"); r.State != journal.Failed || r.ErrorClass != ClassVanished {
+		t.Fatalf("gone: %+v", r)
+	}
+	e.landed("stays", []byte("here"))
+}
+
+func TestUnreadableFileFails(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads any file")
+	}
+	e := newEnv(t)
+	e.add("locked", []byte("secret"))
+	os.Chmod(filepath.Join(e.watch, "locked"), 0)
+	e.drain()
+	if r := e.row("locked"); r.State != journal.Failed || r.ErrorClass != ClassDenied {
+		t.Fatalf("locked: %+v", r)
+	}
+}
+
+func TestFileRewrittenMidUploadIsNotCompleted(t *testing.T) {
+	e := newEnv(t)
+	data := randBytes(3*testChunk, 5)
+	e.add("grows", data)
+	e.sink.before = func(op string, n int, key string) error {
+		if op == "UploadPart" && n == 2 {
+			f, _ := os.OpenFile(filepath.Join(e.watch, "grows"), os.O_APPEND|os.O_WRONLY, 0)
+			f.Write([]byte("more data"))
+			f.Close()
+		}
+		return nil
+	}
+	e.drain()
+	if r := e.row("grows"); r.State != journal.Changed {
+		t.Fatalf("rewritten file journaled as %+v, want changed", r)
+	}
+	if _, err := os.Stat(filepath.Join(e.archive, "grows")); err == nil {
+		t.Fatal("a stale version was completed")
+	}
+	if n := e.sink.count("CompleteMultipart"); n != 0 {
+		t.Fatalf("CompleteMultipart called %d times", n)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.archive, fssink.UploadsDir)); len(ents) != 0 {
+		t.Fatal("the abandoned multipart upload was not aborted")
+	}
+}
+
+func TestSmallFileReplacedBeforeUploadIsNotSent(t *testing.T) {
+	e := newEnv(t)
+	e.add("a", []byte("version one"))
+	p := filepath.Join(e.watch, "a")
+	os.Remove(p)
+	os.WriteFile(p, []byte("version two!"), 0o644) // new inode, new size
+	e.drain()
+	if r := e.row("a"); r.State != journal.Changed {
+		t.Fatalf("replaced file journaled as %+v, want changed", r)
+	}
+	if e.sink.count("Put") != 0 {
+		t.Fatal("the replaced file's old version was sent")
+	}
+}
+
+func TestTransientFailuresAreRetried(t *testing.T) {
+	e := newEnv(t)
+	data := randBytes(2*testChunk+7, 6)
+	e.add("big", data)
+	e.add("small", []byte("small"))
+	e.sink.before = func(op string, n int, key string) error {
+		if n <= 2 && (op == "Put" || op == "UploadPart") {
+			return &sink.Error{Class: sink.Transient, Op: op, Status: 503, Err: errors.New("slow down")}
+		}
+		return nil
+	}
+	e.drain()
+	e.landed("big", data)
+	e.landed("small", []byte("small"))
+	if e.u.Stats.Requests.Load() == 0 {
+		t.Fatal("no retries counted")
+	}
+}
+
+func TestExhaustedRetriesRequeueLater(t *testing.T) {
+	e := newEnv(t)
+	e.add("a", []byte("x"))
+	e.sink.before = func(op string, n int, key string) error {
+		return sink.NewTransient(op, errors.New("connection refused"))
+	}
+	e.drain()
+	r := e.row("a")
+	if r.State != journal.Queued || r.ErrorClass != "transient" || r.Attempts != 1 {
+		t.Fatalf("after exhausted retries: %+v, want queued for later", r)
+	}
+	if n := e.sink.count("Put"); n != 3 {
+		t.Fatalf("Put tried %d times, want the policy's 3", n)
+	}
+	at, ok, _ := e.j.NextDue(context.Background())
+	if !ok || time.Until(at) < 10*time.Second {
+		t.Fatalf("next attempt at %v, want well in the future", at)
+	}
+}
+
+func TestPermanentFailureIsNotRetried(t *testing.T) {
+	e := newEnv(t)
+	e.add("denied", []byte("x"))
+	e.add("fine", []byte("y"))
+	e.sink.before = func(op string, n int, key string) error {
+		if key == "denied" {
+			return &sink.Error{Class: sink.Permanent, Op: op, Status: 403, Code: "AccessDenied"}
+		}
+		return nil
+	}
+	e.drain()
+	if r := e.row("denied"); r.State != journal.Failed || r.ErrorClass != ClassPermanent {
+		t.Fatalf("denied: %+v", r)
+	}
+	if n := e.sink.count("Put"); n != 2 {
+		t.Fatalf("Put called %d times, want 1 per file", n)
+	}
+	e.landed("fine", []byte("y"))
+}
+
+func TestShutdownReleasesInFlightWork(t *testing.T) {
+	e := newEnv(t)
+	e.add("slow", randBytes(3*testChunk, 7))
+	ctx, cancel := context.WithCancel(context.Background())
+	var started atomic.Bool
+	e.sink.before = func(op string, n int, key string) error {
+		if op == "UploadPart" {
+			started.Store(true)
+			cancel()
+			return sink.NewTransient(op, context.Canceled)
+		}
+		return nil
+	}
+	if err := e.u.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !started.Load() {
+		t.Fatal("upload never started")
+	}
+	if r := e.row("slow"); r.State != journal.Queued || r.Attempts != 0 {
+		t.Fatalf("after shutdown: %+v, want queued, attempt not counted", r)
+	}
+}
+
+func TestNewRejectsChunkBelowMinimumPart(t *testing.T) {
+	e := newEnv(t)
+	s3like := &minPart{Sink: e.sink, min: 5 << 20}
+	if _, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"s3": s3like}, ChunkSize: 1 << 20}); err == nil {
+		t.Fatal("a chunk size below the target's minimum part size was accepted")
+	}
+}
+
+type minPart struct {
+	sink.Sink
+	min int64
+}
+
+func (m *minPart) MinPartSize() int64 { return m.min }
