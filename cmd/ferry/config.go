@@ -69,7 +69,13 @@ type TargetConfig struct {
 	Prefix       string `toml:"prefix"`
 	Path         string `toml:"path"`
 
-	accessKey, secretKey Secret
+	// creds is a pointer so that printing a TargetConfig (%v, %+v, %#v)
+	// shows an address, never the values.
+	creds *credentials
+}
+
+type credentials struct {
+	access, secret Secret
 }
 
 // WatchConfig is one [[watch]].
@@ -343,10 +349,11 @@ func (c *Config) validate(file string, loc *locator, lookupEnv func(string) (str
 			if strings.HasPrefix(t.Prefix, "/") || (t.Prefix != "" && !strings.HasSuffix(t.Prefix, "/")) {
 				bad(at(tbl, "prefix"), key("prefix"), "must be empty or a relative path ending in / (got %q)", t.Prefix)
 			}
+			t.creds = &credentials{}
 			for _, e := range []struct {
 				k, name string
 				dst     *Secret
-			}{{"access_key_env", t.AccessKeyEnv, &t.accessKey}, {"secret_key_env", t.SecretKeyEnv, &t.secretKey}} {
+			}{{"access_key_env", t.AccessKeyEnv, &t.creds.access}, {"secret_key_env", t.SecretKeyEnv, &t.creds.secret}} {
 				if e.name == "" {
 					continue
 				}

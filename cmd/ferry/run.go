@@ -156,8 +156,8 @@ func newSink(t TargetConfig) (sink.Sink, error) {
 			Endpoint:  t.Endpoint,
 			Region:    t.Region,
 			Bucket:    t.Bucket,
-			AccessKey: t.accessKey.Reveal(),
-			SecretKey: t.secretKey.Reveal(),
+			AccessKey: t.creds.access.Reveal(),
+			SecretKey: t.creds.secret.Reveal(),
 		})
 	}
 	return nil, fmt.Errorf("unknown target type %q", t.Type)
