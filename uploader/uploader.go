@@ -66,6 +66,8 @@ type Uploader struct {
 	nudge     chan struct{}
 	inputDone chan struct{}
 	doneOnce  sync.Once
+	stop      chan struct{}
+	stopOnce  sync.Once
 	Stats     Stats
 }
 
@@ -95,7 +97,7 @@ func New(o Options) (*Uploader, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Uploader{o: o, log: log, nudge: make(chan struct{}, 1), inputDone: make(chan struct{})}, nil
+	return &Uploader{o: o, log: log, nudge: make(chan struct{}, 1), inputDone: make(chan struct{}), stop: make(chan struct{})}, nil
 }
 
 // Notify tells the dispatcher that new work may be due. It never blocks.
@@ -114,9 +116,14 @@ func (u *Uploader) InputDone() {
 	u.Notify()
 }
 
-// Run dispatches until ctx ends, or after InputDone, until the work is done.
-// In-flight uploads are abandoned on cancellation and their files returned
-// to the queue.
+// Stop makes Run start no new upload and return once the uploads in flight
+// have ended. To bound the wait, cancel Run's context: in-flight uploads are
+// then abandoned and their files stay queued.
+func (u *Uploader) Stop() { u.stopOnce.Do(func() { close(u.stop) }) }
+
+// Run dispatches until ctx ends or Stop is called, or after InputDone, until
+// the work is done. In-flight uploads are abandoned on cancellation and
+// their files returned to the queue.
 func (u *Uploader) Run(ctx context.Context) error {
 	jobs := make(chan journal.Job)
 	ready := make(chan struct{}, u.o.Workers)
@@ -172,7 +179,14 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- journal.Job, ready 
 				continue
 			case <-ctx.Done():
 				return nil
+			case <-u.stop:
+				return nil
 			}
+		}
+		select {
+		case <-u.stop:
+			return nil
+		default:
 		}
 		claimed, err := u.o.Journal.Claim(ctx, idle)
 		if err != nil {
@@ -208,6 +222,8 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- journal.Job, ready 
 			idle++
 		case <-timer.C:
 		case <-ctx.Done():
+			return nil
+		case <-u.stop:
 			return nil
 		}
 		if !timer.Stop() {

@@ -373,3 +373,35 @@ type minPart struct {
 }
 
 func (m *minPart) MinPartSize() int64 { return m.min }
+
+func TestStopFinishesInFlightAndStartsNothingNew(t *testing.T) {
+	e := newEnv(t)
+	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": e.sink}, Workers: 1, ChunkSize: testChunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.add("first", []byte("1"))
+	e.add("second", []byte("2"))
+	inPut, release := make(chan struct{}), make(chan struct{})
+	e.sink.before = func(op string, n int, key string) error {
+		if op == "Put" && n == 1 {
+			close(inPut)
+			<-release
+		}
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- u.Run(context.Background()) }()
+	<-inPut
+	u.Stop()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if r := e.row("first"); r.State != journal.Uploaded {
+		t.Fatalf("in-flight file: %+v, want uploaded", r)
+	}
+	if r := e.row("second"); r.State != journal.Queued {
+		t.Fatalf("second file: %+v, want still queued", r)
+	}
+}

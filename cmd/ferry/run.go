@@ -263,18 +263,11 @@ func (d *daemon) run(ctx context.Context, once bool) (onceResult, error) {
 		upDone <- err
 	}
 	cancelWatch()
-	// Give in-flight parts a moment, then cancel them: their files stay
-	// queued in the journal.
-	stopTimer := time.AfterFunc(func() time.Duration {
-		if ctx.Err() != nil || runErr != nil {
-			return stopTimeout
-		}
-		return 0
-	}(), cancelUp)
+	// Start nothing new; give the parts in flight a few seconds, then
+	// cancel them: their files stay queued in the journal.
+	d.up.Stop()
+	stopTimer := time.AfterFunc(stopTimeout, cancelUp)
 	defer stopTimer.Stop()
-	if ctx.Err() != nil || runErr != nil {
-		cancelUp()
-	}
 	if err := <-upDone; err != nil && runErr == nil {
 		runErr = err
 	}
