@@ -97,60 +97,84 @@ func (j *Journal) Known(ctx context.Context, watch, rel string, v Version) (bool
 // uploading and the uploader's completion fails with ErrStale, which queues
 // it again.
 func (j *Journal) RecordSettled(ctx context.Context, s Settled) (Outcome, error) {
-	var out Outcome
+	outs, err := j.RecordSettledBatch(ctx, []Settled{s})
+	if err != nil {
+		return Unchanged, err
+	}
+	return outs[0], nil
+}
+
+// RecordSettledBatch journals several settled versions in one transition,
+// as RecordSettled does for one.
+func (j *Journal) RecordSettledBatch(ctx context.Context, ss []Settled) ([]Outcome, error) {
+	outs := make([]Outcome, len(ss))
 	err := j.do(ctx, func(t *Tx) error {
-		out = Unchanged
-		var id, gen int64
-		var st State
-		var v Version
-		err := t.tx.QueryRow(`SELECT id, generation, state, size, mtime_ns, file_id FROM files WHERE watch = ? AND rel_path = ?`,
-			s.Watch, s.RelPath).Scan(&id, &gen, &st, &v.Size, &v.MtimeNS, &v.FileID)
-		now := t.now.UnixNano()
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			res, err := t.tx.Exec(`INSERT INTO files (watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, state, signal, settled_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
-				s.Watch, s.RelPath, s.Target, s.Key, s.BatchID, s.Version.Size, s.Version.MtimeNS, s.Version.FileID, s.Signal, now, now)
+		for i, s := range ss {
+			out, err := t.recordSettled(s)
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: %w", s.RelPath, err)
 			}
-			if id, err = res.LastInsertId(); err != nil {
-				return err
-			}
-			out = Added
-		case err != nil:
-			return err
-		case v == s.Version:
-			return nil
-		default:
-			next := Queued
-			if st == Uploading {
-				next = Uploading
-			}
-			if _, err := t.tx.Exec(`UPDATE files SET target = ?, object_key = ?, batch_id = ?, size = ?, mtime_ns = ?, file_id = ?,
-				generation = generation + 1, state = ?, signal = ?, sha256 = NULL, attempts = 0, next_attempt_at = 0,
-				error_class = NULL, error = NULL, settled_at = ?, updated_at = ?, uploaded_at = NULL WHERE id = ?`,
-				s.Target, s.Key, s.BatchID, s.Version.Size, s.Version.MtimeNS, s.Version.FileID, next, s.Signal, now, now, id); err != nil {
-				return err
-			}
-			out = Requeued
+			outs[i] = out
 		}
-		detail := "signal=" + s.Signal
-		if out == Requeued {
-			detail += fmt.Sprintf(" previous_state=%s", st)
-		}
-		if err := t.event(Event{Kind: "settled", FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: s.Version.Size, Detail: detail}); err != nil {
-			return err
-		}
-		if s.Invalid == "" {
-			return nil
-		}
-		if _, err := t.tx.Exec(`UPDATE files SET state = 'failed', error_class = 'invalid_key', error = ? WHERE id = ?`, s.Invalid, id); err != nil {
-			return err
-		}
-		return t.event(Event{Kind: "failed", FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: -1, Detail: "invalid_key: " + s.Invalid})
+		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return outs, nil
+}
+
+func (t *Tx) recordSettled(s Settled) (Outcome, error) {
+	out := Unchanged
+	var id, gen int64
+	var st State
+	var v Version
+	err := t.tx.QueryRow(`SELECT id, generation, state, size, mtime_ns, file_id FROM files WHERE watch = ? AND rel_path = ?`,
+		s.Watch, s.RelPath).Scan(&id, &gen, &st, &v.Size, &v.MtimeNS, &v.FileID)
+	now := t.now.UnixNano()
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		res, err := t.tx.Exec(`INSERT INTO files (watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, state, signal, settled_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
+			s.Watch, s.RelPath, s.Target, s.Key, s.BatchID, s.Version.Size, s.Version.MtimeNS, s.Version.FileID, s.Signal, now, now)
+		if err != nil {
+			return out, err
+		}
+		if id, err = res.LastInsertId(); err != nil {
+			return out, err
+		}
+		out = Added
+	case err != nil:
+		return out, err
+	case v == s.Version:
+		return out, nil
+	default:
+		next := Queued
+		if st == Uploading {
+			next = Uploading
+		}
+		if _, err := t.tx.Exec(`UPDATE files SET target = ?, object_key = ?, batch_id = ?, size = ?, mtime_ns = ?, file_id = ?,
+			generation = generation + 1, state = ?, signal = ?, sha256 = NULL, attempts = 0, next_attempt_at = 0,
+			error_class = NULL, error = NULL, settled_at = ?, updated_at = ?, uploaded_at = NULL WHERE id = ?`,
+			s.Target, s.Key, s.BatchID, s.Version.Size, s.Version.MtimeNS, s.Version.FileID, next, s.Signal, now, now, id); err != nil {
+			return out, err
+		}
+		out = Requeued
+	}
+	detail := "signal=" + s.Signal
+	if out == Requeued {
+		detail += fmt.Sprintf(" previous_state=%s", st)
+	}
+	if err := t.event(Event{Kind: "settled", FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: s.Version.Size, Detail: detail}); err != nil {
+		return out, err
+	}
+	if s.Invalid == "" {
+		return out, nil
+	}
+	if _, err := t.tx.Exec(`UPDATE files SET state = 'failed', error_class = 'invalid_key', error = ? WHERE id = ?`, s.Invalid, id); err != nil {
+		return out, err
+	}
+	return out, t.event(Event{Kind: "failed", FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: -1, Detail: "invalid_key: " + s.Invalid})
 }
 
 // Recover puts every file left uploading by an earlier process back in the

@@ -351,3 +351,19 @@ func TestEventHashIsStable(t *testing.T) {
 		t.Fatal("EventHash is not a stable SHA-256 hex")
 	}
 }
+
+func TestRecordSettledBatch(t *testing.T) {
+	ctx := context.Background()
+	j := open(t)
+	j.RecordSettled(ctx, settled("old", 1))
+	outs, err := j.RecordSettledBatch(ctx, []Settled{settled("a", 1), settled("old", 1), settled("old", 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outs[0] != Added || outs[1] != Unchanged || outs[2] != Requeued {
+		t.Fatalf("outcomes %v, want [Added Unchanged Requeued]", outs)
+	}
+	if c, _ := j.Counts(ctx); c[Queued] != 2 {
+		t.Fatalf("counts %v", c)
+	}
+}

@@ -23,9 +23,11 @@ func TestRunWithRealEvents(t *testing.T) {
 	got := map[string]int64{}
 	done := make(chan error, 1)
 	go func() {
-		done <- w.Run(ctx, func(_ context.Context, f File) error {
+		done <- w.Run(ctx, func(_ context.Context, fs []File) error {
 			mu.Lock()
-			got[f.RelPath] = f.Stat.Size
+			for _, f := range fs {
+				got[f.RelPath] = f.Stat.Size
+			}
 			mu.Unlock()
 			return nil
 		})

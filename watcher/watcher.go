@@ -113,9 +113,13 @@ func New(o Options) (*Watcher, error) {
 // Root is the absolute watch root.
 func (w *Watcher) Root() string { return w.root }
 
-// Emit receives settled files. It may block (the watcher waits); an error
-// stops the watcher.
-type Emit func(ctx context.Context, f File) error
+// Emit receives settled files, in batches of at most MaxBatch, so that a
+// journal can record many in one transaction. It may block (the watcher
+// waits); an error stops the watcher.
+type Emit func(ctx context.Context, files []File) error
+
+// MaxBatch bounds the files passed to one Emit call.
+const MaxBatch = 256
 
 // Run watches until ctx ends. It returns nil on cancellation.
 func (w *Watcher) Run(ctx context.Context, emit Emit) error {
@@ -338,6 +342,18 @@ func (s *state) observe(rel, path string, now time.Time) {
 // settle period and that can be opened.
 func (s *state) settle(ctx context.Context) error {
 	now := time.Now()
+	var batch []File
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := s.emit(ctx, batch)
+		batch = batch[:0]
+		if err != nil && ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	for rel, o := range s.pending {
 		if now.Sub(o.changedAt) < s.o.Settle {
 			continue
@@ -362,14 +378,14 @@ func (s *state) settle(ctx context.Context) error {
 		// An unreadable file is reported too: the uploader records why it
 		// failed, where a person will see it.
 		delete(s.pending, rel)
-		if err := s.emit(ctx, File{Root: s.root, RelPath: rel, Path: path, Stat: st, Signal: "quiet"}); err != nil {
-			if ctx.Err() != nil {
-				return nil
+		batch = append(batch, File{Root: s.root, RelPath: rel, Path: path, Stat: st, Signal: "quiet"})
+		if len(batch) == MaxBatch {
+			if err := flush(); err != nil {
+				return err
 			}
-			return err
 		}
 	}
-	return nil
+	return flush()
 }
 
 // walk lists dir (and, when recursive, its subfolders), watching each

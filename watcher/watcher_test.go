@@ -64,10 +64,13 @@ func startWith(t *testing.T, w *Watcher, h *harness, once bool) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() {
-		h.done <- w.run(ctx, h, h.events, h.errs, func(_ context.Context, f File) error {
+		h.done <- w.run(ctx, h, h.events, h.errs, func(_ context.Context, fs []File) error {
+			if len(fs) == 0 || len(fs) > MaxBatch {
+				t.Errorf("emitted a batch of %d files", len(fs))
+			}
 			h.mu.Lock()
 			defer h.mu.Unlock()
-			h.got = append(h.got, f)
+			h.got = append(h.got, fs...)
 			return nil
 		}, once)
 	}()
@@ -303,8 +306,10 @@ func TestOnceReturnsWhenEverythingSettled(t *testing.T) {
 		}
 		var got []string
 		start := time.Now()
-		err = w.Once(context.Background(), func(_ context.Context, f File) error {
-			got = append(got, f.RelPath)
+		err = w.Once(context.Background(), func(_ context.Context, fs []File) error {
+			for _, f := range fs {
+				got = append(got, f.RelPath)
+			}
 			return nil
 		})
 		if err != nil {

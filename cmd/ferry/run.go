@@ -186,27 +186,37 @@ func (d *daemon) targetName(root string) string {
 	return ""
 }
 
-// record journals a settled file and nudges the uploader.
-func (d *daemon) record(ctx context.Context, f watcher.File) error {
-	t := d.targets[f.Root]
-	s := journal.Settled{
-		Watch: f.Root, RelPath: f.RelPath, Target: d.targetName(f.Root),
-		BatchID: uploader.BatchID(f.RelPath), Version: fileVersion(f), Signal: f.Signal,
+// record journals settled files and nudges the uploader.
+func (d *daemon) record(ctx context.Context, files []watcher.File) error {
+	ss := make([]journal.Settled, len(files))
+	for i, f := range files {
+		t := d.targets[f.Root]
+		s := journal.Settled{
+			Watch: f.Root, RelPath: f.RelPath, Target: d.targetName(f.Root),
+			BatchID: uploader.BatchID(f.RelPath), Version: fileVersion(f), Signal: f.Signal,
+		}
+		key, err := uploader.ObjectKey(t.Prefix, f.RelPath)
+		if err != nil {
+			s.Invalid = err.Error()
+		}
+		s.Key = key
+		ss[i] = s
 	}
-	key, err := uploader.ObjectKey(t.Prefix, f.RelPath)
-	if err != nil {
-		s.Invalid = err.Error()
-	}
-	s.Key = key
-	out, err := d.j.RecordSettled(ctx, s)
+	outs, err := d.j.RecordSettledBatch(ctx, ss)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	switch {
-	case s.Invalid != "":
-		d.log.Error("file cannot be stored under its name", "path", f.RelPath, "batch_id", s.BatchID, "error", s.Invalid)
-	case out != journal.Unchanged:
-		d.log.Info("settled", "path", f.RelPath, "batch_id", s.BatchID, "size", f.Stat.Size, "signal", f.Signal, "new_version", out == journal.Requeued)
+	queued := false
+	for i, s := range ss {
+		switch {
+		case s.Invalid != "":
+			d.log.Error("file cannot be stored under its name", "path", s.RelPath, "batch_id", s.BatchID, "error", s.Invalid)
+		case outs[i] != journal.Unchanged:
+			d.log.Info("settled", "path", s.RelPath, "batch_id", s.BatchID, "size", s.Version.Size, "signal", s.Signal, "new_version", outs[i] == journal.Requeued)
+			queued = true
+		}
+	}
+	if queued {
 		d.up.Notify()
 	}
 	return nil
