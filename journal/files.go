@@ -177,24 +177,36 @@ func (t *Tx) recordSettled(s Settled) (Outcome, error) {
 	return out, t.event(Event{Kind: "failed", FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: -1, Detail: "invalid_key: " + s.Invalid})
 }
 
-// Recover puts every file left uploading by an earlier process back in the
-// queue (keeping its upload ID so the next attempt can deal with it). Call
-// it once at start, before the uploader runs.
-func (j *Journal) Recover(ctx context.Context) (int, error) {
-	var n int
+// Recovered counts what Recover put back in the queue.
+type Recovered struct {
+	Interrupted int // uploading when the previous process stopped
+	Failed      int // failed in an earlier life, tried once more
+}
+
+// Recover runs once at start, before the uploader. It puts every file left
+// uploading by an earlier process back in the queue (keeping its upload ID
+// so the next attempt can deal with it), and gives every file that failed
+// in an earlier life one more try: a restart usually follows a fix (new
+// credentials, a created bucket, a chmod that left the mtime alone). Files
+// whose names cannot be keys are left failed: only a new path helps them.
+func (j *Journal) Recover(ctx context.Context) (Recovered, error) {
+	var rec Recovered
 	err := j.do(ctx, func(t *Tx) error {
-		rows, err := t.tx.Query(`SELECT id, batch_id, rel_path FROM files WHERE state = 'uploading'`)
+		rec = Recovered{}
+		rows, err := t.tx.Query(`SELECT id, batch_id, rel_path, state FROM files
+			WHERE state = 'uploading' OR (state = 'failed' AND error_class IS NOT 'invalid_key')`)
 		if err != nil {
 			return err
 		}
 		type row struct {
 			id         int64
 			batch, rel string
+			state      State
 		}
 		var rs []row
 		for rows.Next() {
 			var r row
-			if err := rows.Scan(&r.id, &r.batch, &r.rel); err != nil {
+			if err := rows.Scan(&r.id, &r.batch, &r.rel, &r.state); err != nil {
 				rows.Close()
 				return err
 			}
@@ -205,17 +217,26 @@ func (j *Journal) Recover(ctx context.Context) (int, error) {
 			return err
 		}
 		for _, r := range rs {
-			if _, err := t.tx.Exec(`UPDATE files SET state = 'queued', next_attempt_at = 0, updated_at = ? WHERE id = ?`, t.now.UnixNano(), r.id); err != nil {
-				return err
+			kind, detail := "interrupted", "uploading when the previous process stopped"
+			if r.state == Failed {
+				kind, detail = "retry_after_restart", "failed in an earlier run; trying once more"
+				rec.Failed++
+				if _, err := t.tx.Exec(`UPDATE files SET state = 'queued', attempts = 0, next_attempt_at = 0, updated_at = ? WHERE id = ?`, t.now.UnixNano(), r.id); err != nil {
+					return err
+				}
+			} else {
+				rec.Interrupted++
+				if _, err := t.tx.Exec(`UPDATE files SET state = 'queued', next_attempt_at = 0, updated_at = ? WHERE id = ?`, t.now.UnixNano(), r.id); err != nil {
+					return err
+				}
 			}
-			if err := t.event(Event{Kind: "interrupted", FileID: r.id, BatchID: r.batch, RelPath: r.rel, Size: -1, Detail: "uploading when the previous process stopped"}); err != nil {
+			if err := t.event(Event{Kind: kind, FileID: r.id, BatchID: r.batch, RelPath: r.rel, Size: -1, Detail: detail}); err != nil {
 				return err
 			}
 		}
-		n = len(rs)
 		return nil
 	})
-	return n, err
+	return rec, err
 }
 
 // Claim moves up to n queued files that are due (next_attempt_at <= now),

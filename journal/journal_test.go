@@ -212,8 +212,8 @@ func TestRecoverRequeuesInterruptedUploads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	if n, err := j.Recover(ctx); err != nil || n != 1 {
-		t.Fatalf("Recover = %d, %v", n, err)
+	if rec, err := j.Recover(ctx); err != nil || rec.Interrupted != 1 || rec.Failed != 0 {
+		t.Fatalf("Recover = %+v, %v", rec, err)
 	}
 	jobs := mustClaim(t, j, 1)
 	if len(jobs) != 1 || jobs[0].UploadID != "up-1" {
@@ -365,5 +365,26 @@ func TestRecordSettledBatch(t *testing.T) {
 	}
 	if c, _ := j.Counts(ctx); c[Queued] != 2 {
 		t.Fatalf("counts %v", c)
+	}
+}
+
+func TestRecoverRetriesEarlierFailuresOnce(t *testing.T) {
+	ctx := context.Background()
+	j := open(t)
+	j.RecordSettled(ctx, settled("denied", 1))
+	bad := settled("bad\x01", 1)
+	bad.Invalid = "control character"
+	j.RecordSettled(ctx, bad)
+	jb := mustClaim(t, j, 1)[0]
+	j.Fail(ctx, &jb, "permanent", "HTTP 403 AccessDenied")
+	rec, err := j.Recover(ctx)
+	if err != nil || rec.Failed != 1 || rec.Interrupted != 0 {
+		t.Fatalf("Recover = %+v, %v; want one failure retried", rec, err)
+	}
+	if r := state(t, j, "denied"); r.State != Queued || r.Attempts != 0 {
+		t.Fatalf("denied after Recover: %+v", r)
+	}
+	if r := state(t, j, "bad\x01"); r.State != Failed {
+		t.Fatalf("an unstorable name was retried: %+v", r)
 	}
 }

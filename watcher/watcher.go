@@ -57,7 +57,9 @@ type Options struct {
 	RescanInterval time.Duration // full walk period (default 10 min)
 	MaxPending     int           // bound on files waiting to settle (default 100,000)
 	// Ignore lists absolute paths (files or folders) never reported, such as
-	// ferry's own journal and logs when they sit inside a watched folder.
+	// ferry's own journal and logs when they sit inside a watched folder. An
+	// entry ending in "*" matches every path that starts with the rest (for
+	// rotated logs: "/var/log/ferry/ferry-*").
 	Ignore []string
 	// Known reports whether a version was already taken care of; a walk
 	// skips such files. Nil means nothing is known.
@@ -101,6 +103,14 @@ func New(o Options) (*Watcher, error) {
 		o.MaxPending = DefaultMaxPending
 	}
 	for i, p := range o.Ignore {
+		if prefix, ok := strings.CutSuffix(p, "*"); ok {
+			clean := filepath.Clean(prefix)
+			if strings.HasSuffix(prefix, string(filepath.Separator)) && !strings.HasSuffix(clean, string(filepath.Separator)) {
+				clean += string(filepath.Separator)
+			}
+			o.Ignore[i] = clean + "*"
+			continue
+		}
 		o.Ignore[i] = filepath.Clean(p)
 	}
 	log := o.Logger
@@ -243,6 +253,12 @@ func (w *Watcher) rel(path string) (string, bool) {
 
 func (w *Watcher) ignored(path string) bool {
 	for _, p := range w.o.Ignore {
+		if prefix, ok := strings.CutSuffix(p, "*"); ok {
+			if strings.HasPrefix(path, prefix) {
+				return true
+			}
+			continue
+		}
 		if path == p || strings.HasPrefix(path, p+string(filepath.Separator)) {
 			return true
 		}

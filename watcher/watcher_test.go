@@ -209,13 +209,13 @@ func TestExcludedAndIgnoredFilesAreNeverReported(t *testing.T) {
 		root := t.TempDir()
 		h := start(t, Options{Root: root, Settle: time.Second, Recursive: true,
 			Include: []string{"**/*"}, Exclude: []string{"**/*.tmp", "**/~$*", "**/.DS_Store"},
-			Ignore: []string{filepath.Join(root, "ferry.db"), filepath.Join(root, "archive")}})
-		for _, rel := range []string{"a.tmp", "x/~$lock.docx", ".DS_Store", "ferry.db", "archive/k.txt", "keep.txt"} {
+			Ignore: []string{filepath.Join(root, "ferry.db"), filepath.Join(root, "archive"), filepath.Join(root, "logs", "ferry-*")}})
+		for _, rel := range []string{"a.tmp", "x/~$lock.docx", ".DS_Store", "ferry.db", "archive/k.txt", "logs/ferry-2026-11-26T22-00-00.000.log.gz", "keep.txt", "logs/other.log"} {
 			h.write(rel, "data", false)
 		}
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if got, want := h.rels(), []string{"keep.txt"}; !slices.Equal(got, want) {
+		if got, want := h.rels(), []string{"keep.txt", "logs/other.log"}; !slices.Equal(got, want) {
 			t.Fatalf("emitted %v, want %v", got, want)
 		}
 	})

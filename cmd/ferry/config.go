@@ -250,7 +250,8 @@ func LoadConfig(path string, lookupEnv func(string) (string, bool)) (*Config, er
 	loc := newLocator(data)
 	var errs ConfigErrors
 	for _, k := range md.Undecoded() {
-		errs = append(errs, &ConfigError{File: path, Line: loc.keyLine(k), Key: k.String(), Msg: "unknown key"})
+		line, name := loc.keyLine(k)
+		errs = append(errs, &ConfigError{File: path, Line: line, Key: name, Msg: "unknown key"})
 	}
 	errs = append(errs, c.validate(path, loc, lookupEnv)...)
 	if len(errs) > 0 {
@@ -561,22 +562,24 @@ func (l *locator) arrayLine(table string, index int, key string) int {
 	return header
 }
 
-// keyLine locates an undecoded key reported by toml.MetaData.
-func (l *locator) keyLine(k toml.Key) int {
+// keyLine locates an undecoded key reported by toml.MetaData and names it
+// as the user wrote it ("watch[2].setle").
+func (l *locator) keyLine(k toml.Key) (int, string) {
 	if len(k) == 0 {
-		return 0
+		return 0, ""
 	}
-	// [[watch]] keys come without an index; report the first occurrence.
+	// [[watch]] keys come without an index: find the first occurrence.
 	if k[0] == "watch" && len(k) >= 2 {
-		found := 0
-		l.scan(func(line int, t string, _ int, key string, isHeader bool) bool {
-			if !isHeader && t == "watch" && key == strings.Join(k[1:], ".") {
-				found = line
+		found, index := 0, 0
+		rest := strings.Join(k[1:], ".")
+		l.scan(func(line int, t string, i int, key string, isHeader bool) bool {
+			if !isHeader && t == "watch" && key == rest {
+				found, index = line, i
 				return true
 			}
 			return false
 		})
-		return found
+		return found, fmt.Sprintf("watch[%d].%s", index+1, rest)
 	}
-	return l.line(strings.Join(k[:len(k)-1], "."), k[len(k)-1])
+	return l.line(strings.Join(k[:len(k)-1], "."), k[len(k)-1]), k.String()
 }

@@ -122,7 +122,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		want       string
 	}{
 		{"syntax", "[journal]\npath = \"x\nlevel = 3\n", 2, ""},
-		{"unknown key", base("colour = \"blue\"\n"), 8, "watch.colour: unknown key"},
+		{"unknown key", base("colour = \"blue\"\n"), 8, "watch[1].colour: unknown key"},
 		{"unknown top key", "verbose = true\n" + base(""), 1, "verbose: unknown key"},
 		{"unknown section key", "[upload]\nmax_uploads = 3\n" + base(""), 2, "upload.max_uploads: unknown key"},
 		{"bad size", "[upload]\nmax_chunk_size = \"16XB\"\n" + base(""), 2, "16XB"},

@@ -118,7 +118,9 @@ func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
 	// Never report ferry's own files when they sit inside a watched folder.
 	ignore := []string{cfg.Journal.Path, cfg.Journal.Path + "-wal", cfg.Journal.Path + "-shm", cfg.Journal.Path + "-journal"}
 	if cfg.Log.File != "" {
-		ignore = append(ignore, cfg.Log.File, filepath.Dir(cfg.Log.File)+string(filepath.Separator)+strings.TrimSuffix(filepath.Base(cfg.Log.File), filepath.Ext(cfg.Log.File))+"-")
+		// The log and its rotated copies (lumberjack: NAME-TIMESTAMP.EXT[.gz]).
+		rotated := strings.TrimSuffix(cfg.Log.File, filepath.Ext(cfg.Log.File)) + "-*"
+		ignore = append(ignore, cfg.Log.File, rotated)
 	}
 	for _, t := range cfg.Target {
 		if t.Type == "fs" {
@@ -225,10 +227,15 @@ func (d *daemon) record(ctx context.Context, files []watcher.File) error {
 // run starts the watchers and the uploader and waits until ctx ends or,
 // with once, until the work that was there at start is done.
 func (d *daemon) run(ctx context.Context, once bool) (onceResult, error) {
-	if n, err := d.j.Recover(ctx); err != nil {
+	if rec, err := d.j.Recover(ctx); err != nil {
 		return onceResult{}, fmt.Errorf("journal: %w", err)
-	} else if n > 0 {
-		d.log.Info("resuming files that were being uploaded when ferry last stopped", "files", n)
+	} else {
+		if rec.Interrupted > 0 {
+			d.log.Info("resuming files that were being uploaded when ferry last stopped", "files", rec.Interrupted)
+		}
+		if rec.Failed > 0 {
+			d.log.Info("trying once more the files that failed in an earlier run", "files", rec.Failed)
+		}
 	}
 	roots := make([]string, len(d.watchers))
 	for i, w := range d.watchers {
