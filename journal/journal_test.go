@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"errors"
+	"github.com/ferry-data/ferry/internal/testtmp"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,7 +15,7 @@ import (
 
 func open(t *testing.T) *Journal {
 	t.Helper()
-	j, err := Open(filepath.Join(t.TempDir(), "ferry.db"), Options{})
+	j, err := Open(filepath.Join(testtmp.Dir(t), "ferry.db"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestNewVersionDuringUploadIsStale(t *testing.T) {
 func TestRetryIsDueLater(t *testing.T) {
 	ctx := context.Background()
 	now := time.Unix(1000, 0)
-	j, err := Open(filepath.Join(t.TempDir(), "j.db"), Options{Now: func() time.Time { return now }})
+	j, err := Open(filepath.Join(testtmp.Dir(t), "j.db"), Options{Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +199,7 @@ func TestInvalidKeyIsRecordedFailed(t *testing.T) {
 
 func TestRecoverRequeuesInterruptedUploads(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "j.db")
+	path := filepath.Join(testtmp.Dir(t), "j.db")
 	j, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +229,7 @@ func TestRecoverRequeuesInterruptedUploads(t *testing.T) {
 // durable and share transactions.
 func TestGroupCommit(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "j.db")
+	path := filepath.Join(testtmp.Dir(t), "j.db")
 	j, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +291,7 @@ func TestFailedOpDoesNotSpoilBatch(t *testing.T) {
 
 func TestTamperingIsDetected(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "j.db")
+	path := filepath.Join(testtmp.Dir(t), "j.db")
 	j, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -325,7 +326,7 @@ func TestTamperingIsDetected(t *testing.T) {
 }
 
 func TestCorruptJournalRefusesToOpen(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "j.db")
+	path := filepath.Join(testtmp.Dir(t), "j.db")
 	if err := os.WriteFile(path, []byte(strings.Repeat("not a database ", 400)), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"github.com/ferry-data/ferry/internal/testtmp"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,7 +14,7 @@ import (
 // synctest bubble: its reader goroutine sits in a syscall). Rescans are an
 // hour apart, so only events can find the files.
 func TestRunWithRealEvents(t *testing.T) {
-	root := t.TempDir()
+	root := testtmp.Dir(t)
 	w, err := New(Options{Root: root, Settle: 100 * time.Millisecond, Recursive: true, RescanInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)

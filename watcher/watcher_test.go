@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"github.com/ferry-data/ferry/internal/testtmp"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,7 +38,7 @@ func (h *harness) Add(name string) error {
 func start(t *testing.T, o Options) *harness {
 	t.Helper()
 	if o.Root == "" {
-		o.Root = t.TempDir()
+		o.Root = testtmp.Dir(t)
 	}
 	h := &harness{t: t}
 	if o.Known == nil {
@@ -165,7 +166,7 @@ func TestBurstyWriterSettlesOnceInFinalForm(t *testing.T) {
 
 func TestWalkAtStartSkipsKnownVersions(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		root := t.TempDir()
+		root := testtmp.Dir(t)
 		for _, rel := range []string{"old.txt", "new.txt", "sub/deep/new2.txt"} {
 			p := filepath.Join(root, filepath.FromSlash(rel))
 			os.MkdirAll(filepath.Dir(p), 0o755)
@@ -206,7 +207,7 @@ func TestNewFolderIsWatchedAndListed(t *testing.T) {
 
 func TestExcludedAndIgnoredFilesAreNeverReported(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		root := t.TempDir()
+		root := testtmp.Dir(t)
 		h := start(t, Options{Root: root, Settle: time.Second, Recursive: true,
 			Include: []string{"**/*"}, Exclude: []string{"**/*.tmp", "**/~$*", "**/.DS_Store"},
 			Ignore: []string{filepath.Join(root, "ferry.db"), filepath.Join(root, "archive"), filepath.Join(root, "logs", "ferry-*")}})
@@ -296,7 +297,7 @@ func TestPeriodicRescanFindsMissedFiles(t *testing.T) {
 
 func TestOnceReturnsWhenEverythingSettled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		root := t.TempDir()
+		root := testtmp.Dir(t)
 		os.MkdirAll(filepath.Join(root, "r"), 0o755)
 		os.WriteFile(filepath.Join(root, "r", "a"), []byte("a"), 0o644)
 		os.WriteFile(filepath.Join(root, "b"), []byte("b"), 0o644)
@@ -327,7 +328,7 @@ func TestOnceReturnsWhenEverythingSettled(t *testing.T) {
 
 func TestNonRecursiveIgnoresSubfolders(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		root := t.TempDir()
+		root := testtmp.Dir(t)
 		os.MkdirAll(filepath.Join(root, "sub"), 0o755)
 		os.WriteFile(filepath.Join(root, "sub", "x"), []byte("x"), 0o644)
 		os.WriteFile(filepath.Join(root, "top"), []byte("t"), 0o644)
@@ -342,8 +343,8 @@ func TestNonRecursiveIgnoresSubfolders(t *testing.T) {
 
 func TestSymlinksAreNotFollowed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		root := t.TempDir()
-		outside := t.TempDir()
+		root := testtmp.Dir(t)
+		outside := testtmp.Dir(t)
 		os.WriteFile(filepath.Join(outside, "secret"), []byte("s"), 0o644)
 		if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(root, "link")); err != nil {
 			t.Skip("symlinks unsupported:", err)
@@ -389,15 +390,15 @@ func TestMatch(t *testing.T) {
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {
-	if _, err := New(Options{Root: filepath.Join(t.TempDir(), "missing")}); err == nil {
+	if _, err := New(Options{Root: filepath.Join(testtmp.Dir(t), "missing")}); err == nil {
 		t.Error("missing root accepted")
 	}
-	f := filepath.Join(t.TempDir(), "file")
+	f := filepath.Join(testtmp.Dir(t), "file")
 	os.WriteFile(f, nil, 0o644)
 	if _, err := New(Options{Root: f}); err == nil {
 		t.Error("a file as root accepted")
 	}
-	if _, err := New(Options{Root: t.TempDir(), Include: []string{"[a"}}); err == nil {
+	if _, err := New(Options{Root: testtmp.Dir(t), Include: []string{"[a"}}); err == nil {
 		t.Error("invalid glob accepted")
 	}
 }

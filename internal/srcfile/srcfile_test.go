@@ -2,31 +2,14 @@ package srcfile
 
 import (
 	"errors"
+	"github.com/ferry-data/ferry/internal/testtmp"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
-// tempDir is t.TempDir without RemoveAll, which fails under Wine 8: these
-// tests also run as Windows binaries.
-func tempDir(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "srcfile-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ents, _ := os.ReadDir(d)
-		for _, e := range ents {
-			os.Remove(filepath.Join(d, e.Name()))
-		}
-		os.Remove(d)
-	})
-	return d
-}
-
 func TestIdentity(t *testing.T) {
-	d := tempDir(t)
+	d := testtmp.Dir(t)
 	p := filepath.Join(d, "a.raw")
 	if err := os.WriteFile(p, []byte("one"), 0o644); err != nil {
 		t.Fatal(err)
@@ -66,7 +49,7 @@ func TestIdentity(t *testing.T) {
 }
 
 func TestLstatClassifies(t *testing.T) {
-	d := tempDir(t)
+	d := testtmp.Dir(t)
 	if _, err := Lstat(filepath.Join(d, "missing")); !IsVanished(err) {
 		t.Errorf("missing file: %v, want vanished", err)
 	}
@@ -76,7 +59,7 @@ func TestLstatClassifies(t *testing.T) {
 }
 
 func TestOpenDoesNotBlockWriterAndProbe(t *testing.T) {
-	d := tempDir(t)
+	d := testtmp.Dir(t)
 	p := filepath.Join(d, "w.raw")
 	os.WriteFile(p, []byte("x"), 0o644)
 	if err := ProbeReadable(p); err != nil {

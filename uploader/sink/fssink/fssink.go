@@ -308,7 +308,7 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 	if err := writeSidecar(final, u.sha256); err != nil {
 		return classify("CompleteMultipart", err)
 	}
-	return classify("CompleteMultipart", os.RemoveAll(dir))
+	return classify("CompleteMultipart", removeUpload(dir))
 }
 
 // AbortMultipart discards a staged upload; an unknown one is no error.
@@ -317,7 +317,7 @@ func (s *Sink) AbortMultipart(ctx context.Context, key, uploadID string) error {
 	if err != nil {
 		return nil // not an id this sink made: there is nothing to discard
 	}
-	return classify("AbortMultipart", os.RemoveAll(dir))
+	return classify("AbortMultipart", removeUpload(dir))
 }
 
 // Stat reports the object's size and the hash in its sidecar.
@@ -347,4 +347,26 @@ func (s *Sink) Stat(ctx context.Context, key string) (sink.Info, error) {
 		return sink.Info{}, classify("Stat", err)
 	}
 	return info, nil
+}
+
+// removeUpload deletes a staging folder, which holds only files (meta, data,
+// part-N). Entry by entry rather than os.RemoveAll, which some Windows
+// emulations (Wine) do not support. A missing folder is not an error.
+func removeUpload(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package fssink_test
 
 import (
+	"github.com/ferry-data/ferry/internal/testtmp"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,7 +15,7 @@ func TestConformance(t *testing.T) {
 	roots := map[sink.Sink]string{}
 	sinktest.Run(t, sinktest.Harness{
 		New: func(t *testing.T) sink.Sink {
-			root := t.TempDir()
+			root := testtmp.Dir(t)
 			s, err := fssink.New(root)
 			if err != nil {
 				t.Fatal(err)
