@@ -86,10 +86,11 @@ func newCorrelationID() string {
 // any state. The watcher skips known versions on rescans.
 func (j *Journal) Known(ctx context.Context, watch, rel string, v Version) (bool, error) {
 	var n int
-	err := j.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM files WHERE watch = ? AND rel_path = ? AND size = ? AND mtime_ns = ? AND file_id = ?`,
-		watch, rel, v.Size, v.MtimeNS, v.FileID).Scan(&n)
+	err := j.known.QueryRowContext(ctx, watch, rel, v.Size, v.MtimeNS, v.FileID).Scan(&n)
 	return n > 0, err
 }
+
+const knownQuery = `SELECT COUNT(*) FROM files WHERE watch = ? AND rel_path = ? AND size = ? AND mtime_ns = ? AND file_id = ?`
 
 // RecordSettled journals a settled file version. A version already known is
 // left alone (Unchanged). A new version of a known file is queued again with
@@ -129,12 +130,12 @@ func (t *Tx) recordSettled(s Settled) (Outcome, error) {
 	var id, gen int64
 	var st State
 	var v Version
-	err := t.tx.QueryRow(`SELECT id, generation, state, size, mtime_ns, file_id FROM files WHERE watch = ? AND rel_path = ?`,
+	err := t.queryRow(`SELECT id, generation, state, size, mtime_ns, file_id FROM files WHERE watch = ? AND rel_path = ?`,
 		s.Watch, s.RelPath).Scan(&id, &gen, &st, &v.Size, &v.MtimeNS, &v.FileID)
 	now := t.now.UnixNano()
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		res, err := t.tx.Exec(`INSERT INTO files (watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, state, signal, settled_at, updated_at)
+		res, err := t.exec(`INSERT INTO files (watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, state, signal, settled_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
 			s.Watch, s.RelPath, s.Target, s.Key, s.BatchID, s.Version.Size, s.Version.MtimeNS, s.Version.FileID, s.Signal, now, now)
 		if err != nil {
@@ -153,7 +154,7 @@ func (t *Tx) recordSettled(s Settled) (Outcome, error) {
 		if st == Uploading {
 			next = Uploading
 		}
-		if _, err := t.tx.Exec(`UPDATE files SET target = ?, object_key = ?, batch_id = ?, size = ?, mtime_ns = ?, file_id = ?,
+		if _, err := t.exec(`UPDATE files SET target = ?, object_key = ?, batch_id = ?, size = ?, mtime_ns = ?, file_id = ?,
 			generation = generation + 1, state = ?, signal = ?, sha256 = NULL, attempts = 0, next_attempt_at = 0,
 			error_class = NULL, error = NULL, settled_at = ?, updated_at = ?, uploaded_at = NULL WHERE id = ?`,
 			s.Target, s.Key, s.BatchID, s.Version.Size, s.Version.MtimeNS, s.Version.FileID, next, s.Signal, now, now, id); err != nil {
@@ -171,7 +172,7 @@ func (t *Tx) recordSettled(s Settled) (Outcome, error) {
 	if s.Invalid == "" {
 		return out, nil
 	}
-	if _, err := t.tx.Exec(`UPDATE files SET state = 'failed', error_class = 'invalid_key', error = ? WHERE id = ?`, s.Invalid, id); err != nil {
+	if _, err := t.exec(`UPDATE files SET state = 'failed', error_class = 'invalid_key', error = ? WHERE id = ?`, s.Invalid, id); err != nil {
 		return out, err
 	}
 	return out, t.event(Event{Kind: "failed", FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: -1, Detail: "invalid_key: " + s.Invalid})
@@ -193,7 +194,7 @@ func (j *Journal) Recover(ctx context.Context) (Recovered, error) {
 	var rec Recovered
 	err := j.do(ctx, func(t *Tx) error {
 		rec = Recovered{}
-		rows, err := t.tx.Query(`SELECT id, batch_id, rel_path, state FROM files
+		rows, err := t.query(`SELECT id, batch_id, rel_path, state FROM files
 			WHERE state = 'uploading' OR (state = 'failed' AND error_class IS NOT 'invalid_key')`)
 		if err != nil {
 			return err
@@ -221,12 +222,12 @@ func (j *Journal) Recover(ctx context.Context) (Recovered, error) {
 			if r.state == Failed {
 				kind, detail = "retry_after_restart", "failed in an earlier run; trying once more"
 				rec.Failed++
-				if _, err := t.tx.Exec(`UPDATE files SET state = 'queued', attempts = 0, next_attempt_at = 0, updated_at = ? WHERE id = ?`, t.now.UnixNano(), r.id); err != nil {
+				if _, err := t.exec(`UPDATE files SET state = 'queued', attempts = 0, next_attempt_at = 0, updated_at = ? WHERE id = ?`, t.now.UnixNano(), r.id); err != nil {
 					return err
 				}
 			} else {
 				rec.Interrupted++
-				if _, err := t.tx.Exec(`UPDATE files SET state = 'queued', next_attempt_at = 0, updated_at = ? WHERE id = ?`, t.now.UnixNano(), r.id); err != nil {
+				if _, err := t.exec(`UPDATE files SET state = 'queued', next_attempt_at = 0, updated_at = ? WHERE id = ?`, t.now.UnixNano(), r.id); err != nil {
 					return err
 				}
 			}
@@ -245,7 +246,7 @@ func (j *Journal) Claim(ctx context.Context, n int) ([]Job, error) {
 	var jobs []Job
 	err := j.do(ctx, func(t *Tx) error {
 		jobs = jobs[:0]
-		rows, err := t.tx.Query(`SELECT id, generation, watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, attempts, COALESCE(upload_id, '')
+		rows, err := t.query(`SELECT id, generation, watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, attempts, COALESCE(upload_id, '')
 			FROM files WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`, t.now.UnixNano(), n)
 		if err != nil {
 			return err
@@ -267,11 +268,11 @@ func (j *Journal) Claim(ctx context.Context, n int) ([]Job, error) {
 			jb := &jobs[i]
 			jb.Attempts++
 			jb.CorrelationID = newCorrelationID()
-			if _, err := t.tx.Exec(`UPDATE files SET state = 'uploading', attempts = ?, correlation_id = ?, updated_at = ? WHERE id = ?`,
+			if _, err := t.exec(`UPDATE files SET state = 'uploading', attempts = ?, correlation_id = ?, updated_at = ? WHERE id = ?`,
 				jb.Attempts, jb.CorrelationID, t.now.UnixNano(), jb.ID); err != nil {
 				return err
 			}
-			if err := t.event(Event{Kind: "upload_started", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
+			if err := t.event(Event{Kind: "claimed", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
 				RelPath: jb.RelPath, Size: jb.Version.Size, Detail: fmt.Sprintf("attempt=%d", jb.Attempts)}); err != nil {
 				return err
 			}
@@ -309,7 +310,7 @@ type Chunk struct {
 func (t *Tx) owns(jb *Job) error {
 	var gen int64
 	var st State
-	if err := t.tx.QueryRow(`SELECT generation, state FROM files WHERE id = ?`, jb.ID).Scan(&gen, &st); err != nil {
+	if err := t.queryRow(`SELECT generation, state FROM files WHERE id = ?`, jb.ID).Scan(&gen, &st); err != nil {
 		return err
 	}
 	if gen != jb.Generation || st != Uploading {
@@ -326,25 +327,62 @@ func (j *Journal) RecordHashes(ctx context.Context, jb *Job, sha string, chunks 
 		if err := t.owns(jb); err != nil {
 			return err
 		}
-		if _, err := t.tx.Exec(`UPDATE files SET sha256 = ?, updated_at = ? WHERE id = ?`, sha, t.now.UnixNano(), jb.ID); err != nil {
-			return err
-		}
-		if _, err := t.tx.Exec(`DELETE FROM chunks WHERE file_id = ?`, jb.ID); err != nil {
-			return err
-		}
-		for _, c := range chunks {
-			if _, err := t.tx.Exec(`INSERT INTO chunks (file_id, generation, seq, offset, size, sha256) VALUES (?, ?, ?, ?, ?, ?)`,
-				jb.ID, jb.Generation, c.Seq, c.Offset, c.Size, c.SHA256); err != nil {
-				return err
-			}
-			if err := t.event(Event{Kind: "chunk_hashed", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
-				ChunkSequence: c.Seq, RelPath: jb.RelPath, Size: c.Size, SHA256: c.SHA256, Detail: fmt.Sprintf("offset=%d", c.Offset)}); err != nil {
-				return err
-			}
-		}
-		return t.event(Event{Kind: "file_hashed", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
-			RelPath: jb.RelPath, Size: jb.Version.Size, SHA256: sha, Detail: fmt.Sprintf("chunks=%d", len(chunks))})
+		return t.recordHashes(jb, sha, chunks)
 	})
+}
+
+// Hashes is one file's entry for RecordHashesBatch.
+type Hashes struct {
+	Job    *Job
+	SHA256 string
+	Chunks []Chunk
+}
+
+// RecordHashesBatch records the hashes of several files in one transition.
+// A file whose version moved on gets ErrStale in its slot of the returned
+// slice and nothing recorded; the error result is for the batch as a whole.
+func (j *Journal) RecordHashesBatch(ctx context.Context, hs []Hashes) ([]error, error) {
+	errs := make([]error, len(hs))
+	err := j.do(ctx, func(t *Tx) error {
+		for i, h := range hs {
+			errs[i] = nil
+			if err := t.owns(h.Job); errors.Is(err, ErrStale) {
+				errs[i] = err
+				continue
+			} else if err != nil {
+				return err
+			}
+			if err := t.recordHashes(h.Job, h.SHA256, h.Chunks); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+func (t *Tx) recordHashes(jb *Job, sha string, chunks []Chunk) error {
+	if _, err := t.exec(`UPDATE files SET sha256 = ?, updated_at = ? WHERE id = ?`, sha, t.now.UnixNano(), jb.ID); err != nil {
+		return err
+	}
+	if _, err := t.exec(`DELETE FROM chunks WHERE file_id = ?`, jb.ID); err != nil {
+		return err
+	}
+	for _, c := range chunks {
+		if _, err := t.exec(`INSERT INTO chunks (file_id, generation, seq, offset, size, sha256) VALUES (?, ?, ?, ?, ?, ?)`,
+			jb.ID, jb.Generation, c.Seq, c.Offset, c.Size, c.SHA256); err != nil {
+			return err
+		}
+		if err := t.event(Event{Kind: "chunk_hashed", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
+			ChunkSequence: c.Seq, RelPath: jb.RelPath, Size: c.Size, SHA256: c.SHA256, Detail: fmt.Sprintf("offset=%d", c.Offset)}); err != nil {
+			return err
+		}
+	}
+	return t.event(Event{Kind: "file_hashed", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
+		RelPath: jb.RelPath, Size: jb.Version.Size, SHA256: sha, Detail: fmt.Sprintf("chunks=%d", len(chunks))})
 }
 
 // SetUploadID records a multipart upload's ID, before its first part is sent.
@@ -353,7 +391,7 @@ func (j *Journal) SetUploadID(ctx context.Context, jb *Job, uploadID string) err
 		if err := t.owns(jb); err != nil {
 			return err
 		}
-		if _, err := t.tx.Exec(`UPDATE files SET upload_id = ?, updated_at = ? WHERE id = ?`, uploadID, t.now.UnixNano(), jb.ID); err != nil {
+		if _, err := t.exec(`UPDATE files SET upload_id = ?, updated_at = ? WHERE id = ?`, uploadID, t.now.UnixNano(), jb.ID); err != nil {
 			return err
 		}
 		return t.event(Event{Kind: "multipart_created", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
@@ -367,7 +405,7 @@ func (j *Journal) AckChunk(ctx context.Context, jb *Job, seq int, etag string) e
 		if err := t.owns(jb); err != nil {
 			return err
 		}
-		if _, err := t.tx.Exec(`UPDATE chunks SET etag = ? WHERE file_id = ? AND seq = ?`, etag, jb.ID, seq); err != nil {
+		if _, err := t.exec(`UPDATE chunks SET etag = ? WHERE file_id = ? AND seq = ?`, etag, jb.ID, seq); err != nil {
 			return err
 		}
 		return t.event(Event{Kind: "chunk_acked", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
@@ -378,17 +416,21 @@ func (j *Journal) AckChunk(ctx context.Context, jb *Job, seq int, etag string) e
 // finish ends a job's ownership of its row. If the version moved on while
 // the job ran, the row is queued for the new version and ErrStale returned.
 func (j *Journal) finish(ctx context.Context, jb *Job, apply func(t *Tx) error) error {
-	return j.do(ctx, func(t *Tx) error {
+	return <-j.finishAsync(ctx, jb, apply)
+}
+
+func (j *Journal) finishAsync(ctx context.Context, jb *Job, apply func(t *Tx) error) <-chan error {
+	return j.submit(ctx, func(t *Tx) error {
 		var gen int64
 		var st State
-		if err := t.tx.QueryRow(`SELECT generation, state FROM files WHERE id = ?`, jb.ID).Scan(&gen, &st); err != nil {
+		if err := t.queryRow(`SELECT generation, state FROM files WHERE id = ?`, jb.ID).Scan(&gen, &st); err != nil {
 			return err
 		}
 		if st != Uploading {
 			return ErrStale
 		}
 		if gen != jb.Generation {
-			if _, err := t.tx.Exec(`UPDATE files SET state = 'queued', upload_id = NULL, updated_at = ? WHERE id = ?`, t.now.UnixNano(), jb.ID); err != nil {
+			if _, err := t.exec(`UPDATE files SET state = 'queued', upload_id = NULL, updated_at = ? WHERE id = ?`, t.now.UnixNano(), jb.ID); err != nil {
 				return err
 			}
 			if err := t.event(Event{Kind: "superseded", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
@@ -412,20 +454,28 @@ func (*staleCommit) Unwrap() error { return ErrStale }
 
 // Complete records the file version as uploaded and verified.
 func (j *Journal) Complete(ctx context.Context, jb *Job, sha string) error {
-	return j.finish(ctx, jb, func(t *Tx) error {
-		if _, err := t.tx.Exec(`UPDATE files SET state = 'uploaded', sha256 = ?, upload_id = NULL, error_class = NULL, error = NULL,
-			uploaded_at = ?, updated_at = ? WHERE id = ?`, sha, t.now.UnixNano(), t.now.UnixNano(), jb.ID); err != nil {
+	return <-j.CompleteAsync(ctx, jb, sha)
+}
+
+// CompleteAsync is Complete without the wait: the returned channel receives
+// the result once it is durable. Nothing may be done on the strength of the
+// file being uploaded (such as a post-upload action) before that.
+func (j *Journal) CompleteAsync(ctx context.Context, jb *Job, sha string) <-chan error {
+	jb2 := *jb
+	return j.finishAsync(ctx, &jb2, func(t *Tx) error {
+		if _, err := t.exec(`UPDATE files SET state = 'uploaded', sha256 = ?, upload_id = NULL, error_class = NULL, error = NULL,
+			uploaded_at = ?, updated_at = ? WHERE id = ?`, sha, t.now.UnixNano(), t.now.UnixNano(), jb2.ID); err != nil {
 			return err
 		}
-		return t.event(Event{Kind: "uploaded", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
-			RelPath: jb.RelPath, Size: jb.Version.Size, SHA256: sha, Detail: "key=" + jb.Key})
+		return t.event(Event{Kind: "uploaded", FileID: jb2.ID, CorrelationID: jb2.CorrelationID, BatchID: jb2.BatchID,
+			RelPath: jb2.RelPath, Size: jb2.Version.Size, SHA256: sha, Detail: "key=" + jb2.Key})
 	})
 }
 
 // Fail records a permanent failure: the file waits for a person.
 func (j *Journal) Fail(ctx context.Context, jb *Job, class, reason string) error {
 	return j.finish(ctx, jb, func(t *Tx) error {
-		if _, err := t.tx.Exec(`UPDATE files SET state = 'failed', upload_id = NULL, error_class = ?, error = ?, updated_at = ? WHERE id = ?`,
+		if _, err := t.exec(`UPDATE files SET state = 'failed', upload_id = NULL, error_class = ?, error = ?, updated_at = ? WHERE id = ?`,
 			class, reason, t.now.UnixNano(), jb.ID); err != nil {
 			return err
 		}
@@ -438,7 +488,7 @@ func (j *Journal) Fail(ctx context.Context, jb *Job, class, reason string) error
 // failure. Its multipart upload, if any, is kept for the next attempt.
 func (j *Journal) Retry(ctx context.Context, jb *Job, reason string, at time.Time) error {
 	return j.finish(ctx, jb, func(t *Tx) error {
-		if _, err := t.tx.Exec(`UPDATE files SET state = 'queued', next_attempt_at = ?, error_class = 'transient', error = ?, updated_at = ? WHERE id = ?`,
+		if _, err := t.exec(`UPDATE files SET state = 'queued', next_attempt_at = ?, error_class = 'transient', error = ?, updated_at = ? WHERE id = ?`,
 			at.UnixNano(), reason, t.now.UnixNano(), jb.ID); err != nil {
 			return err
 		}
@@ -450,7 +500,7 @@ func (j *Journal) Retry(ctx context.Context, jb *Job, reason string, at time.Tim
 // Release queues the file again without counting the attempt (shutdown).
 func (j *Journal) Release(ctx context.Context, jb *Job) error {
 	return j.finish(ctx, jb, func(t *Tx) error {
-		if _, err := t.tx.Exec(`UPDATE files SET state = 'queued', attempts = MAX(attempts - 1, 0), next_attempt_at = 0, updated_at = ? WHERE id = ?`,
+		if _, err := t.exec(`UPDATE files SET state = 'queued', attempts = MAX(attempts - 1, 0), next_attempt_at = 0, updated_at = ? WHERE id = ?`,
 			t.now.UnixNano(), jb.ID); err != nil {
 			return err
 		}
@@ -464,7 +514,7 @@ func (j *Journal) Release(ctx context.Context, jb *Job) error {
 // it queues the new version.
 func (j *Journal) SourceChanged(ctx context.Context, jb *Job, reason string) error {
 	return j.finish(ctx, jb, func(t *Tx) error {
-		if _, err := t.tx.Exec(`UPDATE files SET state = 'changed', upload_id = NULL, error_class = NULL, error = ?, updated_at = ? WHERE id = ?`,
+		if _, err := t.exec(`UPDATE files SET state = 'changed', upload_id = NULL, error_class = NULL, error = ?, updated_at = ? WHERE id = ?`,
 			reason, t.now.UnixNano(), jb.ID); err != nil {
 			return err
 		}

@@ -67,6 +67,13 @@ type Journal struct {
 	// chain is the tail of the event chain; only the writer goroutine
 	// touches it.
 	chain chainTail
+
+	// stmts caches prepared statements by query text, so that SQLite does
+	// not parse the same SQL for every transition; missing collects the
+	// queries of a batch that were not prepared yet. Writer goroutine only.
+	stmts   map[string]*sql.Stmt
+	missing map[string]struct{}
+	known   *sql.Stmt // on the read pool
 }
 
 type chainTail struct {
@@ -114,7 +121,7 @@ func Open(path string, o Options) (*Journal, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	j := &Journal{path: path, w: w, now: o.Now, max: o.MaxBatch}
+	j := &Journal{path: path, w: w, now: o.Now, max: o.MaxBatch, stmts: map[string]*sql.Stmt{}, missing: map[string]struct{}{}}
 	if j.now == nil {
 		j.now = time.Now
 	}
@@ -140,6 +147,12 @@ func Open(path string, o Options) (*Journal, error) {
 	}
 	r.SetMaxOpenConns(4)
 	j.r = r
+	// Walks ask Known for every file: prepare it once (per reader connection).
+	if j.known, err = r.Prepare(knownQuery); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
 	j.ops = make(chan *op, 1024)
 	j.quit = make(chan struct{})
 	j.exited = make(chan struct{})
@@ -263,6 +276,10 @@ func (j *Journal) migrate() error {
 func (j *Journal) Close() error {
 	j.once.Do(func() { close(j.quit) })
 	<-j.exited
+	for _, s := range j.stmts {
+		s.Close()
+	}
+	j.known.Close()
 	return errors.Join(j.r.Close(), j.w.Close())
 }
 
@@ -272,15 +289,22 @@ func (j *Journal) Close() error {
 // committed even if ctx is cancelled meanwhile: ctx bounds only the wait to
 // submit.
 func (j *Journal) do(ctx context.Context, fn func(*Tx) error) error {
+	return <-j.submit(ctx, fn)
+}
+
+// submit queues fn like do, but returns at once (or when the queue of
+// pending transitions, which is bounded, has room) with a channel that
+// receives fn's result once it is durable.
+func (j *Journal) submit(ctx context.Context, fn func(*Tx) error) <-chan error {
 	o := &op{fn: fn, done: make(chan error, 1)}
 	select {
 	case j.ops <- o:
 	case <-j.quit:
-		return ErrClosed
+		o.done <- ErrClosed
 	case <-ctx.Done():
-		return ctx.Err()
+		o.done <- ctx.Err()
 	}
-	return <-o.done
+	return o.done
 }
 
 func (j *Journal) writer() {
@@ -338,31 +362,40 @@ func (j *Journal) run(batch []*op) {
 		fail(fmt.Errorf("journal: begin: %w", err))
 		return
 	}
-	now := j.now()
-	for i, o := range batch {
-		if _, err := tx.Exec(`SAVEPOINT op`); err != nil {
-			errs[i] = err
-			continue
-		}
-		before := j.chain
-		if err := o.fn(&Tx{tx: tx, j: j, chain: &j.chain, now: now}); err != nil {
-			errs[i] = err
-		}
-		var keep *staleCommit
-		if errs[i] != nil && !errors.As(errs[i], &keep) {
-			j.chain = before
-			if _, rerr := tx.Exec(`ROLLBACK TO op`); rerr != nil {
-				tx.Rollback()
-				j.chain = saved
-				fail(fmt.Errorf("journal: rollback to savepoint: %w", rerr))
-				return
-			}
-		}
-		if _, err := tx.Exec(`RELEASE op`); err != nil {
+	t := &Tx{tx: tx, j: j, chain: &j.chain, now: j.now()}
+	var keep *staleCommit
+	if len(batch) == 1 {
+		// Alone in its transaction: no savepoint needed.
+		errs[0] = batch[0].fn(t)
+		if errs[0] != nil && !errors.As(errs[0], &keep) {
 			tx.Rollback()
 			j.chain = saved
-			fail(fmt.Errorf("journal: release savepoint: %w", err))
+			batch[0].done <- errs[0]
 			return
+		}
+	} else {
+		for i, o := range batch {
+			if _, err := t.exec(`SAVEPOINT op`); err != nil {
+				errs[i] = err
+				continue
+			}
+			before := j.chain
+			errs[i] = o.fn(t)
+			if errs[i] != nil && !errors.As(errs[i], &keep) {
+				j.chain = before
+				if _, rerr := t.exec(`ROLLBACK TO op`); rerr != nil {
+					tx.Rollback()
+					j.chain = saved
+					fail(fmt.Errorf("journal: rollback to savepoint: %w", rerr))
+					return
+				}
+			}
+			if _, err := t.exec(`RELEASE op`); err != nil {
+				tx.Rollback()
+				j.chain = saved
+				fail(fmt.Errorf("journal: release savepoint: %w", err))
+				return
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -373,6 +406,42 @@ func (j *Journal) run(batch []*op) {
 	for i, o := range batch {
 		o.done <- errs[i]
 	}
+	// Prepare, now that the connection is free, what the batch ran unprepared.
+	for q := range j.missing {
+		if s, err := j.w.Prepare(q); err == nil {
+			j.stmts[q] = s
+		}
+		delete(j.missing, q)
+	}
+}
+
+func (t *Tx) stmt(q string) *sql.Stmt {
+	if s := t.j.stmts[q]; s != nil {
+		return t.tx.Stmt(s)
+	}
+	t.j.missing[q] = struct{}{}
+	return nil
+}
+
+func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
+	if s := t.stmt(q); s != nil {
+		return s.Exec(args...)
+	}
+	return t.tx.Exec(q, args...)
+}
+
+func (t *Tx) queryRow(q string, args ...any) *sql.Row {
+	if s := t.stmt(q); s != nil {
+		return s.QueryRow(args...)
+	}
+	return t.tx.QueryRow(q, args...)
+}
+
+func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
+	if s := t.stmt(q); s != nil {
+		return s.Query(args...)
+	}
+	return t.tx.Query(q, args...)
 }
 
 // Event is one entry of the hash-chained event log.
@@ -452,7 +521,7 @@ func (t *Tx) event(e Event) error {
 	if e.Size >= 0 {
 		size = e.Size
 	}
-	_, err := t.tx.Exec(`INSERT INTO events (seq, time, kind, file_id, correlation_id, batch_id, chunk_sequence, rel_path, size, sha256, detail, prev_hash, hash)
+	_, err := t.exec(`INSERT INTO events (seq, time, kind, file_id, correlation_id, batch_id, chunk_sequence, rel_path, size, sha256, detail, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.Seq, e.Time.UTC().Format(time.RFC3339Nano), e.Kind, fileID, e.CorrelationID, e.BatchID, chunk, e.RelPath, size, e.SHA256, e.Detail, e.PrevHash, e.Hash)
 	if err != nil {

@@ -125,14 +125,26 @@ func (u *Uploader) Stop() { u.stopOnce.Do(func() { close(u.stop) }) }
 // the work is done. In-flight uploads are abandoned on cancellation and
 // their files returned to the queue.
 func (u *Uploader) Run(ctx context.Context) error {
-	jobs := make(chan journal.Job)
+	jobs := make(chan task)
 	ready := make(chan struct{}, u.o.Workers)
+	// Completions are journaled without holding up the worker, which goes
+	// on to its next file; the finisher waits for each to be durable, in
+	// order, and only then counts and logs it. Bounded: a full channel
+	// makes workers wait.
+	completions := make(chan completion, 4*u.o.Workers)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for c := range completions {
+			u.completed(c)
+		}
+	}()
 	var wg sync.WaitGroup
 	for range u.o.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &worker{u: u}
+			w := &worker{u: u, completions: completions}
 			for {
 				select {
 				case ready <- struct{}{}:
@@ -140,12 +152,11 @@ func (u *Uploader) Run(ctx context.Context) error {
 					return
 				}
 				select {
-				case jb, ok := <-jobs:
+				case tk, ok := <-jobs:
 					if !ok {
 						return
 					}
-					w.run(ctx, jb)
-					u.Notify()
+					w.run(ctx, tk)
 				case <-ctx.Done():
 					return
 				}
@@ -155,15 +166,51 @@ func (u *Uploader) Run(ctx context.Context) error {
 	err := u.dispatch(ctx, jobs, ready)
 	close(jobs)
 	wg.Wait()
+	close(completions)
+	<-finished
 	return err
 }
 
-func (u *Uploader) dispatch(ctx context.Context, jobs chan<- journal.Job, ready <-chan struct{}) error {
+// completion is an upload whose "uploaded" transition was submitted.
+type completion struct {
+	done  <-chan error
+	jb    journal.Job
+	sum   string
+	start time.Time
+	log   *slog.Logger
+}
+
+func (u *Uploader) completed(c completion) {
+	err := <-c.done
+	switch {
+	case err == nil:
+		u.Stats.Uploaded.Add(1)
+		u.Stats.Bytes.Add(c.jb.Version.Size)
+		c.log.Info("uploaded", "key", c.jb.Key, "size", c.jb.Version.Size, "sha256", c.sum,
+			"duration", time.Since(c.start).String(), "attempt", c.jb.Attempts)
+	case errors.Is(err, journal.ErrStale):
+		c.log.Info("a newer version of the file settled during the upload; it is queued again")
+	default:
+		c.log.Error("could not journal the end of an upload; it will be retried after restart", "error", err)
+	}
+	u.Notify()
+}
+
+// dispatch claims due files from the journal a little ahead of the workers
+// (at most two per worker, so that claims share transactions), preloads the
+// small ones, and hands them out oldest first.
+func (u *Uploader) dispatch(ctx context.Context, jobs chan<- task, ready <-chan struct{}) error {
 	idle := 0
+	var buf []task
+	defer func() {
+		// Claimed but not started: back to the queue, untouched.
+		for i := range buf {
+			u.release(&buf[i].jb)
+		}
+	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		// Count the workers that are free; wait for one if none is.
 		for drained := false; !drained; {
 			select {
 			case <-ready:
@@ -172,39 +219,42 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- journal.Job, ready 
 				drained = true
 			}
 		}
-		if idle == 0 {
-			select {
-			case <-ready:
-				idle++
-				continue
-			case <-ctx.Done():
-				return nil
-			case <-u.stop:
-				return nil
-			}
-		}
 		select {
 		case <-u.stop:
 			return nil
+		case <-ctx.Done():
+			return nil
 		default:
 		}
-		claimed, err := u.o.Journal.Claim(ctx, idle)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+		if len(buf) < u.o.Workers {
+			claimed, err := u.o.Journal.Claim(ctx, 2*u.o.Workers-len(buf))
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("uploader: claim from journal: %w", err)
 			}
-			return fmt.Errorf("uploader: claim from journal: %w", err)
+			buf = append(buf, u.preload(ctx, claimed)...)
 		}
-		for _, jb := range claimed {
+		if len(buf) > 0 {
+			if idle == 0 {
+				select {
+				case <-ready:
+					idle++
+				case <-ctx.Done():
+					return nil
+				case <-u.stop:
+					return nil
+				}
+			}
+			// An idle worker is waiting to receive.
 			select {
-			case jobs <- jb:
+			case jobs <- buf[0]:
+				buf = buf[1:]
 				idle--
 			case <-ctx.Done():
-				// Not yet started: put it back untouched.
-				u.release(&jb)
+				return nil
 			}
-		}
-		if len(claimed) > 0 {
 			continue
 		}
 		// Nothing due now.
@@ -235,6 +285,72 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- journal.Job, ready 
 	}
 }
 
+// task is a claimed file for a worker. For a small file, the dispatcher
+// has already read it, hashed it and journaled the hash (for many files in
+// one transaction, where each worker would wait for a commit of its own).
+type task struct {
+	jb   journal.Job
+	body []byte // the whole file, or nil: the worker reads it
+	sum  sink.Digest
+}
+
+// preloadMax is the largest file the dispatcher preloads. Preloaded bytes
+// in memory are bounded by 3 x workers x preloadMax (two claimed ahead per
+// worker, one being sent by each).
+const preloadMax = 64 << 10
+
+func (u *Uploader) preload(ctx context.Context, claimed []journal.Job) []task {
+	ts := make([]task, len(claimed))
+	var hs []journal.Hashes
+	var idx []int
+	for i := range claimed {
+		t := &ts[i]
+		t.jb = claimed[i]
+		if t.jb.Version.Size > preloadMax || t.jb.UploadID != "" || u.o.Sinks[t.jb.Target] == nil {
+			continue
+		}
+		body, ok := readVersion(filepath.Join(t.jb.Watch, filepath.FromSlash(t.jb.RelPath)), &t.jb)
+		if !ok {
+			continue // the worker finds out what is wrong and records it
+		}
+		t.body, t.sum = body, sha256.Sum256(body)
+		hex := t.sum.Hex()
+		hs = append(hs, journal.Hashes{Job: &t.jb, SHA256: hex, Chunks: []journal.Chunk{{Seq: 1, Size: t.jb.Version.Size, SHA256: hex}}})
+		idx = append(idx, i)
+	}
+	if len(hs) == 0 {
+		return ts
+	}
+	errs, err := u.o.Journal.RecordHashesBatch(ctx, hs)
+	for k, i := range idx {
+		if err != nil || errs[k] != nil {
+			ts[i].body = nil // not journaled: the worker starts over
+		}
+	}
+	return ts
+}
+
+// readVersion reads a whole small file if it is still the job's version.
+func readVersion(path string, jb *journal.Job) ([]byte, bool) {
+	f, err := srcfile.Open(path)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	same := func() bool {
+		st, err := srcfile.FileStat(f)
+		return err == nil && versionOf(st) == jb.Version
+	}
+	if !same() {
+		return nil, false
+	}
+	body := make([]byte, jb.Version.Size)
+	if _, err := io.ReadFull(f, body); err != nil || !same() {
+		return nil, false
+	}
+	return body, true
+}
+
 func (u *Uploader) isInputDone() bool {
 	select {
 	case <-u.inputDone:
@@ -260,8 +376,9 @@ func (u *Uploader) release(jb *journal.Job) {
 
 // worker owns one chunk buffer for its whole life.
 type worker struct {
-	u   *Uploader
-	buf []byte
+	u           *Uploader
+	buf         []byte
+	completions chan<- completion
 }
 
 func (w *worker) buffer(n int64) []byte {
@@ -279,24 +396,24 @@ type outcome struct {
 	class   string // for permanent failures
 }
 
-func (w *worker) run(ctx context.Context, jb journal.Job) {
+func (w *worker) run(ctx context.Context, tk task) {
 	u := w.u
+	jb := tk.jb
 	log := u.log.With("correlation_id", jb.CorrelationID, "batch_id", jb.BatchID, "path", jb.RelPath, "target", jb.Target)
 	start := time.Now()
-	sum, out := w.upload(ctx, &jb, log)
+	var sum string
+	var out outcome
+	if tk.body != nil {
+		sum, out = w.sendPreloaded(ctx, &jb, tk.body, tk.sum, log)
+	} else {
+		sum, out = w.upload(ctx, &jb, log)
+	}
 	fctx, cancel := finishCtx()
 	defer cancel()
 	var err error
 	switch {
 	case out.err == nil && out.changed == "":
-		err = u.o.Journal.Complete(fctx, &jb, sum)
-		if err == nil {
-			u.Stats.Uploaded.Add(1)
-			u.Stats.Bytes.Add(jb.Version.Size)
-			d := time.Since(start)
-			log.Info("uploaded", "key", jb.Key, "size", jb.Version.Size, "sha256", sum,
-				"duration", d.String(), "attempt", jb.Attempts)
-		}
+		w.completions <- completion{done: u.o.Journal.CompleteAsync(fctx, &jb, sum), jb: jb, sum: sum, start: start, log: log}
 	case out.changed != "":
 		log.Warn("source changed during upload; it will be uploaded again once it settles", "reason", out.changed)
 		err = u.o.Journal.SourceChanged(fctx, &jb, out.changed)
@@ -319,6 +436,7 @@ func (w *worker) run(ctx context.Context, jb journal.Job) {
 	} else if err != nil {
 		log.Error("could not journal the end of an upload; it will be retried after restart", "error", err)
 	}
+	u.Notify()
 }
 
 // Error classes recorded with failed files.
@@ -380,6 +498,20 @@ func (w *worker) upload(ctx context.Context, jb *journal.Job, log *slog.Logger) 
 	return w.multipart(ctx, s, f, path, jb, log)
 }
 
+// versionOf is the journal's form of a file version.
+func versionOf(st srcfile.Stat) journal.Version {
+	return journal.Version{Size: st.Size, MtimeNS: st.ModTime.UnixNano(), FileID: st.ID.String()}
+}
+
+// mismatch says how v differs from the job's version, or "" when it does not.
+func mismatch(what string, v journal.Version, jb *journal.Job) string {
+	if v == jb.Version {
+		return ""
+	}
+	return fmt.Sprintf("%s: size %d mtime %d id %s, settled as size %d mtime %d id %s", what,
+		v.Size, v.MtimeNS, v.FileID, jb.Version.Size, jb.Version.MtimeNS, jb.Version.FileID)
+}
+
 // recheck returns why the file no longer matches the job's version, or "".
 // It checks both the open file and the path (which a rename may have
 // pointed at another file).
@@ -388,12 +520,7 @@ func (w *worker) recheck(f *os.File, path string, jb *journal.Job) string {
 		if err != nil {
 			return fmt.Sprintf("%s: %v", what, err)
 		}
-		v := journal.Version{Size: st.Size, MtimeNS: st.ModTime.UnixNano(), FileID: st.ID.String()}
-		if v != jb.Version {
-			return fmt.Sprintf("%s: size %d mtime %d id %s, settled as size %d mtime %d id %s", what,
-				v.Size, v.MtimeNS, v.FileID, jb.Version.Size, jb.Version.MtimeNS, jb.Version.FileID)
-		}
-		return ""
+		return mismatch(what, versionOf(st), jb)
 	}
 	st, err := srcfile.FileStat(f)
 	if why := check("open file", st, err); why != "" {
@@ -438,18 +565,45 @@ func (w *worker) single(ctx context.Context, s sink.Sink, f *os.File, path strin
 	if err := u.o.Journal.RecordHashes(ctx, jb, hexSum, []journal.Chunk{{Seq: 1, Size: jb.Version.Size, SHA256: hexSum}}); err != nil {
 		return "", outcome{err: fmt.Errorf("journal: %w", err)}
 	}
-	err := w.try(ctx, log, "Put", func() error {
-		err := s.Put(ctx, jb.Key, buf, sum)
+	if err := w.put(ctx, s, jb, buf, sum, log); err != nil {
+		return "", classifySink(err)
+	}
+	// Put returns nil only once the target confirmed the bytes against
+	// their SHA-256 (see sink.Sink): that is the verification of what
+	// landed. The source gets its last look.
+	if why := w.recheck(f, path, jb); why != "" {
+		return "", outcome{changed: why}
+	}
+	return hexSum, outcome{}
+}
+
+// sendPreloaded sends a small file the dispatcher read and journaled.
+func (w *worker) sendPreloaded(ctx context.Context, jb *journal.Job, body []byte, sum sink.Digest, log *slog.Logger) (string, outcome) {
+	if err := w.put(ctx, w.u.o.Sinks[jb.Target], jb, body, sum, log); err != nil {
+		return "", classifySink(err)
+	}
+	// The bytes sent were the job's version when read; the path must still
+	// be that version now.
+	st, err := srcfile.Lstat(filepath.Join(jb.Watch, filepath.FromSlash(jb.RelPath)))
+	if err != nil {
+		return "", outcome{changed: fmt.Sprintf("path: %v", err)}
+	}
+	if why := mismatch("path", versionOf(st), jb); why != "" {
+		return "", outcome{changed: why}
+	}
+	return sum.Hex(), outcome{}
+}
+
+// put sends a whole small file, with retries. We hashed exactly the bytes
+// we send, so a checksum mismatch means damage in transit: retry.
+func (w *worker) put(ctx context.Context, s sink.Sink, jb *journal.Job, body []byte, sum sink.Digest, log *slog.Logger) error {
+	return w.try(ctx, log, "Put", func() error {
+		err := s.Put(ctx, jb.Key, body, sum)
 		if errors.Is(err, sink.ErrChecksum) {
-			// We hashed exactly the bytes we sent: damaged in transit.
 			return sink.NewTransient("Put", err)
 		}
 		return err
 	})
-	if err != nil {
-		return "", classifySink(err)
-	}
-	return hexSum, w.verify(ctx, s, f, path, jb, hexSum, log)
 }
 
 // verify re-checks the source and checks what landed under the key.

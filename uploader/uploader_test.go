@@ -22,7 +22,7 @@ import (
 	"github.com/ferry-data/ferry/uploader/sink/fssink"
 )
 
-const testChunk = 64 << 10
+const testChunk = 128 << 10 // above preloadMax, so both small-file paths run
 
 // faulty wraps a sink and lets a test interfere with calls.
 type faulty struct {
@@ -189,6 +189,8 @@ func TestUploadSizes(t *testing.T) {
 		"run1/chunk+1":     randBytes(testChunk+1, 2),
 		"run2/a b/several": randBytes(3*testChunk+12345, 3),
 		"ü/größe.tif":      randBytes(1000, 4),
+		"preload-max":      randBytes(preloadMax, 8),   // read by the dispatcher
+		"above-preload":    randBytes(preloadMax+1, 9), // read by a worker, one request
 	}
 	for rel, data := range files {
 		e.add(rel, data)

@@ -162,8 +162,8 @@ func e2eTestUnstorableNames(t *testing.T, srv *testsrv.S3) {
 	j := e2eReadJournal(t, e.journal)
 	for _, rel := range bad {
 		f, ok := j.file(rel)
-		if !ok || f.State != journal.Failed || f.ErrorClass != uploader.ClassInvalidKey || j.count("upload_started", rel) != 0 {
-			t.Errorf("journal row %q: %+v (%d uploads started), want failed %s and never sent", rel, f, j.count("upload_started", rel), uploader.ClassInvalidKey)
+		if !ok || f.State != journal.Failed || f.ErrorClass != uploader.ClassInvalidKey || j.count("claimed", rel) != 0 {
+			t.Errorf("journal row %q: %+v (%d uploads started), want failed %s and never sent", rel, f, j.count("claimed", rel), uploader.ClassInvalidKey)
 		}
 	}
 }
@@ -601,7 +601,7 @@ func e2eTestDaemonRestartReplace(t *testing.T, srv *testsrv.S3) {
 	}
 	// The bursty file settled once, in its final form, and was sent once.
 	if maxGap < e2eSettle {
-		for _, kind := range []string{"settled", "upload_started", "uploaded"} {
+		for _, kind := range []string{"settled", "claimed", "uploaded"} {
 			if got := j.count(kind, burstRel); got != 1 {
 				t.Errorf("%s: %d %s events, want 1 (the longest pause between bursts was %v)", burstRel, got, kind, maxGap)
 			}
@@ -646,7 +646,7 @@ func e2eTestDaemonRestartReplace(t *testing.T, srv *testsrv.S3) {
 	e2eAssertUploaded(t, j3, want)
 	sent := map[string]int{}
 	for _, ev := range j3.events[len(j2.events):] {
-		if ev.Kind == "upload_started" {
+		if ev.Kind == "claimed" {
 			sent[ev.RelPath]++
 		}
 	}
@@ -886,10 +886,11 @@ func e2eTestDaemonStopGraceful(t *testing.T, srv *testsrv.S3) {
 		switch f, _ := j.file(rel); {
 		case j.count("uploaded", rel) == 1 && f.State == journal.Uploaded:
 			landed[rel] = b
-		case j.count("upload_started", rel) == 0 && f.State == journal.Queued:
+		case j.count("chunk_hashed", rel) == 0 && f.State == journal.Queued:
+			// Possibly claimed ahead of the workers, then released unread.
 			queued = append(queued, rel)
 		default:
-			t.Errorf("%s: state %s, %d uploads started, %d uploaded: want either uploaded, or queued and never started", rel, f.State, j.count("upload_started", rel), j.count("uploaded", rel))
+			t.Errorf("%s: state %s, %d chunks hashed, %d uploaded: want either uploaded, or queued and never read", rel, f.State, j.count("chunk_hashed", rel), j.count("uploaded", rel))
 		}
 	}
 	if len(landed) != workers || len(queued) != 1 {

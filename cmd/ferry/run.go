@@ -214,7 +214,7 @@ func (d *daemon) record(ctx context.Context, files []watcher.File) error {
 		case s.Invalid != "":
 			d.log.Error("file cannot be stored under its name", "path", s.RelPath, "batch_id", s.BatchID, "error", s.Invalid)
 		case outs[i] != journal.Unchanged:
-			d.log.Info("settled", "path", s.RelPath, "batch_id", s.BatchID, "size", s.Version.Size, "signal", s.Signal, "new_version", outs[i] == journal.Requeued)
+			d.log.Debug("settled", "path", s.RelPath, "batch_id", s.BatchID, "size", s.Version.Size, "signal", s.Signal, "new_version", outs[i] == journal.Requeued)
 			queued = true
 		}
 	}

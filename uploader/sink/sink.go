@@ -59,7 +59,10 @@ type Sink interface {
 
 	// Put stores body under key in one request. sum is the SHA-256 of body
 	// and is stored with the object (S3: user metadata "sha256"). The sink
-	// sends sum for the server to check the bytes it received.
+	// sends sum for the target to check the bytes it stores, and returns nil
+	// only when the target confirmed them: a nil error verifies what landed
+	// (S3 rejects a mismatch with BadDigest, and the checksum it echoes is
+	// compared too).
 	Put(ctx context.Context, key string, body []byte, sum Digest) error
 
 	// CreateMultipart starts an upload of an object of the given size whose

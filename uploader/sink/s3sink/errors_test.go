@@ -552,3 +552,21 @@ func TestNewValidatesOptions(t *testing.T) {
 		}
 	}
 }
+
+// A server that stored something other than what was sent says so in the
+// checksum it echoes: Put must not report success.
+func TestPutChecksumEchoMismatch(t *testing.T) {
+	other := sha256.Sum256([]byte("something else"))
+	srv := newFakeS3(t, respond(200, "", "x-amz-checksum-sha256", base64.StdEncoding.EncodeToString(other[:])))
+	err := callOp(t.Context(), newTestSink(t, srv.URL), "Put")
+	if !sink.IsPermanent(err) || !errors.Is(err, sink.ErrChecksum) {
+		t.Fatalf("Put with a mismatching echoed checksum = %v, want a permanent checksum error", err)
+	}
+	// The matching echo (and none at all) are success.
+	body := []byte("0123456789")
+	sum := sha256.Sum256(body)
+	srv = newFakeS3(t, respond(200, "", "x-amz-checksum-sha256", base64.StdEncoding.EncodeToString(sum[:])))
+	if err := callOp(t.Context(), newTestSink(t, srv.URL), "Put"); err != nil {
+		t.Fatalf("Put with the matching echo: %v", err)
+	}
+}

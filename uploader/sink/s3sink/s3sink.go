@@ -182,7 +182,7 @@ func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest
 	if err := checkKey(op, key); err != nil {
 		return err
 	}
-	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:         aws.String(s.bucket),
 		Key:            aws.String(key),
 		Body:           bytes.NewReader(body),
@@ -190,7 +190,16 @@ func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest
 		ChecksumSHA256: aws.String(b64(sum)),
 		Metadata:       map[string]string{MetaSHA256: sum.Hex()},
 	}, withPayloadHash(sum))
-	return classify(ctx, op, err)
+	if err != nil {
+		return classify(ctx, op, err)
+	}
+	// The server checked the body against ChecksumSHA256 (BadDigest
+	// otherwise); when it echoes the checksum it stored, compare that too.
+	if got := aws.ToString(out.ChecksumSHA256); got != "" && got != b64(sum) {
+		return &sink.Error{Class: sink.Permanent, Op: op, Code: "ChecksumEcho",
+			Err: fmt.Errorf("%w: server stored checksum %s, sent %s", sink.ErrChecksum, got, b64(sum))}
+	}
+	return nil
 }
 
 // CreateMultipart implements sink.Sink with CreateMultipartUpload (checksum
