@@ -68,7 +68,12 @@ type Uploader struct {
 	doneOnce  sync.Once
 	stop      chan struct{}
 	stopOnce  sync.Once
-	Stats     Stats
+	// bufs holds the chunk buffers, one per worker (allocated on first use).
+	// A worker takes one for each file; a multipart upload borrows the
+	// idle ones to send several parts at once. Memory stays within
+	// workers x chunk size.
+	bufs  chan []byte
+	Stats Stats
 }
 
 // New checks o and returns an Uploader.
@@ -97,7 +102,12 @@ func New(o Options) (*Uploader, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Uploader{o: o, log: log, nudge: make(chan struct{}, 1), inputDone: make(chan struct{}), stop: make(chan struct{})}, nil
+	u := &Uploader{o: o, log: log, nudge: make(chan struct{}, 1), inputDone: make(chan struct{}), stop: make(chan struct{}),
+		bufs: make(chan []byte, o.Workers)}
+	for range o.Workers {
+		u.bufs <- nil
+	}
+	return u, nil
 }
 
 // Notify tells the dispatcher that new work may be due. It never blocks.
@@ -374,7 +384,7 @@ func (u *Uploader) release(jb *journal.Job) {
 	}
 }
 
-// worker owns one chunk buffer for its whole life.
+// worker uploads one file at a time, with a chunk buffer from the pool.
 type worker struct {
 	u           *Uploader
 	buf         []byte
@@ -406,7 +416,14 @@ func (w *worker) run(ctx context.Context, tk task) {
 	if tk.body != nil {
 		sum, out = w.sendPreloaded(ctx, &jb, tk.body, tk.sum, log)
 	} else {
-		sum, out = w.upload(ctx, &jb, log)
+		select {
+		case w.buf = <-u.bufs:
+			sum, out = w.upload(ctx, &jb, log)
+			u.bufs <- w.buf
+			w.buf = nil
+		case <-ctx.Done():
+			out = outcome{err: ctx.Err()}
+		}
 	}
 	fctx, cancel := finishCtx()
 	defer cancel()
@@ -705,48 +722,113 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 // sendParts reads the file a second time, chunk by chunk, and sends each
 // chunk with the hash journaled for it in pass 1. The target checks every
 // chunk against that hash: a mismatch means the bytes changed in transit
-// (retry) or in the source (re-hash to tell which).
+// (retry) or in the source (re-hash to tell which). Reading is sequential;
+// sending is not: the parts go out concurrently on the worker's buffer plus
+// any idle workers' buffers it can borrow from the pool, so one large file
+// does not leave the other workers' share of the network unused.
 func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *journal.Job, uploadID string, chunks []journal.Chunk, log *slog.Logger) ([]sink.Part, outcome) {
 	u := w.u
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, outcome{err: err}
 	}
-	parts := make([]sink.Part, 0, len(chunks))
-	for _, c := range chunks {
-		buf := w.buffer(c.Size)
-		if why, err := readChunk(f, buf); err != nil {
-			return nil, classifyOpen(err)
-		} else if why != "" {
-			return nil, outcome{changed: why}
+	type result struct {
+		i   int
+		buf []byte
+		err error
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parts := make([]sink.Part, len(chunks))
+	results := make(chan result, len(chunks))
+	free := [][]byte{w.buf}
+	inflight := 0
+	var out outcome
+	// collect waits for one part and journals its acknowledgement.
+	collect := func() {
+		r := <-results
+		inflight--
+		free = append(free, r.buf)
+		if out.err != nil || out.changed != "" {
+			return // already failing: the rest is cancelled
+		}
+		c := chunks[r.i]
+		switch {
+		case errors.Is(r.err, sink.ErrChecksum):
+			out = outcome{changed: fmt.Sprintf("chunk %d changed after it was hashed", c.Seq)}
+		case r.err != nil:
+			out = classifySink(r.err)
+		default:
+			if err := u.o.Journal.AckChunk(ctx, jb, c.Seq, parts[r.i].ETag); err != nil {
+				out = outcome{err: fmt.Errorf("journal: %w", err)}
+			} else {
+				log.Debug("chunk acknowledged", "chunk_sequence", c.Seq, "size", c.Size, "sha256", c.SHA256)
+			}
+		}
+		if out.err != nil || out.changed != "" {
+			cancel()
+		}
+	}
+	for i, c := range chunks {
+		if len(free) == 0 {
+			select {
+			case b := <-u.bufs: // an idle worker's buffer
+				free = append(free, b)
+			default:
+				collect()
+			}
+		}
+		if out.err != nil || out.changed != "" {
+			break
+		}
+		buf := free[len(free)-1]
+		free = free[:len(free)-1]
+		if int64(cap(buf)) < u.o.ChunkSize {
+			buf = make([]byte, u.o.ChunkSize)
+		}
+		body := buf[:c.Size]
+		if why, err := readChunk(f, body); err != nil || why != "" {
+			free = append(free, buf)
+			if err != nil {
+				out = classifyOpen(err)
+			} else {
+				out = outcome{changed: why}
+			}
+			break
 		}
 		d, err := sink.ParseDigest(c.SHA256)
 		if err != nil {
-			return nil, outcome{err: err}
+			free = append(free, buf)
+			out = outcome{err: err}
+			break
 		}
-		p := sink.Part{Number: c.Seq, Offset: c.Offset, Size: c.Size, SHA256: d}
-		plog := log.With("chunk_sequence", c.Seq)
-		err = w.try(ctx, plog, "UploadPart", func() error {
-			etag, err := s.UploadPart(ctx, jb.Key, uploadID, p, buf)
-			if errors.Is(err, sink.ErrChecksum) {
-				if sink.Digest(sha256.Sum256(buf)) != d {
-					return err // the source changed since pass 1
+		parts[i] = sink.Part{Number: c.Seq, Offset: c.Offset, Size: c.Size, SHA256: d}
+		inflight++
+		go func(i int, p *sink.Part) {
+			plog := log.With("chunk_sequence", p.Number)
+			err := w.try(pctx, plog, "UploadPart", func() error {
+				etag, err := s.UploadPart(pctx, jb.Key, uploadID, *p, body)
+				if errors.Is(err, sink.ErrChecksum) {
+					if sink.Digest(sha256.Sum256(body)) != p.SHA256 {
+						return err // the source changed since pass 1
+					}
+					return sink.NewTransient("UploadPart", err) // damaged in transit
 				}
-				return sink.NewTransient("UploadPart", err) // damaged in transit
-			}
-			p.ETag = etag
-			return err
-		})
-		if errors.Is(err, sink.ErrChecksum) {
-			return nil, outcome{changed: fmt.Sprintf("chunk %d changed after it was hashed", c.Seq)}
-		}
-		if err != nil {
-			return nil, classifySink(err)
-		}
-		if err := u.o.Journal.AckChunk(ctx, jb, c.Seq, p.ETag); err != nil {
-			return nil, outcome{err: fmt.Errorf("journal: %w", err)}
-		}
-		plog.Debug("chunk acknowledged", "size", c.Size, "sha256", c.SHA256)
-		parts = append(parts, p)
+				p.ETag = etag
+				return err
+			})
+			results <- result{i: i, buf: buf, err: err}
+		}(i, &parts[i])
+	}
+	for inflight > 0 {
+		collect()
+	}
+	// Keep one buffer as the worker's; give back the borrowed ones.
+	w.buf = free[0]
+	for _, b := range free[1:] {
+		u.bufs <- b
+	}
+	if out.err != nil || out.changed != "" {
+		return nil, out
 	}
 	return parts, outcome{}
 }

@@ -409,3 +409,50 @@ func TestStopFinishesInFlightAndStartsNothingNew(t *testing.T) {
 		t.Fatalf("second file: %+v, want still queued", r)
 	}
 }
+
+// parallel holds the first parts of an upload until two are in flight at
+// once (or a deadline passes), and records the most seen together.
+type parallel struct {
+	sink.Sink
+	mu      sync.Mutex
+	now     int
+	most    int
+	arrived chan struct{}
+	once    sync.Once
+}
+
+func (p *parallel) UploadPart(ctx context.Context, key, id string, part sink.Part, body []byte) (string, error) {
+	p.mu.Lock()
+	p.now++
+	p.most = max(p.most, p.now)
+	if p.now == 2 {
+		p.once.Do(func() { close(p.arrived) })
+	}
+	p.mu.Unlock()
+	select {
+	case <-p.arrived:
+	case <-time.After(5 * time.Second):
+	}
+	defer func() { p.mu.Lock(); p.now--; p.mu.Unlock() }()
+	return p.Sink.UploadPart(ctx, key, id, part, body)
+}
+
+func TestIdleWorkersBuffersSendPartsConcurrently(t *testing.T) {
+	e := newEnv(t)
+	ps := &parallel{Sink: e.sink, arrived: make(chan struct{})}
+	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": ps}, Workers: 3, ChunkSize: testChunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(6*testChunk+5, 10)
+	e.add("big", data)
+	e.u = u
+	e.drain()
+	e.landed("big", data)
+	if ps.most < 2 || ps.most > 3 {
+		t.Fatalf("at most %d parts in flight, want 2..3 (the workers' buffers)", ps.most)
+	}
+	if n := len(u.bufs); n != 3 {
+		t.Fatalf("%d buffers back in the pool after the upload, want 3", n)
+	}
+}

@@ -340,7 +340,7 @@ func benchRunRclone(b *testing.B, e *benchEnv, src, prefix string) benchResult {
 		"--transfers", fmt.Sprint(benchWorkers),
 		"--s3-chunk-size", fmt.Sprintf("%dM", benchChunk>>20),
 		"--s3-upload-cutoff", fmt.Sprintf("%dM", benchChunk>>20),
-		"--s3-upload-concurrency", "1",
+		"--s3-upload-concurrency", "4", // its default; ferry too sends a file's parts on up to max_concurrent_uploads buffers
 		"--s3-no-check-bucket",
 		"-q")
 	if err != nil {
