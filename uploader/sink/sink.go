@@ -76,6 +76,12 @@ type Sink interface {
 	// CompleteMultipart assembles the parts, in order, into the object.
 	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) error
 
+	// ListParts returns the parts an upload holds so far, by number, with
+	// their size, ETag and SHA-256 as the target reports them (Offset is
+	// not known to the target and left 0). An upload that no longer exists
+	// (completed, aborted or expired) is an error matching ErrNotFound.
+	ListParts(ctx context.Context, key, uploadID string) ([]Part, error)
+
 	// AbortMultipart discards an upload and its parts. Aborting an upload
 	// that no longer exists is not an error.
 	AbortMultipart(ctx context.Context, key, uploadID string) error

@@ -30,6 +30,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -208,20 +209,22 @@ func readMeta(dir string) (upload, error) {
 
 func (s *Sink) open(op, key, uploadID string) (string, upload, error) {
 	dir, err := s.uploadDir(uploadID)
-	if err != nil {
-		return "", upload{}, err
+	if err == nil {
+		var u upload
+		u, err = readMeta(dir)
+		if err == nil {
+			if u.key != key {
+				return "", upload{}, sink.NewPermanent(op, fmt.Errorf("upload %s is for key %q, not %q", uploadID, u.key, key))
+			}
+			return dir, u, nil
+		}
 	}
-	u, err := readMeta(dir)
-	if errors.Is(err, fs.ErrNotExist) {
+	var bad *sink.Error
+	if errors.As(err, &bad) || errors.Is(err, fs.ErrNotExist) {
+		// Never issued here, or finished: either way there is no such upload.
 		return "", upload{}, &sink.Error{Class: sink.Permanent, Op: op, Code: "NoSuchUpload", Err: fmt.Errorf("upload %s: %w", uploadID, sink.ErrNotFound)}
 	}
-	if err != nil {
-		return "", upload{}, classify(op, err)
-	}
-	if u.key != key {
-		return "", upload{}, sink.NewPermanent(op, fmt.Errorf("upload %s is for key %q, not %q", uploadID, u.key, key))
-	}
-	return dir, u, nil
+	return "", upload{}, classify(op, err)
 }
 
 // UploadPart checks the part against its hash and writes it at its offset.
@@ -309,6 +312,43 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 		return classify("CompleteMultipart", err)
 	}
 	return classify("CompleteMultipart", removeUpload(dir))
+}
+
+// ListParts reports the parts received so far, from their records.
+func (s *Sink) ListParts(ctx context.Context, key, uploadID string) ([]sink.Part, error) {
+	dir, _, err := s.open("ListParts", key, uploadID)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, classify("ListParts", err)
+	}
+	var parts []sink.Part
+	for _, e := range ents {
+		num, ok := strings.CutPrefix(e.Name(), "part-")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(num)
+		if err != nil {
+			continue
+		}
+		rec, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, classify("ListParts", err)
+		}
+		p := sink.Part{Number: n}
+		if _, err := fmt.Sscanf(string(rec), "%d %d %s\n", &p.Offset, &p.Size, &p.ETag); err != nil {
+			return nil, sink.NewPermanent("ListParts", fmt.Errorf("%s: bad part record %q", e.Name(), rec))
+		}
+		if p.SHA256, err = sink.ParseDigest(p.ETag); err != nil {
+			return nil, sink.NewPermanent("ListParts", fmt.Errorf("%s: %w", e.Name(), err))
+		}
+		parts = append(parts, p)
+	}
+	sort.Slice(parts, func(a, b int) bool { return parts[a].Number < parts[b].Number })
+	return parts, nil
 }
 
 // AbortMultipart discards a staged upload; an unknown one is no error.

@@ -72,6 +72,10 @@ func classify(ctx context.Context, op string, err error) error {
 	case checksumCodes[e.Code]:
 		e.Class = sink.Permanent
 		e.Err = fmt.Errorf("%w: %w", sink.ErrChecksum, err)
+	case e.Code == "NoSuchUpload":
+		// The upload was completed, aborted or expired.
+		e.Class = sink.Permanent
+		e.Err = fmt.Errorf("%w: %w", sink.ErrNotFound, err)
 	case op == "Stat" && (notFoundCodes[e.Code] || e.Status == http.StatusNotFound && e.Code != "NoSuchBucket"):
 		e.Class = sink.Permanent
 		e.Err = fmt.Errorf("%w: %w", sink.ErrNotFound, err)

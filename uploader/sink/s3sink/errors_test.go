@@ -126,6 +126,9 @@ func callOp(ctx context.Context, s *Sink, op string) error {
 	case "Stat":
 		_, err := s.Stat(ctx, "dir/key.bin")
 		return err
+	case "ListParts":
+		_, err := s.ListParts(ctx, "dir/key.bin", "up-1")
+		return err
 	}
 	panic("unknown op " + op)
 }
@@ -212,7 +215,10 @@ func TestClassifyResponses(t *testing.T) {
 			handler: respond(204, ""), wantNil: true},
 		{name: "Complete NoSuchUpload", op: "CompleteMultipart",
 			handler: respond(404, errorXML("NoSuchUpload")),
-			class:   sink.Permanent, status: 404, code: "NoSuchUpload"},
+			class:   sink.Permanent, status: 404, code: "NoSuchUpload", notFound: true},
+		{name: "ListParts NoSuchUpload", op: "ListParts",
+			handler: respond(404, errorXML("NoSuchUpload")),
+			class:   sink.Permanent, status: 404, code: "NoSuchUpload", notFound: true},
 		{name: "Complete OK", op: "CompleteMultipart",
 			handler: respond(200, completeOK), wantNil: true},
 		{name: "connection closed without response", op: "Put",

@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sort"
 	"time"
 	"unicode/utf8"
 
@@ -296,6 +297,44 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: cps},
 	})
 	return classify(ctx, op, err)
+}
+
+// ListParts implements sink.Sink, following the listing's pages. An upload
+// that no longer exists (NoSuchUpload) matches sink.ErrNotFound.
+func (s *Sink) ListParts(ctx context.Context, key, uploadID string) ([]sink.Part, error) {
+	const op = "ListParts"
+	if err := checkKey(op, key); err != nil {
+		return nil, err
+	}
+	if err := checkUploadID(op, uploadID); err != nil {
+		return nil, err
+	}
+	var parts []sink.Part
+	var marker *string
+	for {
+		out, err := s.client.ListParts(ctx, &s3.ListPartsInput{
+			Bucket:           aws.String(s.bucket),
+			Key:              aws.String(key),
+			UploadId:         aws.String(uploadID),
+			PartNumberMarker: marker,
+		})
+		if err != nil {
+			return nil, classify(ctx, op, err)
+		}
+		for _, p := range out.Parts {
+			part := sink.Part{Number: int(aws.ToInt32(p.PartNumber)), Size: aws.ToInt64(p.Size), ETag: aws.ToString(p.ETag)}
+			if b, err := base64.StdEncoding.DecodeString(aws.ToString(p.ChecksumSHA256)); err == nil && len(b) == len(part.SHA256) {
+				copy(part.SHA256[:], b)
+			}
+			parts = append(parts, part)
+		}
+		if !aws.ToBool(out.IsTruncated) || aws.ToString(out.NextPartNumberMarker) == "" {
+			break
+		}
+		marker = out.NextPartNumberMarker
+	}
+	sort.Slice(parts, func(a, b int) bool { return parts[a].Number < parts[b].Number })
+	return parts, nil
 }
 
 // AbortMultipart implements sink.Sink. NoSuchUpload is success.

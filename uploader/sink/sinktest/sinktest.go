@@ -55,6 +55,7 @@ func Run(t *testing.T, h Harness) {
 		{"PutWrongDigest", testPutWrongDigest},
 		{"UploadPartWrongDigest", testUploadPartWrongDigest},
 		{"Overwrite", testOverwrite},
+		{"ListParts", testListParts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -306,5 +307,49 @@ func checkChecksumError(t *testing.T, op string, err error) {
 	}
 	if !sink.IsPermanent(err) {
 		t.Errorf("%s with a wrong digest: %v; want a permanent error", op, err)
+	}
+}
+
+// ListParts reports what an upload holds, so that an interrupted upload can
+// resume; a finished or aborted one is not found.
+func testListParts(t *testing.T, h Harness) {
+	s := h.New(t)
+	min := max(s.MinPartSize(), 1)
+	key := freshKey(t, "resume/parts.bin")
+	parts, body := makeParts(t, min, min, min, 777)
+	id := createMultipart(t, s, key, body)
+	ctx := testContext(t)
+	if got, err := s.ListParts(ctx, key, id); err != nil || len(got) != 0 {
+		t.Fatalf("ListParts of a new upload = %v, %v; want none", got, err)
+	}
+	// Parts 1 and 3 arrived; 2 and 4 did not (a crash in between).
+	parts[0].ETag = uploadPart(t, s, key, id, parts[0], body)
+	parts[2].ETag = uploadPart(t, s, key, id, parts[2], body)
+	got, err := s.ListParts(ctx, key, id)
+	if err != nil {
+		t.Fatalf("ListParts: %v", err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("ListParts = %d parts, want 2: %+v", len(got), got)
+	}
+	for i, want := range []sink.Part{parts[0], parts[2]} {
+		g := got[i]
+		if g.Number != want.Number || g.Size != want.Size || g.SHA256 != want.SHA256 || g.ETag != want.ETag {
+			t.Errorf("part %d: got number %d size %d sha256 %s etag %q; want %d %d %s %q",
+				i, g.Number, g.Size, g.SHA256.Hex(), g.ETag, want.Number, want.Size, want.SHA256.Hex(), want.ETag)
+		}
+	}
+	// Send the rest and complete with what the listing returned.
+	parts[1].ETag = uploadPart(t, s, key, id, parts[1], body)
+	parts[3].ETag = uploadPart(t, s, key, id, parts[3], body)
+	if err := s.CompleteMultipart(ctx, key, id, parts); err != nil {
+		t.Fatalf("CompleteMultipart: %v", err)
+	}
+	checkStored(t, h, s, key, body)
+	if _, err := s.ListParts(ctx, key, id); !errors.Is(err, sink.ErrNotFound) {
+		t.Fatalf("ListParts of a completed upload = %v, want sink.ErrNotFound", err)
+	}
+	if _, err := s.ListParts(ctx, key, "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"); !errors.Is(err, sink.ErrNotFound) {
+		t.Fatalf("ListParts of an unknown upload = %v, want sink.ErrNotFound", err)
 	}
 }
