@@ -70,6 +70,7 @@ type Job struct {
 	Attempts      int // including this one
 	CorrelationID string
 	UploadID      string // a multipart upload left by an earlier attempt, "" if none
+	SHA256        string // the file's hash as an earlier attempt journaled it, "" if none
 }
 
 // ErrStale is returned when a job's file version was superseded while it
@@ -246,7 +247,7 @@ func (j *Journal) Claim(ctx context.Context, n int) ([]Job, error) {
 	var jobs []Job
 	err := j.do(ctx, func(t *Tx) error {
 		jobs = jobs[:0]
-		rows, err := t.query(`SELECT id, generation, watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, attempts, COALESCE(upload_id, '')
+		rows, err := t.query(`SELECT id, generation, watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, attempts, COALESCE(upload_id, ''), COALESCE(sha256, '')
 			FROM files WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`, t.now.UnixNano(), n)
 		if err != nil {
 			return err
@@ -254,7 +255,7 @@ func (j *Journal) Claim(ctx context.Context, n int) ([]Job, error) {
 		for rows.Next() {
 			var jb Job
 			if err := rows.Scan(&jb.ID, &jb.Generation, &jb.Watch, &jb.RelPath, &jb.Target, &jb.Key, &jb.BatchID,
-				&jb.Version.Size, &jb.Version.MtimeNS, &jb.Version.FileID, &jb.Attempts, &jb.UploadID); err != nil {
+				&jb.Version.Size, &jb.Version.MtimeNS, &jb.Version.FileID, &jb.Attempts, &jb.UploadID, &jb.SHA256); err != nil {
 				rows.Close()
 				return err
 			}

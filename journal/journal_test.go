@@ -3,7 +3,6 @@ package journal
 import (
 	"context"
 	"errors"
-	"github.com/ferry-data/ferry/internal/testtmp"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-data/ferry/internal/testtmp"
 )
 
 func open(t *testing.T) *Journal {

@@ -30,6 +30,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/avast/retry-go/v4"
+
 	"github.com/ferry-data/ferry/internal/srcfile"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader/sink"
@@ -503,13 +505,11 @@ func (w *worker) upload(ctx context.Context, jb *journal.Job, log *slog.Logger) 
 	if why := w.recheck(f, path, jb); why != "" {
 		return "", outcome{changed: why}
 	}
-	if jb.UploadID != "" {
-		// An earlier attempt left a multipart upload: discard it.
-		if err := s.AbortMultipart(ctx, jb.Key, jb.UploadID); err != nil {
-			log.Warn("could not abort an earlier multipart upload", "upload_id", jb.UploadID, "error", err)
-		}
-	}
 	if jb.Version.Size <= u.o.ChunkSize {
+		if jb.UploadID != "" {
+			// An earlier version of the file was being sent in parts.
+			w.abort(s, jb, jb.UploadID, log)
+		}
 		return w.single(ctx, s, f, path, jb, log)
 	}
 	return w.multipart(ctx, s, f, path, jb, log)
@@ -552,6 +552,19 @@ func (w *worker) try(ctx context.Context, log *slog.Logger, op string, fn func()
 		w.u.Stats.Requests.Add(1)
 		log.Warn("request failed; retrying", "op", op, "retry", n, "error", err.Error())
 	}, fn)
+}
+
+// readChunkAt fills buf from f at off; a short read means the file shrank
+// after it settled.
+func readChunkAt(f *os.File, buf []byte, off int64) (string, error) {
+	n, err := f.ReadAt(buf, off)
+	if n == len(buf) {
+		return "", nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		return "file shrank while being read", nil
+	}
+	return "", err
 }
 
 // readChunk fills buf from f at the current offset; a short read means the
@@ -680,20 +693,25 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 	if err := u.o.Journal.RecordHashes(ctx, jb, hexSum, chunks); err != nil {
 		return "", outcome{err: fmt.Errorf("journal: %w", err)}
 	}
-	var uploadID string
-	err := w.try(ctx, log, "CreateMultipart", func() error {
-		var err error
-		uploadID, err = s.CreateMultipart(ctx, jb.Key, size, sum)
-		return err
-	})
-	if err != nil {
-		return "", classifySink(err)
+	uploadID, have, done, out := w.resume(ctx, s, jb, hexSum, chunks, log)
+	if done || out.err != nil || out.changed != "" {
+		return hexSum, out
 	}
-	if err := u.o.Journal.SetUploadID(ctx, jb, uploadID); err != nil {
-		w.abort(s, jb, uploadID, log)
-		return "", outcome{err: fmt.Errorf("journal: %w", err)}
+	if uploadID == "" {
+		err := w.try(ctx, log, "CreateMultipart", func() error {
+			var err error
+			uploadID, err = s.CreateMultipart(ctx, jb.Key, size, sum)
+			return err
+		})
+		if err != nil {
+			return "", classifySink(err)
+		}
+		if err := u.o.Journal.SetUploadID(ctx, jb, uploadID); err != nil {
+			w.abort(s, jb, uploadID, log)
+			return "", outcome{err: fmt.Errorf("journal: %w", err)}
+		}
 	}
-	parts, out := w.sendParts(ctx, s, f, jb, uploadID, chunks, log)
+	parts, out := w.sendParts(ctx, s, f, jb, uploadID, chunks, have, log)
 	if out.err == nil && out.changed == "" {
 		// The last look at the source before the object becomes visible.
 		if why := w.recheck(f, path, jb); why != "" {
@@ -719,6 +737,69 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 	return hexSum, w.verify(ctx, s, f, path, jb, hexSum, log)
 }
 
+// resume deals with the multipart upload an earlier attempt left (after a
+// crash, a shutdown or a transient failure). When it belongs to this very
+// content (the journaled hash of the file is the one just computed), the
+// parts the target already holds with the right SHA-256 are kept: resume
+// returns the upload and those parts, and only the others are sent again.
+// When the upload no longer exists, the object may already be complete (a
+// crash after CompleteMultipart): if it holds this content, done is true
+// and nothing is sent. Otherwise the old upload is aborted and resume
+// returns "": start a new one.
+func (w *worker) resume(ctx context.Context, s sink.Sink, jb *journal.Job, hexSum string, chunks []journal.Chunk, log *slog.Logger) (uploadID string, have map[int]sink.Part, done bool, out outcome) {
+	if jb.UploadID == "" {
+		return "", nil, false, outcome{}
+	}
+	if jb.SHA256 != hexSum {
+		// Left by another version of the file: its metadata is wrong.
+		w.abort(s, jb, jb.UploadID, log)
+		return "", nil, false, outcome{}
+	}
+	var listed []sink.Part
+	err := w.try(ctx, log, "ListParts", func() error {
+		var err error
+		listed, err = s.ListParts(ctx, jb.Key, jb.UploadID)
+		if errors.Is(err, sink.ErrNotFound) {
+			return retry.Unrecoverable(err)
+		}
+		return err
+	})
+	switch {
+	case errors.Is(err, sink.ErrNotFound):
+		var info sink.Info
+		err := w.try(ctx, log, "Stat", func() error {
+			var err error
+			info, err = s.Stat(ctx, jb.Key)
+			if errors.Is(err, sink.ErrNotFound) {
+				return retry.Unrecoverable(err)
+			}
+			return err
+		})
+		if err == nil && info.Size == jb.Version.Size && info.SHA256 == hexSum {
+			log.Info("the earlier attempt's upload was completed before ferry stopped; nothing to send", "upload_id", jb.UploadID)
+			return "", nil, true, outcome{}
+		}
+		if err != nil && !errors.Is(err, sink.ErrNotFound) {
+			return "", nil, false, classifySink(err)
+		}
+		return "", nil, false, outcome{} // gone (aborted or expired): start over
+	case err != nil:
+		return "", nil, false, classifySink(err)
+	}
+	have = map[int]sink.Part{}
+	for _, p := range listed {
+		if p.Number < 1 || p.Number > len(chunks) {
+			continue
+		}
+		c := chunks[p.Number-1]
+		if p.Size == c.Size && p.SHA256.Hex() == c.SHA256 {
+			have[p.Number] = p
+		}
+	}
+	log.Info("resuming an interrupted multipart upload", "upload_id", jb.UploadID, "parts_kept", len(have), "parts", len(chunks))
+	return jb.UploadID, have, false, outcome{}
+}
+
 // sendParts reads the file a second time, chunk by chunk, and sends each
 // chunk with the hash journaled for it in pass 1. The target checks every
 // chunk against that hash: a mismatch means the bytes changed in transit
@@ -726,11 +807,8 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 // sending is not: the parts go out concurrently on the worker's buffer plus
 // any idle workers' buffers it can borrow from the pool, so one large file
 // does not leave the other workers' share of the network unused.
-func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *journal.Job, uploadID string, chunks []journal.Chunk, log *slog.Logger) ([]sink.Part, outcome) {
+func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *journal.Job, uploadID string, chunks []journal.Chunk, have map[int]sink.Part, log *slog.Logger) ([]sink.Part, outcome) {
 	u := w.u
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, outcome{err: err}
-	}
 	type result struct {
 		i   int
 		buf []byte
@@ -769,6 +847,19 @@ func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *jou
 		}
 	}
 	for i, c := range chunks {
+		if p, ok := have[c.Seq]; ok {
+			// Already on the target with the right bytes (a resumed upload).
+			p.Offset = c.Offset
+			parts[i] = p
+			if err := u.o.Journal.AckChunk(ctx, jb, c.Seq, p.ETag); err != nil {
+				out = outcome{err: fmt.Errorf("journal: %w", err)}
+				break
+			}
+			continue
+		}
+		if out.err != nil || out.changed != "" {
+			break
+		}
 		if len(free) == 0 {
 			select {
 			case b := <-u.bufs: // an idle worker's buffer
@@ -786,7 +877,7 @@ func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *jou
 			buf = make([]byte, u.o.ChunkSize)
 		}
 		body := buf[:c.Size]
-		if why, err := readChunk(f, body); err != nil || why != "" {
+		if why, err := readChunkAt(f, body, c.Offset); err != nil || why != "" {
 			free = append(free, buf)
 			if err != nil {
 				out = classifyOpen(err)

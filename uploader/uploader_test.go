@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"github.com/ferry-data/ferry/internal/testtmp"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferry-data/ferry/internal/srcfile"
+	"github.com/ferry-data/ferry/internal/testtmp"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader/sink"
 	"github.com/ferry-data/ferry/uploader/sink/fssink"
@@ -67,6 +67,13 @@ func (f *faulty) UploadPart(ctx context.Context, key, id string, p sink.Part, bo
 		return "", err
 	}
 	return f.Sink.UploadPart(ctx, key, id, p, body)
+}
+
+func (f *faulty) CreateMultipart(ctx context.Context, key string, size int64, sum sink.Digest) (string, error) {
+	if err := f.hook("CreateMultipart", key, nil); err != nil {
+		return "", err
+	}
+	return f.Sink.CreateMultipart(ctx, key, size, sum)
 }
 
 func (f *faulty) CompleteMultipart(ctx context.Context, key, id string, parts []sink.Part) error {
@@ -454,5 +461,129 @@ func TestIdleWorkersBuffersSendPartsConcurrently(t *testing.T) {
 	}
 	if n := len(u.bufs); n != 3 {
 		t.Fatalf("%d buffers back in the pool after the upload, want 3", n)
+	}
+}
+
+// interruptAfter runs one uploader (one worker, so parts go one at a time)
+// that stops the daemon as part n is about to be sent, the way a shutdown
+// or a crash interrupts an upload.
+func interruptAfter(t *testing.T, e *env, s sink.Sink, n int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := &faulty{Sink: s, before: func(op string, k int, key string) error {
+		if op == "UploadPart" && k == n {
+			cancel()
+			return sink.NewTransient(op, context.Canceled)
+		}
+		return nil
+	}}
+	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": f}, Workers: 1, ChunkSize: testChunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rerun runs a fresh uploader to completion and returns what it sent.
+func rerun(t *testing.T, e *env, s sink.Sink) *faulty {
+	t.Helper()
+	f := &faulty{Sink: s}
+	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": f}, Workers: 1, ChunkSize: testChunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.u = u
+	e.drain()
+	return f
+}
+
+func TestResumeSendsOnlyMissingParts(t *testing.T) {
+	e := newEnv(t)
+	data := randBytes(5*testChunk+99, 11)
+	e.add("big", data)
+	interruptAfter(t, e, e.sink.Sink, 3) // parts 1 and 2 acknowledged
+	if r := e.row("big"); r.State != journal.Queued {
+		t.Fatalf("after the interruption: %+v", r)
+	}
+	sent := rerun(t, e, e.sink.Sink)
+	e.landed("big", data)
+	if n := sent.count("UploadPart"); n != 4 {
+		t.Fatalf("resumed upload sent %d parts, want the 4 missing of 6", n)
+	}
+	if n := sent.count("CreateMultipart"); n != 0 {
+		t.Fatalf("a new upload was created (%d) instead of resuming", n)
+	}
+}
+
+func TestResumeAfterTheUploadWentAway(t *testing.T) {
+	e := newEnv(t)
+	data := randBytes(3*testChunk+1, 12)
+	e.add("big", data)
+	interruptAfter(t, e, e.sink.Sink, 2)
+	// The upload expires (or another tool aborts it) while ferry is down.
+	ents, _ := os.ReadDir(filepath.Join(e.archive, fssink.UploadsDir))
+	if len(ents) != 1 {
+		t.Fatalf("%d staged uploads, want the interrupted one", len(ents))
+	}
+	os.RemoveAll(filepath.Join(e.archive, fssink.UploadsDir, ents[0].Name()))
+	sent := rerun(t, e, e.sink.Sink)
+	e.landed("big", data)
+	if sent.count("UploadPart") != 4 {
+		t.Fatalf("sent %d parts, want all 4 again", sent.count("UploadPart"))
+	}
+}
+
+// completeThenCrash completes the upload on the target and then "crashes"
+// before ferry can journal it.
+type completeThenCrash struct {
+	sink.Sink
+	cancel context.CancelFunc
+}
+
+func (c *completeThenCrash) CompleteMultipart(ctx context.Context, key, id string, parts []sink.Part) error {
+	if err := c.Sink.CompleteMultipart(ctx, key, id, parts); err != nil {
+		return err
+	}
+	c.cancel()
+	return sink.NewTransient("CompleteMultipart", context.Canceled)
+}
+
+func TestCompletedBeforeCrashIsNotSentAgain(t *testing.T) {
+	e := newEnv(t)
+	data := randBytes(2*testChunk+5, 13)
+	e.add("big", data)
+	ctx, cancel := context.WithCancel(context.Background())
+	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": &completeThenCrash{Sink: e.sink.Sink, cancel: cancel}}, Workers: 1, ChunkSize: testChunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Run(ctx)
+	if r := e.row("big"); r.State != journal.Queued {
+		t.Fatalf("after the crash: %+v", r)
+	}
+	sent := rerun(t, e, e.sink.Sink)
+	e.landed("big", data)
+	if n := sent.count("UploadPart") + sent.count("Put") + sent.count("CompleteMultipart"); n != 0 {
+		t.Fatalf("%d requests sent again for an object that was complete", n)
+	}
+}
+
+func TestChangedWhileDownStartsOver(t *testing.T) {
+	e := newEnv(t)
+	e.add("big", randBytes(3*testChunk, 14))
+	interruptAfter(t, e, e.sink.Sink, 2)
+	// Rewritten while ferry was down, and settled again.
+	data := randBytes(3*testChunk+10, 15)
+	e.add("big", data)
+	sent := rerun(t, e, e.sink.Sink)
+	e.landed("big", data)
+	if sent.count("CreateMultipart") != 1 || sent.count("UploadPart") != 4 {
+		t.Fatalf("created %d uploads and sent %d parts, want a new upload of 4 parts", sent.count("CreateMultipart"), sent.count("UploadPart"))
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.archive, fssink.UploadsDir)); len(ents) != 0 {
+		t.Fatalf("the old version's upload was left behind (%d staged)", len(ents))
 	}
 }

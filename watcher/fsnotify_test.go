@@ -2,12 +2,13 @@ package watcher
 
 import (
 	"context"
-	"github.com/ferry-data/ferry/internal/testtmp"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-data/ferry/internal/testtmp"
 )
 
 // TestRunWithRealEvents exercises the real fsnotify integration (outside a

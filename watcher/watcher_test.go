@@ -2,7 +2,6 @@ package watcher
 
 import (
 	"context"
-	"github.com/ferry-data/ferry/internal/testtmp"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/ferry-data/ferry/internal/testtmp"
 )
 
 // harness runs the watcher loop with an injected event channel inside a

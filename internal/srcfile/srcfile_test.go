@@ -2,10 +2,11 @@ package srcfile
 
 import (
 	"errors"
-	"github.com/ferry-data/ferry/internal/testtmp"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ferry-data/ferry/internal/testtmp"
 )
 
 func TestIdentity(t *testing.T) {

@@ -1,11 +1,11 @@
 package fssink_test
 
 import (
-	"github.com/ferry-data/ferry/internal/testtmp"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/ferry-data/ferry/internal/testtmp"
 	"github.com/ferry-data/ferry/uploader/sink"
 	"github.com/ferry-data/ferry/uploader/sink/fssink"
 	"github.com/ferry-data/ferry/uploader/sink/sinktest"
