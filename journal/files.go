@@ -583,3 +583,22 @@ func (j *Journal) Counts(ctx context.Context) (map[State]int, error) {
 	}
 	return m, rows.Err()
 }
+
+// UploadIDs returns the multipart upload IDs the journal knows (files being
+// or to be uploaded in parts), to tell them from orphans.
+func (j *Journal) UploadIDs(ctx context.Context) (map[string]bool, error) {
+	rows, err := j.r.QueryContext(ctx, `SELECT upload_id FROM files WHERE upload_id IS NOT NULL`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids[id] = true
+	}
+	return ids, rows.Err()
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -585,5 +586,31 @@ func TestChangedWhileDownStartsOver(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(e.archive, fssink.UploadsDir)); len(ents) != 0 {
 		t.Fatalf("the old version's upload was left behind (%d staged)", len(ents))
+	}
+}
+
+func TestAbortOrphans(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var sum sink.Digest
+	known, _ := e.sink.CreateMultipart(ctx, "p/known.bin", 10, sum)
+	orphan, _ := e.sink.CreateMultipart(ctx, "p/orphan.bin", 10, sum)
+	outside, _ := e.sink.CreateMultipart(ctx, "q/outside.bin", 10, sum)
+	// Young uploads are left alone: another writer may still be at work.
+	n, err := AbortOrphans(ctx, e.sink, "p/", map[string]bool{known: true}, time.Hour, time.Now(), slog.New(slog.DiscardHandler))
+	if err != nil || n != 0 {
+		t.Fatalf("AbortOrphans within the ttl = %d, %v; want 0", n, err)
+	}
+	n, err = AbortOrphans(ctx, e.sink, "p/", map[string]bool{known: true}, time.Hour, time.Now().Add(2*time.Hour), slog.New(slog.DiscardHandler))
+	if err != nil || n != 1 {
+		t.Fatalf("AbortOrphans = %d, %v; want 1", n, err)
+	}
+	ups, _ := e.sink.ListUploads(ctx, "")
+	left := map[string]bool{}
+	for _, u := range ups {
+		left[u.ID] = true
+	}
+	if !left[known] || left[orphan] || !left[outside] {
+		t.Fatalf("uploads left %v: want the known one and the one outside the prefix, not the orphan", left)
 	}
 }

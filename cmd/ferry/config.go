@@ -48,6 +48,7 @@ type LogConfig struct {
 type UploadConfig struct {
 	MaxConcurrentUploads int         `toml:"max_concurrent_uploads"`
 	MaxChunkSize         Size        `toml:"max_chunk_size"`
+	OrphanUploadTTL      Duration    `toml:"orphan_upload_ttl"`
 	Retry                RetryConfig `toml:"retry"`
 }
 
@@ -101,6 +102,7 @@ const (
 	defaultRetryTries  = 5
 	defaultRetryFirst  = time.Second
 	defaultRetryMaxGap = 30 * time.Second
+	defaultOrphanTTL   = 24 * time.Hour
 )
 
 // Secret holds a credential; it never prints.
@@ -299,6 +301,11 @@ func (c *Config) validate(file string, loc *locator, lookupEnv func(string) (str
 		u.MaxChunkSize = defaultChunkSize
 	} else if u.MaxChunkSize < minChunkSize || u.MaxChunkSize > maxChunkSize {
 		bad(at("upload", "max_chunk_size"), "upload.max_chunk_size", "must be between %s and %s (got %s)", Size(minChunkSize), Size(maxChunkSize), u.MaxChunkSize)
+	}
+	if u.OrphanUploadTTL == 0 {
+		u.OrphanUploadTTL = Duration(defaultOrphanTTL)
+	} else if u.OrphanUploadTTL < 0 {
+		bad(at("upload", "orphan_upload_ttl"), "upload.orphan_upload_ttl", "must be positive")
 	}
 	r := &u.Retry
 	if r.Attempts == 0 {

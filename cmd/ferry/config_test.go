@@ -37,6 +37,7 @@ level = "debug"
 [upload]
 max_concurrent_uploads = 2
 max_chunk_size = "8MiB"
+orphan_upload_ttl = "2h"
 
 [upload.retry]
 attempts = 3
@@ -78,7 +79,7 @@ func TestLoadConfigValid(t *testing.T) {
 		t.Errorf("relative paths not resolved against the config folder: %q %q", c.Journal.Path, c.Log.File)
 	}
 	if c.Upload.MaxChunkSize != 8<<20 || c.Upload.MaxConcurrentUploads != 2 || c.Upload.Retry.Attempts != 3 ||
-		time.Duration(c.Upload.Retry.InitialDelay) != 500*time.Millisecond {
+		time.Duration(c.Upload.Retry.InitialDelay) != 500*time.Millisecond || time.Duration(c.Upload.OrphanUploadTTL) != 2*time.Hour {
 		t.Errorf("upload: %+v", c.Upload)
 	}
 	a := c.Target["archive"]

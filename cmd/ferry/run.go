@@ -79,6 +79,7 @@ type daemon struct {
 	up       *uploader.Uploader
 	watchers []*watcher.Watcher
 	targets  map[string]TargetConfig // by watch root
+	sinks    map[string]sink.Sink    // by target name
 }
 
 func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
@@ -91,6 +92,7 @@ func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
 	}
 	d := &daemon{cfg: cfg, log: log, j: j, targets: map[string]TargetConfig{}}
 	sinks := map[string]sink.Sink{}
+	d.sinks = sinks
 	for name, t := range cfg.Target {
 		s, err := newSink(t)
 		if err != nil {
@@ -237,6 +239,7 @@ func (d *daemon) run(ctx context.Context, once bool) (onceResult, error) {
 			d.log.Info("trying once more the files that failed in an earlier run", "files", rec.Failed)
 		}
 	}
+	d.abortOrphans(ctx)
 	roots := make([]string, len(d.watchers))
 	for i, w := range d.watchers {
 		roots[i] = w.Root()
@@ -300,6 +303,26 @@ func (d *daemon) run(ctx context.Context, once bool) (onceResult, error) {
 		return onceResult{}, errors.New("interrupted before the work was done")
 	}
 	return d.onceResult(context.Background(), roots)
+}
+
+// abortOrphans aborts, on every target, the multipart uploads under its
+// prefix that the journal does not know, once older than orphan_upload_ttl.
+// A target that cannot be reached now is left for the next start.
+func (d *daemon) abortOrphans(ctx context.Context) {
+	known, err := d.j.UploadIDs(ctx)
+	if err != nil {
+		d.log.Error("cannot read the journal's uploads; orphans are left for the next start", "error", err.Error())
+		return
+	}
+	for name, s := range d.sinks {
+		n, err := uploader.AbortOrphans(ctx, s, d.cfg.Target[name].Prefix, known, time.Duration(d.cfg.Upload.OrphanUploadTTL), time.Now(), d.log.With("target", name))
+		if err != nil {
+			d.log.Warn("could not clean up orphaned multipart uploads; trying again at the next start", "target", name, "error", err.Error())
+		}
+		if n > 0 {
+			d.log.Info("aborted orphaned multipart uploads", "target", name, "uploads", n)
+		}
+	}
 }
 
 type onceResult struct {

@@ -46,6 +46,13 @@ type Part struct {
 	ETag   string // as returned by UploadPart; needed by CompleteMultipart
 }
 
+// Upload is a multipart upload in progress.
+type Upload struct {
+	Key       string
+	ID        string
+	Initiated time.Time
+}
+
 // Info is what a sink holds under a key.
 type Info struct {
 	Size   int64
@@ -81,6 +88,11 @@ type Sink interface {
 	// not known to the target and left 0). An upload that no longer exists
 	// (completed, aborted or expired) is an error matching ErrNotFound.
 	ListParts(ctx context.Context, key, uploadID string) ([]Part, error)
+
+	// ListUploads returns the multipart uploads in progress under a key
+	// prefix, to find the ones nobody will finish (a crash between creating
+	// an upload and journaling its ID leaves one).
+	ListUploads(ctx context.Context, prefix string) ([]Upload, error)
 
 	// AbortMultipart discards an upload and its parts. Aborting an upload
 	// that no longer exists is not an error.

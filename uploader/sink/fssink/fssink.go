@@ -351,6 +351,35 @@ func (s *Sink) ListParts(ctx context.Context, key, uploadID string) ([]sink.Part
 	return parts, nil
 }
 
+// ListUploads reports the staged uploads whose key starts with prefix; an
+// upload's start is its staging folder's modification time.
+func (s *Sink) ListUploads(ctx context.Context, prefix string) ([]sink.Upload, error) {
+	ents, err := os.ReadDir(filepath.Join(s.root, UploadsDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify("ListUploads", err)
+	}
+	var ups []sink.Upload
+	for _, e := range ents {
+		dir, err := s.uploadDir(e.Name())
+		if err != nil || !e.IsDir() {
+			continue
+		}
+		u, err := readMeta(dir)
+		if err != nil {
+			continue // vanished meanwhile, or not ours
+		}
+		fi, err := e.Info()
+		if err != nil || !strings.HasPrefix(u.key, prefix) {
+			continue
+		}
+		ups = append(ups, sink.Upload{Key: u.key, ID: e.Name(), Initiated: fi.ModTime()})
+	}
+	return ups, nil
+}
+
 // AbortMultipart discards a staged upload; an unknown one is no error.
 func (s *Sink) AbortMultipart(ctx context.Context, key, uploadID string) error {
 	dir, err := s.uploadDir(uploadID)

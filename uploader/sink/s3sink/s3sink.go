@@ -337,6 +337,36 @@ func (s *Sink) ListParts(ctx context.Context, key, uploadID string) ([]sink.Part
 	return parts, nil
 }
 
+// ListUploads implements sink.Sink with ListMultipartUploads, following
+// the listing's pages.
+func (s *Sink) ListUploads(ctx context.Context, prefix string) ([]sink.Upload, error) {
+	const op = "ListUploads"
+	var ups []sink.Upload
+	var keyMarker, idMarker *string
+	for {
+		out, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{
+			Bucket:         aws.String(s.bucket),
+			Prefix:         aws.String(prefix),
+			KeyMarker:      keyMarker,
+			UploadIdMarker: idMarker,
+		})
+		if err != nil {
+			return nil, classify(ctx, op, err)
+		}
+		for _, u := range out.Uploads {
+			ups = append(ups, sink.Upload{Key: aws.ToString(u.Key), ID: aws.ToString(u.UploadId), Initiated: aws.ToTime(u.Initiated)})
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		keyMarker, idMarker = out.NextKeyMarker, out.NextUploadIdMarker
+		if aws.ToString(keyMarker) == "" && aws.ToString(idMarker) == "" {
+			break
+		}
+	}
+	return ups, nil
+}
+
 // AbortMultipart implements sink.Sink. NoSuchUpload is success.
 func (s *Sink) AbortMultipart(ctx context.Context, key, uploadID string) error {
 	const op = "AbortMultipart"

@@ -56,6 +56,7 @@ func Run(t *testing.T, h Harness) {
 		{"UploadPartWrongDigest", testUploadPartWrongDigest},
 		{"Overwrite", testOverwrite},
 		{"ListParts", testListParts},
+		{"ListUploads", testListUploads},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -351,5 +352,44 @@ func testListParts(t *testing.T, h Harness) {
 	}
 	if _, err := s.ListParts(ctx, key, "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"); !errors.Is(err, sink.ErrNotFound) {
 		t.Fatalf("ListParts of an unknown upload = %v, want sink.ErrNotFound", err)
+	}
+}
+
+// ListUploads finds the uploads in progress under a prefix, and only those.
+func testListUploads(t *testing.T, h Harness) {
+	s := h.New(t)
+	ctx := testContext(t)
+	dir := freshKey(t, "orphans") + "/"
+	_, body := makeParts(t, 10)
+	before := time.Now().Add(-time.Minute)
+	a := createMultipart(t, s, dir+"a.bin", body)
+	b := createMultipart(t, s, dir+"sub/b.bin", body)
+	otherKey := freshKey(t, "elsewhere.bin")
+	other := createMultipart(t, s, otherKey, body)
+	t.Cleanup(func() {
+		for _, u := range []struct{ k, id string }{{dir + "a.bin", a}, {dir + "sub/b.bin", b}, {otherKey, other}} {
+			s.AbortMultipart(context.Background(), u.k, u.id)
+		}
+	})
+	ups, err := s.ListUploads(ctx, dir)
+	if err != nil {
+		t.Fatalf("ListUploads: %v", err)
+	}
+	got := map[string]string{}
+	for _, u := range ups {
+		got[u.ID] = u.Key
+		if u.Initiated.Before(before) || u.Initiated.After(time.Now().Add(time.Minute)) {
+			t.Errorf("upload %s initiated %v, want about now", u.ID, u.Initiated)
+		}
+	}
+	if len(got) != 2 || got[a] != dir+"a.bin" || got[b] != dir+"sub/b.bin" {
+		t.Fatalf("ListUploads(%q) = %v, want exactly %s and %s", dir, got, a, b)
+	}
+	if err := s.AbortMultipart(ctx, dir+"a.bin", a); err != nil {
+		t.Fatal(err)
+	}
+	ups, err = s.ListUploads(ctx, dir)
+	if err != nil || len(ups) != 1 || ups[0].ID != b {
+		t.Fatalf("after aborting one: %+v, %v; want only %s", ups, err, b)
 	}
 }
