@@ -4,7 +4,7 @@ GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 VERSITYGW_VERSION := v1.8.0
 VERSITYGW := $(GOBIN)/versitygw
 
-.PHONY: all build test test-servers test-windows vet bench clean
+.PHONY: all build test test-servers test-windows vet bench crash-long clean
 
 all: build
 
@@ -36,6 +36,13 @@ test-windows:
 # Throughput and peak RSS for a 100 MiB and a 2 GiB file against versitygw.
 bench: test-servers
 	FERRY_VERSITYGW=$(VERSITYGW) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/ferry
+
+# The long kill -9 run (100 kills); the short one (20) is part of make test.
+CRASH_KILLS ?= 100
+CRASH_SEED ?= 1
+crash-long: test-servers
+	FERRY_VERSITYGW=$(VERSITYGW) FERRY_CRASH_KILLS=$(CRASH_KILLS) FERRY_CRASH_SEED=$(CRASH_SEED) \
+		$(GO) test -run '^TestCrashKill9$$' -count 1 -v -timeout 30m ./cmd/ferry
 
 clean:
 	rm -f ferry

@@ -194,7 +194,7 @@ func benchRSS(kib int64) string {
 }
 
 // benchBuild builds the ferry binary once into a temporary folder.
-func benchBuild(b *testing.B) string {
+func benchBuild(b testing.TB) string {
 	b.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
