@@ -602,3 +602,23 @@ func (j *Journal) UploadIDs(ctx context.Context) (map[string]bool, error) {
 	}
 	return ids, rows.Err()
 }
+
+// RecordUploaded journals a file version as already uploaded, without an
+// upload: for rebuilding a lost or corrupt journal from what the target
+// holds (the caller checked that the object there has this content).
+func (j *Journal) RecordUploaded(ctx context.Context, s Settled, sha string, why string) error {
+	return j.do(ctx, func(t *Tx) error {
+		now := t.now.UnixNano()
+		res, err := t.exec(`INSERT INTO files (watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, state, signal, sha256, settled_at, updated_at, uploaded_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'uploaded', ?, ?, ?, ?, ?)`,
+			s.Watch, s.RelPath, s.Target, s.Key, s.BatchID, s.Version.Size, s.Version.MtimeNS, s.Version.FileID, s.Signal, sha, now, now, now)
+		if err != nil {
+			return err
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		return t.event(Event{Kind: "recorded_uploaded", FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: s.Version.Size, SHA256: sha, Detail: why})
+	})
+}

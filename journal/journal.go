@@ -32,7 +32,8 @@ import (
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // driver "sqlite"
+	"modernc.org/sqlite" // driver "sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
@@ -164,32 +165,53 @@ func Open(path string, o Options) (*Journal, error) {
 func (j *Journal) Path() string { return j.path }
 
 // check runs SQLite's quick_check: a corrupt journal is never silently reset.
+// Only SQLite's own verdict (a failed check, SQLITE_CORRUPT, SQLITE_NOTADB)
+// makes ErrCorrupt; other failures (permissions, a lock held too long) are
+// reported as they are.
 func (j *Journal) check() error {
+	corrupt := func(detail string) error {
+		return fmt.Errorf("%w: %s: %s", ErrCorrupt, j.path, detail)
+	}
 	rows, err := j.w.Query(`PRAGMA quick_check`)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v (the file is not a readable SQLite database; move it aside and rebuild the journal)", ErrCorrupt, j.path, err)
+		if isCorrupt(err) {
+			return corrupt(err.Error())
+		}
+		return fmt.Errorf("journal %s: %w", j.path, err)
 	}
 	defer rows.Close()
 	var msgs []string
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrCorrupt, j.path, err)
+			return corrupt(err.Error())
 		}
 		if s != "ok" {
 			msgs = append(msgs, s)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("%w: %s: %v (move it aside and rebuild the journal)", ErrCorrupt, j.path, err)
+		if isCorrupt(err) {
+			return corrupt(err.Error())
+		}
+		return fmt.Errorf("journal %s: %w", j.path, err)
 	}
 	if len(msgs) > 0 {
 		if len(msgs) > 5 {
 			msgs = append(msgs[:5], "...")
 		}
-		return fmt.Errorf("%w: %s: quick_check: %s (move it aside and rebuild the journal)", ErrCorrupt, j.path, strings.Join(msgs, "; "))
+		return corrupt("quick_check: " + strings.Join(msgs, "; "))
 	}
 	return nil
+}
+
+func isCorrupt(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code() & 0xff
+	return c == sqlite3.SQLITE_CORRUPT || c == sqlite3.SQLITE_NOTADB
 }
 
 type migration struct {

@@ -1,8 +1,10 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -417,5 +419,49 @@ func TestRecordHashesBatchSkipsStaleFiles(t *testing.T) {
 	}
 	if r := state(t, j, "b"); r.SHA256 != "" {
 		t.Errorf("the stale file's hash was recorded: %+v", r)
+	}
+}
+
+// A journal damaged on disk (a torn write, a bad sector, a truncation) is
+// refused with ErrCorrupt, and left as it is for inspection.
+func TestDamagedJournalIsRefused(t *testing.T) {
+	for name, damage := range map[string]func(f *os.File, size int64){
+		"truncated": func(f *os.File, size int64) { f.Truncate(size / 2) },
+		"scribbled": func(f *os.File, size int64) {
+			junk := make([]byte, 8192)
+			for i := range junk {
+				junk[i] = byte(i*7 + 3)
+			}
+			f.WriteAt(junk, size/2)
+		},
+		"header": func(f *os.File, size int64) { f.WriteAt([]byte("definitely not SQLite"), 0) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(testtmp.Dir(t), "j.db")
+			j, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 300 {
+				j.RecordSettled(ctx, settled(fmt.Sprintf("run/%04d-%s", i, strings.Repeat("x", 100)), int64(i)))
+			}
+			j.Close()
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, _ := f.Stat()
+			damage(f, fi.Size())
+			f.Close()
+			before, _ := os.ReadFile(path)
+			_, err = Open(path, Options{})
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("Open(%s journal) = %v, want ErrCorrupt naming the file", name, err)
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+				t.Fatal("the damaged journal was modified")
+			}
+		})
 	}
 }

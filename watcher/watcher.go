@@ -408,40 +408,7 @@ func (s *state) settle(ctx context.Context) error {
 // folder before listing it, and observes every file not already known.
 func (s *state) walk(ctx context.Context, dir string) error {
 	now := time.Now()
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			if path == dir && dir == s.root {
-				return fmt.Errorf("watch path %s: %w", s.root, err)
-			}
-			s.log.Warn("cannot read", "path", path, "error", err)
-			if d != nil && d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if s.ignored(path) {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() {
-			if path != s.root && !s.o.Recursive {
-				return fs.SkipDir
-			}
-			s.watch(path)
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return nil // symlinks and devices are not followed
-		}
-		rel, ok := s.rel(path)
-		if !ok || !Match(rel, s.o.Include, s.o.Exclude) {
-			return nil
-		}
+	return s.list(ctx, dir, s.watch, func(rel, path string) error {
 		if _, tracked := s.pending[rel]; !tracked && s.o.Known != nil {
 			st, err := srcfile.Lstat(path)
 			if err != nil {
@@ -457,6 +424,63 @@ func (s *state) walk(ctx context.Context, dir string) error {
 		}
 		s.observe(rel, path, now)
 		return nil
+	})
+}
+
+// Walk calls fn for every file the watch takes that is in the folder now
+// (included, not excluded, not ignored, regular: symlinks are not
+// followed), without waiting for anything to settle. It is for tools that
+// need the watch's view of the folder, such as a journal rebuild.
+func (w *Watcher) Walk(ctx context.Context, fn func(File) error) error {
+	return w.list(ctx, w.root, nil, func(rel, path string) error {
+		st, err := srcfile.Lstat(path)
+		if err != nil {
+			return nil // vanished meanwhile
+		}
+		return fn(File{Root: w.root, RelPath: rel, Path: path, Stat: st})
+	})
+}
+
+// list walks dir with the watch's filters: onDir (if not nil) gets every
+// folder taken, onFile every regular file taken, with its relative path.
+func (w *Watcher) list(ctx context.Context, dir string, onDir func(string), onFile func(rel, path string) error) error {
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			if path == dir && dir == w.root {
+				return fmt.Errorf("watch path %s: %w", w.root, err)
+			}
+			w.log.Warn("cannot read", "path", path, "error", err)
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if w.ignored(path) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			if path != w.root && !w.o.Recursive {
+				return fs.SkipDir
+			}
+			if onDir != nil {
+				onDir(path)
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil // symlinks and devices are not followed
+		}
+		rel, ok := w.rel(path)
+		if !ok || !Match(rel, w.o.Include, w.o.Exclude) {
+			return nil
+		}
+		return onFile(rel, path)
 	})
 	if errors.Is(err, context.Canceled) {
 		return nil

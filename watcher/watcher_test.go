@@ -403,3 +403,31 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		t.Error("invalid glob accepted")
 	}
 }
+
+func TestWalkListsWhatTheWatchTakes(t *testing.T) {
+	root := testtmp.Dir(t)
+	for _, rel := range []string{"a.tif", "run 1/b.raw", "run 1/skip.tmp", "own/ferry.db"} {
+		p := filepath.Join(root, filepath.FromSlash(rel))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(rel), 0o644)
+	}
+	os.Symlink(filepath.Join(root, "a.tif"), filepath.Join(root, "link"))
+	w, err := New(Options{Root: root, Recursive: true, Exclude: []string{"**/*.tmp"}, Ignore: []string{filepath.Join(root, "own")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := w.Walk(context.Background(), func(f File) error {
+		if f.Stat.Size != int64(len(f.RelPath)) {
+			t.Errorf("%s: size %d", f.RelPath, f.Stat.Size)
+		}
+		got = append(got, f.RelPath)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if want := []string{"a.tif", "run 1/b.raw"}; !slices.Equal(got, want) {
+		t.Fatalf("Walk = %v, want %v", got, want)
+	}
+}

@@ -6,6 +6,7 @@
 //
 //	ferry run --config FILE          run until stopped (Ctrl-C, SIGTERM)
 //	ferry run --once --config FILE   upload what is there now, then exit
+//	ferry journal rebuild --config FILE   rebuild a corrupt or lost journal
 //	ferry version                    print the version
 package main
 
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv en
 	switch args[0] {
 	case "run":
 		return cmdRun(ctx, args[1:], stdout, stderr, getenv)
+	case "journal":
+		return cmdJournal(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
@@ -60,6 +63,9 @@ Usage:
   ferry run --config FILE          watch and upload until stopped (Ctrl-C, SIGTERM)
   ferry run --once --config FILE   upload what is in the watched folders now, then exit
                                    (exit 0 when everything landed, 1 when anything did not)
+  ferry journal rebuild --config FILE [--force]
+                                   rebuild a corrupt or lost journal from the watched
+                                   folders and what the targets hold
   ferry version                    print the version
 
 Exit codes: 0 ok, 1 files not uploaded or a runtime error, 2 bad command line or configuration.

@@ -86,7 +86,7 @@ func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
 	j, err := journal.Open(cfg.Journal.Path, journal.Options{})
 	if err != nil {
 		if errors.Is(err, journal.ErrCorrupt) {
-			return nil, fmt.Errorf("%w\nferry will not start on a corrupt journal: move %s aside (keep it for inspection) and start again to rebuild it from the watched folders", err, cfg.Journal.Path)
+			return nil, fmt.Errorf("%w\nferry will not start on a corrupt journal. To recover, run:\n  ferry journal rebuild --config %s\nIt keeps the corrupt file beside the new one and records as uploaded every file the target already holds, so nothing is sent twice", err, cfg.file)
 		}
 		return nil, err
 	}
@@ -117,30 +117,8 @@ func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
 		j.Close()
 		return nil, err
 	}
-	// Never report ferry's own files when they sit inside a watched folder.
-	ignore := []string{cfg.Journal.Path, cfg.Journal.Path + "-wal", cfg.Journal.Path + "-shm", cfg.Journal.Path + "-journal"}
-	if cfg.Log.File != "" {
-		// The log and its rotated copies (lumberjack: NAME-TIMESTAMP.EXT[.gz]).
-		rotated := strings.TrimSuffix(cfg.Log.File, filepath.Ext(cfg.Log.File)) + "-*"
-		ignore = append(ignore, cfg.Log.File, rotated)
-	}
-	for _, t := range cfg.Target {
-		if t.Type == "fs" {
-			ignore = append(ignore, t.Path)
-		}
-	}
 	for _, w := range cfg.Watch {
-		wa, err := watcher.New(watcher.Options{
-			Root:           w.Path,
-			Settle:         time.Duration(w.Settle),
-			Recursive:      *w.Recursive,
-			Include:        w.Include,
-			Exclude:        w.Exclude,
-			RescanInterval: time.Duration(w.RescanInterval),
-			Ignore:         append([]string(nil), ignore...),
-			Known:          d.known,
-			Logger:         log,
-		})
+		wa, err := watcher.New(cfg.watcherOptions(w, d.known, log))
 		if err != nil {
 			j.Close()
 			return nil, err
@@ -149,6 +127,35 @@ func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
 		d.targets[wa.Root()] = cfg.Target[w.Target]
 	}
 	return d, nil
+}
+
+// watcherOptions are a [[watch]]'s options for the watcher, which never
+// reports ferry's own files (journal, logs, fs targets) when they sit
+// inside a watched folder.
+func (c *Config) watcherOptions(w WatchConfig, known func(context.Context, watcher.File) (bool, error), log *slog.Logger) watcher.Options {
+	j := c.Journal.Path
+	ignore := []string{j, j + "-wal", j + "-shm", j + "-journal", j + ".rebuild*", j + ".corrupt-*", j + ".old-*"}
+	if c.Log.File != "" {
+		// The log and its rotated copies (lumberjack: NAME-TIMESTAMP.EXT[.gz]).
+		rotated := strings.TrimSuffix(c.Log.File, filepath.Ext(c.Log.File)) + "-*"
+		ignore = append(ignore, c.Log.File, rotated)
+	}
+	for _, t := range c.Target {
+		if t.Type == "fs" {
+			ignore = append(ignore, t.Path)
+		}
+	}
+	return watcher.Options{
+		Root:           w.Path,
+		Settle:         time.Duration(w.Settle),
+		Recursive:      *w.Recursive,
+		Include:        w.Include,
+		Exclude:        w.Exclude,
+		RescanInterval: time.Duration(w.RescanInterval),
+		Ignore:         ignore,
+		Known:          known,
+		Logger:         log,
+	}
 }
 
 func newSink(t TargetConfig) (sink.Sink, error) {
