@@ -628,7 +628,7 @@ func (w *worker) sendPreloaded(ctx context.Context, jb *journal.Job, body []byte
 // we send, so a checksum mismatch means damage in transit: retry.
 func (w *worker) put(ctx context.Context, s sink.Sink, jb *journal.Job, body []byte, sum sink.Digest, log *slog.Logger) error {
 	return w.try(ctx, log, "Put", func() error {
-		err := s.Put(ctx, jb.Key, body, sum)
+		err := s.Put(ctx, jb.Key, body, sum, false)
 		if errors.Is(err, sink.ErrChecksum) {
 			return sink.NewTransient("Put", err)
 		}
@@ -720,7 +720,7 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 	}
 	if out.err == nil && out.changed == "" {
 		err := w.try(ctx, log, "CompleteMultipart", func() error {
-			return s.CompleteMultipart(ctx, jb.Key, uploadID, parts)
+			return s.CompleteMultipart(ctx, jb.Key, uploadID, parts, false)
 		})
 		if err != nil {
 			out = classifySink(err)

@@ -56,11 +56,11 @@ func (f *faulty) count(op string) int {
 	return f.calls[op]
 }
 
-func (f *faulty) Put(ctx context.Context, key string, body []byte, sum sink.Digest) error {
+func (f *faulty) Put(ctx context.Context, key string, body []byte, sum sink.Digest, ifAbsent bool) error {
 	if err := f.hook("Put", key, body); err != nil {
 		return err
 	}
-	return f.Sink.Put(ctx, key, body, sum)
+	return f.Sink.Put(ctx, key, body, sum, ifAbsent)
 }
 
 func (f *faulty) UploadPart(ctx context.Context, key, id string, p sink.Part, body []byte) (string, error) {
@@ -77,11 +77,11 @@ func (f *faulty) CreateMultipart(ctx context.Context, key string, size int64, su
 	return f.Sink.CreateMultipart(ctx, key, size, sum)
 }
 
-func (f *faulty) CompleteMultipart(ctx context.Context, key, id string, parts []sink.Part) error {
+func (f *faulty) CompleteMultipart(ctx context.Context, key, id string, parts []sink.Part, ifAbsent bool) error {
 	if err := f.hook("CompleteMultipart", key, nil); err != nil {
 		return err
 	}
-	return f.Sink.CompleteMultipart(ctx, key, id, parts)
+	return f.Sink.CompleteMultipart(ctx, key, id, parts, ifAbsent)
 }
 
 type env struct {
@@ -544,8 +544,8 @@ type completeThenCrash struct {
 	cancel context.CancelFunc
 }
 
-func (c *completeThenCrash) CompleteMultipart(ctx context.Context, key, id string, parts []sink.Part) error {
-	if err := c.Sink.CompleteMultipart(ctx, key, id, parts); err != nil {
+func (c *completeThenCrash) CompleteMultipart(ctx context.Context, key, id string, parts []sink.Part, ifAbsent bool) error {
+	if err := c.Sink.CompleteMultipart(ctx, key, id, parts, ifAbsent); err != nil {
 		return err
 	}
 	c.cancel()

@@ -69,8 +69,9 @@ type Sink interface {
 	// sends sum for the target to check the bytes it stores, and returns nil
 	// only when the target confirmed them: a nil error verifies what landed
 	// (S3 rejects a mismatch with BadDigest, and the checksum it echoes is
-	// compared too).
-	Put(ctx context.Context, key string, body []byte, sum Digest) error
+	// compared too). With ifAbsent, an object already under key is left as
+	// it is and the error matches ErrExists (S3: If-None-Match: *).
+	Put(ctx context.Context, key string, body []byte, sum Digest, ifAbsent bool) error
 
 	// CreateMultipart starts an upload of an object of the given size whose
 	// whole-object SHA-256 is sum (stored with the object when complete).
@@ -81,7 +82,9 @@ type Sink interface {
 	UploadPart(ctx context.Context, key, uploadID string, p Part, body []byte) (etag string, err error)
 
 	// CompleteMultipart assembles the parts, in order, into the object.
-	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) error
+	// With ifAbsent, an object already under key is left as it is and the
+	// error matches ErrExists (the upload stays, to be aborted).
+	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part, ifAbsent bool) error
 
 	// ListParts returns the parts an upload holds so far, by number, with
 	// their size, ETag and SHA-256 as the target reports them (Offset is
@@ -160,6 +163,10 @@ func NewPermanent(op string, err error) error { return &Error{Class: Permanent, 
 
 // ErrNotFound is matched (errors.Is) by Stat's error when no object exists.
 var ErrNotFound = errors.New("object not found")
+
+// ErrExists is matched when a create-only write (ifAbsent) found an object
+// already under the key (S3: 412 Precondition Failed).
+var ErrExists = errors.New("an object already exists under the key")
 
 // ErrChecksum is matched when a server rejects bytes whose checksum does not
 // match the one sent (S3 BadDigest). It is permanent for that attempt.

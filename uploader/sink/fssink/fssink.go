@@ -94,7 +94,7 @@ func checkSum(op string, body []byte, want sink.Digest) error {
 }
 
 // Put writes body under key atomically, with its hash sidecar.
-func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest) error {
+func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest, ifAbsent bool) error {
 	p, err := s.path(key)
 	if err != nil {
 		return err
@@ -105,19 +105,27 @@ func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest
 	if err := ctx.Err(); err != nil {
 		return sink.NewTransient("Put", err)
 	}
-	if err := writeAtomic(p, body); err != nil {
+	if err := writeAtomic(p, body, ifAbsent); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return existsError("Put", key)
+		}
 		return classify("Put", err)
 	}
 	return classify("Put", writeSidecar(p, sum.Hex()))
 }
 
 func writeSidecar(p, hexSum string) error {
-	return writeAtomic(p+SidecarSuffix, []byte(hexSum+"  "+filepath.Base(p)+"\n"))
+	return writeAtomic(p+SidecarSuffix, []byte(hexSum+"  "+filepath.Base(p)+"\n"), false)
 }
 
-// writeAtomic writes data to a temporary file beside p, fsyncs it, renames
-// it over p and fsyncs the folder.
-func writeAtomic(p string, data []byte) error {
+func existsError(op, key string) error {
+	return &sink.Error{Class: sink.Permanent, Op: op, Code: "PreconditionFailed", Err: fmt.Errorf("%s: %w", key, sink.ErrExists)}
+}
+
+// writeAtomic writes data to a temporary file beside p, fsyncs it, moves it
+// to p and fsyncs the folder. With ifAbsent an existing p is left alone and
+// the error matches fs.ErrExist.
+func writeAtomic(p string, data []byte, ifAbsent bool) error {
 	dir := filepath.Dir(p)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -135,13 +143,34 @@ func writeAtomic(p string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, p)
+		err = place(tmp, p, ifAbsent)
 	}
 	if err != nil {
 		os.Remove(tmp)
 		return err
 	}
 	return syncDir(dir)
+}
+
+// place moves a finished temporary file to p: a rename, or, when p must not
+// exist, a hard link (which fails if p exists, atomically) and the removal
+// of the temporary name. Where links are not supported (some shares), it
+// checks and renames: safe against ferry itself, not against another writer.
+func place(tmp, p string, ifAbsent bool) error {
+	if !ifAbsent {
+		return os.Rename(tmp, p)
+	}
+	err := os.Link(tmp, p)
+	if err == nil {
+		return os.Remove(tmp)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if _, serr := os.Lstat(p); serr == nil {
+		return fs.ErrExist
+	}
+	return os.Rename(tmp, p)
 }
 
 func (s *Sink) uploadDir(uploadID string) (string, error) {
@@ -164,7 +193,7 @@ func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64, sum 
 		return "", classify("CreateMultipart", err)
 	}
 	meta := fmt.Sprintf("key=%s\nsize=%d\nsha256=%s\n", strconv.Quote(key), size, sum.Hex())
-	if err := writeAtomic(filepath.Join(dir, "meta"), []byte(meta)); err != nil {
+	if err := writeAtomic(filepath.Join(dir, "meta"), []byte(meta), false); err != nil {
 		return "", classify("CreateMultipart", err)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_CREATE|os.O_WRONLY, 0o644)
@@ -259,7 +288,7 @@ func (s *Sink) UploadPart(ctx context.Context, key, uploadID string, p sink.Part
 	}
 	etag := p.SHA256.Hex()
 	rec := fmt.Sprintf("%d %d %s\n", p.Offset, p.Size, etag)
-	if err := writeAtomic(filepath.Join(dir, fmt.Sprintf("part-%05d", p.Number)), []byte(rec)); err != nil {
+	if err := writeAtomic(filepath.Join(dir, fmt.Sprintf("part-%05d", p.Number)), []byte(rec), false); err != nil {
 		return "", classify("UploadPart", err)
 	}
 	return etag, nil
@@ -267,7 +296,7 @@ func (s *Sink) UploadPart(ctx context.Context, key, uploadID string, p sink.Part
 
 // CompleteMultipart checks that the parts were all received and cover the
 // object, then moves it into place.
-func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, parts []sink.Part) error {
+func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, parts []sink.Part, ifAbsent bool) error {
 	dir, u, err := s.open("CompleteMultipart", key, uploadID)
 	if err != nil {
 		return err
@@ -302,7 +331,10 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return classify("CompleteMultipart", err)
 	}
-	if err := os.Rename(filepath.Join(dir, "data"), final); err != nil {
+	if err := place(filepath.Join(dir, "data"), final, ifAbsent); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return existsError("CompleteMultipart", key)
+		}
 		return classify("CompleteMultipart", err)
 	}
 	if err := syncDir(filepath.Dir(final)); err != nil {

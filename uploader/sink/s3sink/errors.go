@@ -72,6 +72,13 @@ func classify(ctx context.Context, op string, err error) error {
 	case checksumCodes[e.Code]:
 		e.Class = sink.Permanent
 		e.Err = fmt.Errorf("%w: %w", sink.ErrChecksum, err)
+	case e.Status == http.StatusPreconditionFailed || e.Code == "PreconditionFailed":
+		// If-None-Match: * found an object under the key.
+		e.Class = sink.Permanent
+		e.Err = fmt.Errorf("%w: %w", sink.ErrExists, err)
+	case e.Status == http.StatusConflict && e.Code == "ConditionalRequestConflict":
+		// A concurrent conditional write: try again.
+		e.Class = sink.Transient
 	case e.Code == "NoSuchUpload":
 		// The upload was completed, aborted or expired.
 		e.Class = sink.Permanent

@@ -112,7 +112,7 @@ func callOp(ctx context.Context, s *Sink, op string) error {
 	sum := sink.Digest(sha256.Sum256(body))
 	switch op {
 	case "Put":
-		return s.Put(ctx, "dir/key.bin", body, sum)
+		return s.Put(ctx, "dir/key.bin", body, sum, false)
 	case "CreateMultipart":
 		_, err := s.CreateMultipart(ctx, "dir/key.bin", 10, sum)
 		return err
@@ -120,7 +120,7 @@ func callOp(ctx context.Context, s *Sink, op string) error {
 		_, err := s.UploadPart(ctx, "dir/key.bin", "up-1", sink.Part{Number: 1, Size: 10, SHA256: sum}, body)
 		return err
 	case "CompleteMultipart":
-		return s.CompleteMultipart(ctx, "dir/key.bin", "up-1", []sink.Part{{Number: 1, Size: 10, SHA256: sum, ETag: `"e1"`}})
+		return s.CompleteMultipart(ctx, "dir/key.bin", "up-1", []sink.Part{{Number: 1, Size: 10, SHA256: sum, ETag: `"e1"`}}, false)
 	case "AbortMultipart":
 		return s.AbortMultipart(ctx, "dir/key.bin", "up-1")
 	case "Stat":
@@ -334,7 +334,7 @@ func TestCallerCancellation(t *testing.T) {
 
 	ctx, cancel2 := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
 	defer cancel2()
-	err = s.Put(ctx, "k", nil, sha256.Sum256(nil))
+	err = s.Put(ctx, "k", nil, sha256.Sum256(nil), false)
 	if !errors.Is(err, context.DeadlineExceeded) || sink.IsPermanent(err) {
 		t.Errorf("Put with an expired context: %v, want transient matching context.DeadlineExceeded", err)
 	}
@@ -346,10 +346,10 @@ func TestInvalidKeysAreNotSent(t *testing.T) {
 	ctx := t.Context()
 	sum := sink.Digest(sha256.Sum256(nil))
 	for _, key := range []string{"", strings.Repeat("k", MaxKeyLen+1), "bad\xffutf8", strings.Repeat("ü", MaxKeyLen/2) + "x"} {
-		errs := map[string]error{"Put": s.Put(ctx, key, nil, sum)}
+		errs := map[string]error{"Put": s.Put(ctx, key, nil, sum, false)}
 		_, errs["CreateMultipart"] = s.CreateMultipart(ctx, key, 0, sum)
 		_, errs["UploadPart"] = s.UploadPart(ctx, key, "u", sink.Part{Number: 1, SHA256: sum}, nil)
-		errs["CompleteMultipart"] = s.CompleteMultipart(ctx, key, "u", []sink.Part{{Number: 1, ETag: "e"}})
+		errs["CompleteMultipart"] = s.CompleteMultipart(ctx, key, "u", []sink.Part{{Number: 1, ETag: "e"}}, false)
 		errs["AbortMultipart"] = s.AbortMultipart(ctx, key, "u")
 		_, errs["Stat"] = s.Stat(ctx, key)
 		for op, err := range errs {
@@ -362,7 +362,7 @@ func TestInvalidKeysAreNotSent(t *testing.T) {
 		t.Errorf("%d requests reached the server, want 0", n)
 	}
 	// The longest valid key is accepted.
-	if err := s.Put(ctx, strings.Repeat("k", MaxKeyLen), nil, sum); err != nil {
+	if err := s.Put(ctx, strings.Repeat("k", MaxKeyLen), nil, sum, false); err != nil {
 		t.Errorf("Put with a %d-byte key: %v", MaxKeyLen, err)
 	}
 }
@@ -377,8 +377,8 @@ func TestBadArgumentsAreNotSent(t *testing.T) {
 	_, err2 := s.UploadPart(ctx, "k", "u", sink.Part{Number: 0, Size: 3, SHA256: sum}, body)
 	_, err3 := s.UploadPart(ctx, "k", "u", sink.Part{Number: 10001, Size: 3, SHA256: sum}, body)
 	_, err4 := s.UploadPart(ctx, "k", "u", sink.Part{Number: 1, Size: 4, SHA256: sum}, body)
-	err5 := s.CompleteMultipart(ctx, "k", "u", nil)
-	err6 := s.CompleteMultipart(ctx, "k", "u", []sink.Part{{Number: 1}})
+	err5 := s.CompleteMultipart(ctx, "k", "u", nil, false)
+	err6 := s.CompleteMultipart(ctx, "k", "u", []sink.Part{{Number: 1}}, false)
 	err7 := s.AbortMultipart(ctx, "k", "")
 	_, err8 := s.CreateMultipart(ctx, "k", -1, sum)
 	for i, err := range []error{err1, err2, err3, err4, err5, err6, err7, err8} {
@@ -472,7 +472,7 @@ func TestWireFormat(t *testing.T) {
 		}
 	}
 
-	if err := s.Put(ctx, "run 1/größe.tif", body, sum); err != nil {
+	if err := s.Put(ctx, "run 1/größe.tif", body, sum, false); err != nil {
 		t.Fatal(err)
 	}
 	r := <-reqs
@@ -486,7 +486,7 @@ func TestWireFormat(t *testing.T) {
 
 	// A wrong digest goes out as given: the server is the one to check.
 	wrong := sink.Digest(sha256.Sum256([]byte("other")))
-	if err := s.Put(ctx, "k", body, wrong); err != nil {
+	if err := s.Put(ctx, "k", body, wrong, false); err != nil {
 		t.Fatal(err)
 	}
 	if r := <-reqs; r.header.Get("X-Amz-Content-Sha256") != wrong.Hex() {
@@ -517,7 +517,7 @@ func TestWireFormat(t *testing.T) {
 	checkBodyHeaders(r, sum)
 
 	p.ETag = etag
-	if err := s.CompleteMultipart(ctx, "k", id, []sink.Part{p}); err != nil {
+	if err := s.CompleteMultipart(ctx, "k", id, []sink.Part{p}, false); err != nil {
 		t.Fatal(err)
 	}
 	r = <-reqs
@@ -574,5 +574,19 @@ func TestPutChecksumEchoMismatch(t *testing.T) {
 	srv = newFakeS3(t, respond(200, "", "x-amz-checksum-sha256", base64.StdEncoding.EncodeToString(sum[:])))
 	if err := callOp(t.Context(), newTestSink(t, srv.URL), "Put"); err != nil {
 		t.Fatalf("Put with the matching echo: %v", err)
+	}
+}
+
+func TestPreconditionFailedIsExists(t *testing.T) {
+	for _, op := range []string{"Put", "CompleteMultipart"} {
+		srv := newFakeS3(t, respond(412, errorXML("PreconditionFailed")))
+		err := callOp(t.Context(), newTestSink(t, srv.URL), op)
+		if !errors.Is(err, sink.ErrExists) || !sink.IsPermanent(err) {
+			t.Errorf("%s answered 412 = %v, want a permanent error matching sink.ErrExists", op, err)
+		}
+	}
+	srv := newFakeS3(t, respond(409, errorXML("ConditionalRequestConflict")))
+	if err := callOp(t.Context(), newTestSink(t, srv.URL), "Put"); sink.IsPermanent(err) || err == nil {
+		t.Errorf("409 ConditionalRequestConflict = %v, want transient", err)
 	}
 }

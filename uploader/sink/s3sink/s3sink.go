@@ -178,7 +178,7 @@ func (s *Sink) Bucket() string { return s.bucket }
 func (s *Sink) MinPartSize() int64 { return MinPartSize }
 
 // Put implements sink.Sink with one PutObject.
-func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest) error {
+func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest, ifAbsent bool) error {
 	const op = "Put"
 	if err := checkKey(op, key); err != nil {
 		return err
@@ -190,6 +190,7 @@ func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest
 		ContentLength:  aws.Int64(int64(len(body))),
 		ChecksumSHA256: aws.String(b64(sum)),
 		Metadata:       map[string]string{MetaSHA256: sum.Hex()},
+		IfNoneMatch:    ifNoneMatch(ifAbsent),
 	}, withPayloadHash(sum))
 	if err != nil {
 		return classify(ctx, op, err)
@@ -265,7 +266,7 @@ func (s *Sink) UploadPart(ctx context.Context, key, uploadID string, p sink.Part
 
 // CompleteMultipart implements sink.Sink. Each part is sent with its number,
 // ETag and SHA-256.
-func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, parts []sink.Part) error {
+func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, parts []sink.Part, ifAbsent bool) error {
 	const op = "CompleteMultipart"
 	if err := checkKey(op, key); err != nil {
 		return err
@@ -295,6 +296,7 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 		Key:             aws.String(key),
 		UploadId:        aws.String(uploadID),
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: cps},
+		IfNoneMatch:     ifNoneMatch(ifAbsent),
 	})
 	return classify(ctx, op, err)
 }
@@ -432,6 +434,14 @@ func metaSHA256(md map[string]string) string {
 		return ""
 	}
 	return d.Hex()
+}
+
+// ifNoneMatch is the If-None-Match header of a create-only write.
+func ifNoneMatch(ifAbsent bool) *string {
+	if ifAbsent {
+		return aws.String("*")
+	}
+	return nil
 }
 
 func b64(d sink.Digest) string { return base64.StdEncoding.EncodeToString(d[:]) }

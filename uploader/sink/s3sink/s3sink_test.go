@@ -86,7 +86,7 @@ func TestVersitygwChecksumErrors(t *testing.T) {
 			t.Errorf("%s: %v; want permanent HTTP 400 %s matching sink.ErrChecksum", what, err, code)
 		}
 	}
-	assertChecksum("sink Put", s.Put(ctx, "a", body, wrong), "XAmzContentSHA256Mismatch")
+	assertChecksum("sink Put", s.Put(ctx, "a", body, wrong, false), "XAmzContentSHA256Mismatch")
 
 	_, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{
 		Bucket:         aws.String("ferry"),
@@ -139,7 +139,7 @@ func TestVersitygwMultipartLeavesNoUploads(t *testing.T) {
 	if p.ETag, err = s.UploadPart(ctx, "done.bin", done, p, body); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CompleteMultipart(ctx, "done.bin", done, []sink.Part{p}); err != nil {
+	if err := s.CompleteMultipart(ctx, "done.bin", done, []sink.Part{p}, false); err != nil {
 		t.Fatal(err)
 	}
 	aborted, err := s.CreateMultipart(ctx, "aborted.bin", int64(len(body)), sum)
@@ -177,7 +177,7 @@ func TestVersitygwPermanentFailures(t *testing.T) {
 	body := []byte("x")
 	sum := sink.Digest(sha256.Sum256(body))
 
-	err := newSinkFor(t, srv, "no-such-bucket").Put(ctx, "k", body, sum)
+	err := newSinkFor(t, srv, "no-such-bucket").Put(ctx, "k", body, sum, false)
 	var e *sink.Error
 	if !errors.As(err, &e) || e.Class != sink.Permanent || e.Status != 404 || e.Code != "NoSuchBucket" {
 		t.Errorf("Put to a missing bucket: %v, want permanent 404 NoSuchBucket", err)
@@ -187,7 +187,7 @@ func TestVersitygwPermanentFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = bad.Put(ctx, "k", body, sum)
+	err = bad.Put(ctx, "k", body, sum, false)
 	if !errors.As(err, &e) || e.Class != sink.Permanent || e.Status != 403 {
 		t.Errorf("Put with a wrong secret: %v, want permanent 403", err)
 	}
@@ -201,7 +201,7 @@ func TestConcurrentUse(t *testing.T) {
 	for i := range 8 {
 		wg.Go(func() {
 			body := bytes.Repeat([]byte{byte(i)}, 1000+i)
-			errs <- s.Put(ctx, fmt.Sprintf("c/%d", i), body, sha256.Sum256(body))
+			errs <- s.Put(ctx, fmt.Sprintf("c/%d", i), body, sha256.Sum256(body), false)
 		})
 	}
 	wg.Wait()

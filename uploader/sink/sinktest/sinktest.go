@@ -57,6 +57,7 @@ func Run(t *testing.T, h Harness) {
 		{"Overwrite", testOverwrite},
 		{"ListParts", testListParts},
 		{"ListUploads", testListUploads},
+		{"IfAbsent", testIfAbsent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -111,7 +112,7 @@ func testMultipart(t *testing.T, h Harness) {
 		parts[i].ETag = uploadPart(t, s, key, id, parts[i], body)
 	}
 	ctx := testContext(t)
-	if err := s.CompleteMultipart(ctx, key, id, parts); err != nil {
+	if err := s.CompleteMultipart(ctx, key, id, parts, false); err != nil {
 		t.Fatalf("CompleteMultipart(%q): %v", key, err)
 	}
 	checkStored(t, h, s, key, body)
@@ -145,7 +146,7 @@ func testAbortMultipart(t *testing.T, h Harness) {
 	if err := s.AbortMultipart(ctx, key, id); err != nil {
 		t.Fatalf("second AbortMultipart: %v", err)
 	}
-	if err := s.CompleteMultipart(ctx, key, id, parts[:1]); err == nil {
+	if err := s.CompleteMultipart(ctx, key, id, parts[:1], false); err == nil {
 		t.Fatal("CompleteMultipart of an aborted upload succeeded")
 	}
 }
@@ -165,7 +166,7 @@ func testPutWrongDigest(t *testing.T, h Harness) {
 	key := freshKey(t, "bad-digest.bin")
 	body := randomBytes(t, 4096)
 	wrong := sink.Digest(sha256.Sum256(append(body, 'x')))
-	err := s.Put(testContext(t), key, body, wrong)
+	err := s.Put(testContext(t), key, body, wrong, false)
 	checkChecksumError(t, "Put", err)
 	if _, err := s.Stat(testContext(t), key); !errors.Is(err, sink.ErrNotFound) {
 		t.Fatalf("Stat after rejected Put = %v, want sink.ErrNotFound", err)
@@ -228,7 +229,7 @@ func testContext(t *testing.T) context.Context {
 
 func put(t *testing.T, s sink.Sink, key string, body []byte) {
 	t.Helper()
-	if err := s.Put(testContext(t), key, body, sha256.Sum256(body)); err != nil {
+	if err := s.Put(testContext(t), key, body, sha256.Sum256(body), false); err != nil {
 		t.Fatalf("Put(%q, %d bytes): %v", key, len(body), err)
 	}
 }
@@ -343,7 +344,7 @@ func testListParts(t *testing.T, h Harness) {
 	// Send the rest and complete with what the listing returned.
 	parts[1].ETag = uploadPart(t, s, key, id, parts[1], body)
 	parts[3].ETag = uploadPart(t, s, key, id, parts[3], body)
-	if err := s.CompleteMultipart(ctx, key, id, parts); err != nil {
+	if err := s.CompleteMultipart(ctx, key, id, parts, false); err != nil {
 		t.Fatalf("CompleteMultipart: %v", err)
 	}
 	checkStored(t, h, s, key, body)
@@ -392,4 +393,47 @@ func testListUploads(t *testing.T, h Harness) {
 	if err != nil || len(ups) != 1 || ups[0].ID != b {
 		t.Fatalf("after aborting one: %+v, %v; want only %s", ups, err, b)
 	}
+}
+
+// A create-only write never replaces an object: Put and CompleteMultipart
+// with ifAbsent fail with ErrExists when the key is taken, and succeed when
+// it is free.
+func testIfAbsent(t *testing.T, h Harness) {
+	s := h.New(t)
+	ctx := testContext(t)
+	key := freshKey(t, "once/object.bin")
+	first := randomBytes(t, 1000)
+	if err := s.Put(ctx, key, first, sha256.Sum256(first), true); err != nil {
+		t.Fatalf("Put(ifAbsent) to a free key: %v", err)
+	}
+	second := randomBytes(t, 1000)
+	err := s.Put(ctx, key, second, sha256.Sum256(second), true)
+	if !errors.Is(err, sink.ErrExists) || !sink.IsPermanent(err) {
+		t.Fatalf("Put(ifAbsent) to a taken key = %v, want a permanent error matching sink.ErrExists", err)
+	}
+	checkStored(t, h, s, key, first)
+
+	min := max(s.MinPartSize(), 1)
+	parts, body := makeParts(t, min, 99)
+	id := createMultipart(t, s, key, body)
+	for i := range parts {
+		parts[i].ETag = uploadPart(t, s, key, id, parts[i], body)
+	}
+	err = s.CompleteMultipart(ctx, key, id, parts, true)
+	if !errors.Is(err, sink.ErrExists) {
+		t.Fatalf("CompleteMultipart(ifAbsent) to a taken key = %v, want sink.ErrExists", err)
+	}
+	checkStored(t, h, s, key, first)
+	if err := s.AbortMultipart(ctx, key, id); err != nil {
+		t.Fatalf("AbortMultipart after the refusal: %v", err)
+	}
+	free := freshKey(t, "once/free.bin")
+	id = createMultipart(t, s, free, body)
+	for i := range parts {
+		parts[i].ETag = uploadPart(t, s, free, id, parts[i], body)
+	}
+	if err := s.CompleteMultipart(ctx, free, id, parts, true); err != nil {
+		t.Fatalf("CompleteMultipart(ifAbsent) to a free key: %v", err)
+	}
+	checkStored(t, h, s, free, body)
 }
