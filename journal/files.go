@@ -24,6 +24,7 @@ const (
 	Uploaded  State = "uploaded"
 	Failed    State = "failed"
 	Changed   State = "changed"
+	Ignored   State = "ignored" // modified after upload, left alone (on_change = "ignore")
 )
 
 // Version identifies one version of a source file.
@@ -71,6 +72,9 @@ type Job struct {
 	CorrelationID string
 	UploadID      string // a multipart upload left by an earlier attempt, "" if none
 	SHA256        string // the file's hash as an earlier attempt journaled it, "" if none
+	// UploadedSHA256 is the hash of what this path last put on the target,
+	// "" if it never did: a new version then was "modified after upload".
+	UploadedSHA256 string
 }
 
 // ErrStale is returned when a job's file version was superseded while it
@@ -247,7 +251,7 @@ func (j *Journal) Claim(ctx context.Context, n int) ([]Job, error) {
 	var jobs []Job
 	err := j.do(ctx, func(t *Tx) error {
 		jobs = jobs[:0]
-		rows, err := t.query(`SELECT id, generation, watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, attempts, COALESCE(upload_id, ''), COALESCE(sha256, '')
+		rows, err := t.query(`SELECT id, generation, watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, attempts, COALESCE(upload_id, ''), COALESCE(sha256, ''), COALESCE(uploaded_sha256, '')
 			FROM files WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`, t.now.UnixNano(), n)
 		if err != nil {
 			return err
@@ -255,7 +259,7 @@ func (j *Journal) Claim(ctx context.Context, n int) ([]Job, error) {
 		for rows.Next() {
 			var jb Job
 			if err := rows.Scan(&jb.ID, &jb.Generation, &jb.Watch, &jb.RelPath, &jb.Target, &jb.Key, &jb.BatchID,
-				&jb.Version.Size, &jb.Version.MtimeNS, &jb.Version.FileID, &jb.Attempts, &jb.UploadID, &jb.SHA256); err != nil {
+				&jb.Version.Size, &jb.Version.MtimeNS, &jb.Version.FileID, &jb.Attempts, &jb.UploadID, &jb.SHA256, &jb.UploadedSHA256); err != nil {
 				rows.Close()
 				return err
 			}
@@ -453,23 +457,50 @@ type staleCommit struct{}
 func (*staleCommit) Error() string { return ErrStale.Error() }
 func (*staleCommit) Unwrap() error { return ErrStale }
 
-// Complete records the file version as uploaded and verified.
-func (j *Journal) Complete(ctx context.Context, jb *Job, sha string) error {
-	return <-j.CompleteAsync(ctx, jb, sha)
+// Complete records the file version as uploaded and verified, under key
+// (the job's key, or a versioned one).
+func (j *Journal) Complete(ctx context.Context, jb *Job, sha, key string) error {
+	return <-j.CompleteAsync(ctx, jb, sha, key)
 }
 
 // CompleteAsync is Complete without the wait: the returned channel receives
 // the result once it is durable. Nothing may be done on the strength of the
 // file being uploaded (such as a post-upload action) before that.
-func (j *Journal) CompleteAsync(ctx context.Context, jb *Job, sha string) <-chan error {
+func (j *Journal) CompleteAsync(ctx context.Context, jb *Job, sha, key string) <-chan error {
 	jb2 := *jb
 	return j.finishAsync(ctx, &jb2, func(t *Tx) error {
-		if _, err := t.exec(`UPDATE files SET state = 'uploaded', sha256 = ?, upload_id = NULL, error_class = NULL, error = NULL,
-			uploaded_at = ?, updated_at = ? WHERE id = ?`, sha, t.now.UnixNano(), t.now.UnixNano(), jb2.ID); err != nil {
+		if _, err := t.exec(`UPDATE files SET state = 'uploaded', sha256 = ?, uploaded_sha256 = ?, upload_id = NULL, error_class = NULL, error = NULL,
+			uploaded_at = ?, updated_at = ? WHERE id = ?`, sha, sha, t.now.UnixNano(), t.now.UnixNano(), jb2.ID); err != nil {
 			return err
 		}
 		return t.event(Event{Kind: "uploaded", FileID: jb2.ID, CorrelationID: jb2.CorrelationID, BatchID: jb2.BatchID,
-			RelPath: jb2.RelPath, Size: jb2.Version.Size, SHA256: sha, Detail: "key=" + jb2.Key})
+			RelPath: jb2.RelPath, Size: jb2.Version.Size, SHA256: sha, Detail: "key=" + key})
+	})
+}
+
+// ModifiedAfterUpload records that the file's new content (newSHA) differs
+// from what it last put on the target (oldSHA), and which on_change policy
+// applies.
+func (j *Journal) ModifiedAfterUpload(ctx context.Context, jb *Job, oldSHA, newSHA, policy string) error {
+	return j.do(ctx, func(t *Tx) error {
+		if err := t.owns(jb); err != nil {
+			return err
+		}
+		return t.event(Event{Kind: "modified_after_upload", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
+			RelPath: jb.RelPath, Size: jb.Version.Size, SHA256: newSHA, Detail: fmt.Sprintf("old_sha256=%s new_sha256=%s on_change=%s", oldSHA, newSHA, policy)})
+	})
+}
+
+// Ignore leaves a version modified after upload alone (on_change =
+// "ignore"): the target keeps the earlier content.
+func (j *Journal) Ignore(ctx context.Context, jb *Job, sha string) error {
+	return j.finish(ctx, jb, func(t *Tx) error {
+		if _, err := t.exec(`UPDATE files SET state = 'ignored', sha256 = ?, upload_id = NULL, error_class = NULL, error = NULL, updated_at = ? WHERE id = ?`,
+			sha, t.now.UnixNano(), jb.ID); err != nil {
+			return err
+		}
+		return t.event(Event{Kind: "ignored", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
+			RelPath: jb.RelPath, Size: jb.Version.Size, SHA256: sha, Detail: "on_change=ignore: the target keeps the earlier content"})
 	})
 }
 
@@ -603,15 +634,26 @@ func (j *Journal) UploadIDs(ctx context.Context) (map[string]bool, error) {
 	return ids, rows.Err()
 }
 
-// RecordUploaded journals a file version as already uploaded, without an
-// upload: for rebuilding a lost or corrupt journal from what the target
-// holds (the caller checked that the object there has this content).
-func (j *Journal) RecordUploaded(ctx context.Context, s Settled, sha string, why string) error {
+// RecordFromTarget journals a file version from what the target holds, for
+// rebuilding a lost or corrupt journal. When the object under the file's key
+// has this very content (same), the version is recorded as uploaded. When it
+// holds other content that ferry put there (targetSHA, from its sha256
+// metadata), the version is queued as modified after that upload, so that
+// its watch's on_change applies rather than a conflict.
+func (j *Journal) RecordFromTarget(ctx context.Context, s Settled, targetSHA string, same bool, why string) error {
 	return j.do(ctx, func(t *Tx) error {
 		now := t.now.UnixNano()
-		res, err := t.exec(`INSERT INTO files (watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, state, signal, sha256, settled_at, updated_at, uploaded_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'uploaded', ?, ?, ?, ?, ?)`,
-			s.Watch, s.RelPath, s.Target, s.Key, s.BatchID, s.Version.Size, s.Version.MtimeNS, s.Version.FileID, s.Signal, sha, now, now, now)
+		state, kind, uploadedAt := "queued", "recorded_modified", any(nil)
+		if same {
+			state, kind, uploadedAt = "uploaded", "recorded_uploaded", now
+		}
+		var sha any
+		if same {
+			sha = targetSHA
+		}
+		res, err := t.exec(`INSERT INTO files (watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, state, signal, sha256, uploaded_sha256, settled_at, updated_at, uploaded_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			s.Watch, s.RelPath, s.Target, s.Key, s.BatchID, s.Version.Size, s.Version.MtimeNS, s.Version.FileID, state, s.Signal, sha, targetSHA, now, now, uploadedAt)
 		if err != nil {
 			return err
 		}
@@ -619,6 +661,6 @@ func (j *Journal) RecordUploaded(ctx context.Context, s Settled, sha string, why
 		if err != nil {
 			return err
 		}
-		return t.event(Event{Kind: "recorded_uploaded", FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: s.Version.Size, SHA256: sha, Detail: why})
+		return t.event(Event{Kind: kind, FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: s.Version.Size, SHA256: targetSHA, Detail: why})
 	})
 }

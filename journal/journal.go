@@ -269,6 +269,13 @@ func (j *Journal) migrate() error {
 	if len(ms) > 0 && cur > ms[len(ms)-1].version {
 		return fmt.Errorf("journal schema version %d is newer than this ferry understands (%d): use a newer ferry", cur, ms[len(ms)-1].version)
 	}
+	// A migration may rebuild a table that others reference: foreign keys
+	// are checked after it (foreign_key_check), not during. The pragma only
+	// takes effect outside a transaction.
+	if _, err := j.w.Exec(`PRAGMA foreign_keys = OFF`); err != nil {
+		return err
+	}
+	defer j.w.Exec(`PRAGMA foreign_keys = ON`)
 	for _, m := range ms {
 		if m.version <= cur {
 			continue
@@ -281,6 +288,13 @@ func (j *Journal) migrate() error {
 			tx.Rollback()
 			return fmt.Errorf("%s: %w", m.name, err)
 		}
+		if bad, err := foreignKeyViolations(tx); err != nil || bad != "" {
+			tx.Rollback()
+			if err == nil {
+				err = fmt.Errorf("foreign key violations: %s", bad)
+			}
+			return fmt.Errorf("%s: %w", m.name, err)
+		}
 		if _, err := tx.Exec(`INSERT INTO schema_migrations (version, name, sha256, applied_at) VALUES (?, ?, ?, ?)`,
 			m.version, m.name, m.sum, j.now().UTC().Format(time.RFC3339Nano)); err != nil {
 			tx.Rollback()
@@ -291,6 +305,25 @@ func (j *Journal) migrate() error {
 		}
 	}
 	return nil
+}
+
+func foreignKeyViolations(tx *sql.Tx) (string, error) {
+	rows, err := tx.Query(`PRAGMA foreign_key_check`)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var bad []string
+	for rows.Next() {
+		var table, parent string
+		var rowid sql.NullInt64
+		var fk int
+		if err := rows.Scan(&table, &rowid, &parent, &fk); err != nil {
+			return "", err
+		}
+		bad = append(bad, fmt.Sprintf("%s row %d -> %s", table, rowid.Int64, parent))
+	}
+	return strings.Join(bad, "; "), rows.Err()
 }
 
 // Close stops the writer after the work already submitted and closes the

@@ -83,7 +83,7 @@ func TestLifecycle(t *testing.T) {
 	if err := j.RecordHashes(ctx, jb, "ff", []Chunk{{Seq: 1, Size: 10, SHA256: "ff"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := j.Complete(ctx, jb, "ff"); err != nil {
+	if err := j.Complete(ctx, jb, "ff", jb.Key); err != nil {
 		t.Fatal(err)
 	}
 	if r := state(t, j, "run1/a.tif"); r.State != Uploaded || r.SHA256 != "ff" {
@@ -106,7 +106,7 @@ func TestNewVersionDuringUploadIsStale(t *testing.T) {
 	if jobs := mustClaim(t, j, 1); len(jobs) != 0 {
 		t.Fatal("a file being uploaded was claimed again for its new version")
 	}
-	if err := j.Complete(ctx, &jb, "aa"); !errors.Is(err, ErrStale) {
+	if err := j.Complete(ctx, &jb, "aa", jb.Key); !errors.Is(err, ErrStale) {
 		t.Fatalf("Complete of the old version = %v, want ErrStale", err)
 	}
 	r := state(t, j, "a")
@@ -463,5 +463,49 @@ func TestDamagedJournalIsRefused(t *testing.T) {
 				t.Fatal("the damaged journal was modified")
 			}
 		})
+	}
+}
+
+// A journal made by the first schema is migrated with its rows, chunks and
+// event chain intact.
+func TestMigrationFromVersion1(t *testing.T) {
+	path := filepath.Join(testtmp.Dir(t), "v1.db")
+	raw := rawDB(t, path)
+	v1, err := migrationFS.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT`,
+		string(v1),
+		`INSERT INTO schema_migrations VALUES (1, '0001_init.sql', 'x', '2026-11-26T00:00:00Z')`,
+		`INSERT INTO files (id, watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, state, sha256, settled_at, updated_at, uploaded_at)
+			VALUES (1, '/w', 'done.tif', 't', 'k/done.tif', 'done.tif', 5, 1, '1:1', 'uploaded', 'aa', 1, 1, 2),
+			       (2, '/w', 'wait.tif', 't', 'k/wait.tif', 'wait.tif', 7, 1, '1:2', 'queued', NULL, 1, 1, NULL)`,
+		`INSERT INTO chunks (file_id, generation, seq, offset, size, sha256) VALUES (1, 1, 1, 0, 5, 'aa')`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	raw.Close()
+	j, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	ctx := context.Background()
+	if r := state(t, j, "done.tif"); r.State != Uploaded || r.SHA256 != "aa" {
+		t.Fatalf("uploaded row after migration: %+v", r)
+	}
+	jobs := mustClaim(t, j, 5)
+	if len(jobs) != 1 || jobs[0].RelPath != "wait.tif" || jobs[0].UploadedSHA256 != "" {
+		t.Fatalf("claim after migration: %+v", jobs)
+	}
+	var n, uploadedSHA int
+	j.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM chunks`).Scan(&n)
+	j.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM files WHERE uploaded_sha256 = 'aa'`).Scan(&uploadedSHA)
+	if n != 1 || uploadedSHA != 1 {
+		t.Fatalf("after migration: %d chunks (want 1), %d rows with uploaded_sha256 (want 1)", n, uploadedSHA)
 	}
 }

@@ -47,7 +47,10 @@ type Options struct {
 	Workers   int                  // max_concurrent_uploads (default 4)
 	ChunkSize int64                // max_chunk_size (default 16 MiB)
 	Retry     RetryPolicy
-	Logger    *slog.Logger // default: discard
+	// OnChange is, by watch root, what to do with a file modified after its
+	// upload (default Reupload).
+	OnChange map[string]OnChange
+	Logger   *slog.Logger // default: discard
 	// Now is the clock for due times; nil means time.Now.
 	Now func() time.Time
 }
@@ -406,6 +409,8 @@ type outcome struct {
 	err     error
 	changed string // non-empty: the source changed; the reason
 	class   string // for permanent failures
+	ignored bool   // modified after upload, and on_change says leave it
+	skip    bool   // nothing to send: the target already holds this content
 }
 
 func (w *worker) run(ctx context.Context, tk task) {
@@ -431,8 +436,11 @@ func (w *worker) run(ctx context.Context, tk task) {
 	defer cancel()
 	var err error
 	switch {
+	case out.ignored:
+		log.Info("modified after upload; on_change = ignore leaves the target's copy as it is", "sha256", sum)
+		err = u.o.Journal.Ignore(fctx, &jb, sum)
 	case out.err == nil && out.changed == "":
-		w.completions <- completion{done: u.o.Journal.CompleteAsync(fctx, &jb, sum), jb: jb, sum: sum, start: start, log: log}
+		w.completions <- completion{done: u.o.Journal.CompleteAsync(fctx, &jb, sum, jb.Key), jb: jb, sum: sum, start: start, log: log}
 	case out.changed != "":
 		log.Warn("source changed during upload; it will be uploaded again once it settles", "reason", out.changed)
 		err = u.o.Journal.SourceChanged(fctx, &jb, out.changed)
@@ -466,6 +474,7 @@ const (
 	ClassPermanent  = "permanent"
 	ClassVerify     = "verify_failed"
 	ClassNoTarget   = "unknown_target"
+	ClassConflict   = "conflict"
 )
 
 func permanent(class string, err error) outcome { return outcome{err: err, class: class} }
@@ -595,8 +604,12 @@ func (w *worker) single(ctx context.Context, s sink.Sink, f *os.File, path strin
 	if err := u.o.Journal.RecordHashes(ctx, jb, hexSum, []journal.Chunk{{Seq: 1, Size: jb.Version.Size, SHA256: hexSum}}); err != nil {
 		return "", outcome{err: fmt.Errorf("journal: %w", err)}
 	}
-	if err := w.put(ctx, s, jb, buf, sum, log); err != nil {
-		return "", classifySink(err)
+	ifAbsent, out := w.plan(ctx, s, jb, hexSum, log)
+	if out.done() {
+		return hexSum, out
+	}
+	if out := w.put(ctx, s, jb, buf, sum, ifAbsent, log); out.err != nil {
+		return "", out
 	}
 	// Put returns nil only once the target confirmed the bytes against
 	// their SHA-256 (see sink.Sink): that is the verification of what
@@ -609,8 +622,14 @@ func (w *worker) single(ctx context.Context, s sink.Sink, f *os.File, path strin
 
 // sendPreloaded sends a small file the dispatcher read and journaled.
 func (w *worker) sendPreloaded(ctx context.Context, jb *journal.Job, body []byte, sum sink.Digest, log *slog.Logger) (string, outcome) {
-	if err := w.put(ctx, w.u.o.Sinks[jb.Target], jb, body, sum, log); err != nil {
-		return "", classifySink(err)
+	s := w.u.o.Sinks[jb.Target]
+	hexSum := sum.Hex()
+	ifAbsent, out := w.plan(ctx, s, jb, hexSum, log)
+	if out.done() {
+		return hexSum, out
+	}
+	if out := w.put(ctx, s, jb, body, sum, ifAbsent, log); out.err != nil {
+		return "", out
 	}
 	// The bytes sent were the job's version when read; the path must still
 	// be that version now.
@@ -621,19 +640,99 @@ func (w *worker) sendPreloaded(ctx context.Context, jb *journal.Job, body []byte
 	if why := mismatch("path", versionOf(st), jb); why != "" {
 		return "", outcome{changed: why}
 	}
-	return sum.Hex(), outcome{}
+	return hexSum, outcome{}
 }
 
 // put sends a whole small file, with retries. We hashed exactly the bytes
-// we send, so a checksum mismatch means damage in transit: retry.
-func (w *worker) put(ctx context.Context, s sink.Sink, jb *journal.Job, body []byte, sum sink.Digest, log *slog.Logger) error {
-	return w.try(ctx, log, "Put", func() error {
-		err := s.Put(ctx, jb.Key, body, sum, false)
+// we send, so a checksum mismatch means damage in transit: retry. A
+// create-only write that finds the key taken is settled by what is there.
+func (w *worker) put(ctx context.Context, s sink.Sink, jb *journal.Job, body []byte, sum sink.Digest, ifAbsent bool, log *slog.Logger) outcome {
+	err := w.try(ctx, log, "Put", func() error {
+		err := s.Put(ctx, jb.Key, body, sum, ifAbsent)
 		if errors.Is(err, sink.ErrChecksum) {
 			return sink.NewTransient("Put", err)
 		}
 		return err
 	})
+	if errors.Is(err, sink.ErrExists) {
+		return w.taken(ctx, s, jb, sum.Hex(), log)
+	}
+	if err != nil {
+		return classifySink(err)
+	}
+	return outcome{}
+}
+
+// done reports whether an outcome ends the job before anything is sent.
+func (o outcome) done() bool { return o.err != nil || o.changed != "" || o.ignored || o.skip }
+
+// plan decides, once the content's hash is known, how it goes to the
+// target: a path never uploaded is written create-only (an object already
+// there is never silently overwritten); content the target already got
+// from this path is not sent again (a touched file); a file modified after
+// its upload is recorded as such and follows its watch's on_change:
+// overwrite (reupload), a key of its own beside the old one (version, also
+// create-only; jb.Key is changed to it), or nothing (ignore).
+func (w *worker) plan(ctx context.Context, s sink.Sink, jb *journal.Job, hexSum string, log *slog.Logger) (ifAbsent bool, out outcome) {
+	old := jb.UploadedSHA256
+	if old == "" {
+		return true, outcome{}
+	}
+	if old == hexSum {
+		info, err := w.stat(ctx, s, jb.Key, log)
+		if err == nil && info.Size == jb.Version.Size && info.SHA256 == hexSum {
+			log.Info("content unchanged since its upload and still on the target; nothing to send")
+			return false, outcome{skip: true}
+		}
+		return false, outcome{} // gone or replaced on the target: send it again
+	}
+	policy := w.u.onChange(jb.Watch)
+	if err := w.u.o.Journal.ModifiedAfterUpload(ctx, jb, old, hexSum, string(policy)); err != nil {
+		return false, outcome{err: fmt.Errorf("journal: %w", err)}
+	}
+	log.Info("modified after upload", "old_sha256", old, "new_sha256", hexSum, "on_change", string(policy))
+	switch policy {
+	case Ignore:
+		return false, outcome{ignored: true}
+	case Version:
+		key, err := VersionedKey(jb.Key, hexSum)
+		if err != nil {
+			return false, permanent(ClassInvalidKey, err)
+		}
+		jb.Key = key
+		return true, outcome{}
+	}
+	return false, outcome{}
+}
+
+// taken settles a create-only write that found its key taken: if the
+// target holds exactly this content (an earlier attempt landed, or a
+// journal was rebuilt), the file is uploaded; otherwise it is a conflict
+// for a person to resolve, never an overwrite.
+func (w *worker) taken(ctx context.Context, s sink.Sink, jb *journal.Job, hexSum string, log *slog.Logger) outcome {
+	info, err := w.stat(ctx, s, jb.Key, log)
+	if err != nil {
+		return classifySink(err)
+	}
+	if info.Size == jb.Version.Size && info.SHA256 == hexSum {
+		log.Info("the target already holds this content under the key")
+		return outcome{}
+	}
+	return permanent(ClassConflict, fmt.Errorf("the target holds a different object under %q (size %d, sha256 %q; this file: size %d, sha256 %s): not overwritten",
+		jb.Key, info.Size, info.SHA256, jb.Version.Size, hexSum))
+}
+
+func (w *worker) stat(ctx context.Context, s sink.Sink, key string, log *slog.Logger) (sink.Info, error) {
+	var info sink.Info
+	err := w.try(ctx, log, "Stat", func() error {
+		var err error
+		info, err = s.Stat(ctx, key)
+		if errors.Is(err, sink.ErrNotFound) {
+			return retry.Unrecoverable(err)
+		}
+		return err
+	})
+	return info, err
 }
 
 // verify re-checks the source and checks what landed under the key.
@@ -693,9 +792,22 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 	if err := u.o.Journal.RecordHashes(ctx, jb, hexSum, chunks); err != nil {
 		return "", outcome{err: fmt.Errorf("journal: %w", err)}
 	}
+	ifAbsent, out := w.plan(ctx, s, jb, hexSum, log)
+	if out.done() {
+		return hexSum, out
+	}
 	uploadID, have, done, out := w.resume(ctx, s, jb, hexSum, chunks, log)
 	if done || out.err != nil || out.changed != "" {
 		return hexSum, out
+	}
+	if ifAbsent && uploadID == "" {
+		// Before sending a large file create-only, look: a taken key is
+		// settled now rather than after all its parts.
+		if _, err := w.stat(ctx, s, jb.Key, log); err == nil {
+			return hexSum, w.taken(ctx, s, jb, hexSum, log)
+		} else if !errors.Is(err, sink.ErrNotFound) {
+			return "", classifySink(err)
+		}
 	}
 	if uploadID == "" {
 		err := w.try(ctx, log, "CreateMultipart", func() error {
@@ -720,8 +832,13 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 	}
 	if out.err == nil && out.changed == "" {
 		err := w.try(ctx, log, "CompleteMultipart", func() error {
-			return s.CompleteMultipart(ctx, jb.Key, uploadID, parts, false)
+			return s.CompleteMultipart(ctx, jb.Key, uploadID, parts, ifAbsent)
 		})
+		if errors.Is(err, sink.ErrExists) {
+			// Someone else's object (or an earlier attempt's) took the key.
+			w.abort(s, jb, uploadID, log)
+			return hexSum, w.taken(ctx, s, jb, hexSum, log)
+		}
 		if err != nil {
 			out = classifySink(err)
 		}

@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -612,5 +614,128 @@ func TestAbortOrphans(t *testing.T) {
 	}
 	if !left[known] || left[orphan] || !left[outside] {
 		t.Fatalf("uploads left %v: want the known one and the one outside the prefix, not the orphan", left)
+	}
+}
+
+func (e *env) uploaderWith(policy OnChange) *Uploader {
+	e.t.Helper()
+	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": e.sink}, Workers: 2, ChunkSize: testChunk,
+		OnChange: map[string]OnChange{e.watch: policy}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return u
+}
+
+func (e *env) stored(key string) []byte {
+	e.t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.archive, filepath.FromSlash(key)))
+	if err != nil {
+		e.t.Fatalf("%s not on the target: %v", key, err)
+	}
+	return b
+}
+
+func TestOnChange(t *testing.T) {
+	for _, size := range []int{100, testChunk - 5, 2*testChunk + 3} { // preloaded, single, multipart
+		for _, policy := range []OnChange{Reupload, Version, Ignore} {
+			t.Run(fmt.Sprintf("%s/%d", policy, size), func(t *testing.T) {
+				e := newEnv(t)
+				v1, v2 := randBytes(size, 20), randBytes(size+1, 21)
+				e.add("f.bin", v1)
+				e.u = e.uploaderWith(policy)
+				e.drain()
+				e.add("f.bin", v2) // modified after its upload
+				e.u = e.uploaderWith(policy)
+				e.drain()
+				sum2 := sha256.Sum256(v2)
+				r := e.row("f.bin")
+				switch policy {
+				case Reupload:
+					if !bytes.Equal(e.stored("f.bin"), v2) || r.State != journal.Uploaded {
+						t.Fatalf("reupload: target holds the old bytes, or row %+v", r)
+					}
+				case Version:
+					vk, _ := VersionedKey("f.bin", hex.EncodeToString(sum2[:]))
+					if !bytes.Equal(e.stored("f.bin"), v1) || !bytes.Equal(e.stored(vk), v2) || r.State != journal.Uploaded {
+						t.Fatalf("version: want the old bytes under f.bin and the new under %s; row %+v", vk, r)
+					}
+				case Ignore:
+					if !bytes.Equal(e.stored("f.bin"), v1) || r.State != journal.Ignored {
+						t.Fatalf("ignore: target changed, or row %+v", r)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestTouchedFileIsNotSentAgain(t *testing.T) {
+	e := newEnv(t)
+	data := randBytes(testChunk-1, 22)
+	e.add("t.bin", data)
+	e.drain()
+	p := filepath.Join(e.watch, "t.bin")
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(p, later, later) // same content, new mtime: a new version
+	e.add("t.bin", data)
+	e.u = e.uploaderWith(Reupload)
+	puts := e.sink.count("Put")
+	e.drain()
+	if n := e.sink.count("Put") - puts; n != 0 {
+		t.Fatalf("a touched file was sent again (%d requests)", n)
+	}
+	if r := e.row("t.bin"); r.State != journal.Uploaded {
+		t.Fatalf("row %+v", r)
+	}
+}
+
+func TestFirstUploadNeverOverwrites(t *testing.T) {
+	for _, size := range []int{100, testChunk - 5, 2*testChunk + 3} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			same, other := randBytes(size, 23), randBytes(size, 24)
+			// Already on the target (say, from a lost journal): same content
+			// under one key, different content under another.
+			e.sink.Sink.Put(ctx, "same.bin", same, sha256.Sum256(same), false)
+			e.sink.Sink.Put(ctx, "other.bin", other, sha256.Sum256(other), false)
+			mine := randBytes(size, 25)
+			e.add("same.bin", same)
+			e.add("other.bin", mine)
+			e.drain()
+			if r := e.row("same.bin"); r.State != journal.Uploaded {
+				t.Errorf("same content already there: %+v, want uploaded", r)
+			}
+			r := e.row("other.bin")
+			if r.State != journal.Failed || r.ErrorClass != ClassConflict {
+				t.Errorf("different content already there: %+v, want failed as a conflict", r)
+			}
+			if !bytes.Equal(e.stored("other.bin"), other) {
+				t.Error("the object already there was overwritten")
+			}
+			if ents, _ := os.ReadDir(filepath.Join(e.archive, fssink.UploadsDir)); len(ents) != 0 {
+				t.Errorf("%d multipart uploads left behind", len(ents))
+			}
+		})
+	}
+}
+
+func TestVersionedKey(t *testing.T) {
+	sha := "3fa9c2b1d0e4aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	for in, want := range map[string]string{
+		"run1/img.tif":       "run1/img~3fa9c2b1d0e4.tif",
+		"a.tar.gz":           "a.tar~3fa9c2b1d0e4.gz",
+		"noext":              "noext~3fa9c2b1d0e4",
+		"p/.hidden":          "p/.hidden~3fa9c2b1d0e4",
+		"dir.d/file":         "dir.d/file~3fa9c2b1d0e4",
+		"run 1/größe ü.tiff": "run 1/größe ü~3fa9c2b1d0e4.tiff",
+	} {
+		if got, err := VersionedKey(in, sha); err != nil || got != want {
+			t.Errorf("VersionedKey(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := VersionedKey(strings.Repeat("x", 1020), sha); !errors.Is(err, ErrInvalidKey) {
+		t.Errorf("an over-long versioned key: %v", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/bmatcuk/doublestar/v4"
 
+	"github.com/ferry-data/ferry/uploader"
 	"github.com/ferry-data/ferry/watcher"
 )
 
@@ -88,6 +89,7 @@ type WatchConfig struct {
 	Include        []string `toml:"include"`
 	Exclude        []string `toml:"exclude"`
 	RescanInterval Duration `toml:"rescan_interval"`
+	OnChange       string   `toml:"on_change"`
 }
 
 // Defaults for keys left out.
@@ -431,6 +433,11 @@ func (c *Config) validate(file string, loc *locator, lookupEnv func(string) (str
 			w.RescanInterval = Duration(watcher.DefaultRescanInterval)
 		} else if w.RescanInterval < Duration(time.Second) {
 			bad(line("rescan_interval"), tbl+".rescan_interval", "must be at least 1s")
+		}
+		if p, err := uploader.ParseOnChange(w.OnChange); err != nil {
+			bad(line("on_change"), tbl+".on_change", "%v", err)
+		} else {
+			w.OnChange = string(p)
 		}
 		if w.Recursive == nil {
 			t := true

@@ -140,6 +140,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"prefix without slash", "[target.t]\ntype = \"fs\"\npath = \"o\"\nprefix = \"scope1\"\n[[watch]]\npath = \"in\"\ntarget = \"t\"\n", 4, "ending in /"},
 		{"fs with bucket", "[target.t]\ntype = \"fs\"\npath = \"o\"\nbucket = \"b\"\n[[watch]]\npath = \"in\"\ntarget = \"t\"\n", 4, "applies only to s3"},
 		{"bad glob", base("include = [\"[a\"]\n"), 8, "invalid glob"},
+		{"bad on_change", base("on_change = \"keep\"\n"), 8, `must be "reupload", "version" or "ignore"`},
 		{"bad level", "[log]\nlevel = \"loud\"\n" + base(""), 2, "log.level"},
 		{"too many workers", "[upload]\nmax_concurrent_uploads = 1000\n" + base(""), 2, "between 1 and 256"},
 		{"type mismatch", "[upload]\nmax_concurrent_uploads = \"four\"\n" + base(""), 2, ""},

@@ -152,24 +152,27 @@ func rebuild(ctx context.Context, cfg *Config, path string, log *slog.Logger) (r
 			if err != nil {
 				return fmt.Errorf("target %s: %s: %w", wc.Target, key, err)
 			}
-			if info.Size != f.Stat.Size || info.SHA256 == "" {
-				st.differ++
-				return nil
-			}
-			sum, err := hashFile(f.Path)
-			if err != nil {
-				st.differ++ // unreadable or changed: let the daemon find out
-				return nil
-			}
-			if sum != info.SHA256 {
-				st.differ++
-				return nil
-			}
-			st.uploaded++
-			return j.RecordUploaded(ctx, journal.Settled{
+			settled := journal.Settled{
 				Watch: f.Root, RelPath: f.RelPath, Target: wc.Target, Key: key, BatchID: uploader.BatchID(f.RelPath),
 				Version: fileVersion(f), Signal: "rebuild",
-			}, sum, "rebuild: the target holds this content under "+key)
+			}
+			if info.SHA256 == "" {
+				// Not put there by ferry: the daemon's create-only upload
+				// will report the conflict.
+				st.differ++
+				return nil
+			}
+			same := false
+			if info.Size == f.Stat.Size {
+				sum, err := hashFile(f.Path)
+				same = err == nil && sum == info.SHA256
+			}
+			if same {
+				st.uploaded++
+				return j.RecordFromTarget(ctx, settled, info.SHA256, true, "rebuild: the target holds this content under "+key)
+			}
+			st.differ++
+			return j.RecordFromTarget(ctx, settled, info.SHA256, false, "rebuild: the target holds an earlier content under "+key)
 		})
 		if err != nil {
 			return st, err

@@ -101,7 +101,12 @@ func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
 		}
 		sinks[name] = s
 	}
+	onChange := map[string]uploader.OnChange{}
+	for _, w := range cfg.Watch {
+		onChange[filepath.Clean(w.Path)] = uploader.OnChange(w.OnChange)
+	}
 	d.up, err = uploader.New(uploader.Options{
+		OnChange:  onChange,
 		Journal:   j,
 		Sinks:     sinks,
 		Workers:   cfg.Upload.MaxConcurrentUploads,
