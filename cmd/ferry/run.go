@@ -24,6 +24,9 @@ import (
 	"github.com/ferry-data/ferry/watcher"
 )
 
+// orphanSweep is how often a running daemon looks for orphaned uploads.
+const orphanSweep = time.Hour
+
 // stopTimeout bounds how long a stop waits for in-flight work.
 const stopTimeout = 8 * time.Second
 
@@ -285,6 +288,24 @@ func (d *daemon) run(ctx context.Context, once bool) (onceResult, error) {
 		go func() { wg.Wait(); d.up.InputDone() }()
 	}
 	go func() { upDone <- d.up.Run(uctx) }()
+	if !once {
+		// Uploads abandoned while running (a version superseded mid-upload
+		// whose abort failed, say) are found by the same sweep, hourly.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(orphanSweep)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					d.abortOrphans(wctx)
+				case <-wctx.Done():
+					return
+				}
+			}
+		}()
+	}
 
 	var runErr error
 	select {
