@@ -739,3 +739,69 @@ func TestVersionedKey(t *testing.T) {
 		t.Errorf("an over-long versioned key: %v", err)
 	}
 }
+
+// While the target is unreachable nothing is dropped: every file goes back
+// to the journal, due later, and goes once the network is back.
+func TestOutageWaitsInTheJournal(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	j, err := journal.Open(filepath.Join(testtmp.Dir(t), "outage.db"), journal.Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	e.j = j
+	var down atomic.Bool
+	down.Store(true)
+	e.sink.before = func(op string, n int, key string) error {
+		if down.Load() {
+			return sink.NewTransient(op, errors.New("connect: connection refused"))
+		}
+		return nil
+	}
+	files := map[string][]byte{}
+	for i := range 12 {
+		rel := fmt.Sprintf("run/%02d.bin", i)
+		files[rel] = randBytes(1000*(i+1)+i*testChunk/4, uint64(30+i))
+		e.add(rel, files[rel])
+	}
+	run := func() {
+		t.Helper()
+		u, err := New(Options{Journal: j, Sinks: map[string]sink.Sink{"t": e.sink}, Workers: 3, ChunkSize: testChunk, Now: clock,
+			Retry: RetryPolicy{Attempts: 2, InitialDelay: time.Millisecond, MaxDelay: time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.InputDone()
+		if err := u.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goroutines := runtime.NumGoroutine()
+	run()
+	for rel := range files {
+		if r := e.row(rel); r.State != journal.Queued || r.ErrorClass != "transient" {
+			t.Fatalf("%s during the outage: %+v, want queued for later", rel, r)
+		}
+	}
+	if n := runtime.NumGoroutine(); n > goroutines+2 {
+		t.Errorf("%d goroutines after a run in an outage, %d before", n, goroutines)
+	}
+	// Nothing is tried again before it is due.
+	calls := e.sink.count("Put") + e.sink.count("CreateMultipart")
+	run()
+	if n := e.sink.count("Put") + e.sink.count("CreateMultipart"); n != calls {
+		t.Fatalf("%d requests before the files were due", n-calls)
+	}
+	// The network is back, and time has passed.
+	down.Store(false)
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	run()
+	for rel, data := range files {
+		e.landed(rel, data)
+	}
+}
