@@ -246,13 +246,26 @@ func (j *Journal) Recover(ctx context.Context) (Recovered, error) {
 }
 
 // Claim moves up to n queued files that are due (next_attempt_at <= now),
-// oldest first, to uploading and returns them as jobs.
-func (j *Journal) Claim(ctx context.Context, n int) ([]Job, error) {
+// oldest first, to uploading and returns them as jobs; files for the
+// excluded targets are left queued.
+func (j *Journal) Claim(ctx context.Context, n int, exclude ...string) ([]Job, error) {
 	var jobs []Job
+	q := `SELECT id, generation, watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, attempts, COALESCE(upload_id, ''), COALESCE(sha256, ''), COALESCE(uploaded_sha256, '')
+			FROM files WHERE state = 'queued' AND next_attempt_at <= ?`
+	args := []any{nil}
+	if len(exclude) > 0 {
+		// Targets not taking uploads now (circuit breaker open).
+		q += ` AND target NOT IN (?` + strings.Repeat(",?", len(exclude)-1) + `)`
+		for _, t := range exclude {
+			args = append(args, t)
+		}
+	}
+	q += ` ORDER BY next_attempt_at, id LIMIT ?`
+	args = append(args, n)
 	err := j.do(ctx, func(t *Tx) error {
 		jobs = jobs[:0]
-		rows, err := t.query(`SELECT id, generation, watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, attempts, COALESCE(upload_id, ''), COALESCE(sha256, ''), COALESCE(uploaded_sha256, '')
-			FROM files WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`, t.now.UnixNano(), n)
+		args[0] = t.now.UnixNano()
+		rows, err := t.query(q, args...)
 		if err != nil {
 			return err
 		}

@@ -47,6 +47,7 @@ type Options struct {
 	Workers   int                  // max_concurrent_uploads (default 4)
 	ChunkSize int64                // max_chunk_size (default 16 MiB)
 	Retry     RetryPolicy
+	Breaker   BreakerPolicy // per target
 	// OnChange is, by watch root, what to do with a file modified after its
 	// upload (default Reupload).
 	OnChange map[string]OnChange
@@ -73,6 +74,7 @@ type Uploader struct {
 	doneOnce  sync.Once
 	stop      chan struct{}
 	stopOnce  sync.Once
+	gates     map[string]*gate // by target
 	// bufs holds the chunk buffers, one per worker (allocated on first use).
 	// A worker takes one for each file; a multipart upload borrows the
 	// idle ones to send several parts at once. Memory stays within
@@ -108,11 +110,23 @@ func New(o Options) (*Uploader, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	u := &Uploader{o: o, log: log, nudge: make(chan struct{}, 1), inputDone: make(chan struct{}), stop: make(chan struct{}),
-		bufs: make(chan []byte, o.Workers)}
+		bufs: make(chan []byte, o.Workers), gates: map[string]*gate{}}
+	for name := range o.Sinks {
+		u.gates[name] = newGate(name, o.Breaker, log)
+	}
 	for range o.Workers {
 		u.bufs <- nil
 	}
 	return u, nil
+}
+
+// BreakerState is a target's circuit breaker state: "closed", "half-open"
+// or "open" ("" for an unknown target).
+func (u *Uploader) BreakerState(target string) string {
+	if g := u.gates[target]; g != nil {
+		return g.state().String()
+	}
+	return ""
 }
 
 // Notify tells the dispatcher that new work may be due. It never blocks.
@@ -241,8 +255,14 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- task, ready <-chan 
 			return nil
 		default:
 		}
+		var closed []string // targets whose breaker is open: claim nothing for them
+		for name, g := range u.gates {
+			if g.open() {
+				closed = append(closed, name)
+			}
+		}
 		if len(buf) < u.o.Workers {
-			claimed, err := u.o.Journal.Claim(ctx, 2*u.o.Workers-len(buf))
+			claimed, err := u.o.Journal.Claim(ctx, 2*u.o.Workers-len(buf), closed...)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -279,6 +299,10 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- task, ready <-chan 
 		wait := time.Minute
 		if at, ok, err := u.o.Journal.NextDue(ctx); err == nil && ok {
 			wait = max(at.Sub(u.o.Now()), 10*time.Millisecond)
+		}
+		for _, name := range closed {
+			// Look again when the breaker may let a probe through.
+			wait = min(wait, u.gates[name].poll)
 		}
 		timer.Reset(wait)
 		select {
@@ -394,6 +418,7 @@ type worker struct {
 	u           *Uploader
 	buf         []byte
 	completions chan<- completion
+	gate        *gate // the current job's target
 }
 
 func (w *worker) buffer(n int64) []byte {
@@ -416,6 +441,7 @@ type outcome struct {
 func (w *worker) run(ctx context.Context, tk task) {
 	u := w.u
 	jb := tk.jb
+	w.gate = u.gates[jb.Target]
 	log := u.log.With("correlation_id", jb.CorrelationID, "batch_id", jb.BatchID, "path", jb.RelPath, "target", jb.Target)
 	start := time.Now()
 	var sum string
@@ -436,6 +462,9 @@ func (w *worker) run(ctx context.Context, tk task) {
 	defer cancel()
 	var err error
 	switch {
+	case errors.Is(out.err, ErrCircuitOpen):
+		log.Debug("target unreachable (circuit breaker open); the file goes back to the queue")
+		err = u.o.Journal.Release(fctx, &jb)
 	case out.ignored:
 		log.Info("modified after upload; on_change = ignore leaves the target's copy as it is", "sha256", sum)
 		err = u.o.Journal.Ignore(fctx, &jb, sum)
@@ -557,10 +586,27 @@ func (w *worker) recheck(f *os.File, path string, jb *journal.Job) string {
 }
 
 func (w *worker) try(ctx context.Context, log *slog.Logger, op string, fn func() error) error {
+	g := w.gate
 	return w.u.o.Retry.do(ctx, func(n uint, err error) {
 		w.u.Stats.Requests.Add(1)
 		log.Warn("request failed; retrying", "op", op, "retry", n, "error", err.Error())
-	}, fn)
+	}, func() error {
+		if g == nil {
+			return fn()
+		}
+		// Every attempt passes the target's gate: a server's pause and an
+		// open breaker hold it here, without using up its retries.
+		done, err := g.enter(ctx)
+		if err != nil {
+			return retry.Unrecoverable(err)
+		}
+		err = fn()
+		done(err)
+		if ra := sink.RetryAfter(err); ra > 0 {
+			g.pause(time.Now().Add(ra))
+		}
+		return err
+	})
 }
 
 // readChunkAt fills buf from f at off; a short read means the file shrank

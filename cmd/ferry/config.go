@@ -47,10 +47,18 @@ type LogConfig struct {
 
 // UploadConfig is [upload].
 type UploadConfig struct {
-	MaxConcurrentUploads int         `toml:"max_concurrent_uploads"`
-	MaxChunkSize         Size        `toml:"max_chunk_size"`
-	OrphanUploadTTL      Duration    `toml:"orphan_upload_ttl"`
-	Retry                RetryConfig `toml:"retry"`
+	MaxConcurrentUploads int           `toml:"max_concurrent_uploads"`
+	MaxChunkSize         Size          `toml:"max_chunk_size"`
+	OrphanUploadTTL      Duration      `toml:"orphan_upload_ttl"`
+	Retry                RetryConfig   `toml:"retry"`
+	Breaker              BreakerConfig `toml:"breaker"`
+}
+
+// BreakerConfig is [upload.breaker].
+type BreakerConfig struct {
+	FailureThreshold int      `toml:"failure_threshold"`
+	OpenTimeout      Duration `toml:"open_timeout"`
+	HalfOpenProbes   int      `toml:"half_open_probes"`
 }
 
 // RetryConfig is [upload.retry].
@@ -308,6 +316,22 @@ func (c *Config) validate(file string, loc *locator, lookupEnv func(string) (str
 		u.OrphanUploadTTL = Duration(defaultOrphanTTL)
 	} else if u.OrphanUploadTTL < 0 {
 		bad(at("upload", "orphan_upload_ttl"), "upload.orphan_upload_ttl", "must be positive")
+	}
+	b := &u.Breaker
+	if b.FailureThreshold == 0 {
+		b.FailureThreshold = 5
+	} else if b.FailureThreshold < 1 || b.FailureThreshold > 1000 {
+		bad(at("upload.breaker", "failure_threshold"), "upload.breaker.failure_threshold", "must be between 1 and 1000 (got %d)", b.FailureThreshold)
+	}
+	if b.OpenTimeout == 0 {
+		b.OpenTimeout = Duration(30 * time.Second)
+	} else if b.OpenTimeout < Duration(time.Second) {
+		bad(at("upload.breaker", "open_timeout"), "upload.breaker.open_timeout", "must be at least 1s")
+	}
+	if b.HalfOpenProbes == 0 {
+		b.HalfOpenProbes = 1
+	} else if b.HalfOpenProbes < 1 || b.HalfOpenProbes > 100 {
+		bad(at("upload.breaker", "half_open_probes"), "upload.breaker.half_open_probes", "must be between 1 and 100 (got %d)", b.HalfOpenProbes)
 	}
 	r := &u.Retry
 	if r.Attempts == 0 {

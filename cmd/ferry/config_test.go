@@ -44,6 +44,10 @@ attempts = 3
 initial_delay = "500ms"
 max_delay = "10s"
 
+[upload.breaker]
+failure_threshold = 8
+open_timeout = "1m"
+
 [target.archive]
 type = "s3"
 endpoint = "http://127.0.0.1:7070"
@@ -81,6 +85,9 @@ func TestLoadConfigValid(t *testing.T) {
 	if c.Upload.MaxChunkSize != 8<<20 || c.Upload.MaxConcurrentUploads != 2 || c.Upload.Retry.Attempts != 3 ||
 		time.Duration(c.Upload.Retry.InitialDelay) != 500*time.Millisecond || time.Duration(c.Upload.OrphanUploadTTL) != 2*time.Hour {
 		t.Errorf("upload: %+v", c.Upload)
+	}
+	if b := c.Upload.Breaker; b.FailureThreshold != 8 || time.Duration(b.OpenTimeout) != time.Minute || b.HalfOpenProbes != 1 {
+		t.Errorf("breaker: %+v", b)
 	}
 	a := c.Target["archive"]
 	if a.Region != "us-east-1" || a.creds.access.Reveal() != "access" || a.creds.secret.Reveal() != "s3cr3t" {
@@ -140,6 +147,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"prefix without slash", "[target.t]\ntype = \"fs\"\npath = \"o\"\nprefix = \"scope1\"\n[[watch]]\npath = \"in\"\ntarget = \"t\"\n", 4, "ending in /"},
 		{"fs with bucket", "[target.t]\ntype = \"fs\"\npath = \"o\"\nbucket = \"b\"\n[[watch]]\npath = \"in\"\ntarget = \"t\"\n", 4, "applies only to s3"},
 		{"bad glob", base("include = [\"[a\"]\n"), 8, "invalid glob"},
+		{"breaker timeout", "[upload.breaker]\nopen_timeout = \"10ms\"\n" + base(""), 2, "upload.breaker.open_timeout: must be at least 1s"},
 		{"bad on_change", base("on_change = \"keep\"\n"), 8, `must be "reupload", "version" or "ignore"`},
 		{"bad level", "[log]\nlevel = \"loud\"\n" + base(""), 2, "log.level"},
 		{"too many workers", "[upload]\nmax_concurrent_uploads = 1000\n" + base(""), 2, "between 1 and 256"},

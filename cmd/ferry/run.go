@@ -114,6 +114,11 @@ func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
 		Sinks:     sinks,
 		Workers:   cfg.Upload.MaxConcurrentUploads,
 		ChunkSize: int64(cfg.Upload.MaxChunkSize),
+		Breaker: uploader.BreakerPolicy{
+			FailureThreshold: cfg.Upload.Breaker.FailureThreshold,
+			OpenTimeout:      time.Duration(cfg.Upload.Breaker.OpenTimeout),
+			HalfOpenProbes:   cfg.Upload.Breaker.HalfOpenProbes,
+		},
 		Retry: uploader.RetryPolicy{
 			Attempts:     cfg.Upload.Retry.Attempts,
 			InitialDelay: time.Duration(cfg.Upload.Retry.InitialDelay),

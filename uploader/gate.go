@@ -1,0 +1,160 @@
+package uploader
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/ferry-data/ferry/uploader/sink"
+)
+
+// BreakerPolicy configures each target's circuit breaker. Zero values mean
+// the documented defaults.
+type BreakerPolicy struct {
+	FailureThreshold int           // consecutive transient failures that open it (default 5)
+	OpenTimeout      time.Duration // how long it stays open before a probe (default 30 s)
+	HalfOpenProbes   int           // requests let through to probe (default 1)
+}
+
+func (p BreakerPolicy) withDefaults() BreakerPolicy {
+	if p.FailureThreshold <= 0 {
+		p.FailureThreshold = 5
+	}
+	if p.OpenTimeout <= 0 {
+		p.OpenTimeout = 30 * time.Second
+	}
+	if p.HalfOpenProbes <= 0 {
+		p.HalfOpenProbes = 1
+	}
+	return p
+}
+
+// ErrCircuitOpen is returned, without sending anything, for a request to a
+// target whose circuit breaker is open: the file goes back to the queue,
+// unpenalised, and the dispatcher claims nothing for that target until the
+// breaker lets a probe through.
+var ErrCircuitOpen = errors.New("circuit breaker open: target unreachable, upload paused")
+
+// gate guards one target for the whole pipeline: every request to it first
+// passes the gate, which holds it while the server asked for a pause
+// (Retry-After) and while the target's circuit breaker is open. So an
+// outage costs a probe per open period, not a retry storm from every
+// worker, and a server's pause applies to all workers, not only to the one
+// that was told.
+type gate struct {
+	target string
+	cb     *gobreaker.TwoStepCircuitBreaker[struct{}]
+	poll   time.Duration
+	log    *slog.Logger
+
+	mu          sync.Mutex
+	pausedUntil time.Time
+
+	openedAt atomic.Int64 // unix ns when the breaker last opened
+	held     atomic.Int64 // requests that waited while it was open
+}
+
+func newGate(target string, p BreakerPolicy, log *slog.Logger) *gate {
+	p = p.withDefaults()
+	g := &gate{target: target, log: log, poll: min(max(p.OpenTimeout/10, 10*time.Millisecond), time.Second)}
+	g.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        target,
+		MaxRequests: uint32(p.HalfOpenProbes),
+		Timeout:     p.OpenTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(p.FailureThreshold) },
+		// The server answered, even if with a refusal: it is up.
+		IsSuccessful: func(err error) bool { return err == nil || sink.IsPermanent(err) },
+		// Our own shutdown says nothing about the target.
+		IsExcluded: func(err error) bool {
+			return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+		},
+		// Runs under the breaker's lock: log only, never call back into it.
+		OnStateChange: g.changed,
+	})
+	return g
+}
+
+func (g *gate) changed(_ string, from, to gobreaker.State) {
+	now := time.Now()
+	switch to {
+	case gobreaker.StateOpen:
+		if from == gobreaker.StateClosed {
+			g.openedAt.Store(now.UnixNano())
+			g.held.Store(0)
+			g.log.Warn("target unreachable: circuit breaker open, uploads to it paused; work stays queued in the journal", "target", g.target)
+		}
+	case gobreaker.StateHalfOpen:
+		g.log.Info("circuit breaker half-open: probing the target", "target", g.target)
+	case gobreaker.StateClosed:
+		g.log.Info("target reachable again: circuit breaker closed, uploads resume", "target", g.target,
+			"down_for", now.Sub(time.Unix(0, g.openedAt.Load())).Round(time.Millisecond).String(), "requests_held", g.held.Load())
+	}
+}
+
+// state is the breaker's state (for status and metrics).
+func (g *gate) state() gobreaker.State { return g.cb.State() }
+
+// open reports whether the breaker is open (no probe due yet).
+func (g *gate) open() bool { return g.cb.State() == gobreaker.StateOpen }
+
+// enter waits until a request may start (a server's pause has passed; the
+// probe of a half-open breaker has its answer) and returns the callback
+// that reports its outcome to the breaker, or ErrCircuitOpen.
+func (g *gate) enter(ctx context.Context) (func(error), error) {
+	waited := false
+	for {
+		g.mu.Lock()
+		pause := time.Until(g.pausedUntil)
+		g.mu.Unlock()
+		if pause > 0 {
+			if err := sleep(ctx, pause); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		done, err := g.cb.Allow()
+		if err == nil {
+			return done, nil
+		}
+		if errors.Is(err, gobreaker.ErrOpenState) {
+			g.held.Add(1)
+			return nil, ErrCircuitOpen
+		}
+		// Half-open, with its probes out: wait for their answer.
+		if !waited {
+			waited = true
+			g.held.Add(1)
+		}
+		if err := sleep(ctx, g.poll); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// pause holds every request to the target until the given time.
+func (g *gate) pause(until time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if until.After(g.pausedUntil) {
+		if time.Until(g.pausedUntil) <= 0 {
+			g.log.Info("the target asked for a pause (Retry-After): all uploads to it wait", "target", g.target, "until", until.UTC().Format(time.RFC3339Nano))
+		}
+		g.pausedUntil = until
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
