@@ -531,7 +531,9 @@ func TestResumeAfterTheUploadWentAway(t *testing.T) {
 	if len(ents) != 1 {
 		t.Fatalf("%d staged uploads, want the interrupted one", len(ents))
 	}
-	os.RemoveAll(filepath.Join(e.archive, fssink.UploadsDir, ents[0].Name()))
+	if err := e.sink.Sink.AbortMultipart(context.Background(), "big", ents[0].Name()); err != nil {
+		t.Fatal(err)
+	}
 	sent := rerun(t, e, e.sink.Sink)
 	e.landed("big", data)
 	if sent.count("UploadPart") != 4 {
@@ -751,7 +753,8 @@ func TestOutageWaitsInTheJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer j.Close()
+	t.Cleanup(func() { j.Close() }) // before its folder is removed
+	e.j.Close()                     // the env's journal, replaced by one on the test's clock
 	e.j = j
 	var down atomic.Bool
 	down.Store(true)
