@@ -25,6 +25,7 @@ const (
 	Failed    State = "failed"
 	Changed   State = "changed"
 	Ignored   State = "ignored" // modified after upload, left alone (on_change = "ignore")
+	Dropped   State = "dropped" // a dead letter a person dropped (the source stays)
 )
 
 // Version identifies one version of a source file.
@@ -183,36 +184,26 @@ func (t *Tx) recordSettled(s Settled) (Outcome, error) {
 	return out, t.event(Event{Kind: "failed", FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: -1, Detail: "invalid_key: " + s.Invalid})
 }
 
-// Recovered counts what Recover put back in the queue.
-type Recovered struct {
-	Interrupted int // uploading when the previous process stopped
-	Failed      int // failed in an earlier life, tried once more
-}
-
 // Recover runs once at start, before the uploader. It puts every file left
 // uploading by an earlier process back in the queue (keeping its upload ID
-// so the next attempt can deal with it), and gives every file that failed
-// in an earlier life one more try: a restart usually follows a fix (new
-// credentials, a created bucket, a chmod that left the mtime alone). Files
-// whose names cannot be keys are left failed: only a new path helps them.
-func (j *Journal) Recover(ctx context.Context) (Recovered, error) {
-	var rec Recovered
+// so the next attempt can resume it) and returns how many. Failed files
+// (dead letters) stay failed until a person retries or drops them.
+func (j *Journal) Recover(ctx context.Context) (int, error) {
+	var n int
 	err := j.do(ctx, func(t *Tx) error {
-		rec = Recovered{}
-		rows, err := t.query(`SELECT id, batch_id, rel_path, state FROM files
-			WHERE state = 'uploading' OR (state = 'failed' AND error_class IS NOT 'invalid_key')`)
+		n = 0
+		rows, err := t.query(`SELECT id, batch_id, rel_path FROM files WHERE state = 'uploading'`)
 		if err != nil {
 			return err
 		}
 		type row struct {
 			id         int64
 			batch, rel string
-			state      State
 		}
 		var rs []row
 		for rows.Next() {
 			var r row
-			if err := rows.Scan(&r.id, &r.batch, &r.rel, &r.state); err != nil {
+			if err := rows.Scan(&r.id, &r.batch, &r.rel); err != nil {
 				rows.Close()
 				return err
 			}
@@ -223,26 +214,17 @@ func (j *Journal) Recover(ctx context.Context) (Recovered, error) {
 			return err
 		}
 		for _, r := range rs {
-			kind, detail := "interrupted", "uploading when the previous process stopped"
-			if r.state == Failed {
-				kind, detail = "retry_after_restart", "failed in an earlier run; trying once more"
-				rec.Failed++
-				if _, err := t.exec(`UPDATE files SET state = 'queued', attempts = 0, next_attempt_at = 0, updated_at = ? WHERE id = ?`, t.now.UnixNano(), r.id); err != nil {
-					return err
-				}
-			} else {
-				rec.Interrupted++
-				if _, err := t.exec(`UPDATE files SET state = 'queued', next_attempt_at = 0, updated_at = ? WHERE id = ?`, t.now.UnixNano(), r.id); err != nil {
-					return err
-				}
+			if _, err := t.exec(`UPDATE files SET state = 'queued', next_attempt_at = 0, updated_at = ? WHERE id = ?`, t.now.UnixNano(), r.id); err != nil {
+				return err
 			}
-			if err := t.event(Event{Kind: kind, FileID: r.id, BatchID: r.batch, RelPath: r.rel, Size: -1, Detail: detail}); err != nil {
+			if err := t.event(Event{Kind: "interrupted", FileID: r.id, BatchID: r.batch, RelPath: r.rel, Size: -1, Detail: "uploading when the previous process stopped"}); err != nil {
 				return err
 			}
 		}
+		n = len(rs)
 		return nil
 	})
-	return rec, err
+	return n, err
 }
 
 // Claim moves up to n queued files that are due (next_attempt_at <= now),
@@ -676,4 +658,111 @@ func (j *Journal) RecordFromTarget(ctx context.Context, s Settled, targetSHA str
 		}
 		return t.event(Event{Kind: kind, FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: s.Version.Size, SHA256: targetSHA, Detail: why})
 	})
+}
+
+// DeadLetter is a file that failed permanently, for a person to look at.
+type DeadLetter struct {
+	ID         int64     `json:"id"`
+	Watch      string    `json:"watch"`
+	RelPath    string    `json:"path"`
+	Target     string    `json:"target"`
+	Key        string    `json:"key"`
+	Size       int64     `json:"size"`
+	ErrorClass string    `json:"error_class"`
+	Error      string    `json:"error"`
+	Attempts   int       `json:"attempts"`
+	FailedAt   time.Time `json:"failed_at"`
+}
+
+// DeadLetters lists the failed files, oldest failure first.
+func (j *Journal) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
+	rows, err := j.r.QueryContext(ctx, `SELECT id, watch, rel_path, target, object_key, size, COALESCE(error_class, ''), COALESCE(error, ''), attempts, updated_at
+		FROM files WHERE state = 'failed' ORDER BY updated_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []DeadLetter
+	for rows.Next() {
+		var d DeadLetter
+		var at int64
+		if err := rows.Scan(&d.ID, &d.Watch, &d.RelPath, &d.Target, &d.Key, &d.Size, &d.ErrorClass, &d.Error, &d.Attempts, &at); err != nil {
+			return nil, err
+		}
+		d.FailedAt = time.Unix(0, at).UTC()
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// ErrNotDeadLetter is returned for an id that is not a failed file.
+var ErrNotDeadLetter = errors.New("not a dead letter (no failed file with that id)")
+
+// RetryDeadLetters queues failed files again, as new (attempts reset): the
+// given ids, or every failed file when ids is empty. It returns how many.
+func (j *Journal) RetryDeadLetters(ctx context.Context, ids ...int64) (int, error) {
+	return j.dead(ctx, ids, "dlq_retry", `UPDATE files SET state = 'queued', attempts = 0, next_attempt_at = 0, error_class = NULL, error = NULL, updated_at = ? WHERE id = ?`)
+}
+
+// DropDeadLetters marks failed files dropped: they are not uploaded, and not
+// taken again unless they change; the source files are left alone.
+func (j *Journal) DropDeadLetters(ctx context.Context, ids ...int64) (int, error) {
+	return j.dead(ctx, ids, "dlq_drop", `UPDATE files SET state = 'dropped', upload_id = NULL, updated_at = ? WHERE id = ?`)
+}
+
+func (j *Journal) dead(ctx context.Context, ids []int64, kind, update string) (int, error) {
+	var n int
+	err := j.do(ctx, func(t *Tx) error {
+		n = 0
+		var rows []DeadLetter
+		sel := `SELECT id, batch_id, rel_path, COALESCE(error_class, '') FROM files WHERE state = 'failed'`
+		var args []any
+		if len(ids) > 0 {
+			sel += ` AND id IN (?` + strings.Repeat(",?", len(ids)-1) + `)`
+			for _, id := range ids {
+				args = append(args, id)
+			}
+		}
+		rs, err := t.query(sel, args...)
+		if err != nil {
+			return err
+		}
+		batch := map[int64]string{}
+		for rs.Next() {
+			var d DeadLetter
+			var b string
+			if err := rs.Scan(&d.ID, &b, &d.RelPath, &d.ErrorClass); err != nil {
+				rs.Close()
+				return err
+			}
+			batch[d.ID] = b
+			rows = append(rows, d)
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return err
+		}
+		if len(ids) > 0 && len(rows) != len(ids) {
+			found := map[int64]bool{}
+			for _, d := range rows {
+				found[d.ID] = true
+			}
+			for _, id := range ids {
+				if !found[id] {
+					return fmt.Errorf("id %d: %w", id, ErrNotDeadLetter)
+				}
+			}
+		}
+		for _, d := range rows {
+			if _, err := t.exec(update, t.now.UnixNano(), d.ID); err != nil {
+				return err
+			}
+			if err := t.event(Event{Kind: kind, FileID: d.ID, BatchID: batch[d.ID], RelPath: d.RelPath, Size: -1, Detail: "was " + d.ErrorClass}); err != nil {
+				return err
+			}
+		}
+		n = len(rows)
+		return nil
+	})
+	return n, err
 }

@@ -216,8 +216,8 @@ func TestRecoverRequeuesInterruptedUploads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	if rec, err := j.Recover(ctx); err != nil || rec.Interrupted != 1 || rec.Failed != 0 {
-		t.Fatalf("Recover = %+v, %v", rec, err)
+	if n, err := j.Recover(ctx); err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v", n, err)
 	}
 	jobs := mustClaim(t, j, 1)
 	if len(jobs) != 1 || jobs[0].UploadID != "up-1" {
@@ -372,24 +372,52 @@ func TestRecordSettledBatch(t *testing.T) {
 	}
 }
 
-func TestRecoverRetriesEarlierFailuresOnce(t *testing.T) {
+func TestDeadLetters(t *testing.T) {
 	ctx := context.Background()
 	j := open(t)
-	j.RecordSettled(ctx, settled("denied", 1))
-	bad := settled("bad\x01", 1)
-	bad.Invalid = "control character"
-	j.RecordSettled(ctx, bad)
-	jb := mustClaim(t, j, 1)[0]
-	j.Fail(ctx, &jb, "permanent", "HTTP 403 AccessDenied")
-	rec, err := j.Recover(ctx)
-	if err != nil || rec.Failed != 1 || rec.Interrupted != 0 {
-		t.Fatalf("Recover = %+v, %v; want one failure retried", rec, err)
+	for _, rel := range []string{"denied", "gone", "fine"} {
+		j.RecordSettled(ctx, settled(rel, 1))
 	}
-	if r := state(t, j, "denied"); r.State != Queued || r.Attempts != 0 {
-		t.Fatalf("denied after Recover: %+v", r)
+	jobs := mustClaim(t, j, 3)
+	by := map[string]*Job{}
+	for i := range jobs {
+		by[jobs[i].RelPath] = &jobs[i]
 	}
-	if r := state(t, j, "bad\x01"); r.State != Failed {
-		t.Fatalf("an unstorable name was retried: %+v", r)
+	j.Fail(ctx, by["denied"], "permanent", "HTTP 403 AccessDenied")
+	j.Fail(ctx, by["gone"], "vanished", "source file vanished")
+	j.Complete(ctx, by["fine"], "ff", "p/fine")
+	// Dead letters survive a restart untouched.
+	if n, err := j.Recover(ctx); err != nil || n != 0 {
+		t.Fatalf("Recover = %d, %v", n, err)
+	}
+	dl, err := j.DeadLetters(ctx)
+	if err != nil || len(dl) != 2 || dl[0].RelPath != "denied" || dl[0].ErrorClass != "permanent" || dl[0].Attempts != 1 || dl[0].FailedAt.IsZero() {
+		t.Fatalf("DeadLetters = %+v, %v", dl, err)
+	}
+	if _, err := j.RetryDeadLetters(ctx, by["fine"].ID); !errors.Is(err, ErrNotDeadLetter) {
+		t.Fatalf("retry of an uploaded file = %v, want ErrNotDeadLetter", err)
+	}
+	if n, err := j.RetryDeadLetters(ctx, by["denied"].ID); err != nil || n != 1 {
+		t.Fatalf("RetryDeadLetters = %d, %v", n, err)
+	}
+	if r := state(t, j, "denied"); r.State != Queued || r.Attempts != 0 || r.Error != "" {
+		t.Fatalf("retried: %+v", r)
+	}
+	if n, err := j.DropDeadLetters(ctx, by["gone"].ID); err != nil || n != 1 {
+		t.Fatalf("DropDeadLetters = %d, %v", n, err)
+	}
+	if r := state(t, j, "gone"); r.State != Dropped {
+		t.Fatalf("dropped: %+v", r)
+	}
+	// A dropped file is still known: walks do not take it again.
+	if known, _ := j.Known(ctx, "/data", "gone", Version{Size: 1, MtimeNS: 1, FileID: "1:2"}); !known {
+		t.Fatal("a dropped file is not known")
+	}
+	if dl, _ := j.DeadLetters(ctx); len(dl) != 0 {
+		t.Fatalf("dead letters left: %+v", dl)
+	}
+	if _, err := j.VerifyChain(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -388,9 +388,16 @@ func e2eTestMissingBucket(t *testing.T, srv *testsrv.S3) {
 	if _, err := srv.Client().HeadBucket(t.Context(), &s3.HeadBucketInput{Bucket: aws.String(e.bucket)}); err == nil {
 		t.Errorf("bucket %s exists after the run", e.bucket)
 	}
-	// A person fixes the cause and restarts ferry: files that failed in an
-	// earlier run get one more try, and land.
+	// Dead letters wait for a person, even across runs.
+	if code, stdout, _ := e.runOnce(); code != exitFailed || !strings.Contains(stdout, "2 files not uploaded") {
+		t.Fatalf("second run before the fix: exit %d, %q; want the dead letters still listed", code, stdout)
+	}
+	// A person fixes the cause and retries them.
 	srv.CreateBucket(t, e.bucket)
+	var out, errb strings.Builder
+	if code := run(t.Context(), []string{"dlq", "retry", "--all", "--config", e.cfgPath}, &out, &errb, e.getenv); code != 0 || out.String() != "queued 2 files again\n" {
+		t.Fatalf("dlq retry --all: exit %d, %q %q", code, out.String(), errb.String())
+	}
 	e.mustOnce(len(files), e2eTotal(files))
 	e2eAssertBucket(t, srv, e.bucket, e2eKeys(files))
 }
@@ -797,6 +804,10 @@ func e2eTestCorruptionAndSlowDown(t *testing.T, srv *testsrv.S3) {
 	files := map[string][]byte{"small.bin": e2eData(50, 4096), "big.bin": e2eData(51, 2*e2eChunk+5)}
 	e2eWriteFiles(t, e.watch, files)
 	c := e.config()
+	// Every request fails twice before it succeeds: a network where the
+	// breaker is expected to trip. This test is about the retries, so the
+	// breaker is set not to.
+	c.BreakerThreshold = 1000
 	c.Endpoint = endpoint
 	e.writeConfig(c)
 	e.mustOnce(len(files), e2eTotal(files))

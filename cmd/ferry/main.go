@@ -7,6 +7,7 @@
 //	ferry run --config FILE          run until stopped (Ctrl-C, SIGTERM)
 //	ferry run --once --config FILE   upload what is there now, then exit
 //	ferry journal rebuild --config FILE   rebuild a corrupt or lost journal
+//	ferry dlq list|retry|drop ...          the dead-letter list
 //	ferry version                    print the version
 package main
 
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv en
 		return cmdRun(ctx, args[1:], stdout, stderr, getenv)
 	case "journal":
 		return cmdJournal(ctx, args[1:], stdout, stderr, getenv)
+	case "dlq":
+		return cmdDLQ(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
@@ -66,6 +69,11 @@ Usage:
   ferry journal rebuild --config FILE [--force]
                                    rebuild a corrupt or lost journal from the watched
                                    folders and what the targets hold
+  ferry dlq list [--json] --config FILE
+  ferry dlq retry ID...|--all --config FILE
+  ferry dlq drop ID... --config FILE
+                                   the files that failed permanently: list them, queue
+                                   them again, or give up on them (the source stays)
   ferry version                    print the version
 
 Exit codes: 0 ok, 1 files not uploaded or a runtime error, 2 bad command line or configuration.

@@ -249,15 +249,13 @@ func (d *daemon) record(ctx context.Context, files []watcher.File) error {
 // run starts the watchers and the uploader and waits until ctx ends or,
 // with once, until the work that was there at start is done.
 func (d *daemon) run(ctx context.Context, once bool) (onceResult, error) {
-	if rec, err := d.j.Recover(ctx); err != nil {
+	if n, err := d.j.Recover(ctx); err != nil {
 		return onceResult{}, fmt.Errorf("journal: %w", err)
-	} else {
-		if rec.Interrupted > 0 {
-			d.log.Info("resuming files that were being uploaded when ferry last stopped", "files", rec.Interrupted)
-		}
-		if rec.Failed > 0 {
-			d.log.Info("trying once more the files that failed in an earlier run", "files", rec.Failed)
-		}
+	} else if n > 0 {
+		d.log.Info("resuming files that were being uploaded when ferry last stopped", "files", n)
+	}
+	if dl, err := d.j.DeadLetters(ctx); err == nil && len(dl) > 0 {
+		d.log.Warn("files failed permanently and wait for a person: see ferry dlq list", "dead_letters", len(dl))
 	}
 	d.abortOrphans(ctx)
 	roots := make([]string, len(d.watchers))

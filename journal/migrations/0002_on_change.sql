@@ -1,7 +1,9 @@
--- on_change: a file modified after its upload may be ignored (state
--- 'ignored'), and each row remembers the hash of what it last put on the
--- target (uploaded_sha256), to tell "modified after upload" from a first
--- upload. SQLite cannot alter a CHECK constraint: the table is rebuilt.
+-- Two new states: 'ignored' (modified after its upload, left alone by
+-- on_change = "ignore") and 'dropped' (a dead letter a person dropped; the
+-- row stays so that the file is not taken again). Each row also remembers
+-- the hash of what it last put on the target (uploaded_sha256), to tell
+-- "modified after upload" from a first upload. SQLite cannot alter a CHECK
+-- constraint: the table is rebuilt.
 CREATE TABLE files_new (
 	id              INTEGER PRIMARY KEY,
 	watch           TEXT    NOT NULL,
@@ -13,7 +15,7 @@ CREATE TABLE files_new (
 	mtime_ns        INTEGER NOT NULL,
 	file_id         TEXT    NOT NULL,
 	generation      INTEGER NOT NULL DEFAULT 1,
-	state           TEXT    NOT NULL CHECK (state IN ('queued','uploading','uploaded','failed','changed','ignored')),
+	state           TEXT    NOT NULL CHECK (state IN ('queued','uploading','uploaded','failed','changed','ignored','dropped')),
 	signal          TEXT    NOT NULL DEFAULT '',
 	sha256          TEXT,
 	upload_id       TEXT,

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestDeadLetterCommands(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	os.MkdirAll(in, 0o755)
+	os.WriteFile(filepath.Join(in, "ok.txt"), []byte("fine\n"), 0o644)
+	// A name S3 cannot take as a key: a permanent failure of this file only.
+	os.WriteFile(filepath.Join(in, "bad\x01name.txt"), []byte("x\n"), 0o644)
+	cfg := filepath.Join(dir, "ferry.toml")
+	os.WriteFile(cfg, []byte("[journal]\npath = \"ferry.db\"\n[log]\nfile = \"ferry.log\"\n[target.local]\ntype = \"fs\"\npath = \"archive\"\n[[watch]]\npath = \"in\"\ntarget = \"local\"\nsettle = \"100ms\"\n"), 0o644)
+	ferry := func(args ...string) (int, string, string) {
+		var out, errb strings.Builder
+		code := run(t.Context(), append(args, "--config", cfg), &out, &errb, cfgEnv(nil))
+		return code, out.String(), errb.String()
+	}
+	if code, out, _ := ferry("run", "--once"); code != exitFailed || !strings.Contains(out, "uploaded 1 files") || !strings.Contains(out, "bad\x01name.txt") {
+		t.Fatalf("run: exit %d, %q", code, out)
+	}
+	code, out, _ := ferry("dlq", "list")
+	if code != 0 || !strings.Contains(out, "invalid_key") || !strings.Contains(out, "bad\x01name.txt") || !strings.HasPrefix(out, "ID") {
+		t.Fatalf("dlq list: exit %d\n%s", code, out)
+	}
+	code, out, _ = ferry("dlq", "list", "--json")
+	var dl []struct {
+		ID         int64  `json:"id"`
+		Path       string `json:"path"`
+		ErrorClass string `json:"error_class"`
+		Attempts   int    `json:"attempts"`
+	}
+	if err := json.Unmarshal([]byte(out), &dl); code != 0 || err != nil || len(dl) != 1 || dl[0].ErrorClass != "invalid_key" || dl[0].Path != "bad\x01name.txt" {
+		t.Fatalf("dlq list --json: exit %d, %v\n%s", code, err, out)
+	}
+	if code, _, errs := ferry("dlq", "retry", "999"); code != exitUsage || !strings.Contains(errs, "not a dead letter") {
+		t.Fatalf("retry of an unknown id: exit %d, %q", code, errs)
+	}
+	if code, _, _ := ferry("dlq", "retry"); code != exitUsage {
+		t.Fatalf("retry without ids or --all: exit %d", code)
+	}
+	id := strconv.FormatInt(dl[0].ID, 10)
+	if code, out, _ := ferry("dlq", "drop", id); code != 0 || !strings.HasPrefix(out, "dropped 1 files") {
+		t.Fatalf("dlq drop: exit %d, %q", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(in, "bad\x01name.txt")); err != nil {
+		t.Fatal("drop touched the source file")
+	}
+	// Dropped is not pending: the next run is clean, and does not take it again.
+	if code, out, _ := ferry("run", "--once"); code != 0 || out != "uploaded 0 files (0 bytes)\n" {
+		t.Fatalf("run after the drop: exit %d, %q", code, out)
+	}
+	if code, out, _ := ferry("dlq", "list"); code != 0 || out != "no dead letters\n" {
+		t.Fatalf("dlq list after the drop: %q", out)
+	}
+}
