@@ -585,28 +585,47 @@ func (w *worker) recheck(f *os.File, path string, jb *journal.Job) string {
 	return check("path", st, err)
 }
 
-func (w *worker) try(ctx context.Context, log *slog.Logger, op string, fn func() error) error {
+func (w *worker) try(ctx context.Context, log *slog.Logger, op string, size int64, fn func(ctx context.Context) error) error {
 	g := w.gate
+	timeout := requestTimeout(size)
 	return w.u.o.Retry.do(ctx, func(n uint, err error) {
 		w.u.Stats.Requests.Add(1)
 		log.Warn("request failed; retrying", "op", op, "retry", n, "error", err.Error())
 	}, func() error {
-		if g == nil {
-			return fn()
-		}
 		// Every attempt passes the target's gate: a server's pause and an
 		// open breaker hold it here, without using up its retries.
-		done, err := g.enter(ctx)
-		if err != nil {
-			return retry.Unrecoverable(err)
+		var done func(error)
+		if g != nil {
+			var err error
+			if done, err = g.enter(ctx); err != nil {
+				return retry.Unrecoverable(err)
+			}
 		}
-		err = fn()
-		done(err)
-		if ra := sink.RetryAfter(err); ra > 0 {
+		// A deadline for the attempt, scaled to what it carries, so that a
+		// stalled connection fails instead of holding the worker forever.
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		err := fn(actx)
+		if err != nil && ctx.Err() == nil && actx.Err() != nil {
+			err = sink.NewTransient(op, fmt.Errorf("%w after %v", errStalled, timeout))
+		}
+		cancel()
+		if done != nil {
+			done(err)
+		}
+		if ra := sink.RetryAfter(err); ra > 0 && g != nil {
 			g.pause(time.Now().Add(ra))
 		}
 		return err
 	})
+}
+
+// errStalled is a request that did not finish within its deadline.
+var errStalled = errors.New("request made no progress in time")
+
+// requestTimeout is the deadline of one request carrying n bytes: a minute,
+// plus the time to send them at a floor of 256 KiB/s.
+func requestTimeout(n int64) time.Duration {
+	return time.Minute + time.Duration(n/(256<<10))*time.Second
 }
 
 // readChunkAt fills buf from f at off; a short read means the file shrank
@@ -693,7 +712,7 @@ func (w *worker) sendPreloaded(ctx context.Context, jb *journal.Job, body []byte
 // we send, so a checksum mismatch means damage in transit: retry. A
 // create-only write that finds the key taken is settled by what is there.
 func (w *worker) put(ctx context.Context, s sink.Sink, jb *journal.Job, body []byte, sum sink.Digest, ifAbsent bool, log *slog.Logger) outcome {
-	err := w.try(ctx, log, "Put", func() error {
+	err := w.try(ctx, log, "Put", int64(len(body)), func(ctx context.Context) error {
 		err := s.Put(ctx, jb.Key, body, sum, ifAbsent)
 		if errors.Is(err, sink.ErrChecksum) {
 			return sink.NewTransient("Put", err)
@@ -770,7 +789,7 @@ func (w *worker) taken(ctx context.Context, s sink.Sink, jb *journal.Job, hexSum
 
 func (w *worker) stat(ctx context.Context, s sink.Sink, key string, log *slog.Logger) (sink.Info, error) {
 	var info sink.Info
-	err := w.try(ctx, log, "Stat", func() error {
+	err := w.try(ctx, log, "Stat", 0, func(ctx context.Context) error {
 		var err error
 		info, err = s.Stat(ctx, key)
 		if errors.Is(err, sink.ErrNotFound) {
@@ -787,7 +806,7 @@ func (w *worker) verify(ctx context.Context, s sink.Sink, f *os.File, path strin
 		return outcome{changed: why}
 	}
 	var info sink.Info
-	err := w.try(ctx, log, "Stat", func() error {
+	err := w.try(ctx, log, "Stat", 0, func(ctx context.Context) error {
 		var err error
 		info, err = s.Stat(ctx, jb.Key)
 		if errors.Is(err, sink.ErrNotFound) {
@@ -856,7 +875,7 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 		}
 	}
 	if uploadID == "" {
-		err := w.try(ctx, log, "CreateMultipart", func() error {
+		err := w.try(ctx, log, "CreateMultipart", 0, func(ctx context.Context) error {
 			var err error
 			uploadID, err = s.CreateMultipart(ctx, jb.Key, size, sum)
 			return err
@@ -877,7 +896,7 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 		}
 	}
 	if out.err == nil && out.changed == "" {
-		err := w.try(ctx, log, "CompleteMultipart", func() error {
+		err := w.try(ctx, log, "CompleteMultipart", 0, func(ctx context.Context) error {
 			return s.CompleteMultipart(ctx, jb.Key, uploadID, parts, ifAbsent)
 		})
 		if errors.Is(err, sink.ErrExists) {
@@ -919,7 +938,7 @@ func (w *worker) resume(ctx context.Context, s sink.Sink, jb *journal.Job, hexSu
 		return "", nil, false, outcome{}
 	}
 	var listed []sink.Part
-	err := w.try(ctx, log, "ListParts", func() error {
+	err := w.try(ctx, log, "ListParts", 0, func(ctx context.Context) error {
 		var err error
 		listed, err = s.ListParts(ctx, jb.Key, jb.UploadID)
 		if errors.Is(err, sink.ErrNotFound) {
@@ -930,7 +949,7 @@ func (w *worker) resume(ctx context.Context, s sink.Sink, jb *journal.Job, hexSu
 	switch {
 	case errors.Is(err, sink.ErrNotFound):
 		var info sink.Info
-		err := w.try(ctx, log, "Stat", func() error {
+		err := w.try(ctx, log, "Stat", 0, func(ctx context.Context) error {
 			var err error
 			info, err = s.Stat(ctx, jb.Key)
 			if errors.Is(err, sink.ErrNotFound) {
@@ -1059,7 +1078,7 @@ func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *jou
 		inflight++
 		go func(i int, p *sink.Part) {
 			plog := log.With("chunk_sequence", p.Number)
-			err := w.try(pctx, plog, "UploadPart", func() error {
+			err := w.try(pctx, plog, "UploadPart", int64(len(body)), func(pctx context.Context) error {
 				etag, err := s.UploadPart(pctx, jb.Key, uploadID, *p, body)
 				if errors.Is(err, sink.ErrChecksum) {
 					if sink.Digest(sha256.Sum256(body)) != p.SHA256 {

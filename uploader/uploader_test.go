@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ferry-data/ferry/internal/srcfile"
@@ -810,4 +811,35 @@ func TestOutageWaitsInTheJournal(t *testing.T) {
 	for rel, data := range files {
 		e.landed(rel, data)
 	}
+}
+
+// stalls never answers a Put: a connection that hangs mid-request.
+type stalls struct{ sink.Sink }
+
+func (stalls) Put(ctx context.Context, key string, body []byte, sum sink.Digest, ifAbsent bool) error {
+	<-ctx.Done()
+	return sink.NewTransient("Put", ctx.Err())
+}
+
+func TestStalledRequestTimesOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		e.add("a", []byte("x"))
+		u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": stalls{e.sink}}, Workers: 1, ChunkSize: testChunk,
+			Retry: RetryPolicy{Attempts: 2, InitialDelay: time.Second, MaxDelay: time.Second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.InputDone()
+		start := time.Now()
+		if err := u.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d < 2*time.Minute || d > 3*time.Minute {
+			t.Fatalf("two stalled attempts took %v, want about two request deadlines", d)
+		}
+		if r := e.row("a"); r.State != journal.Queued || !strings.Contains(r.Error, "no progress") {
+			t.Fatalf("after stalled attempts: %+v, want queued with the stall as reason", r)
+		}
+	})
 }

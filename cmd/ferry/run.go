@@ -97,7 +97,7 @@ func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
 	sinks := map[string]sink.Sink{}
 	d.sinks = sinks
 	for name, t := range cfg.Target {
-		s, err := newSink(t)
+		s, err := newSink(t, cfg.Upload.MaxConcurrentUploads)
 		if err != nil {
 			j.Close()
 			return nil, fmt.Errorf("target %s: %w", name, err)
@@ -171,7 +171,9 @@ func (c *Config) watcherOptions(w WatchConfig, known func(context.Context, watch
 	}
 }
 
-func newSink(t TargetConfig) (sink.Sink, error) {
+// newSink makes a target's sink; an S3 target's connection pool is sized to
+// the workers (each keeps at most one request in flight, plus a spare).
+func newSink(t TargetConfig, workers int) (sink.Sink, error) {
 	switch t.Type {
 	case "fs":
 		return fssink.New(t.Path)
@@ -182,6 +184,7 @@ func newSink(t TargetConfig) (sink.Sink, error) {
 			Bucket:    t.Bucket,
 			AccessKey: t.creds.access.Reveal(),
 			SecretKey: t.creds.secret.Reveal(),
+			MaxConns:  workers + 2,
 		})
 	}
 	return nil, fmt.Errorf("unknown target type %q", t.Type)
