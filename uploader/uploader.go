@@ -46,8 +46,12 @@ type Options struct {
 	Sinks     map[string]sink.Sink // by target name; required
 	Workers   int                  // max_concurrent_uploads (default 4)
 	ChunkSize int64                // max_chunk_size (default 16 MiB)
-	Retry     RetryPolicy
-	Breaker   BreakerPolicy // per target
+	// MaxInflightBytes bounds the chunk buffers, so the file bytes held in
+	// memory and on the wire: at most this / ChunkSize buffers (at least
+	// one, at most one per worker). 0 means one per worker.
+	MaxInflightBytes int64
+	Retry            RetryPolicy
+	Breaker          BreakerPolicy // per target
 	// OnChange is, by watch root, what to do with a file modified after its
 	// upload (default Reupload).
 	OnChange map[string]OnChange
@@ -109,12 +113,16 @@ func New(o Options) (*Uploader, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	nbufs := o.Workers
+	if o.MaxInflightBytes > 0 {
+		nbufs = int(min(max(o.MaxInflightBytes/o.ChunkSize, 1), int64(o.Workers)))
+	}
 	u := &Uploader{o: o, log: log, nudge: make(chan struct{}, 1), inputDone: make(chan struct{}), stop: make(chan struct{}),
-		bufs: make(chan []byte, o.Workers), gates: map[string]*gate{}}
+		bufs: make(chan []byte, nbufs), gates: map[string]*gate{}}
 	for name := range o.Sinks {
 		u.gates[name] = newGate(name, o.Breaker, log)
 	}
-	for range o.Workers {
+	for range nbufs {
 		u.bufs <- nil
 	}
 	return u, nil

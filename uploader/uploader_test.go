@@ -430,6 +430,7 @@ type parallel struct {
 	most    int
 	arrived chan struct{}
 	once    sync.Once
+	wait    time.Duration // how long a part waits for company (default 5 s)
 }
 
 func (p *parallel) UploadPart(ctx context.Context, key, id string, part sink.Part, body []byte) (string, error) {
@@ -440,9 +441,13 @@ func (p *parallel) UploadPart(ctx context.Context, key, id string, part sink.Par
 		p.once.Do(func() { close(p.arrived) })
 	}
 	p.mu.Unlock()
+	wait := p.wait
+	if wait == 0 {
+		wait = 5 * time.Second
+	}
 	select {
 	case <-p.arrived:
-	case <-time.After(5 * time.Second):
+	case <-time.After(wait):
 	}
 	defer func() { p.mu.Lock(); p.now--; p.mu.Unlock() }()
 	return p.Sink.UploadPart(ctx, key, id, part, body)
@@ -842,4 +847,22 @@ func TestStalledRequestTimesOut(t *testing.T) {
 			t.Fatalf("after stalled attempts: %+v, want queued with the stall as reason", r)
 		}
 	})
+}
+
+func TestMaxInflightBytesBoundsTheBuffers(t *testing.T) {
+	e := newEnv(t)
+	// Each part waits a moment for another: with one buffer none comes.
+	ps := &parallel{Sink: e.sink, arrived: make(chan struct{}), wait: 100 * time.Millisecond}
+	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": ps}, Workers: 3, ChunkSize: testChunk, MaxInflightBytes: testChunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(4*testChunk+5, 40)
+	e.add("big", data)
+	e.u = u
+	e.drain()
+	e.landed("big", data)
+	if ps.most != 1 {
+		t.Fatalf("%d parts in flight at once with max_inflight_bytes = one chunk, want 1", ps.most)
+	}
 }

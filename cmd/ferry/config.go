@@ -49,6 +49,7 @@ type LogConfig struct {
 type UploadConfig struct {
 	MaxConcurrentUploads int           `toml:"max_concurrent_uploads"`
 	MaxChunkSize         Size          `toml:"max_chunk_size"`
+	MaxInflightBytes     Size          `toml:"max_inflight_bytes"`
 	OrphanUploadTTL      Duration      `toml:"orphan_upload_ttl"`
 	Retry                RetryConfig   `toml:"retry"`
 	Breaker              BreakerConfig `toml:"breaker"`
@@ -311,6 +312,11 @@ func (c *Config) validate(file string, loc *locator, lookupEnv func(string) (str
 		u.MaxChunkSize = defaultChunkSize
 	} else if u.MaxChunkSize < minChunkSize || u.MaxChunkSize > maxChunkSize {
 		bad(at("upload", "max_chunk_size"), "upload.max_chunk_size", "must be between %s and %s (got %s)", Size(minChunkSize), Size(maxChunkSize), u.MaxChunkSize)
+	}
+	if u.MaxInflightBytes == 0 {
+		u.MaxInflightBytes = Size(int64(u.MaxConcurrentUploads) * int64(u.MaxChunkSize))
+	} else if u.MaxInflightBytes < u.MaxChunkSize {
+		bad(at("upload", "max_inflight_bytes"), "upload.max_inflight_bytes", "must be at least max_chunk_size (%s), got %s", u.MaxChunkSize, u.MaxInflightBytes)
 	}
 	if u.OrphanUploadTTL == 0 {
 		u.OrphanUploadTTL = Duration(defaultOrphanTTL)

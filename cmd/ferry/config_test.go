@@ -86,6 +86,9 @@ func TestLoadConfigValid(t *testing.T) {
 		time.Duration(c.Upload.Retry.InitialDelay) != 500*time.Millisecond || time.Duration(c.Upload.OrphanUploadTTL) != 2*time.Hour {
 		t.Errorf("upload: %+v", c.Upload)
 	}
+	if c.Upload.MaxInflightBytes != 16<<20 {
+		t.Errorf("max_inflight_bytes default %s, want workers x chunk = 16MiB", c.Upload.MaxInflightBytes)
+	}
 	if b := c.Upload.Breaker; b.FailureThreshold != 8 || time.Duration(b.OpenTimeout) != time.Minute || b.HalfOpenProbes != 1 {
 		t.Errorf("breaker: %+v", b)
 	}
@@ -148,6 +151,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"fs with bucket", "[target.t]\ntype = \"fs\"\npath = \"o\"\nbucket = \"b\"\n[[watch]]\npath = \"in\"\ntarget = \"t\"\n", 4, "applies only to s3"},
 		{"bad glob", base("include = [\"[a\"]\n"), 8, "invalid glob"},
 		{"breaker timeout", "[upload.breaker]\nopen_timeout = \"10ms\"\n" + base(""), 2, "upload.breaker.open_timeout: must be at least 1s"},
+		{"inflight below a chunk", "[upload]\nmax_chunk_size = \"16MiB\"\nmax_inflight_bytes = \"1MiB\"\n" + base(""), 3, "upload.max_inflight_bytes: must be at least max_chunk_size"},
 		{"bad on_change", base("on_change = \"keep\"\n"), 8, `must be "reupload", "version" or "ignore"`},
 		{"bad level", "[log]\nlevel = \"loud\"\n" + base(""), 2, "log.level"},
 		{"too many workers", "[upload]\nmax_concurrent_uploads = 1000\n" + base(""), 2, "between 1 and 256"},

@@ -109,11 +109,12 @@ func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
 		onChange[filepath.Clean(w.Path)] = uploader.OnChange(w.OnChange)
 	}
 	d.up, err = uploader.New(uploader.Options{
-		OnChange:  onChange,
-		Journal:   j,
-		Sinks:     sinks,
-		Workers:   cfg.Upload.MaxConcurrentUploads,
-		ChunkSize: int64(cfg.Upload.MaxChunkSize),
+		OnChange:         onChange,
+		Journal:          j,
+		Sinks:            sinks,
+		Workers:          cfg.Upload.MaxConcurrentUploads,
+		ChunkSize:        int64(cfg.Upload.MaxChunkSize),
+		MaxInflightBytes: int64(cfg.Upload.MaxInflightBytes),
 		Breaker: uploader.BreakerPolicy{
 			FailureThreshold: cfg.Upload.Breaker.FailureThreshold,
 			OpenTimeout:      time.Duration(cfg.Upload.Breaker.OpenTimeout),
