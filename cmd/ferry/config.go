@@ -50,6 +50,7 @@ type UploadConfig struct {
 	MaxConcurrentUploads int           `toml:"max_concurrent_uploads"`
 	MaxChunkSize         Size          `toml:"max_chunk_size"`
 	MaxInflightBytes     Size          `toml:"max_inflight_bytes"`
+	MaxBandwidth         Rate          `toml:"max_bandwidth"`
 	OrphanUploadTTL      Duration      `toml:"orphan_upload_ttl"`
 	Retry                RetryConfig   `toml:"retry"`
 	Breaker              BreakerConfig `toml:"breaker"`
@@ -183,6 +184,25 @@ func (z Size) String() string {
 	}
 	return fmt.Sprintf("%dB", int64(z))
 }
+
+// Rate is a byte rate written as "20MiB/s" (or a size, meant per second);
+// 0 means no limit.
+type Rate int64
+
+// UnmarshalTOML accepts "20MiB/s", "20MiB", or a number of bytes per second.
+func (r *Rate) UnmarshalTOML(v any) error {
+	if s, ok := v.(string); ok {
+		v = strings.TrimSuffix(strings.TrimSpace(s), "/s")
+	}
+	var z Size
+	if err := z.UnmarshalTOML(v); err != nil {
+		return fmt.Errorf("invalid rate %v: want a size per second such as \"20MiB/s\"", v)
+	}
+	*r = Rate(z)
+	return nil
+}
+
+func (r Rate) String() string { return Size(r).String() + "/s" }
 
 // Duration is a time.Duration written as "30s", "10m", "1h30m".
 type Duration time.Duration

@@ -38,6 +38,7 @@ level = "debug"
 max_concurrent_uploads = 2
 max_chunk_size = "8MiB"
 orphan_upload_ttl = "2h"
+max_bandwidth = "20MiB/s"
 
 [upload.retry]
 attempts = 3
@@ -85,6 +86,9 @@ func TestLoadConfigValid(t *testing.T) {
 	if c.Upload.MaxChunkSize != 8<<20 || c.Upload.MaxConcurrentUploads != 2 || c.Upload.Retry.Attempts != 3 ||
 		time.Duration(c.Upload.Retry.InitialDelay) != 500*time.Millisecond || time.Duration(c.Upload.OrphanUploadTTL) != 2*time.Hour {
 		t.Errorf("upload: %+v", c.Upload)
+	}
+	if c.Upload.MaxBandwidth != 20<<20 {
+		t.Errorf("max_bandwidth = %v", c.Upload.MaxBandwidth)
 	}
 	if c.Upload.MaxInflightBytes != 16<<20 {
 		t.Errorf("max_inflight_bytes default %s, want workers x chunk = 16MiB", c.Upload.MaxInflightBytes)
@@ -152,6 +156,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad glob", base("include = [\"[a\"]\n"), 8, "invalid glob"},
 		{"breaker timeout", "[upload.breaker]\nopen_timeout = \"10ms\"\n" + base(""), 2, "upload.breaker.open_timeout: must be at least 1s"},
 		{"inflight below a chunk", "[upload]\nmax_chunk_size = \"16MiB\"\nmax_inflight_bytes = \"1MiB\"\n" + base(""), 3, "upload.max_inflight_bytes: must be at least max_chunk_size"},
+		{"bad bandwidth", "[upload]\nmax_bandwidth = \"fast\"\n" + base(""), 2, "invalid rate"},
 		{"bad on_change", base("on_change = \"keep\"\n"), 8, `must be "reupload", "version" or "ignore"`},
 		{"bad level", "[log]\nlevel = \"loud\"\n" + base(""), 2, "log.level"},
 		{"too many workers", "[upload]\nmax_concurrent_uploads = 1000\n" + base(""), 2, "between 1 and 256"},

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/pace"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader"
 	"github.com/ferry-data/ferry/uploader/sink"
@@ -96,8 +97,9 @@ func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
 	d := &daemon{cfg: cfg, log: log, j: j, targets: map[string]TargetConfig{}}
 	sinks := map[string]sink.Sink{}
 	d.sinks = sinks
+	lim := pace.New(int64(cfg.Upload.MaxBandwidth)) // shared by every target
 	for name, t := range cfg.Target {
-		s, err := newSink(t, cfg.Upload.MaxConcurrentUploads)
+		s, err := newSink(t, cfg.Upload.MaxConcurrentUploads, lim)
 		if err != nil {
 			j.Close()
 			return nil, fmt.Errorf("target %s: %w", name, err)
@@ -174,10 +176,14 @@ func (c *Config) watcherOptions(w WatchConfig, known func(context.Context, watch
 
 // newSink makes a target's sink; an S3 target's connection pool is sized to
 // the workers (each keeps at most one request in flight, plus a spare).
-func newSink(t TargetConfig, workers int) (sink.Sink, error) {
+func newSink(t TargetConfig, workers int, lim *pace.Limiter) (sink.Sink, error) {
 	switch t.Type {
 	case "fs":
-		return fssink.New(t.Path)
+		s, err := fssink.New(t.Path)
+		if err != nil {
+			return nil, err
+		}
+		return s.Pace(lim), nil
 	case "s3":
 		return s3sink.New(s3sink.Options{
 			Endpoint:  t.Endpoint,
@@ -186,6 +192,7 @@ func newSink(t TargetConfig, workers int) (sink.Sink, error) {
 			AccessKey: t.creds.access.Reveal(),
 			SecretKey: t.creds.secret.Reveal(),
 			MaxConns:  workers + 2,
+			Limiter:   lim,
 		})
 	}
 	return nil, fmt.Errorf("unknown target type %q", t.Type)

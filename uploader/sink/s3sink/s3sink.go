@@ -32,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/ferry-data/ferry/internal/pace"
 	"github.com/ferry-data/ferry/uploader/sink"
 )
 
@@ -73,6 +74,9 @@ type Options struct {
 	// MaxConns connections) is used. Cancellation and overall deadlines come
 	// from each call's context.
 	HTTPClient *http.Client
+	// Limiter, when set, paces every request body it sends (max_bandwidth,
+	// shared with the other targets).
+	Limiter *pace.Limiter
 	// MaxConns limits the connections of the default transport to the
 	// endpoint; 0 means DefaultMaxConns. Ignored when HTTPClient is set.
 	MaxConns int
@@ -82,6 +86,7 @@ type Options struct {
 type Sink struct {
 	client *s3.Client
 	bucket string
+	lim    *pace.Limiter
 }
 
 var _ sink.Sink = (*Sink)(nil)
@@ -120,6 +125,7 @@ func New(opts Options) (*Sink, error) {
 	return &Sink{
 		client: newClient(opts.Endpoint, region, opts.AccessKey, opts.SecretKey, hc),
 		bucket: opts.Bucket,
+		lim:    opts.Limiter,
 	}, nil
 }
 
@@ -186,7 +192,7 @@ func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest
 	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:         aws.String(s.bucket),
 		Key:            aws.String(key),
-		Body:           bytes.NewReader(body),
+		Body:           s.lim.Reader(ctx, bytes.NewReader(body)),
 		ContentLength:  aws.Int64(int64(len(body))),
 		ChecksumSHA256: aws.String(b64(sum)),
 		Metadata:       map[string]string{MetaSHA256: sum.Hex()},
@@ -250,7 +256,7 @@ func (s *Sink) UploadPart(ctx context.Context, key, uploadID string, p sink.Part
 		Key:            aws.String(key),
 		UploadId:       aws.String(uploadID),
 		PartNumber:     aws.Int32(int32(p.Number)),
-		Body:           bytes.NewReader(body),
+		Body:           s.lim.Reader(ctx, bytes.NewReader(body)),
 		ContentLength:  aws.Int64(p.Size),
 		ChecksumSHA256: aws.String(b64(p.SHA256)),
 	}, withPayloadHash(p.SHA256))

@@ -8,11 +8,13 @@ import (
 	"io"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/ferry-data/ferry/internal/pace"
 	"github.com/ferry-data/ferry/internal/testsrv"
 	"github.com/ferry-data/ferry/uploader/sink"
 	"github.com/ferry-data/ferry/uploader/sink/sinktest"
@@ -214,6 +216,44 @@ func TestConcurrentUse(t *testing.T) {
 	for i := range 8 {
 		if got := getObject(t, srv, "ferry", fmt.Sprintf("c/%d", i)); len(got) != 1000+i || got[0] != byte(i) {
 			t.Errorf("object %d: %d bytes", i, len(got))
+		}
+	}
+}
+
+// max_bandwidth: bodies are paced, and still land whole.
+func TestPacedBodies(t *testing.T) {
+	srv := testsrv.StartS3(t)
+	srv.CreateBucket(t, "paced")
+	s, err := New(Options{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: "paced", AccessKey: srv.AccessKey, SecretKey: srv.SecretKey,
+		Limiter: pace.New(4 << 20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	body := bytes.Repeat([]byte("ferry "), (6<<20)/6)
+	sum := sha256.Sum256(body)
+	start := time.Now()
+	if err := s.Put(ctx, "p.bin", body, sum, false); err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.CreateMultipart(ctx, "m.bin", int64(len(body)), sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	etag, err := s.UploadPart(ctx, "m.bin", id, sink.Part{Number: 1, Size: int64(len(body)), SHA256: sum}, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CompleteMultipart(ctx, "m.bin", id, []sink.Part{{Number: 1, Size: int64(len(body)), SHA256: sum, ETag: etag}}, false); err != nil {
+		t.Fatal(err)
+	}
+	// 12 MiB at 4 MiB/s: about 3 s (a real clock: this is a real server).
+	if d := time.Since(start); d < 2500*time.Millisecond {
+		t.Fatalf("12 MiB at 4 MiB/s took %v", d)
+	}
+	for _, k := range []string{"p.bin", "m.bin"} {
+		if info, err := s.Stat(ctx, k); err != nil || info.Size != int64(len(body)) {
+			t.Fatalf("%s: %+v, %v", k, info, err)
 		}
 	}
 }
