@@ -63,8 +63,10 @@ type e2eConfig struct {
 	Endpoint string
 	Bucket   string
 	Watches  []e2eWatch
-	// BreakerThreshold, when set, is [upload.breaker] failure_threshold.
+	// BreakerThreshold and BreakerOpen, when set, are [upload.breaker]
+	// failure_threshold and open_timeout.
 	BreakerThreshold int
+	BreakerOpen      string
 }
 
 // e2eQuote renders s as a TOML string (a literal string when it can be).
@@ -92,8 +94,15 @@ func (c e2eConfig) text() string {
 	fmt.Fprintf(&b, "[log]\nfile = %s\nlevel = \"info\"\n\n", e2eQuote(c.LogFile))
 	fmt.Fprintf(&b, "[upload]\nmax_concurrent_uploads = 4\nmax_chunk_size = \"5MiB\"\n\n")
 	fmt.Fprintf(&b, "[upload.retry]\nattempts = 3\ninitial_delay = \"10ms\"\nmax_delay = \"100ms\"\n\n")
-	if c.BreakerThreshold > 0 {
-		fmt.Fprintf(&b, "[upload.breaker]\nfailure_threshold = %d\n\n", c.BreakerThreshold)
+	if c.BreakerThreshold > 0 || c.BreakerOpen != "" {
+		fmt.Fprintf(&b, "[upload.breaker]\n")
+		if c.BreakerThreshold > 0 {
+			fmt.Fprintf(&b, "failure_threshold = %d\n", c.BreakerThreshold)
+		}
+		if c.BreakerOpen != "" {
+			fmt.Fprintf(&b, "open_timeout = %q\n", c.BreakerOpen)
+		}
+		fmt.Fprintln(&b)
 	}
 	fmt.Fprintf(&b, "[target.s3]\ntype = \"s3\"\nendpoint = %s\nbucket = %s\nregion = \"us-east-1\"\naccess_key_env = %s\nsecret_key_env = %s\nprefix = %s\n\n",
 		e2eQuote(c.Endpoint), e2eQuote(c.Bucket), e2eQuote(e2eAccessKeyEnv), e2eQuote(e2eSecretKeyEnv), e2eQuote(e2ePrefix))
