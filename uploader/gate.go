@@ -54,6 +54,11 @@ type gate struct {
 
 	mu          sync.Mutex
 	pausedUntil time.Time
+	// A server's announced budget (X-RateLimit-*): request starts are
+	// spread over what is left of its window.
+	spacing    time.Duration
+	limitUntil time.Time
+	nextStart  time.Time
 
 	openedAt atomic.Int64 // unix ns when the breaker last opened
 	held     atomic.Int64 // requests that waited while it was open
@@ -110,6 +115,9 @@ func (g *gate) enter(ctx context.Context) (func(error), error) {
 	for {
 		g.mu.Lock()
 		pause := time.Until(g.pausedUntil)
+		if pause <= 0 {
+			pause = g.takeSlot(time.Now())
+		}
 		g.mu.Unlock()
 		if pause > 0 {
 			if err := sleep(ctx, pause); err != nil {
@@ -133,6 +141,53 @@ func (g *gate) enter(ctx context.Context) (func(error), error) {
 		if err := sleep(ctx, g.poll); err != nil {
 			return nil, err
 		}
+	}
+}
+
+// takeSlot returns how long to wait before the next request may start
+// under a server's announced budget, and books the slot when it is now.
+// Called with mu held.
+func (g *gate) takeSlot(now time.Time) time.Duration {
+	if g.spacing <= 0 || !now.Before(g.limitUntil) {
+		return 0
+	}
+	if wait := g.nextStart.Sub(now); wait > 0 {
+		return wait
+	}
+	g.nextStart = now.Add(g.spacing)
+	return 0
+}
+
+// lowBudget is the remaining request budget below which ferry spreads its
+// requests over the server's window instead of spending it at once.
+const lowBudget = 20
+
+// rateLimit takes in a server's announced budget: with nothing left, every
+// request waits for the reset; with little left, requests are spread evenly
+// until then; with plenty, nothing changes.
+func (g *gate) rateLimit(rl sink.RateLimit) {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case !rl.Reset.After(now):
+		g.spacing = 0
+	case rl.Remaining <= 0:
+		g.spacing = 0
+		if rl.Reset.After(g.pausedUntil) {
+			g.log.Info("the target's request budget is spent: uploads to it wait for its reset", "target", g.target,
+				"until", rl.Reset.UTC().Format(time.RFC3339))
+			g.pausedUntil = rl.Reset
+		}
+	case rl.Remaining < lowBudget:
+		spacing := rl.Reset.Sub(now) / time.Duration(rl.Remaining)
+		if g.spacing == 0 {
+			g.log.Info("the target's request budget runs low: spreading requests", "target", g.target,
+				"remaining", rl.Remaining, "reset", rl.Reset.UTC().Format(time.RFC3339), "spacing", spacing.String())
+		}
+		g.spacing, g.limitUntil = spacing, rl.Reset
+	default:
+		g.spacing = 0
 	}
 }
 

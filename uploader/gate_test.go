@@ -159,3 +159,37 @@ func TestEnterGivesUpOnShutdown(t *testing.T) {
 		}
 	})
 }
+
+func TestRateLimitBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := testGate()
+		// Plenty left: no effect.
+		g.rateLimit(sink.RateLimit{Remaining: 500, Reset: time.Now().Add(time.Minute)})
+		t0 := time.Now()
+		request(t, g, nil)
+		request(t, g, nil)
+		if time.Since(t0) != 0 {
+			t.Fatalf("a generous budget slowed requests down by %v", time.Since(t0))
+		}
+		// 4 left for the next 8 s: one request every 2 s.
+		g.rateLimit(sink.RateLimit{Remaining: 4, Reset: time.Now().Add(8 * time.Second)})
+		t0 = time.Now()
+		var starts []time.Duration
+		for range 4 {
+			request(t, g, nil)
+			starts = append(starts, time.Since(t0))
+		}
+		for i := 1; i < len(starts); i++ {
+			if gap := starts[i] - starts[i-1]; gap < 2*time.Second {
+				t.Fatalf("requests %d and %d started %v apart, want the budget spread (2 s): %v", i-1, i, gap, starts)
+			}
+		}
+		// Nothing left: wait for the reset.
+		reset := time.Now().Add(30 * time.Second)
+		g.rateLimit(sink.RateLimit{Remaining: 0, Reset: reset})
+		request(t, g, nil)
+		if now := time.Now(); now.Before(reset) {
+			t.Fatalf("a request started %v before the budget's reset", reset.Sub(now))
+		}
+	})
+}

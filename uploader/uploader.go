@@ -128,6 +128,14 @@ func New(o Options) (*Uploader, error) {
 	return u, nil
 }
 
+// RateLimited takes in the request budget a target's server announced
+// (see s3sink.Options.OnRateLimit).
+func (u *Uploader) RateLimited(target string, rl sink.RateLimit) {
+	if g := u.gates[target]; g != nil {
+		g.rateLimit(rl)
+	}
+}
+
 // BreakerState is a target's circuit breaker state: "closed", "half-open"
 // or "open" ("" for an unknown target).
 func (u *Uploader) BreakerState(target string) string {

@@ -125,7 +125,7 @@ func rebuild(ctx context.Context, cfg *Config, path string, log *slog.Logger) (r
 	defer j.Close()
 	sinks := map[string]sink.Sink{}
 	for name, t := range cfg.Target {
-		s, err := newSink(t, cfg.Upload.MaxConcurrentUploads, nil)
+		s, err := newSink(t, cfg.Upload.MaxConcurrentUploads, nil, nil)
 		if err != nil {
 			return st, fmt.Errorf("target %s: %w", name, err)
 		}

@@ -99,7 +99,10 @@ func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
 	d.sinks = sinks
 	lim := pace.New(int64(cfg.Upload.MaxBandwidth)) // shared by every target
 	for name, t := range cfg.Target {
-		s, err := newSink(t, cfg.Upload.MaxConcurrentUploads, lim)
+		// A server's announced request budget slows that target's uploads
+		// (the uploader is made below; responses only come once it runs).
+		onRateLimit := func(rl sink.RateLimit) { d.up.RateLimited(name, rl) }
+		s, err := newSink(t, cfg.Upload.MaxConcurrentUploads, lim, onRateLimit)
 		if err != nil {
 			j.Close()
 			return nil, fmt.Errorf("target %s: %w", name, err)
@@ -176,7 +179,7 @@ func (c *Config) watcherOptions(w WatchConfig, known func(context.Context, watch
 
 // newSink makes a target's sink; an S3 target's connection pool is sized to
 // the workers (each keeps at most one request in flight, plus a spare).
-func newSink(t TargetConfig, workers int, lim *pace.Limiter) (sink.Sink, error) {
+func newSink(t TargetConfig, workers int, lim *pace.Limiter, onRateLimit func(sink.RateLimit)) (sink.Sink, error) {
 	switch t.Type {
 	case "fs":
 		s, err := fssink.New(t.Path)
@@ -186,13 +189,14 @@ func newSink(t TargetConfig, workers int, lim *pace.Limiter) (sink.Sink, error) 
 		return s.Pace(lim), nil
 	case "s3":
 		return s3sink.New(s3sink.Options{
-			Endpoint:  t.Endpoint,
-			Region:    t.Region,
-			Bucket:    t.Bucket,
-			AccessKey: t.creds.access.Reveal(),
-			SecretKey: t.creds.secret.Reveal(),
-			MaxConns:  workers + 2,
-			Limiter:   lim,
+			Endpoint:    t.Endpoint,
+			Region:      t.Region,
+			Bucket:      t.Bucket,
+			AccessKey:   t.creds.access.Reveal(),
+			SecretKey:   t.creds.secret.Reveal(),
+			MaxConns:    workers + 2,
+			Limiter:     lim,
+			OnRateLimit: onRateLimit,
 		})
 	}
 	return nil, fmt.Errorf("unknown target type %q", t.Type)

@@ -53,6 +53,14 @@ type Upload struct {
 	Initiated time.Time
 }
 
+// RateLimit is what a server said of its request budget (the
+// X-RateLimit-Remaining and X-RateLimit-Reset headers): Remaining requests
+// until Reset.
+type RateLimit struct {
+	Remaining int
+	Reset     time.Time
+}
+
 // Info is what a sink holds under a key.
 type Info struct {
 	Size   int64

@@ -590,3 +590,48 @@ func TestPreconditionFailedIsExists(t *testing.T) {
 		t.Errorf("409 ConditionalRequestConflict = %v, want transient", err)
 	}
 }
+
+func TestParseRateLimit(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	for _, c := range []struct {
+		rem, reset string
+		ok         bool
+		want       sink.RateLimit
+	}{
+		{"10", "30", true, sink.RateLimit{Remaining: 10, Reset: now.Add(30 * time.Second)}},
+		{"0", "1800000060", true, sink.RateLimit{Remaining: 0, Reset: now.Add(time.Minute)}}, // Unix seconds
+		{"5", "999999", true, sink.RateLimit{Remaining: 5, Reset: now.Add(24 * time.Hour)}},  // capped
+		{"", "30", false, sink.RateLimit{}},
+		{"x", "30", false, sink.RateLimit{}},
+		{"3", "", false, sink.RateLimit{}},
+		{"-1", "30", false, sink.RateLimit{}},
+	} {
+		h := http.Header{}
+		if c.rem != "" {
+			h.Set("X-RateLimit-Remaining", c.rem)
+		}
+		if c.reset != "" {
+			h.Set("X-RateLimit-Reset", c.reset)
+		}
+		got, ok := parseRateLimit(h, now)
+		if ok != c.ok || !got.Reset.Equal(c.want.Reset) || got.Remaining != c.want.Remaining {
+			t.Errorf("parseRateLimit(%q, %q) = %+v, %v; want %+v, %v", c.rem, c.reset, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestRateLimitHeadersAreReported(t *testing.T) {
+	srv := newFakeS3(t, respond(200, "", "X-RateLimit-Remaining", "3", "X-RateLimit-Reset", "12"))
+	var got []sink.RateLimit
+	s, err := New(Options{Endpoint: srv.URL, Bucket: "bkt", AccessKey: "AK", SecretKey: "SK",
+		OnRateLimit: func(rl sink.RateLimit) { got = append(got, rl) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := callOp(t.Context(), s, "Put"); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Remaining != 3 || time.Until(got[0].Reset) < 10*time.Second {
+		t.Fatalf("reported %+v, want one budget of 3 until about 12 s from now", got)
+	}
+}

@@ -23,6 +23,8 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -77,6 +79,10 @@ type Options struct {
 	// Limiter, when set, paces every request body it sends (max_bandwidth,
 	// shared with the other targets).
 	Limiter *pace.Limiter
+	// OnRateLimit, when set, is told the request budget a response
+	// announces (X-RateLimit-Remaining / X-RateLimit-Reset), so the caller
+	// can slow down before the server has to refuse.
+	OnRateLimit func(sink.RateLimit)
 	// MaxConns limits the connections of the default transport to the
 	// endpoint; 0 means DefaultMaxConns. Ignored when HTTPClient is set.
 	MaxConns int
@@ -121,6 +127,15 @@ func New(opts Options) (*Sink, error) {
 			n = DefaultMaxConns
 		}
 		hc = &http.Client{Transport: newTransport(n)}
+	}
+	if opts.OnRateLimit != nil {
+		c := *hc
+		base := c.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		c.Transport = &rateLimitTransport{base: base, report: opts.OnRateLimit}
+		hc = &c
 	}
 	return &Sink{
 		client: newClient(opts.Endpoint, region, opts.AccessKey, opts.SecretKey, hc),
@@ -504,4 +519,41 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// rateLimitTransport reports the rate-limit headers of every response.
+type rateLimitTransport struct {
+	base   http.RoundTripper
+	report func(sink.RateLimit)
+}
+
+func (t *rateLimitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err == nil {
+		if rl, ok := parseRateLimit(resp.Header, time.Now()); ok {
+			t.report(rl)
+		}
+	}
+	return resp, err
+}
+
+// parseRateLimit reads X-RateLimit-Remaining and X-RateLimit-Reset. Reset
+// is delta-seconds, or Unix seconds when it is that large (both are in use).
+func parseRateLimit(h http.Header, now time.Time) (sink.RateLimit, bool) {
+	rem, err := strconv.Atoi(strings.TrimSpace(h.Get("X-RateLimit-Remaining")))
+	if err != nil || rem < 0 {
+		return sink.RateLimit{}, false
+	}
+	reset, err := strconv.ParseInt(strings.TrimSpace(h.Get("X-RateLimit-Reset")), 10, 64)
+	if err != nil || reset < 0 {
+		return sink.RateLimit{}, false
+	}
+	at := now.Add(time.Duration(reset) * time.Second)
+	if reset > 1_000_000_000 {
+		at = time.Unix(reset, 0)
+	}
+	if at.Sub(now) > 24*time.Hour {
+		at = now.Add(24 * time.Hour)
+	}
+	return sink.RateLimit{Remaining: rem, Reset: at}, true
 }
