@@ -286,10 +286,18 @@ func (j *Journal) Claim(ctx context.Context, n int, exclude ...string) ([]Job, e
 }
 
 // NextDue returns when the earliest queued file becomes due, and false when
-// nothing is queued.
-func (j *Journal) NextDue(ctx context.Context) (time.Time, bool, error) {
+// nothing is queued; files for the excluded targets do not count.
+func (j *Journal) NextDue(ctx context.Context, exclude ...string) (time.Time, bool, error) {
 	var at sql.NullInt64
-	if err := j.r.QueryRowContext(ctx, `SELECT MIN(next_attempt_at) FROM files WHERE state = 'queued'`).Scan(&at); err != nil {
+	q := `SELECT MIN(next_attempt_at) FROM files WHERE state = 'queued'`
+	var args []any
+	if len(exclude) > 0 {
+		q += ` AND target NOT IN (?` + strings.Repeat(",?", len(exclude)-1) + `)`
+		for _, t := range exclude {
+			args = append(args, t)
+		}
+	}
+	if err := j.r.QueryRowContext(ctx, q, args...).Scan(&at); err != nil {
 		return time.Time{}, false, err
 	}
 	if !at.Valid {

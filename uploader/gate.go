@@ -60,13 +60,15 @@ type gate struct {
 	limitUntil time.Time
 	nextStart  time.Time
 
-	openedAt atomic.Int64 // unix ns when the breaker last opened
-	held     atomic.Int64 // requests that waited while it was open
+	openedAt  atomic.Int64 // unix ns when the breaker opened (from closed)
+	openSince atomic.Int64 // unix ns of its latest move to open (a failed probe too)
+	timeout   time.Duration
+	held      atomic.Int64 // requests that waited while it was open
 }
 
 func newGate(target string, p BreakerPolicy, log *slog.Logger) *gate {
 	p = p.withDefaults()
-	g := &gate{target: target, log: log, poll: min(max(p.OpenTimeout/10, 10*time.Millisecond), time.Second)}
+	g := &gate{target: target, log: log, poll: min(max(p.OpenTimeout/10, 10*time.Millisecond), time.Second), timeout: p.OpenTimeout}
 	g.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        target,
 		MaxRequests: uint32(p.HalfOpenProbes),
@@ -88,6 +90,7 @@ func (g *gate) changed(_ string, from, to gobreaker.State) {
 	now := time.Now()
 	switch to {
 	case gobreaker.StateOpen:
+		g.openSince.Store(now.UnixNano())
 		if from == gobreaker.StateClosed {
 			g.openedAt.Store(now.UnixNano())
 			g.held.Store(0)
@@ -106,6 +109,12 @@ func (g *gate) state() gobreaker.State { return g.cb.State() }
 
 // open reports whether the breaker is open (no probe due yet).
 func (g *gate) open() bool { return g.cb.State() == gobreaker.StateOpen }
+
+// probeIn is how long until an open breaker lets a probe through.
+func (g *gate) probeIn(now time.Time) time.Duration {
+	d := time.Unix(0, g.openSince.Load()).Add(g.timeout).Sub(now)
+	return max(d+time.Millisecond, g.poll/10, time.Millisecond)
+}
 
 // enter waits until a request may start (a server's pause has passed; the
 // probe of a half-open breaker has its answer) and returns the callback

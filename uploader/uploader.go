@@ -67,6 +67,7 @@ type Stats struct {
 	Failed   atomic.Int64 // files failed permanently
 	Retried  atomic.Int64 // files sent back to the queue after a transient failure
 	Requests atomic.Int64 // request retries after transient failures
+	Wakeups  atomic.Int64 // dispatcher rounds (claims tried)
 }
 
 // Uploader runs the dispatcher and its workers.
@@ -271,6 +272,7 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- task, ready <-chan 
 			return nil
 		default:
 		}
+		u.Stats.Wakeups.Add(1)
 		var closed []string // targets whose breaker is open: claim nothing for them
 		for name, g := range u.gates {
 			if g.open() {
@@ -313,12 +315,12 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- task, ready <-chan 
 			return nil
 		}
 		wait := time.Minute
-		if at, ok, err := u.o.Journal.NextDue(ctx); err == nil && ok {
+		if at, ok, err := u.o.Journal.NextDue(ctx, closed...); err == nil && ok {
 			wait = max(at.Sub(u.o.Now()), 10*time.Millisecond)
 		}
 		for _, name := range closed {
-			// Look again when the breaker may let a probe through.
-			wait = min(wait, u.gates[name].poll)
+			// Look again when the breaker lets a probe through.
+			wait = min(wait, u.gates[name].probeIn(time.Now()))
 		}
 		timer.Reset(wait)
 		select {

@@ -866,3 +866,73 @@ func TestMaxInflightBytesBoundsTheBuffers(t *testing.T) {
 		t.Fatalf("%d parts in flight at once with max_inflight_bytes = one chunk, want 1", ps.most)
 	}
 }
+
+// Through a long outage with a growing queue, the uploader's goroutines
+// and heap stay flat, and every file waits in the journal.
+func TestLongOutageStaysFlat(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		e.sink.before = func(op string, n int, key string) error {
+			return sink.NewTransient(op, errors.New("no route to host"))
+		}
+		u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": e.sink}, Workers: 4, ChunkSize: testChunk,
+			Retry: RetryPolicy{Attempts: 2, InitialDelay: time.Second, MaxDelay: time.Second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- u.Run(ctx) }()
+		sample := func() (int, uint64) {
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			return runtime.NumGoroutine(), m.HeapAlloc
+		}
+		var g0 int
+		var h0 uint64
+		const files, every = 80, 15 * time.Second // 20 minutes of outage
+		for i := range files {
+			e.add(fmt.Sprintf("run/%03d.bin", i), randBytes(2000+i, uint64(i)))
+			u.Notify()
+			time.Sleep(every)
+			synctest.Wait()
+			if i == 20 {
+				g0, h0 = sample()
+			}
+		}
+		g1, h1 := sample()
+		if g1 > g0+2 {
+			t.Errorf("goroutines grew from %d to %d during the outage", g0, g1)
+		}
+		if h1 > h0+4<<20 {
+			t.Errorf("heap grew from %d to %d bytes during the outage", h0, h1)
+		}
+		// The breaker's threshold (5), what was in flight when it opened
+		// (4), then one probe per open_timeout (30 s).
+		requests := e.sink.count("Put")
+		if limit := 5 + 4 + int(files*every/(30*time.Second)) + 3; requests > limit {
+			t.Errorf("%d requests in %v of outage, want at most %d (threshold, in flight, probes)", requests, files*every, limit)
+		}
+		// No spinning while the target is away: a dispatcher round per new
+		// file, per probe and per worker coming back, not one per tick.
+		if w := u.Stats.Wakeups.Load(); w > 20*(files+45) {
+			t.Errorf("%d dispatcher rounds in %v of outage", w, files*every)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		rows, _ := e.j.Files(context.Background())
+		if len(rows) != files {
+			t.Fatalf("%d files journaled, want %d", len(rows), files)
+		}
+		for _, r := range rows {
+			if r.State != journal.Queued {
+				t.Fatalf("%s: %s after the outage, want queued", r.RelPath, r.State)
+			}
+		}
+		t.Logf("%v outage, %d files queued: %d requests, %d dispatcher rounds; goroutines %d -> %d; heap %d -> %d KiB",
+			files*every, files, requests, u.Stats.Wakeups.Load(), g0, g1, h0>>10, h1>>10)
+	})
+}
