@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,6 +22,53 @@ func TestResilience(t *testing.T) {
 	t.Run("RefusedFileIsDeadLettered", func(t *testing.T) { resilienceRefused(t, srv) })
 	t.Run("RetryAfterHoldsEveryWorker", func(t *testing.T) { resilienceRetryAfter(t, srv) })
 	t.Run("OutageCostsOnlyProbes", func(t *testing.T) { resilienceOutage(t, srv) })
+	t.Run("ResetMidBody", func(t *testing.T) { resilienceReset(t, srv) })
+}
+
+// The connection is reset halfway through the body of the first try of
+// each upload request: they are retried and every file lands intact.
+func resilienceReset(t *testing.T, srv *testsrv.S3) {
+	e := e2eSetup(t, srv, "res-reset", true)
+	var mu sync.Mutex
+	resets := 0
+	seen := map[string]bool{}
+	endpoint := e2eStartProxy(t, srv, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPut || r.ContentLength < 1000 {
+			return false
+		}
+		mu.Lock()
+		if seen[r.URL.Path+"?"+r.URL.Query().Get("partNumber")] {
+			mu.Unlock()
+			return false
+		}
+		seen[r.URL.Path+"?"+r.URL.Query().Get("partNumber")] = true
+		resets++
+		mu.Unlock()
+		io.CopyN(io.Discard, r.Body, r.ContentLength/2)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return true
+		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.SetLinger(0) // a reset, not a polite close
+		}
+		conn.Close()
+		return true
+	})
+	files := map[string][]byte{"a.bin": e2eData(120, 40_000), "b.bin": e2eData(121, 2*e2eChunk+9), "c.bin": e2eData(122, 70_000)}
+	e2eWriteFiles(t, e.watch, files)
+	c := e.config()
+	c.Endpoint = endpoint
+	e.writeConfig(c)
+	e.mustOnce(len(files), e2eTotal(files))
+	e2eAssertBucket(t, srv, e.bucket, e2eKeys(files))
+	e2eAssertNoMultipart(t, srv, e.bucket)
+	mu.Lock()
+	defer mu.Unlock()
+	if resets != 4 { // a.bin, c.bin and the two large parts of b.bin
+		t.Fatalf("%d connections reset, want 4", resets)
+	}
 }
 
 // A 403 for one path: that file is dead-lettered after one attempt, the
