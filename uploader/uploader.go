@@ -56,6 +56,9 @@ type Options struct {
 	// upload (default Reupload).
 	OnChange map[string]OnChange
 	Logger   *slog.Logger // default: discard
+	// OnChunk, when set, is told of every chunk the target acknowledged (a
+	// part, or a whole small file): its size and how long the request took.
+	OnChunk func(target string, size int64, took time.Duration)
 	// Now is the clock for due times; nil means time.Now.
 	Now func() time.Time
 }
@@ -622,7 +625,11 @@ func (w *worker) try(ctx context.Context, log *slog.Logger, op string, size int6
 		// A deadline for the attempt, scaled to what it carries, so that a
 		// stalled connection fails instead of holding the worker forever.
 		actx, cancel := context.WithTimeout(ctx, timeout)
+		began := time.Now()
 		err := fn(actx)
+		if err == nil && size > 0 && w.u.o.OnChunk != nil && g != nil {
+			w.u.o.OnChunk(g.target, size, time.Since(began))
+		}
 		if err != nil && ctx.Err() == nil && actx.Err() != nil {
 			err = sink.NewTransient(op, fmt.Errorf("%w after %v", errStalled, timeout))
 		}
@@ -1025,7 +1032,13 @@ func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *jou
 	collect := func() {
 		r := <-results
 		inflight--
-		free = append(free, r.buf)
+		if len(free) > 0 {
+			// Keep one spare at most: a borrowed buffer goes back to the
+			// pool at once, for a worker that may be waiting for one.
+			u.bufs <- r.buf
+		} else {
+			free = append(free, r.buf)
+		}
 		if out.err != nil || out.changed != "" {
 			return // already failing: the rest is cancelled
 		}
