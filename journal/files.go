@@ -774,3 +774,27 @@ func (j *Journal) dead(ctx context.Context, ids []int64, kind, update string) (i
 	})
 	return n, err
 }
+
+// QueueStats summarises what waits to be uploaded.
+type QueueStats struct {
+	Files       int       // queued or being uploaded
+	Bytes       int64     // their size
+	DeadLetters int       // failed, waiting for a person
+	Oldest      time.Time // when the longest-waiting of them settled (zero if none)
+}
+
+// Queue reports what waits to be uploaded, for metrics and status.
+func (j *Journal) Queue(ctx context.Context) (QueueStats, error) {
+	var q QueueStats
+	var oldest sql.NullInt64
+	err := j.r.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(settled_at) FROM files WHERE state IN ('queued', 'uploading')`).
+		Scan(&q.Files, &q.Bytes, &oldest)
+	if err != nil {
+		return q, err
+	}
+	if oldest.Valid {
+		q.Oldest = time.Unix(0, oldest.Int64)
+	}
+	err = j.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM files WHERE state = 'failed'`).Scan(&q.DeadLetters)
+	return q, err
+}

@@ -326,6 +326,12 @@ func foreignKeyViolations(tx *sql.Tx) (string, error) {
 	return strings.Join(bad, "; "), rows.Err()
 }
 
+// Healthy checks that the journal can be written: an empty transaction
+// through the writer, committed.
+func (j *Journal) Healthy(ctx context.Context) error {
+	return j.do(ctx, func(*Tx) error { return nil })
+}
+
 // Close stops the writer after the work already submitted and closes the
 // database.
 func (j *Journal) Close() error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,6 +30,7 @@ type Config struct {
 	Upload  UploadConfig            `toml:"upload"`
 	Target  map[string]TargetConfig `toml:"target"`
 	Watch   []WatchConfig           `toml:"watch"`
+	Metrics MetricsConfig           `toml:"metrics"`
 
 	file string // absolute path of the config file
 	sum  string // SHA-256 of its bytes
@@ -38,6 +40,17 @@ type Config struct {
 type JournalConfig struct {
 	Path string `toml:"path"`
 }
+
+// MetricsConfig is [metrics].
+type MetricsConfig struct {
+	// Listen is where /metrics, /healthz and /status are served; nil means
+	// the default (loopback), "" disables them.
+	Listen *string `toml:"listen"`
+}
+
+// defaultMetricsListen is loopback: metrics are not for the network unless
+// a person says so.
+const defaultMetricsListen = "127.0.0.1:9464"
 
 // LogConfig is [log].
 type LogConfig struct {
@@ -376,6 +389,14 @@ func (c *Config) validate(file string, loc *locator, lookupEnv func(string) (str
 		bad(at("upload.retry", "max_delay"), "upload.retry.max_delay", "must not be below initial_delay")
 	}
 
+	if c.Metrics.Listen == nil {
+		l := defaultMetricsListen
+		c.Metrics.Listen = &l
+	} else if l := *c.Metrics.Listen; l != "" {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			bad(at("metrics", "listen"), "metrics.listen", "must be host:port, such as 127.0.0.1:9464, or \"\" to disable (got %q)", l)
+		}
+	}
 	if len(c.Target) == 0 {
 		bad(0, "target", "no targets: add at least one [target.NAME] section")
 	}

@@ -157,6 +157,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"breaker timeout", "[upload.breaker]\nopen_timeout = \"10ms\"\n" + base(""), 2, "upload.breaker.open_timeout: must be at least 1s"},
 		{"inflight below a chunk", "[upload]\nmax_chunk_size = \"16MiB\"\nmax_inflight_bytes = \"1MiB\"\n" + base(""), 3, "upload.max_inflight_bytes: must be at least max_chunk_size"},
 		{"bad bandwidth", "[upload]\nmax_bandwidth = \"fast\"\n" + base(""), 2, "invalid rate"},
+		{"bad metrics listen", "[metrics]\nlisten = \"9464\"\n" + base(""), 2, "metrics.listen: must be host:port"},
 		{"bad on_change", base("on_change = \"keep\"\n"), 8, `must be "reupload", "version" or "ignore"`},
 		{"bad level", "[log]\nlevel = \"loud\"\n" + base(""), 2, "log.level"},
 		{"too many workers", "[upload]\nmax_concurrent_uploads = 1000\n" + base(""), 2, "between 1 and 256"},

@@ -84,6 +84,7 @@ type daemon struct {
 	watchers []*watcher.Watcher
 	targets  map[string]TargetConfig // by watch root
 	sinks    map[string]sink.Sink    // by target name
+	metrics  *metrics
 }
 
 func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
@@ -131,11 +132,17 @@ func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
 			MaxDelay:     time.Duration(cfg.Upload.Retry.MaxDelay),
 		},
 		Logger: log,
+		OnChunk: func(target string, size int64, took time.Duration) {
+			if d.metrics != nil {
+				d.metrics.observeChunk(target, size, took)
+			}
+		},
 	})
 	if err != nil {
 		j.Close()
 		return nil, err
 	}
+	d.metrics = newMetrics(d)
 	for _, w := range cfg.Watch {
 		wa, err := watcher.New(cfg.watcherOptions(w, d.known, log))
 		if err != nil {
@@ -307,6 +314,8 @@ func (d *daemon) run(ctx context.Context, once bool) (onceResult, error) {
 	}
 	go func() { upDone <- d.up.Run(uctx) }()
 	if !once {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.metrics.serve(wctx, *d.cfg.Metrics.Listen, d.log) }()
 		// Uploads abandoned while running (a version superseded mid-upload
 		// whose abort failed, say) are found by the same sweep, hourly.
 		wg.Add(1)
