@@ -591,37 +591,3 @@ func (t *Tx) event(e Event) error {
 	t.chain.seq, t.chain.hash = e.Seq, e.Hash
 	return nil
 }
-
-// VerifyChain recomputes the event chain from the start and returns the
-// number of events checked, or an error naming the first bad seq.
-func (j *Journal) VerifyChain(ctx context.Context) (int64, error) {
-	rows, err := j.r.QueryContext(ctx, `SELECT seq, time, kind, COALESCE(file_id, 0), correlation_id, batch_id,
-		COALESCE(chunk_sequence, 0), rel_path, COALESCE(size, -1), sha256, detail, prev_hash, hash FROM events ORDER BY seq`)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	prev, want := GenesisHash, int64(1)
-	var n int64
-	for rows.Next() {
-		var e Event
-		var ts string
-		if err := rows.Scan(&e.Seq, &ts, &e.Kind, &e.FileID, &e.CorrelationID, &e.BatchID, &e.ChunkSequence, &e.RelPath, &e.Size, &e.SHA256, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
-			return n, err
-		}
-		if e.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
-			return n, fmt.Errorf("seq %d: bad time %q", e.Seq, ts)
-		}
-		switch {
-		case e.Seq != want:
-			return n, fmt.Errorf("seq %d: expected seq %d (an event was deleted, inserted or reordered)", e.Seq, want)
-		case e.PrevHash != prev:
-			return n, fmt.Errorf("seq %d: prev_hash does not match the previous event's hash", e.Seq)
-		case EventHash(e) != e.Hash:
-			return n, fmt.Errorf("seq %d: hash does not match the event's fields (the event was edited)", e.Seq)
-		}
-		prev, want = e.Hash, want+1
-		n++
-	}
-	return n, rows.Err()
-}

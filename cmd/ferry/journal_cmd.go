@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/csv"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ferry-data/ferry/internal/srcfile"
@@ -20,12 +24,192 @@ import (
 	"github.com/ferry-data/ferry/watcher"
 )
 
+const journalUsage = `usage:
+  ferry journal export --config FILE [--format jsonl|csv] [--since T] [--until T] [--batch ID] [--out FILE]
+  ferry journal verify --config FILE        recompute the event chain
+  ferry journal verify --export FILE        check an exported JSONL file offline
+  ferry journal rebuild --config FILE [--force]
+T is RFC 3339 (2026-11-26T10:00:00Z) or a date (2026-11-26). A time-range
+export verifies on its own (from its first event's prev_hash); a --batch
+export is a selection, not a chain.`
+
 func cmdJournal(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	if len(args) > 0 && args[0] == "rebuild" {
-		return cmdJournalRebuild(ctx, args[1:], stdout, stderr, getenv)
+	if len(args) > 0 {
+		switch args[0] {
+		case "rebuild":
+			return cmdJournalRebuild(ctx, args[1:], stdout, stderr, getenv)
+		case "export":
+			return cmdJournalExport(ctx, args[1:], stdout, stderr, getenv)
+		case "verify":
+			return cmdJournalVerify(ctx, args[1:], stdout, stderr, getenv)
+		}
 	}
-	fmt.Fprintln(stderr, "usage: ferry journal rebuild --config FILE [--force]")
+	fmt.Fprintln(stderr, journalUsage)
 	return exitUsage
+}
+
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("invalid time %q: use RFC 3339 (2026-11-26T10:00:00Z) or a date (2026-11-26)", s)
+}
+
+// cmdJournalExport streams events as JSONL or CSV: one event per line or
+// row with every field, seq, prev_hash and hash included, so that the
+// export verifies on its own.
+func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
+	fset := flag.NewFlagSet("journal export", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	configPath := fset.String("config", "", "configuration file (TOML)")
+	format := fset.String("format", "jsonl", "jsonl or csv")
+	since := fset.String("since", "", "only events at or after this time")
+	until := fset.String("until", "", "only events at or before this time")
+	batch := fset.String("batch", "", "only the events of this dataset (batch_id)")
+	logName := fset.String("log", "events", "which log: events")
+	outPath := fset.String("out", "", "write to this file instead of standard output")
+	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || *configPath == "" {
+		fmt.Fprintln(stderr, journalUsage)
+		return exitUsage
+	}
+	var f journal.EventFilter
+	var err error
+	if *since != "" {
+		if f.Since, err = parseTime(*since); err != nil {
+			fmt.Fprintf(stderr, "ferry journal export: --since: %v\n", err)
+			return exitUsage
+		}
+	}
+	if *until != "" {
+		if f.Until, err = parseTime(*until); err != nil {
+			fmt.Fprintf(stderr, "ferry journal export: --until: %v\n", err)
+			return exitUsage
+		}
+	}
+	f.BatchID = *batch
+	if *format != "jsonl" && *format != "csv" {
+		fmt.Fprintf(stderr, "ferry journal export: --format must be jsonl or csv (got %q)\n", *format)
+		return exitUsage
+	}
+	if *logName != "events" {
+		fmt.Fprintf(stderr, "ferry journal export: --log %q: only the events log is recorded so far\n", *logName)
+		return exitUsage
+	}
+	cfg, err := LoadConfig(*configPath, getenv)
+	if err != nil {
+		return reportConfigError(stderr, err)
+	}
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		return exitFailed
+	}
+	defer j.Close()
+	out := stdout
+	var file *os.File
+	if *outPath != "" {
+		if file, err = os.Create(*outPath); err != nil {
+			fmt.Fprintf(stderr, "ferry: %v\n", err)
+			return exitFailed
+		}
+		out = file
+	}
+	bw := bufio.NewWriterSize(out, 256<<10)
+	n := 0
+	if *format == "csv" {
+		cw := csv.NewWriter(bw)
+		cw.Write(journal.ExportColumns)
+		err = j.Events(ctx, f, func(e journal.Event) error { n++; return cw.Write(e.CSVRecord()) })
+		cw.Flush()
+		if err == nil {
+			err = cw.Error()
+		}
+	} else {
+		enc := json.NewEncoder(bw)
+		err = j.Events(ctx, f, func(e journal.Event) error { n++; return enc.Encode(e) })
+	}
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
+	if file != nil {
+		if cerr := file.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry journal export: %v\n", err)
+		return exitFailed
+	}
+	if *outPath != "" {
+		fmt.Fprintf(stdout, "exported %d events to %s\n", n, *outPath)
+	}
+	return exitOK
+}
+
+// cmdJournalVerify recomputes the event chain of the journal, or of an
+// exported JSONL file with only the ferry binary: exit 0 with a summary
+// when intact, 1 naming the first bad seq.
+func cmdJournalVerify(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
+	fset := flag.NewFlagSet("journal verify", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	configPath := fset.String("config", "", "configuration file (TOML)")
+	exportPath := fset.String("export", "", "an exported JSONL file to check offline")
+	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || (*configPath == "") == (*exportPath == "") {
+		fmt.Fprintln(stderr, journalUsage)
+		return exitUsage
+	}
+	report := func(what string, v *journal.ChainVerifier, err error) int {
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry: %s: NOT intact after %d good events: %v\n", what, v.Count(), err)
+			return exitFailed
+		}
+		fmt.Fprintf(stdout, "%s: intact, %d events, chain tail %s\n", what, v.Count(), v.Last())
+		return exitOK
+	}
+	if *exportPath != "" {
+		f, err := os.Open(*exportPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry: %v\n", err)
+			return exitFailed
+		}
+		defer f.Close()
+		v := journal.NewRangeVerifier()
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		line := 0
+		for sc.Scan() {
+			line++
+			if strings.TrimSpace(sc.Text()) == "" {
+				continue
+			}
+			var e journal.Event
+			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+				return report(*exportPath, v, fmt.Errorf("line %d: %v", line, err))
+			}
+			if err := v.Check(e); err != nil {
+				return report(*exportPath, v, err)
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return report(*exportPath, v, err)
+		}
+		return report(*exportPath, v, nil)
+	}
+	cfg, err := LoadConfig(*configPath, getenv)
+	if err != nil {
+		return reportConfigError(stderr, err)
+	}
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		return exitFailed
+	}
+	defer j.Close()
+	v := journal.NewChainVerifier()
+	return report(cfg.Journal.Path, v, j.Events(ctx, journal.EventFilter{}, v.Check))
 }
 
 // rebuildStats counts what a rebuild found.

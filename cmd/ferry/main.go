@@ -6,6 +6,7 @@
 //
 //	ferry run --config FILE          run until stopped (Ctrl-C, SIGTERM)
 //	ferry run --once --config FILE   upload what is there now, then exit
+//	ferry journal export|verify ...        the event log, for audits
 //	ferry journal rebuild --config FILE   rebuild a corrupt or lost journal
 //	ferry dlq list|retry|drop ...          the dead-letter list
 //	ferry version                    print the version
@@ -66,6 +67,11 @@ Usage:
   ferry run --config FILE          watch and upload until stopped (Ctrl-C, SIGTERM)
   ferry run --once --config FILE   upload what is in the watched folders now, then exit
                                    (exit 0 when everything landed, 1 when anything did not)
+  ferry journal export --config FILE [--format jsonl|csv] [--since T] [--until T]
+                       [--batch ID] [--out FILE]
+                                   the hash-chained event log, one event per line or row
+  ferry journal verify --config FILE | --export FILE
+                                   recompute the chain (exit 1 naming the first bad seq)
   ferry journal rebuild --config FILE [--force]
                                    rebuild a corrupt or lost journal from the watched
                                    folders and what the targets hold
