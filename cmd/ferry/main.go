@@ -48,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv en
 		return cmdJournal(ctx, args[1:], stdout, stderr, getenv)
 	case "dlq":
 		return cmdDLQ(ctx, args[1:], stdout, stderr, getenv)
+	case "config":
+		return cmdConfig(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
@@ -75,6 +77,9 @@ Usage:
   ferry journal rebuild --config FILE [--force]
                                    rebuild a corrupt or lost journal from the watched
                                    folders and what the targets hold
+  ferry config check --config FILE [--online]
+                                   validate the configuration (--online: reach and
+                                   write to every target)
   ferry dlq list [--json] --config FILE
   ferry dlq retry ID...|--all --config FILE
   ferry dlq drop ID... --config FILE
