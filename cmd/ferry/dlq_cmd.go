@@ -73,14 +73,9 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		fmt.Fprintf(stderr, "ferry dlq: unknown command %q\n%s\n", verb, dlqUsage)
 		return exitUsage
 	}
-	cfg, err := LoadConfig(*configPath, getenv)
-	if err != nil {
-		return reportConfigError(stderr, err)
-	}
-	j, err := journal.Open(cfg.Journal.Path, journal.Options{})
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry: %v\n", err)
-		return exitFailed
+	j, code := openJournal(*configPath, getenv, stderr)
+	if j == nil {
+		return code
 	}
 	defer j.Close()
 	switch verb {

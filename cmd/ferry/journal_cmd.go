@@ -48,6 +48,25 @@ func cmdJournal(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	return exitUsage
 }
 
+// openJournal loads the configuration and opens its journal for a
+// command that works on the journal alone. On failure it has told stderr
+// why and returns nil with the exit code.
+func openJournal(configPath string, getenv env, stderr io.Writer) (*journal.Journal, int) {
+	cfg, err := LoadConfig(configPath, getenv)
+	if err != nil {
+		return nil, reportConfigError(stderr, err)
+	}
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		if errors.Is(err, journal.ErrCorrupt) {
+			fmt.Fprintf(stderr, "to recover: ferry journal rebuild --config %s\n", cfg.file)
+		}
+		return nil, exitFailed
+	}
+	return j, exitOK
+}
+
 func parseTime(s string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
@@ -98,14 +117,9 @@ func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "ferry journal export: --log %q: only the events log is recorded so far\n", *logName)
 		return exitUsage
 	}
-	cfg, err := LoadConfig(*configPath, getenv)
-	if err != nil {
-		return reportConfigError(stderr, err)
-	}
-	j, err := journal.Open(cfg.Journal.Path, journal.Options{})
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry: %v\n", err)
-		return exitFailed
+	j, code := openJournal(*configPath, getenv, stderr)
+	if j == nil {
+		return code
 	}
 	defer j.Close()
 	out := stdout
@@ -198,18 +212,13 @@ func cmdJournalVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 		return report(*exportPath, v, nil)
 	}
-	cfg, err := LoadConfig(*configPath, getenv)
-	if err != nil {
-		return reportConfigError(stderr, err)
-	}
-	j, err := journal.Open(cfg.Journal.Path, journal.Options{})
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry: %v\n", err)
-		return exitFailed
+	j, code := openJournal(*configPath, getenv, stderr)
+	if j == nil {
+		return code
 	}
 	defer j.Close()
 	v := journal.NewChainVerifier()
-	return report(cfg.Journal.Path, v, j.Events(ctx, journal.EventFilter{}, v.Check))
+	return report(j.Path(), v, j.Events(ctx, journal.EventFilter{}, v.Check))
 }
 
 // rebuildStats counts what a rebuild found.

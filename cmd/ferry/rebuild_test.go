@@ -74,6 +74,11 @@ exclude = ["**/*.tmp", "**/~$*"]
 		t.Fatalf("run on a corrupt journal: exit %d, stderr:\n%s\nwant a refusal naming %s and the rebuild command", code, errs, db)
 	}
 
+	// The journal commands refuse it the same way.
+	if code, _, errs := ferry("dlq", "list", "--config", cfg); code != exitFailed || !strings.Contains(errs, "ferry journal rebuild --config "+cfg) {
+		t.Fatalf("dlq list on a corrupt journal: exit %d, stderr:\n%s", code, errs)
+	}
+
 	// Meanwhile a file is added and one is rewritten.
 	os.WriteFile(filepath.Join(in, "new.txt"), []byte("added while the journal was broken\n"), 0o644)
 	os.WriteFile(filepath.Join(in, "notes.txt"), []byte("rewritten\n"), 0o644)
