@@ -650,9 +650,14 @@ func e2eStartProxy(t *testing.T, srv *testsrv.S3, hook func(w http.ResponseWrite
 // e2eSlowDown answers a request with S3's 503 SlowDown.
 func e2eSlowDown(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
+	e2eS3Error(w, http.StatusServiceUnavailable, "SlowDown")
+}
+
+// e2eS3Error answers with an S3 error document.
+func e2eS3Error(w http.ResponseWriter, status int, code string) {
 	w.Header().Set("Content-Type", "application/xml")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>e2e proxy says slow down</Message></Error>`)
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>`+code+`</Code><Message>e2e proxy</Message></Error>`)
 }
 
 // e2eFlipReader flips one bit of the byte at offset at.

@@ -83,9 +83,7 @@ func resilienceRefused(t *testing.T, srv *testsrv.S3) {
 		defer mu.Unlock()
 		if forbidden && strings.Contains(r.URL.Path, "secret") {
 			refused++
-			w.Header().Set("Content-Type", "application/xml")
-			w.WriteHeader(http.StatusForbidden)
-			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>no</Message></Error>`)
+			e2eS3Error(w, http.StatusForbidden, "AccessDenied")
 			return true
 		}
 		return false
@@ -131,9 +129,7 @@ func resilienceRetryAfter(t *testing.T, srv *testsrv.S3) {
 		if pausedUntil.IsZero() {
 			told, pausedUntil = now, now.Add(2*time.Second)
 			w.Header().Set("Retry-After", strconv.Itoa(2))
-			w.Header().Set("Content-Type", "application/xml")
-			w.WriteHeader(http.StatusTooManyRequests)
-			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>later</Message></Error>`)
+			e2eS3Error(w, http.StatusTooManyRequests, "SlowDown")
 			return true
 		}
 		// Slack: 200 ms for the answer to reach ferry, 50 ms at the end.
@@ -174,9 +170,7 @@ func resilienceOutage(t *testing.T, srv *testsrv.S3) {
 			return false
 		}
 		during++
-		w.Header().Set("Content-Type", "application/xml")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code><Message>down</Message></Error>`)
+		e2eS3Error(w, http.StatusServiceUnavailable, "ServiceUnavailable")
 		return true
 	})
 	files := map[string][]byte{}
