@@ -666,22 +666,11 @@ func readChunkAt(f *os.File, buf []byte, off int64) (string, error) {
 	return "", err
 }
 
-// readChunk fills buf from f at the current offset; a short read means the
-// file shrank after it settled.
-func readChunk(f *os.File, buf []byte) (string, error) {
-	if _, err := io.ReadFull(f, buf); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return "file shrank while being read", nil
-		}
-		return "", err
-	}
-	return "", nil
-}
 
 func (w *worker) single(ctx context.Context, s sink.Sink, f *os.File, path string, jb *journal.Job, log *slog.Logger) (string, outcome) {
 	u := w.u
 	buf := w.buffer(jb.Version.Size)
-	if why, err := readChunk(f, buf); err != nil {
+	if why, err := readChunkAt(f, buf, 0); err != nil {
 		return "", classifyOpen(err)
 	} else if why != "" {
 		return "", outcome{changed: why}
@@ -858,7 +847,7 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 	fileHash := sha256.New()
 	for off, seq := int64(0), 1; off < size; off, seq = off+cs, seq+1 {
 		buf := w.buffer(min(cs, size-off))
-		if why, err := readChunk(f, buf); err != nil {
+		if why, err := readChunkAt(f, buf, off); err != nil {
 			return "", classifyOpen(err)
 		} else if why != "" {
 			return "", outcome{changed: why}
