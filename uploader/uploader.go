@@ -666,7 +666,6 @@ func readChunkAt(f *os.File, buf []byte, off int64) (string, error) {
 	return "", err
 }
 
-
 func (w *worker) single(ctx context.Context, s sink.Sink, f *os.File, path string, jb *journal.Job, log *slog.Logger) (string, outcome) {
 	u := w.u
 	buf := w.buffer(jb.Version.Size)
