@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,9 +62,14 @@ type Options struct {
 	OnChunk func(target string, size int64, took time.Duration)
 	// Now is the clock for due times; nil means time.Now.
 	Now func() time.Time
+	// Stats, when set, is where the running totals go, so that they carry
+	// on across uploaders (a configuration reload makes a new one); nil
+	// means a fresh set.
+	Stats *Stats
 }
 
-// Stats are running totals since New.
+// Stats are running totals since New (or since the first Uploader that
+// shared them through Options.Stats).
 type Stats struct {
 	Uploaded atomic.Int64 // files uploaded and verified
 	Bytes    atomic.Int64 // bytes of those files
@@ -88,7 +94,11 @@ type Uploader struct {
 	// idle ones to send several parts at once. Memory stays within
 	// workers x chunk size.
 	bufs  chan []byte
-	Stats Stats
+	Stats *Stats
+	// parked are targets the journal holds queued files for but that have
+	// no sink (taken out of the configuration): their files wait in the
+	// journal, untouched, until the target is configured again.
+	parked []string
 }
 
 // New checks o and returns an Uploader.
@@ -122,7 +132,10 @@ func New(o Options) (*Uploader, error) {
 		nbufs = int(min(max(o.MaxInflightBytes/o.ChunkSize, 1), int64(o.Workers)))
 	}
 	u := &Uploader{o: o, log: log, nudge: make(chan struct{}, 1), inputDone: make(chan struct{}), stop: make(chan struct{}),
-		bufs: make(chan []byte, nbufs), gates: map[string]*gate{}}
+		bufs: make(chan []byte, nbufs), gates: map[string]*gate{}, Stats: o.Stats}
+	if u.Stats == nil {
+		u.Stats = new(Stats)
+	}
 	for name := range o.Sinks {
 		u.gates[name] = newGate(name, o.Breaker, log)
 	}
@@ -174,6 +187,9 @@ func (u *Uploader) Stop() { u.stopOnce.Do(func() { close(u.stop) }) }
 // the work is done. In-flight uploads are abandoned on cancellation and
 // their files returned to the queue.
 func (u *Uploader) Run(ctx context.Context) error {
+	if err := u.park(ctx); err != nil {
+		return err
+	}
 	jobs := make(chan task)
 	ready := make(chan struct{}, u.o.Workers)
 	// Completions are journaled without holding up the worker, which goes
@@ -218,6 +234,25 @@ func (u *Uploader) Run(ctx context.Context) error {
 	close(completions)
 	<-finished
 	return err
+}
+
+// park finds the targets the journal has pending files for but that have
+// no sink: those files are left queued, and said so once.
+func (u *Uploader) park(ctx context.Context) error {
+	pending, err := u.o.Journal.PendingTargets(ctx)
+	if err != nil {
+		return fmt.Errorf("uploader: read the journal's targets: %w", err)
+	}
+	u.parked = u.parked[:0]
+	for name, n := range pending {
+		if u.o.Sinks[name] == nil {
+			u.parked = append(u.parked, name)
+			u.log.Warn("files are queued for a target that is not in the configuration; they wait in the journal until it is configured again",
+				"target", name, "files", n)
+		}
+	}
+	sort.Strings(u.parked)
+	return nil
 }
 
 // completion is an upload whose "uploaded" transition was submitted.
@@ -276,7 +311,9 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- task, ready <-chan 
 		default:
 		}
 		u.Stats.Wakeups.Add(1)
-		var closed []string // targets whose breaker is open: claim nothing for them
+		// Claim nothing for targets whose breaker is open, nor for those
+		// that are no longer configured.
+		closed := append([]string(nil), u.parked...)
 		for name, g := range u.gates {
 			if g.open() {
 				closed = append(closed, name)
@@ -323,7 +360,9 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- task, ready <-chan 
 		}
 		for _, name := range closed {
 			// Look again when the breaker lets a probe through.
-			wait = min(wait, u.gates[name].probeIn(time.Now()))
+			if g := u.gates[name]; g != nil {
+				wait = min(wait, g.probeIn(time.Now()))
+			}
 		}
 		timer.Reset(wait)
 		select {

@@ -936,3 +936,46 @@ func TestLongOutageStaysFlat(t *testing.T) {
 			files*every, files, requests, u.Stats.Wakeups.Load(), g0, g1, h0>>10, h1>>10)
 	})
 }
+
+// TestFilesOfAnUnconfiguredTargetWaitInTheJournal: a target taken out of
+// the configuration (a reload) leaves its queued files queued, untouched
+// and not dead-lettered, while the others upload; a later uploader that
+// has the target again sends them, and shares the running totals.
+func TestFilesOfAnUnconfiguredTargetWaitInTheJournal(t *testing.T) {
+	e := newEnv(t)
+	e.add("kept.bin", []byte("for t"))
+	p := filepath.Join(e.watch, "gone.bin")
+	os.WriteFile(p, []byte("for a target no longer configured"), 0o644)
+	gst, _ := srcfile.Lstat(p)
+	if _, err := e.j.RecordSettled(context.Background(), journal.Settled{Watch: e.watch, RelPath: "gone.bin", Target: "gone", Key: "gone.bin",
+		BatchID: "gone", Version: journal.Version{Size: gst.Size, MtimeNS: gst.ModTime.UnixNano(), FileID: gst.ID.String()}}); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	stats := new(Stats)
+	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": e.sink}, Workers: 2, ChunkSize: testChunk, Stats: stats,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.u = u
+	e.drain()
+	e.landed("kept.bin", []byte("for t"))
+	if r := e.row("gone.bin"); r.State != journal.Queued || r.Attempts != 0 || r.Error != "" {
+		t.Fatalf("gone.bin is %+v; want queued, untouched", r)
+	}
+	if !strings.Contains(logs.String(), `"target":"gone","files":1`) {
+		t.Errorf("the waiting files were not reported:\n%s", logs.String())
+	}
+	// The target is configured again (under the same name).
+	u, err = New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": e.sink, "gone": e.sink}, Workers: 2, ChunkSize: testChunk, Stats: stats})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.u = u
+	e.drain()
+	e.landed("gone.bin", []byte("for a target no longer configured"))
+	if n := stats.Uploaded.Load(); n != 2 {
+		t.Errorf("shared stats counted %d uploads, want 2", n)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sort"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ferry-data/ferry/journal"
-	"github.com/ferry-data/ferry/uploader"
 )
 
 // metrics is ferry's private Prometheus registry and the HTTP endpoints
@@ -33,7 +31,7 @@ func newMetrics(d *daemon) *metrics {
 		Help:    "Time to send one chunk (a part, or a whole small file) and have it acknowledged.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12), // 5 ms .. ~5 min
 	}, []string{"target"})
-	stats := &d.up.Stats
+	stats := d.stats
 	counter := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
@@ -44,8 +42,11 @@ func newMetrics(d *daemon) *metrics {
 		counter("ferry_retries_total", "Requests retried after a transient failure, and files sent back to the queue for later, since start.",
 			func() float64 { return float64(stats.Requests.Load() + stats.Retried.Load()) }),
 		counter("ferry_failed_files_total", "Files that failed permanently (dead-lettered) since start.", func() float64 { return float64(stats.Failed.Load()) }),
+		counter("ferry_config_reloads_total", "Configuration edits applied without a restart since start.", func() float64 { return float64(d.reloads.Load()) }),
+		counter("ferry_config_reload_failures_total", "Configuration edits refused since start (invalid: ferry went on with the previous configuration).",
+			func() float64 { return float64(d.reloadFailures.Load()) }),
 		&queueCollector{j: d.j},
-		&breakerCollector{up: d.up, targets: d.cfg.Target},
+		&breakerCollector{d: d},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -92,17 +93,15 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, oldest)
 }
 
-type breakerCollector struct {
-	up      *uploader.Uploader
-	targets map[string]TargetConfig
-}
+type breakerCollector struct{ d *daemon }
 
 func (c *breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- breakerDesc }
 
 func (c *breakerCollector) Collect(ch chan<- prometheus.Metric) {
-	for name := range c.targets {
+	w := c.d.now()
+	for name := range w.cfg.Target {
 		v := 0.0
-		switch c.up.BreakerState(name) {
+		switch w.up.BreakerState(name) {
 		case "half-open":
 			v = 1
 		case "open":
@@ -148,18 +147,16 @@ func (m *metrics) serve(ctx context.Context, listen string, log *slog.Logger) {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
+		cur := m.d.now()
 		st := status{Version: versionString(), Queue: q.Files, QueueBytes: q.Bytes, DeadLetters: q.DeadLetters,
-			Uploaded: m.d.up.Stats.Uploaded.Load(), Bytes: m.d.up.Stats.Bytes.Load(), Breakers: map[string]string{}}
+			Uploaded: m.d.stats.Uploaded.Load(), Bytes: m.d.stats.Bytes.Load(), Breakers: map[string]string{}}
 		if !q.Oldest.IsZero() {
 			st.OldestWait = time.Since(q.Oldest).Seconds()
 		}
-		for name := range m.d.cfg.Target {
-			st.Breakers[name] = m.d.up.BreakerState(name)
+		for name := range cur.cfg.Target {
+			st.Breakers[name] = cur.up.BreakerState(name)
 		}
-		for _, w := range m.d.watchers {
-			st.Watches = append(st.Watches, w.Root())
-		}
-		sort.Strings(st.Watches)
+		st.Watches = cur.roots()
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(st)
 	})

@@ -10,9 +10,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -55,14 +57,19 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return exitUsage
 	}
 	defer closeLog.Close()
-	d, err := newDaemon(cfg, log)
+	d, err := newDaemon(cfg, log, getenv)
 	if err != nil {
 		log.Error("cannot start", "error", err.Error())
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
 		return exitFailed
 	}
 	defer d.close()
-	res, err := d.run(ctx, *once)
+	var reload chan struct{}
+	if !*once {
+		reload = make(chan struct{}, 1)
+		go watchConfig(ctx, cfg.file, reload, log)
+	}
+	res, err := d.run(ctx, *once, reload)
 	if err != nil {
 		log.Error("stopped on error", "error", err.Error())
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
@@ -74,20 +81,47 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	return exitOK
 }
 
-// daemon is ferry wired together: one journal, one sink per target, one
-// watcher per watch, one uploader.
+// daemon is ferry wired together: one journal, and, from the current
+// configuration, one sink per target, one uploader and one watcher per
+// watch. A configuration reload swaps the wiring while the journal (the
+// queue) stays.
 type daemon struct {
-	cfg      *Config
-	log      *slog.Logger
-	j        *journal.Journal
-	up       *uploader.Uploader
-	watchers []*watcher.Watcher
-	targets  map[string]TargetConfig // by watch root
-	sinks    map[string]sink.Sink    // by target name
-	metrics  *metrics
+	log     *slog.Logger
+	j       *journal.Journal
+	getenv  env
+	stats   *uploader.Stats // running totals, across reloads
+	metrics *metrics
+	cur     atomic.Pointer[wiring]
+	started time.Time
+
+	reloads        atomic.Int64 // configuration reloads applied
+	reloadFailures atomic.Int64 // edits refused (invalid, or could not be applied)
 }
 
-func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
+// wiring is what one configuration made: read it whole through d.now(),
+// never field by field across a reload.
+type wiring struct {
+	cfg   *Config
+	up    *uploader.Uploader
+	sinks map[string]sink.Sink // by target name
+	// watches are the watchers by watch root, made but not necessarily
+	// running; routes gives each root its target.
+	watches map[string]*watcher.Watcher
+	routes  map[string]route
+}
+
+// route is where the files of one watch root go.
+type route struct {
+	target string
+	t      TargetConfig
+}
+
+func (d *daemon) now() *wiring { return d.cur.Load() }
+
+// uploader is the current uploader.
+func (d *daemon) uploader() *uploader.Uploader { return d.now().up }
+
+func newDaemon(cfg *Config, log *slog.Logger, getenv env) (*daemon, error) {
 	j, err := journal.Open(cfg.Journal.Path, journal.Options{})
 	if err != nil {
 		if errors.Is(err, journal.ErrCorrupt) {
@@ -95,64 +129,123 @@ func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
 		}
 		return nil, err
 	}
-	d := &daemon{cfg: cfg, log: log, j: j, targets: map[string]TargetConfig{}}
-	sinks := map[string]sink.Sink{}
-	d.sinks = sinks
-	lim := pace.New(int64(cfg.Upload.MaxBandwidth)) // shared by every target
-	for name, t := range cfg.Target {
-		// A server's announced request budget slows that target's uploads
-		// (the uploader is made below; responses only come once it runs).
-		onRateLimit := func(rl sink.RateLimit) { d.up.RateLimited(name, rl) }
-		s, err := newSink(t, cfg.Upload.MaxConcurrentUploads, lim, onRateLimit)
-		if err != nil {
-			j.Close()
-			return nil, fmt.Errorf("target %s: %w", name, err)
-		}
-		sinks[name] = s
-	}
-	onChange := map[string]uploader.OnChange{}
-	for _, w := range cfg.Watch {
-		onChange[filepath.Clean(w.Path)] = uploader.OnChange(w.OnChange)
-	}
-	d.up, err = uploader.New(uploader.Options{
-		OnChange:         onChange,
-		Journal:          j,
-		Sinks:            sinks,
-		Workers:          cfg.Upload.MaxConcurrentUploads,
-		ChunkSize:        int64(cfg.Upload.MaxChunkSize),
-		MaxInflightBytes: int64(cfg.Upload.MaxInflightBytes),
-		Breaker: uploader.BreakerPolicy{
-			FailureThreshold: cfg.Upload.Breaker.FailureThreshold,
-			OpenTimeout:      time.Duration(cfg.Upload.Breaker.OpenTimeout),
-			HalfOpenProbes:   cfg.Upload.Breaker.HalfOpenProbes,
-		},
-		Retry: uploader.RetryPolicy{
-			Attempts:     cfg.Upload.Retry.Attempts,
-			InitialDelay: time.Duration(cfg.Upload.Retry.InitialDelay),
-			MaxDelay:     time.Duration(cfg.Upload.Retry.MaxDelay),
-		},
-		Logger: log,
-		OnChunk: func(target string, size int64, took time.Duration) {
-			if d.metrics != nil {
-				d.metrics.observeChunk(target, size, took)
-			}
-		},
-	})
+	d := &daemon{log: log, j: j, getenv: getenv, stats: new(uploader.Stats), started: time.Now()}
+	w, err := d.wire(cfg, nil)
 	if err != nil {
 		j.Close()
 		return nil, err
 	}
+	d.cur.Store(w)
 	d.metrics = newMetrics(d)
-	for _, w := range cfg.Watch {
-		wa, err := watcher.New(cfg.watcherOptions(w, d.known, log))
+	return d, nil
+}
+
+// wire makes the sinks, the uploader and the watchers of cfg, none of them
+// started. With old, it reuses what cfg does not change: the uploader
+// (with its sinks and breakers) when neither the targets nor the upload
+// settings changed, and each watcher whose settings are the same.
+func (d *daemon) wire(cfg *Config, old *wiring) (*wiring, error) {
+	w := &wiring{cfg: cfg, watches: map[string]*watcher.Watcher{}, routes: map[string]route{}}
+	if old != nil && !uploadChanged(old.cfg, cfg) {
+		w.up, w.sinks = old.up, old.sinks
+	} else {
+		w.sinks = map[string]sink.Sink{}
+		lim := pace.New(int64(cfg.Upload.MaxBandwidth)) // shared by every target
+		for name, t := range cfg.Target {
+			// A server's announced request budget slows that target's
+			// uploads, in whichever uploader is current when it answers.
+			onRateLimit := func(rl sink.RateLimit) { d.uploader().RateLimited(name, rl) }
+			s, err := newSink(t, cfg.Upload.MaxConcurrentUploads, lim, onRateLimit)
+			if err != nil {
+				return nil, fmt.Errorf("target %s: %w", name, err)
+			}
+			w.sinks[name] = s
+		}
+		onChange := map[string]uploader.OnChange{}
+		for _, wc := range cfg.Watch {
+			onChange[filepath.Clean(wc.Path)] = uploader.OnChange(wc.OnChange)
+		}
+		up, err := uploader.New(uploader.Options{
+			OnChange:         onChange,
+			Journal:          d.j,
+			Sinks:            w.sinks,
+			Workers:          cfg.Upload.MaxConcurrentUploads,
+			ChunkSize:        int64(cfg.Upload.MaxChunkSize),
+			MaxInflightBytes: int64(cfg.Upload.MaxInflightBytes),
+			Breaker: uploader.BreakerPolicy{
+				FailureThreshold: cfg.Upload.Breaker.FailureThreshold,
+				OpenTimeout:      time.Duration(cfg.Upload.Breaker.OpenTimeout),
+				HalfOpenProbes:   cfg.Upload.Breaker.HalfOpenProbes,
+			},
+			Retry: uploader.RetryPolicy{
+				Attempts:     cfg.Upload.Retry.Attempts,
+				InitialDelay: time.Duration(cfg.Upload.Retry.InitialDelay),
+				MaxDelay:     time.Duration(cfg.Upload.Retry.MaxDelay),
+			},
+			Logger: d.log,
+			Stats:  d.stats,
+			OnChunk: func(target string, size int64, took time.Duration) {
+				if d.metrics != nil {
+					d.metrics.observeChunk(target, size, took)
+				}
+			},
+		})
 		if err != nil {
-			j.Close()
 			return nil, err
 		}
-		d.watchers = append(d.watchers, wa)
-		d.targets[wa.Root()] = cfg.Target[w.Target]
+		w.up = up
 	}
-	return d, nil
+	for _, wc := range cfg.Watch {
+		opts := cfg.watcherOptions(wc, d.known, d.log)
+		root := filepath.Clean(wc.Path)
+		w.routes[root] = route{target: wc.Target, t: cfg.Target[wc.Target]}
+		if old != nil && old.watches[root] != nil && sameWatch(old.cfg, cfg, root) {
+			w.watches[root] = old.watches[root]
+			continue
+		}
+		wa, err := watcher.New(opts)
+		if err != nil {
+			return nil, err
+		}
+		w.watches[wa.Root()] = wa
+	}
+	return w, nil
+}
+
+// uploadChanged says whether the uploader must be made anew for cfg:
+// targets, upload settings or a watch's on_change differ.
+func uploadChanged(a, b *Config) bool {
+	onChange := func(c *Config) map[string]string {
+		m := map[string]string{}
+		for _, w := range c.Watch {
+			m[filepath.Clean(w.Path)] = w.OnChange
+		}
+		return m
+	}
+	return !reflect.DeepEqual(a.Upload, b.Upload) || !reflect.DeepEqual(a.Target, b.Target) ||
+		!reflect.DeepEqual(onChange(a), onChange(b))
+}
+
+// sameWatch says whether the watch at root would get the same watcher
+// under both configurations: the same [[watch]] settings, the same target
+// prefix, and the same files of ferry's own to ignore.
+func sameWatch(a, b *Config, root string) bool {
+	find := func(c *Config) (WatchConfig, bool) {
+		for _, w := range c.Watch {
+			if filepath.Clean(w.Path) == root {
+				return w, true
+			}
+		}
+		return WatchConfig{}, false
+	}
+	wa, okA := find(a)
+	wb, okB := find(b)
+	if !okA || !okB || !reflect.DeepEqual(wa, wb) || a.Target[wa.Target].Prefix != b.Target[wb.Target].Prefix {
+		return false
+	}
+	oa := a.watcherOptions(wa, nil, nil)
+	ob := b.watcherOptions(wb, nil, nil)
+	return reflect.DeepEqual(oa.Ignore, ob.Ignore)
 }
 
 // watcherOptions are a [[watch]]'s options for the watcher, which never
@@ -223,25 +316,23 @@ func (d *daemon) known(ctx context.Context, f watcher.File) (bool, error) {
 	return d.j.Known(ctx, f.Root, f.RelPath, fileVersion(f))
 }
 
-func (d *daemon) targetName(root string) string {
-	for _, w := range d.cfg.Watch {
-		if filepath.Clean(w.Path) == root {
-			return w.Target
-		}
-	}
-	return ""
-}
-
 // record journals settled files and nudges the uploader.
 func (d *daemon) record(ctx context.Context, files []watcher.File) error {
+	w := d.now()
 	ss := make([]journal.Settled, len(files))
 	for i, f := range files {
-		t := d.targets[f.Root]
+		r, ok := w.routes[f.Root]
+		if !ok {
+			// A watch taken out of the configuration: its watcher is
+			// stopped before the new wiring is published, so this does
+			// not happen; if it did, the file is found again by a walk.
+			return fmt.Errorf("watch %s is not in the configuration", f.Root)
+		}
 		s := journal.Settled{
-			Watch: f.Root, RelPath: f.RelPath, Target: d.targetName(f.Root),
+			Watch: f.Root, RelPath: f.RelPath, Target: r.target,
 			BatchID: uploader.BatchID(f.RelPath), Version: fileVersion(f), Signal: f.Signal,
 		}
-		key, err := uploader.ObjectKey(t.Prefix, f.RelPath)
+		key, err := uploader.ObjectKey(r.t.Prefix, f.RelPath)
 		if err != nil {
 			s.Invalid = err.Error()
 		}
@@ -263,14 +354,48 @@ func (d *daemon) record(ctx context.Context, files []watcher.File) error {
 		}
 	}
 	if queued {
-		d.up.Notify()
+		d.uploader().Notify()
 	}
 	return nil
 }
 
+// running is a started watcher or uploader: cancel ends it, done says
+// when it has.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error // receives the result once, then is closed
+}
+
+func start(ctx context.Context, fn func(ctx context.Context) error) *running {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		err := fn(ctx)
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err = nil // stopped by us
+		}
+		r.done <- err
+		close(r.done)
+	}()
+	return r
+}
+
+// stopUploader makes up start nothing new, gives the parts in flight
+// stopTimeout, then cancels them (their files stay queued in the journal),
+// and waits for it to end.
+func stopUploader(up *uploader.Uploader, r *running) error {
+	up.Stop()
+	t := time.AfterFunc(stopTimeout, r.cancel)
+	defer t.Stop()
+	err := <-r.done
+	r.cancel()
+	return err
+}
+
 // run starts the watchers and the uploader and waits until ctx ends or,
-// with once, until the work that was there at start is done.
-func (d *daemon) run(ctx context.Context, once bool) (onceResult, error) {
+// with once, until the work that was there at start is done. Between, each
+// signal on reload makes it read the configuration again (see reload).
+func (d *daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (onceResult, error) {
 	if n, err := d.j.Recover(ctx); err != nil {
 		return onceResult{}, fmt.Errorf("journal: %w", err)
 	} else if n > 0 {
@@ -280,42 +405,36 @@ func (d *daemon) run(ctx context.Context, once bool) (onceResult, error) {
 		d.log.Warn("files failed permanently and wait for a person: see ferry dlq list", "dead_letters", len(dl))
 	}
 	d.abortOrphans(ctx)
-	roots := make([]string, len(d.watchers))
-	for i, w := range d.watchers {
-		roots[i] = w.Root()
-	}
-	d.log.Info("ferry started", "version", versionString(), "config", d.cfg.file, "config_sha256", d.cfg.sum,
-		"journal", d.cfg.Journal.Path, "schema_version", journal.SchemaVersion(), "watches", roots, "once", once)
+	w := d.now()
+	roots := w.roots()
+	d.log.Info("ferry started", "version", versionString(), "config", w.cfg.file, "config_sha256", w.cfg.sum,
+		"journal", w.cfg.Journal.Path, "schema_version", journal.SchemaVersion(), "watches", roots, "once", once)
 
+	// The watchers stop first, at once; the uploader gets stopTimeout to
+	// finish what is in flight.
 	wctx, cancelWatch := context.WithCancel(ctx)
 	defer cancelWatch()
-	errc := make(chan error, len(d.watchers)+1)
+	uctx := context.WithoutCancel(ctx)
+	rs := &runState{watches: map[string]*running{}, errc: make(chan error, 1)}
+	for _, root := range roots {
+		rs.startWatch(wctx, d, w.watches[root], once)
+	}
 	var wg sync.WaitGroup
-	for _, w := range d.watchers {
-		wg.Add(1)
+	if once {
+		// The input is done once every watcher has walked its folder.
 		go func() {
-			defer wg.Done()
-			var err error
-			if once {
-				err = w.Once(wctx, d.record)
-			} else {
-				err = w.Run(wctx, d.record)
+			for _, r := range rs.watches {
+				<-r.done
 			}
-			if err != nil {
-				errc <- fmt.Errorf("watch %s: %w", w.Root(), err)
-			}
+			w.up.InputDone()
 		}()
 	}
-	uctx, cancelUp := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelUp()
-	upDone := make(chan error, 1)
-	if once {
-		go func() { wg.Wait(); d.up.InputDone() }()
-	}
-	go func() { upDone <- d.up.Run(uctx) }()
+	rs.up = start(uctx, w.up.Run)
 	if !once {
-		wg.Add(1)
-		go func() { defer wg.Done(); d.metrics.serve(wctx, *d.cfg.Metrics.Listen, d.log) }()
+		rs.metrics = start(wctx, func(ctx context.Context) error {
+			d.metrics.serve(ctx, *w.cfg.Metrics.Listen, d.log)
+			return nil
+		})
 		// Uploads abandoned while running (a version superseded mid-upload
 		// whose abort failed, say) are found by the same sweep, hourly.
 		wg.Add(1)
@@ -335,24 +454,36 @@ func (d *daemon) run(ctx context.Context, once bool) (onceResult, error) {
 	}
 
 	var runErr error
-	select {
-	case <-ctx.Done():
-		d.log.Info("stopping: finishing or abandoning in-flight uploads", "timeout", stopTimeout.String())
-	case runErr = <-errc:
-	case err := <-upDone:
-		upDone <- err
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("stopping: finishing or abandoning in-flight uploads", "timeout", stopTimeout.String())
+			break loop
+		case runErr = <-rs.errc:
+			break loop
+		case runErr = <-rs.up.done:
+			// Done (--once) or failed; done is closed now, so the stop
+			// below does not wait.
+			break loop
+		case <-reload:
+			d.reload(wctx, uctx, rs)
+		}
 	}
 	cancelWatch()
 	// Start nothing new; give the parts in flight a few seconds, then
 	// cancel them: their files stay queued in the journal.
-	d.up.Stop()
-	stopTimer := time.AfterFunc(stopTimeout, cancelUp)
-	defer stopTimer.Stop()
-	if err := <-upDone; err != nil && runErr == nil {
+	if err := stopUploader(d.uploader(), rs.up); err != nil && runErr == nil {
 		runErr = err
 	}
+	for _, r := range rs.watches {
+		<-r.done
+	}
+	if rs.metrics != nil {
+		<-rs.metrics.done
+	}
 	wg.Wait()
-	d.log.Info("ferry stopped", "uploaded_files", d.up.Stats.Uploaded.Load(), "uploaded_bytes", d.up.Stats.Bytes.Load(), "failed_files", d.up.Stats.Failed.Load())
+	d.log.Info("ferry stopped", "uploaded_files", d.stats.Uploaded.Load(), "uploaded_bytes", d.stats.Bytes.Load(), "failed_files", d.stats.Failed.Load())
 	if runErr != nil {
 		return onceResult{}, runErr
 	}
@@ -365,6 +496,45 @@ func (d *daemon) run(ctx context.Context, once bool) (onceResult, error) {
 	return d.onceResult(context.Background(), roots)
 }
 
+// runState is what run started: the watchers by root, the uploader and the
+// metrics server; a reload replaces some of them.
+type runState struct {
+	watches map[string]*running
+	up      *running
+	metrics *running
+	errc    chan error // the first watcher failure
+}
+
+// startWatch runs w until ctx ends or the watch is stopped by a reload; a
+// watcher failing on its own ends the daemon (through errc).
+func (rs *runState) startWatch(ctx context.Context, d *daemon, w *watcher.Watcher, once bool) {
+	rs.watches[w.Root()] = start(ctx, func(ctx context.Context) error {
+		var err error
+		if once {
+			err = w.Once(ctx, d.record)
+		} else {
+			err = w.Run(ctx, d.record)
+		}
+		if err != nil && ctx.Err() == nil {
+			select {
+			case rs.errc <- fmt.Errorf("watch %s: %w", w.Root(), err):
+			default:
+			}
+		}
+		return nil
+	})
+}
+
+// roots are the watch roots, sorted.
+func (w *wiring) roots() []string {
+	roots := make([]string, 0, len(w.watches))
+	for r := range w.watches {
+		roots = append(roots, r)
+	}
+	sort.Strings(roots)
+	return roots
+}
+
 // abortOrphans aborts, on every target, the multipart uploads under its
 // prefix that the journal does not know, once older than orphan_upload_ttl.
 // A target that cannot be reached now is left for the next start.
@@ -374,8 +544,9 @@ func (d *daemon) abortOrphans(ctx context.Context) {
 		d.log.Error("cannot read the journal's uploads; orphans are left for the next start", "error", err.Error())
 		return
 	}
-	for name, s := range d.sinks {
-		n, err := uploader.AbortOrphans(ctx, s, d.cfg.Target[name].Prefix, known, time.Duration(d.cfg.Upload.OrphanUploadTTL), time.Now(), d.log.With("target", name))
+	w := d.now()
+	for name, s := range w.sinks {
+		n, err := uploader.AbortOrphans(ctx, s, w.cfg.Target[name].Prefix, known, time.Duration(w.cfg.Upload.OrphanUploadTTL), time.Now(), d.log.With("target", name))
 		if err != nil {
 			d.log.Warn("could not clean up orphaned multipart uploads; trying again at the next start", "target", name, "error", err.Error())
 		}
@@ -392,7 +563,7 @@ type onceResult struct {
 }
 
 func (d *daemon) onceResult(ctx context.Context, roots []string) (onceResult, error) {
-	res := onceResult{uploaded: int(d.up.Stats.Uploaded.Load()), bytes: d.up.Stats.Bytes.Load()}
+	res := onceResult{uploaded: int(d.stats.Uploaded.Load()), bytes: d.stats.Bytes.Load()}
 	rows, err := d.j.Files(ctx, journal.Queued, journal.Uploading, journal.Failed, journal.Changed)
 	if err != nil {
 		return res, err
