@@ -112,11 +112,15 @@ func (v *ChainVerifier) Count() int64 { return v.n }
 // Last is the hash of the last event checked (the chain's tail).
 func (v *ChainVerifier) Last() string { return v.prev }
 
-// VerifyChain recomputes the event chain from the start and returns the
-// number of events checked, or a *ChainError naming the first bad seq.
+// VerifyChain recomputes the event chain from the start (or from the
+// archive point it continues, see LiveVerifier) and returns the number of
+// events checked, or a *ChainError naming the first bad seq.
 func (j *Journal) VerifyChain(ctx context.Context) (int64, error) {
-	v := NewChainVerifier()
-	err := j.Events(ctx, EventFilter{}, v.Check)
+	v, err := j.LiveVerifier(ctx)
+	if err != nil {
+		return 0, err
+	}
+	err = j.Events(ctx, EventFilter{}, v.Check)
 	return v.Count(), err
 }
 

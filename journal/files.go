@@ -168,7 +168,9 @@ func (t *Tx) recordSettled(s Settled) (Outcome, error) {
 		}
 		out = Requeued
 	}
-	detail := "signal=" + s.Signal
+	// The watch root leads the detail so that a replay of the events knows
+	// the whole path (see replay.go).
+	detail := watchDetail(s.Watch) + " signal=" + detailWord(s.Signal)
 	if out == Requeued {
 		detail += fmt.Sprintf(" previous_state=%s", st)
 	}
@@ -664,7 +666,8 @@ func (j *Journal) RecordFromTarget(ctx context.Context, s Settled, targetSHA str
 		if err != nil {
 			return err
 		}
-		return t.event(Event{Kind: kind, FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: s.Version.Size, SHA256: targetSHA, Detail: why})
+		return t.event(Event{Kind: kind, FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: s.Version.Size, SHA256: targetSHA,
+			Detail: watchDetail(s.Watch) + " " + why})
 	})
 }
 

@@ -194,6 +194,11 @@ settle = "100ms"
 	} else {
 		t.Logf("event chain intact: %d events", n)
 	}
+	// The files table, written by killed processes, agrees with a replay
+	// of the events.
+	if diffs, _, err := j.VerifyState(ctx); err != nil || len(diffs) > 0 {
+		t.Errorf("file tables vs replay after %d kills: %v %v", kills, diffs, err)
+	}
 }
 
 // crashCountingBody counts the request bytes that went through and paces

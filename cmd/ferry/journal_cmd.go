@@ -26,12 +26,18 @@ import (
 
 const journalUsage = `usage:
   ferry journal export --config FILE [--format jsonl|csv] [--since T] [--until T] [--batch ID] [--out FILE]
-  ferry journal verify --config FILE        recompute the event chain
+  ferry journal verify --config FILE        recompute the event chain and check the
+                                            file-state tables against a replay of it
   ferry journal verify --export FILE        check an exported JSONL file offline
+  ferry journal state --config FILE | --export FILE --at T [--batch ID] [--format text|jsonl]
+                                            every file as it stood at T (a replay of the chain)
+  ferry journal archive --config FILE --before T --out FILE
+                                            move the events older than T to FILE (JSONL)
   ferry journal rebuild --config FILE [--force]
-T is RFC 3339 (2026-11-26T10:00:00Z) or a date (2026-11-26). A time-range
-export verifies on its own (from its first event's prev_hash); a --batch
-export is a selection, not a chain.`
+T is RFC 3339 (2026-11-26T10:00:00Z) or a date (2026-11-26, midnight UTC). A
+time-range export verifies on its own (from its first event's prev_hash); a
+--batch export is a selection, not a chain. An archive verifies on its own,
+and the live chain keeps the link to it.`
 
 func cmdJournal(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
 	if len(args) > 0 {
@@ -42,6 +48,10 @@ func cmdJournal(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 			return cmdJournalExport(ctx, args[1:], stdout, stderr, getenv)
 		case "verify":
 			return cmdJournalVerify(ctx, args[1:], stdout, stderr, getenv)
+		case "state":
+			return cmdJournalState(ctx, args[1:], stdout, stderr, getenv)
+		case "archive":
+			return cmdJournalArchive(ctx, args[1:], stdout, stderr, getenv)
 		}
 	}
 	fmt.Fprintln(stderr, journalUsage)
@@ -217,8 +227,14 @@ func cmdJournalVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 		return code
 	}
 	defer j.Close()
-	v := journal.NewChainVerifier()
-	return report(j.Path(), v, j.Events(ctx, journal.EventFilter{}, v.Check))
+	v, err := j.LiveVerifier(ctx)
+	if err != nil {
+		return report(j.Path(), journal.NewChainVerifier(), err)
+	}
+	if code := report(j.Path(), v, j.Events(ctx, journal.EventFilter{}, v.Check)); code != exitOK {
+		return code
+	}
+	return verifyReplay(ctx, j, stdout, stderr)
 }
 
 // rebuildStats counts what a rebuild found.

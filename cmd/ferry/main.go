@@ -6,7 +6,7 @@
 //
 //	ferry run --config FILE          run until stopped (Ctrl-C, SIGTERM)
 //	ferry run --once --config FILE   upload what is there now, then exit
-//	ferry journal export|verify ...        the event log, for audits
+//	ferry journal export|verify|state|archive ...  the event log, for audits
 //	ferry journal rebuild --config FILE   rebuild a corrupt or lost journal
 //	ferry dlq list|retry|drop ...          the dead-letter list
 //	ferry version                    print the version
@@ -74,6 +74,11 @@ Usage:
                                    the hash-chained event log, one event per line or row
   ferry journal verify --config FILE | --export FILE
                                    recompute the chain (exit 1 naming the first bad seq)
+                                   and, with --config, replay it against the file tables
+  ferry journal state --config FILE | --export FILE --at T [--batch ID] [--format text|jsonl]
+                                   every file with its state, size and sha256 as of T
+  ferry journal archive --config FILE --before T --out FILE
+                                   move the events older than T to a JSONL archive
   ferry journal rebuild --config FILE [--force]
                                    rebuild a corrupt or lost journal from the watched
                                    folders and what the targets hold

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ferry-data/ferry/journal"
+)
+
+// verifyReplay is the second half of `journal verify --config`: the files
+// and chunks tables must agree with a replay of the events. It prints each
+// difference (naming the file, both values and the file's last event) and
+// returns exitFailed if there is any.
+func verifyReplay(ctx context.Context, j *journal.Journal, stdout, stderr io.Writer) int {
+	diffs, r, err := j.VerifyState(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry: %s: the events cannot be replayed: %v\n", j.Path(), err)
+		return exitFailed
+	}
+	if len(diffs) > 0 {
+		const most = 50
+		for i, d := range diffs {
+			if i == most {
+				fmt.Fprintf(stderr, "... and %d more\n", len(diffs)-most)
+				break
+			}
+			fmt.Fprintf(stderr, "ferry: %s\n", d)
+		}
+		fmt.Fprintf(stderr, "ferry: %s: the file-state tables do NOT agree with the events (%d differences)\n", j.Path(), len(diffs))
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "%s: the file-state tables agree with a replay of %d events (%d files)\n", j.Path(), r.Applied(), len(r.Files()))
+	return exitOK
+}
+
+// exportEvents streams the events of a JSONL export, for a replay.
+func exportEvents(path string) func(fn func(journal.Event) error) error {
+	return func(fn func(journal.Event) error) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		line := 0
+		for sc.Scan() {
+			line++
+			if strings.TrimSpace(sc.Text()) == "" {
+				continue
+			}
+			var e journal.Event
+			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+				return fmt.Errorf("%s:%d: %v", path, line, err)
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return sc.Err()
+	}
+}
+
+// stateLine is one file of `journal state --format jsonl`.
+type stateLine struct {
+	Watch        string `json:"watch"`
+	RelPath      string `json:"rel_path"`
+	FileID       int64  `json:"file_id"`
+	BatchID      string `json:"batch_id"`
+	State        string `json:"state"`
+	Size         int64  `json:"size"`
+	SHA256       string `json:"sha256"`
+	LastEventSeq int64  `json:"last_event_seq"`
+	LastEventAt  string `json:"last_event_time"`
+}
+
+// cmdJournalState replays the chain up to a time and prints every file as
+// it stood then.
+func cmdJournalState(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
+	fset := flag.NewFlagSet("journal state", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	configPath := fset.String("config", "", "configuration file (TOML)")
+	exportPath := fset.String("export", "", "replay an exported JSONL file (or an archive) instead of the journal")
+	at := fset.String("at", "", "the time to show the files at (RFC 3339 or a date)")
+	batch := fset.String("batch", "", "only the files of this dataset (batch_id)")
+	format := fset.String("format", "text", "text or jsonl")
+	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || (*configPath == "") == (*exportPath == "") || *at == "" {
+		fmt.Fprintln(stderr, journalUsage)
+		return exitUsage
+	}
+	t, err := parseTime(*at)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry journal state: --at: %v\n", err)
+		return exitUsage
+	}
+	if *format != "text" && *format != "jsonl" {
+		fmt.Fprintf(stderr, "ferry journal state: --format must be text or jsonl (got %q)\n", *format)
+		return exitUsage
+	}
+	var r *journal.Replay
+	what := *exportPath
+	if *exportPath != "" {
+		r, err = journal.ReplayEvents(exportEvents(*exportPath), t)
+	} else {
+		j, code := openJournal(*configPath, getenv, stderr)
+		if j == nil {
+			return code
+		}
+		defer j.Close()
+		what = j.Path()
+		r, err = j.Replay(ctx, t)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry journal state: %s: %v\n", what, err)
+		return exitFailed
+	}
+	var files []*journal.FileState
+	for _, f := range r.Files() {
+		if *batch == "" || f.BatchID == *batch {
+			files = append(files, f)
+		}
+	}
+	bw := bufio.NewWriter(stdout)
+	defer bw.Flush()
+	if *format == "jsonl" {
+		enc := json.NewEncoder(bw)
+		for _, f := range files {
+			enc.Encode(stateLine{Watch: f.Watch, RelPath: f.RelPath, FileID: f.FileID, BatchID: f.BatchID, State: string(f.State),
+				Size: f.Size, SHA256: f.SHA256, LastEventSeq: f.LastSeq, LastEventAt: f.LastTime.UTC().Format(time.RFC3339Nano)})
+		}
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PATH\tBATCH\tSTATE\tSIZE\tSHA256\tLAST_SEQ\tLAST_EVENT")
+	for _, f := range files {
+		sha := f.SHA256
+		if sha == "" {
+			sha = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\n", f.Path(), f.BatchID, f.State, f.Size, sha, f.LastSeq, f.LastTime.UTC().Format(time.RFC3339))
+	}
+	tw.Flush()
+	fmt.Fprintf(bw, "%d files as of %s (replayed %d events)\n", len(files), t.UTC().Format(time.RFC3339Nano), r.Applied())
+	return exitOK
+}
+
+// cmdJournalArchive moves the events older than --before to a JSONL file
+// (the export format: it verifies on its own) and deletes them from the
+// live journal, which keeps the link (see journal/archive.go).
+func cmdJournalArchive(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
+	fset := flag.NewFlagSet("journal archive", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	configPath := fset.String("config", "", "configuration file (TOML)")
+	before := fset.String("before", "", "archive the events older than this time (RFC 3339 or a date)")
+	outPath := fset.String("out", "", "the archive file to write (must not exist)")
+	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || *configPath == "" || *before == "" || *outPath == "" {
+		fmt.Fprintln(stderr, journalUsage)
+		return exitUsage
+	}
+	t, err := parseTime(*before)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry journal archive: --before: %v\n", err)
+		return exitUsage
+	}
+	j, code := openJournal(*configPath, getenv, stderr)
+	if j == nil {
+		return code
+	}
+	defer j.Close()
+	f, err := os.OpenFile(*outPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry journal archive: %v\n", err)
+		return exitFailed
+	}
+	fail := func(err error) int {
+		f.Close()
+		os.Remove(*outPath)
+		fmt.Fprintf(stderr, "ferry journal archive: %v (the journal is unchanged)\n", err)
+		return exitFailed
+	}
+	h := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(f, h), 256<<10)
+	plan, err := j.WriteArchive(ctx, t, bw)
+	if errors.Is(err, journal.ErrNothingToArchive) {
+		f.Close()
+		os.Remove(*outPath)
+		fmt.Fprintf(stdout, "no event before %s: nothing archived\n", t.UTC().Format(time.RFC3339Nano))
+		return exitOK
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		return fail(err)
+	}
+	syncDir(filepath.Dir(*outPath))
+	plan.Point.SHA256 = hex.EncodeToString(h.Sum(nil))
+	plan.Point.Name = filepath.Base(*outPath)
+	a, err := j.CommitArchive(ctx, plan)
+	if err != nil {
+		os.Remove(*outPath)
+		fmt.Fprintf(stderr, "ferry journal archive: %v (the journal is unchanged)\n", err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "archived %d events (seq %d..%d, before %s) to %s (sha256 %s); the live chain records it at seq %d with %d file states\n",
+		a.Count, a.FirstSeq, a.LastSeq, t.UTC().Format(time.RFC3339Nano), *outPath, a.SHA256, a.Seq, a.Files)
+	return exitOK
+}
+
+// syncDir makes a new file's directory entry durable (a no-op where
+// directories cannot be synced).
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

@@ -1,0 +1,344 @@
+package journal
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Retention. `ferry journal archive --before T` moves a prefix of the
+// chain (seq 1..N, every event older than T) to a JSONL file and deletes
+// it from the live table, in one transaction that also appends:
+//
+//   - an archived event: first_seq, last_seq, last_hash (the hash of event
+//     N, which is event N+1's prev_hash), the archive file's SHA-256 (in
+//     the sha256 column), base name and event count, and how many
+//     file_state events follow;
+//   - one file_state event per file: its replayed state at seq N (the
+//     base a replay of the live chain starts from).
+//
+// The live chain then starts at N+1; verify checks that its prev_hash is
+// the last_hash an archived event recorded for seq N. The archive file is
+// a range export and verifies on its own. A transaction is never split:
+// all events of one transaction share its time, so "older than T" cuts
+// between transactions, and no file's state is lost (pending files go on
+// from their file_state). The events triggers stay as 0001_init.sql made
+// them: events_no_delete is dropped and recreated inside the transaction.
+
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+const eventColumns = `seq, time, kind, COALESCE(file_id, 0), correlation_id, batch_id, COALESCE(chunk_sequence, 0), rel_path,
+		COALESCE(size, -1), sha256, detail, prev_hash, hash`
+
+// scanEvents streams the events matching where (may be ""), in seq order.
+func scanEvents(ctx context.Context, q querier, where string, args []any, fn func(Event) error) error {
+	s := `SELECT ` + eventColumns + ` FROM events`
+	if where != "" {
+		s += ` WHERE ` + where
+	}
+	rows, err := q.QueryContext(ctx, s+` ORDER BY seq`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e Event
+		var ts string
+		if err := rows.Scan(&e.Seq, &ts, &e.Kind, &e.FileID, &e.CorrelationID, &e.BatchID, &e.ChunkSequence, &e.RelPath, &e.Size, &e.SHA256, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
+			return err
+		}
+		if e.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
+			return fmt.Errorf("seq %d: bad time %q", e.Seq, ts)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// LiveVerifier returns a verifier for the live chain: from the genesis,
+// or, after an archive, from the last_hash that the archived event
+// recorded for the seq before the first live event. A chain that starts
+// later than any archive accounts for gets a *ChainError.
+func (j *Journal) LiveVerifier(ctx context.Context) (*ChainVerifier, error) {
+	var first sql.NullInt64
+	if err := j.r.QueryRowContext(ctx, `SELECT MIN(seq) FROM events`).Scan(&first); err != nil {
+		return nil, err
+	}
+	if !first.Valid || first.Int64 == 1 {
+		return NewChainVerifier(), nil
+	}
+	var anchor *ArchivePoint
+	err := scanEvents(ctx, j.r, `kind = ?`, []any{KindArchived}, func(e Event) error {
+		a, err := ParseArchivePoint(e)
+		if err != nil {
+			return err
+		}
+		if a.LastSeq == first.Int64-1 {
+			anchor = &a
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if anchor == nil {
+		return nil, &ChainError{first.Int64, fmt.Sprintf("the chain starts at seq %d and no archived event accounts for seq %d and before (events were deleted)", first.Int64, first.Int64-1)}
+	}
+	return &ChainVerifier{prev: anchor.LastHash, want: first.Int64}, nil
+}
+
+// Replay replays the live chain up to until (zero: all of it).
+func (j *Journal) Replay(ctx context.Context, until time.Time) (*Replay, error) {
+	return ReplayEvents(func(fn func(Event) error) error { return scanEvents(ctx, j.r, "", nil, fn) }, until)
+}
+
+// Mismatch is a difference between the files table and the replay.
+type Mismatch struct {
+	FileID  int64
+	Path    string
+	Field   string
+	Table   string // "" when the table has no row
+	Replay  string // "" when the events made no file
+	LastSeq int64  // the last event about the file (0 if none)
+}
+
+func (m Mismatch) String() string {
+	show := func(s string) string {
+		if s == "" {
+			return `""`
+		}
+		return s
+	}
+	switch {
+	case m.Field == "row" && m.Replay == "":
+		return fmt.Sprintf("file %s (id %d): in the files table, but no event created it", m.Path, m.FileID)
+	case m.Field == "row":
+		return fmt.Sprintf("file %s (id %d): the events made it (last event seq %d), the files table has no row", m.Path, m.FileID, m.LastSeq)
+	}
+	return fmt.Sprintf("file %s (id %d): %s: the table says %s, the replay of the events says %s (last event seq %d)",
+		m.Path, m.FileID, m.Field, show(m.Table), show(m.Replay), m.LastSeq)
+}
+
+// VerifyState replays the event chain and compares each file's replayed
+// state with the files and chunks tables, in one read snapshot. It returns
+// the differences (none when the tables agree with the record), the replay,
+// and an error when the chain cannot be replayed at all.
+func (j *Journal) VerifyState(ctx context.Context) ([]Mismatch, *Replay, error) {
+	tx, err := j.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tx.Rollback()
+	r, err := ReplayEvents(func(fn func(Event) error) error { return scanEvents(ctx, tx, "", nil, fn) }, time.Time{})
+	if err != nil {
+		return nil, nil, err
+	}
+	// Each file's chunks, folded into one digest (bounded: per file).
+	type chunkSet struct {
+		n int
+		d [sha256.Size]byte
+	}
+	chunks := map[int64]*chunkSet{}
+	rows, err := tx.QueryContext(ctx, `SELECT file_id, seq, offset, size, sha256 FROM chunks`)
+	if err != nil {
+		return nil, nil, err
+	}
+	for rows.Next() {
+		var id, off, size int64
+		var seq int
+		var sha string
+		if err := rows.Scan(&id, &seq, &off, &size, &sha); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		c := chunks[id]
+		if c == nil {
+			c = &chunkSet{}
+			chunks[id] = c
+		}
+		c.n++
+		ChunkDigest(&c.d, seq, off, size, sha)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT id, watch, rel_path, batch_id, state, size, COALESCE(sha256, ''), generation, COALESCE(uploaded_sha256, '') FROM files ORDER BY id`)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var out []Mismatch
+	seen := map[int64]bool{}
+	for rows.Next() {
+		var t FileState
+		if err := rows.Scan(&t.FileID, &t.Watch, &t.RelPath, &t.BatchID, &t.State, &t.Size, &t.SHA256, &t.Generation, &t.UploadedSHA256); err != nil {
+			return nil, nil, err
+		}
+		seen[t.FileID] = true
+		f := r.File(t.FileID)
+		if f == nil {
+			out = append(out, Mismatch{FileID: t.FileID, Path: t.Path(), Field: "row", Table: string(t.State)})
+			continue
+		}
+		m := func(field, table, replay string) {
+			if table != replay {
+				out = append(out, Mismatch{FileID: t.FileID, Path: t.Path(), Field: field, Table: table, Replay: replay, LastSeq: f.LastSeq})
+			}
+		}
+		if f.Watch != "" {
+			m("watch", t.Watch, f.Watch)
+		}
+		m("rel_path", t.RelPath, f.RelPath)
+		m("batch_id", t.BatchID, f.BatchID)
+		m("state", string(t.State), string(f.State))
+		m("size", fmt.Sprint(t.Size), fmt.Sprint(f.Size))
+		m("sha256", t.SHA256, f.SHA256)
+		m("generation", fmt.Sprint(t.Generation), fmt.Sprint(f.Generation))
+		m("uploaded_sha256", t.UploadedSHA256, f.UploadedSHA256)
+		c := chunks[t.FileID]
+		if c == nil {
+			c = &chunkSet{}
+		}
+		m("chunks", fmt.Sprintf("%d chunks, digest %s", c.n, hex.EncodeToString(c.d[:])), fmt.Sprintf("%d chunks, digest %s", f.Chunks, f.ChunksDigest))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	for _, f := range r.Files() {
+		if !seen[f.FileID] {
+			out = append(out, Mismatch{FileID: f.FileID, Path: f.Path(), Field: "row", Replay: string(f.State), LastSeq: f.LastSeq})
+		}
+	}
+	return out, r, nil
+}
+
+// ArchivePlan is an archive written but not yet committed.
+type ArchivePlan struct {
+	Point  ArchivePoint // without SHA256 and Name, which the caller sets
+	states []*FileState
+}
+
+// ErrNothingToArchive is returned when no event is older than the cut.
+var ErrNothingToArchive = errors.New("no event to archive")
+
+// WriteArchive writes the events older than before (the longest prefix of
+// the live chain whose events are all older) to w as JSONL, the export
+// format, after checking the whole chain, and returns the plan for
+// CommitArchive. It changes nothing in the journal.
+func (j *Journal) WriteArchive(ctx context.Context, before time.Time, w io.Writer) (*ArchivePlan, error) {
+	tx, err := j.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	each := func(fn func(Event) error) error { return scanEvents(ctx, tx, "", nil, fn) }
+	// The replay checks the chain (and its link to an earlier archive)
+	// and gives the base the prefix starts from.
+	full, err := ReplayEvents(each, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	r := NewReplay()
+	if b := full.Base(); b != nil {
+		// Start again from the same base: ReplayEvents found it valid.
+		var states []Event
+		err := scanEvents(ctx, tx, `seq > ? AND seq <= ?`, []any{b.Seq, b.Seq + int64(b.Files)}, func(e Event) error {
+			states = append(states, e)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := r.SetBase(*b, states); err != nil {
+			return nil, err
+		}
+	}
+	p := &ArchivePlan{}
+	enc := json.NewEncoder(w)
+	err = each(func(e Event) error {
+		if !e.Time.Before(before) {
+			return errStop
+		}
+		if p.Point.Count == 0 {
+			p.Point.FirstSeq = e.Seq
+		}
+		if err := r.Apply(e); err != nil {
+			return err
+		}
+		p.Point.Count++
+		p.Point.LastSeq, p.Point.LastHash, p.Point.LastTime = e.Seq, e.Hash, e.Time
+		return enc.Encode(e)
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	if p.Point.Count == 0 {
+		return nil, ErrNothingToArchive
+	}
+	p.Point.Before = before
+	p.states = r.Files()
+	p.Point.Files = len(p.states)
+	return p, nil
+}
+
+// eventsNoDelete is the trigger exactly as migrations/0001_init.sql
+// creates it.
+const eventsNoDelete = `CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END`
+
+// CommitArchive deletes the archived events from the live table and
+// appends the archived event and the file states, in one transaction.
+// p.Point.SHA256 and Name must name the archive file, already durable.
+func (j *Journal) CommitArchive(ctx context.Context, p *ArchivePlan) (ArchivePoint, error) {
+	a := p.Point
+	if a.SHA256 == "" || a.Name == "" || strings.ContainsAny(a.Name, "/\\") {
+		return a, fmt.Errorf("archive: the archive file's SHA-256 and base name are required")
+	}
+	err := j.do(ctx, func(t *Tx) error {
+		var first int64
+		var hash string
+		if err := t.tx.QueryRow(`SELECT MIN(seq) FROM events`).Scan(&first); err != nil {
+			return err
+		}
+		if err := t.tx.QueryRow(`SELECT hash FROM events WHERE seq = ?`, a.LastSeq).Scan(&hash); err != nil || first != a.FirstSeq || hash != a.LastHash {
+			return fmt.Errorf("archive: the journal changed since the archive was written (seq %d..%d): nothing was deleted", a.FirstSeq, a.LastSeq)
+		}
+		if _, err := t.tx.Exec(`DROP TRIGGER events_no_delete`); err != nil {
+			return err
+		}
+		res, err := t.tx.Exec(`DELETE FROM events WHERE seq <= ?`, a.LastSeq)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != a.Count {
+			return fmt.Errorf("archive: deleted %d events, the archive holds %d: nothing was deleted", n, a.Count)
+		}
+		if _, err := t.tx.Exec(eventsNoDelete); err != nil {
+			return err
+		}
+		if err := t.event(Event{Kind: KindArchived, Size: -1, SHA256: a.SHA256, Detail: a.Detail()}); err != nil {
+			return err
+		}
+		a.Seq = t.chain.seq
+		for _, f := range p.states {
+			if err := t.event(FileStateEvent(f)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return a, err
+}
