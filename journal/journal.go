@@ -424,6 +424,16 @@ func (j *Journal) run(batch []*op) {
 		return
 	}
 	t := &Tx{tx: tx, j: j, chain: &j.chain, now: j.now()}
+	// Another process (ferry dlq, journal archive) may have appended
+	// events since this one's last transaction: the tail is read again
+	// under the write lock (an index lookup), so the chain never forks.
+	j.chain = chainTail{}
+	if err := t.queryRow(`SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&j.chain.seq, &j.chain.hash); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		tx.Rollback()
+		j.chain = saved
+		fail(fmt.Errorf("journal: read chain tail: %w", err))
+		return
+	}
 	var keep *staleCommit
 	if len(batch) == 1 {
 		// Alone in its transaction: no savepoint needed.

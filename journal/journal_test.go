@@ -537,3 +537,25 @@ func TestMigrationFromVersion1(t *testing.T) {
 		t.Fatalf("after migration: %d chunks (want 1), %d rows with uploaded_sha256 (want 1)", n, uploadedSHA)
 	}
 }
+
+// TestTwoProcessesAppendToOneChain: a command (ferry dlq, journal archive)
+// appending events while the daemon has the journal open must not fork the
+// chain: each writer reads the tail again under the write lock.
+func TestTwoProcessesAppendToOneChain(t *testing.T) {
+	ctx := context.Background()
+	j1 := open(t)
+	j2, err := Open(j1.Path(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	for i, j := range []*Journal{j1, j2, j1, j2, j2, j1} {
+		if _, err := j.RecordSettled(ctx, settled(fmt.Sprintf("f%d", i), 1)); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	n, err := j1.VerifyChain(ctx)
+	if err != nil || n != 6 {
+		t.Fatalf("chain: %d events, %v; want 6 intact", n, err)
+	}
+}
