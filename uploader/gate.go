@@ -64,11 +64,14 @@ type gate struct {
 	openSince atomic.Int64 // unix ns of its latest move to open (a failed probe too)
 	timeout   time.Duration
 	held      atomic.Int64 // requests that waited while it was open
+
+	trouble *trouble // transient failures, logged once per change of state
 }
 
 func newGate(target string, p BreakerPolicy, log *slog.Logger) *gate {
 	p = p.withDefaults()
-	g := &gate{target: target, log: log, poll: min(max(p.OpenTimeout/10, 10*time.Millisecond), time.Second), timeout: p.OpenTimeout}
+	g := &gate{target: target, log: log, poll: min(max(p.OpenTimeout/10, 10*time.Millisecond), time.Second), timeout: p.OpenTimeout,
+		trouble: &trouble{target: target, log: log}}
 	g.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        target,
 		MaxRequests: uint32(p.HalfOpenProbes),
