@@ -150,10 +150,10 @@ func TestRepeatedFailuresAreLoggedOncePerChange(t *testing.T) {
 	}
 	e.u = u
 	e.add("burst.bin", []byte("burst"))
-	const n = 12 // 8 answers 503, then 4 refused connections, then success
+	const n = 12 // 503 and refused connections by turns, then only refused, then success
 	e.sink.before = func(op string, call int, key string) error {
 		switch {
-		case call <= 8:
+		case call <= 8 && call%2 == 1:
 			return &sink.Error{Class: sink.Transient, Op: op, Status: 503, Code: "SlowDown", Err: errors.New("req-" + key + string(rune('a'+call)))}
 		case call <= n:
 			return sink.NewTransient(op, errors.New("dial tcp: connect: connection refused"))
@@ -180,7 +180,7 @@ func TestRepeatedFailuresAreLoggedOncePerChange(t *testing.T) {
 	}
 	if len(warns) != 2 || warns[0]["error_kind"] != "HTTP 503 SlowDown" || warns[1]["error_kind"] != "dial tcp: connect: connection refused" ||
 		warns[0]["path"] != "burst.bin" {
-		t.Fatalf("%d warnings for %d failures of two kinds, want 2 (the first, the change):\n%s", len(warns), n, logs.String())
+		t.Fatalf("%d warnings for %d failures of two kinds, want 2 (the first of each kind):\n%s", len(warns), n, logs.String())
 	}
 	if len(debugs) != n-2 {
 		t.Errorf("%d per-attempt debug lines, want %d", len(debugs), n-2)
