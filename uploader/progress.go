@@ -1,7 +1,6 @@
 package uploader
 
 import (
-	"math"
 	"sync/atomic"
 	"time"
 )
@@ -116,26 +115,23 @@ func (m *meter) add(now time.Time, n int64) {
 // current second partly), or since start when that is more recent; at
 // least one second is assumed, so a first chunk does not read as a burst.
 func (m *meter) rate(now, start time.Time) float64 {
-	window := RateWindow
-	if el := now.Sub(start); el < window {
-		window = el
-	}
-	if window < time.Second {
-		window = time.Second
-	}
 	sec := now.Unix()
-	n := int64(math.Ceil(window.Seconds()))
+	// The window's buckets: RateWindow-1 whole seconds and the current one
+	// so far, none before start.
+	first := sec - int64(RateWindow/time.Second) + 1
+	from := time.Unix(first, 0)
+	if start.After(from) {
+		first, from = start.Unix(), start
+	}
 	var sum uint64
-	for s := sec - n + 1; s <= sec; s++ {
+	for s := first; s <= sec; s++ {
 		v := m.b[uint64(s)%meterSlots].Load()
 		if v>>meterShift == uint64(s)&meterSecs {
 			sum += v & meterBytes
 		}
 	}
-	// The buckets cover n-1 whole seconds and the current one so far.
-	span := float64(n-1) + now.Sub(time.Unix(sec, 0)).Seconds()
-	span = max(span, 1)
-	return float64(sum) / span
+	span := max(now.Sub(from), time.Second)
+	return float64(sum) / span.Seconds()
 }
 
 // Failure is an upload failure, as LastFailure reports it.

@@ -93,6 +93,8 @@ func TestMeterRate(t *testing.T) {
 		{"young: since start", fill(3), at(4 * time.Second), t0, 3_000_000 / 3.0},
 		{"a first chunk counts over one second", func() *meter { m := &meter{}; m.add(at(300*time.Millisecond), 600_000); return m }(),
 			at(500 * time.Millisecond), t0, 600_000},
+		{"young, the bytes in the second before now", func() *meter { m := &meter{}; m.add(at(10950*time.Millisecond), 100_000); return m }(),
+			at(11050 * time.Millisecond), at(10750 * time.Millisecond), 100_000},
 		{"quiet for 11 s", fill(29), at(40 * time.Second), t0, 9_000_000 / 19.0},
 		{"quiet for a window", fill(29), at(60 * time.Second), t0, 0},
 		{"a ring lap later, old buckets do not count", fill(29), at(64*time.Second + 400*time.Millisecond), at(60 * time.Second), 0},
