@@ -341,6 +341,9 @@ func (j *Journal) Close() error {
 		s.Close()
 	}
 	j.known.Close()
+	if j.w == nil { // read-only
+		return j.r.Close()
+	}
 	return errors.Join(j.r.Close(), j.w.Close())
 }
 

@@ -64,11 +64,15 @@ type gate struct {
 	openSince atomic.Int64 // unix ns of its latest move to open (a failed probe too)
 	timeout   time.Duration
 	held      atomic.Int64 // requests that waited while it was open
+	probes    atomic.Int64 // half-open probes since it opened
+
+	trouble *trouble // transient failures, logged once per change of state
 }
 
 func newGate(target string, p BreakerPolicy, log *slog.Logger) *gate {
 	p = p.withDefaults()
-	g := &gate{target: target, log: log, poll: min(max(p.OpenTimeout/10, 10*time.Millisecond), time.Second), timeout: p.OpenTimeout}
+	g := &gate{target: target, log: log, poll: min(max(p.OpenTimeout/10, 10*time.Millisecond), time.Second), timeout: p.OpenTimeout,
+		trouble: &trouble{target: target, log: log}}
 	g.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        target,
 		MaxRequests: uint32(p.HalfOpenProbes),
@@ -94,13 +98,20 @@ func (g *gate) changed(_ string, from, to gobreaker.State) {
 		if from == gobreaker.StateClosed {
 			g.openedAt.Store(now.UnixNano())
 			g.held.Store(0)
+			g.probes.Store(0)
 			g.log.Warn("target unreachable: circuit breaker open, uploads to it paused; work stays queued in the journal", "target", g.target)
 		}
 	case gobreaker.StateHalfOpen:
-		g.log.Info("circuit breaker half-open: probing the target", "target", g.target)
+		// The first probe of an outage is news; the ones after a failed
+		// probe are repetitions.
+		if g.probes.Add(1) == 1 {
+			g.log.Info("circuit breaker half-open: probing the target (further probes are logged at debug level)", "target", g.target)
+		} else {
+			g.log.Debug("circuit breaker half-open: probing the target again", "target", g.target, "probes", g.probes.Load())
+		}
 	case gobreaker.StateClosed:
 		g.log.Info("target reachable again: circuit breaker closed, uploads resume", "target", g.target,
-			"down_for", now.Sub(time.Unix(0, g.openedAt.Load())).Round(time.Millisecond).String(), "requests_held", g.held.Load())
+			"down_for", now.Sub(time.Unix(0, g.openedAt.Load())).Round(time.Millisecond).String(), "requests_held", g.held.Load(), "probes", g.probes.Load())
 	}
 }
 

@@ -99,6 +99,11 @@ type Uploader struct {
 	// no sink (taken out of the configuration): their files wait in the
 	// journal, untouched, until the target is configured again.
 	parked []string
+
+	slots       []slot // the upload in flight of each worker (InFlight)
+	meter       meter  // acknowledged bytes per second (Rate)
+	started     time.Time
+	lastFailure atomic.Pointer[Failure]
 }
 
 // New checks o and returns an Uploader.
@@ -132,7 +137,7 @@ func New(o Options) (*Uploader, error) {
 		nbufs = int(min(max(o.MaxInflightBytes/o.ChunkSize, 1), int64(o.Workers)))
 	}
 	u := &Uploader{o: o, log: log, nudge: make(chan struct{}, 1), inputDone: make(chan struct{}), stop: make(chan struct{}),
-		bufs: make(chan []byte, nbufs), gates: map[string]*gate{}, Stats: o.Stats}
+		bufs: make(chan []byte, nbufs), gates: map[string]*gate{}, Stats: o.Stats, slots: make([]slot, o.Workers), started: o.Now()}
 	if u.Stats == nil {
 		u.Stats = new(Stats)
 	}
@@ -205,11 +210,11 @@ func (u *Uploader) Run(ctx context.Context) error {
 		}
 	}()
 	var wg sync.WaitGroup
-	for range u.o.Workers {
+	for i := range u.o.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &worker{u: u, completions: completions}
+			w := &worker{u: u, completions: completions, slot: &u.slots[i]}
 			for {
 				select {
 				case ready <- struct{}{}:
@@ -479,6 +484,7 @@ type worker struct {
 	buf         []byte
 	completions chan<- completion
 	gate        *gate // the current job's target
+	slot        *slot // its upload in flight, for InFlight
 }
 
 func (w *worker) buffer(n int64) []byte {
@@ -504,6 +510,8 @@ func (w *worker) run(ctx context.Context, tk task) {
 	w.gate = u.gates[jb.Target]
 	log := u.log.With("correlation_id", jb.CorrelationID, "batch_id", jb.BatchID, "path", jb.RelPath, "target", jb.Target)
 	start := time.Now()
+	w.slot.start(&Progress{Watch: jb.Watch, Path: jb.RelPath, Target: jb.Target, Key: jb.Key, Size: jb.Version.Size, StartedAt: u.o.Now()})
+	defer w.slot.end()
 	var sum string
 	var out outcome
 	if tk.body != nil {
@@ -538,12 +546,20 @@ func (w *worker) run(ctx context.Context, tk task) {
 		err = u.o.Journal.Release(fctx, &jb)
 	case out.class != "":
 		log.Error("upload failed permanently", "error_class", out.class, "error", out.err.Error(), "attempt", jb.Attempts)
+		w.failed(out.class, out.err)
 		u.Stats.Failed.Add(1)
 		err = u.o.Journal.Fail(fctx, &jb, out.class, out.err.Error())
 	default:
 		d := requeueDelay(jb.Attempts, fullJitter)
 		at := u.o.Now().Add(d)
-		log.Warn("upload failed; retrying later", "error", out.err.Error(), "attempt", jb.Attempts, "retry_in", d.Round(time.Second).String())
+		if w.gate != nil && w.gate.trouble.failing.Load() {
+			// The target's trouble is logged once (see trouble); each file
+			// going back to the queue is a state change of its own, at Info.
+			log.Info("upload failed; retrying later", "error", out.err.Error(), "attempt", jb.Attempts, "retry_in", d.Round(time.Second).String())
+		} else {
+			log.Warn("upload failed; retrying later", "error", out.err.Error(), "attempt", jb.Attempts, "retry_in", d.Round(time.Second).String())
+		}
+		w.failed(ClassTransient, out.err)
 		u.Stats.Retried.Add(1)
 		err = u.o.Journal.Retry(fctx, &jb, out.err.Error(), at)
 	}
@@ -650,7 +666,7 @@ func (w *worker) try(ctx context.Context, log *slog.Logger, op string, size int6
 	timeout := requestTimeout(size)
 	return w.u.o.Retry.do(ctx, func(n uint, err error) {
 		w.u.Stats.Requests.Add(1)
-		log.Warn("request failed; retrying", "op", op, "retry", n, "error", err.Error())
+		log.Debug("request failed; retrying", "op", op, "retry", n, "error", err.Error())
 	}, func() error {
 		// Every attempt passes the target's gate: a server's pause and an
 		// open breaker hold it here, without using up its retries.
@@ -666,13 +682,29 @@ func (w *worker) try(ctx context.Context, log *slog.Logger, op string, size int6
 		actx, cancel := context.WithTimeout(ctx, timeout)
 		began := time.Now()
 		err := fn(actx)
-		if err == nil && size > 0 && w.u.o.OnChunk != nil && g != nil {
-			w.u.o.OnChunk(g.target, size, time.Since(began))
+		if err == nil && size > 0 {
+			w.slot.done.Add(size)
+			w.u.meter.add(w.u.o.Now(), size)
+			if w.u.o.OnChunk != nil && g != nil {
+				w.u.o.OnChunk(g.target, size, time.Since(began))
+			}
 		}
 		if err != nil && ctx.Err() == nil && actx.Err() != nil {
 			err = sink.NewTransient(op, fmt.Errorf("%w after %v", errStalled, timeout))
 		}
 		cancel()
+		switch {
+		case err == nil || sink.IsPermanent(err) || errors.Is(err, sink.ErrNotFound) || errors.Is(err, sink.ErrExists):
+			// The target answered.
+			if g != nil {
+				g.trouble.ok(w.u.o.Now())
+			}
+		case ctx.Err() == nil:
+			w.failed(ClassTransient, err)
+			if g != nil {
+				g.trouble.fail(w.u.o.Now(), op, err, log)
+			}
+		}
 		if done != nil {
 			done(err)
 		}
@@ -817,6 +849,7 @@ func (w *worker) plan(ctx context.Context, s sink.Sink, jb *journal.Job, hexSum 
 			return false, permanent(ClassInvalidKey, err)
 		}
 		jb.Key = key
+		w.slot.rekey(key)
 		return true, outcome{}
 	}
 	return false, outcome{}
@@ -1091,6 +1124,7 @@ func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *jou
 			// Already on the target with the right bytes (a resumed upload).
 			p.Offset = c.Offset
 			parts[i] = p
+			w.slot.done.Add(c.Size)
 			if err := u.o.Journal.AckChunk(ctx, jb, c.Seq, p.ETag); err != nil {
 				out = outcome{err: fmt.Errorf("journal: %w", err)}
 				break

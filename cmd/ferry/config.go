@@ -56,6 +56,12 @@ const defaultMetricsListen = "127.0.0.1:9464"
 type LogConfig struct {
 	File  string `toml:"file"`
 	Level string `toml:"level"`
+	// Rotation of File: rotated at MaxSizeMB megabytes (default 100),
+	// MaxBackups compressed old files kept (default 10), and, when
+	// MaxAgeDays is set, none older than that (default 0: by count only).
+	MaxSizeMB  int `toml:"max_size_mb"`
+	MaxBackups int `toml:"max_backups"`
+	MaxAgeDays int `toml:"max_age_days"`
 }
 
 // UploadConfig is [upload].
@@ -333,6 +339,19 @@ func (c *Config) validate(file string, loc *locator, lookupEnv func(string) (str
 		c.Log.Level = strings.ToLower(c.Log.Level)
 	default:
 		bad(at("log", "level"), "log.level", "must be one of debug, info, warn, error (got %q)", c.Log.Level)
+	}
+	if c.Log.MaxSizeMB == 0 {
+		c.Log.MaxSizeMB = defaultLogMaxSizeMB
+	} else if c.Log.MaxSizeMB < 1 || c.Log.MaxSizeMB > 100_000 {
+		bad(at("log", "max_size_mb"), "log.max_size_mb", "must be between 1 and 100000 megabytes (got %d)", c.Log.MaxSizeMB)
+	}
+	if c.Log.MaxBackups == 0 {
+		c.Log.MaxBackups = defaultLogMaxBackups
+	} else if c.Log.MaxBackups < 1 || c.Log.MaxBackups > 10_000 {
+		bad(at("log", "max_backups"), "log.max_backups", "must be between 1 and 10000 files (got %d)", c.Log.MaxBackups)
+	}
+	if c.Log.MaxAgeDays < 0 || c.Log.MaxAgeDays > 36_500 {
+		bad(at("log", "max_age_days"), "log.max_age_days", "must be between 0 (keep by count only) and 36500 days (got %d)", c.Log.MaxAgeDays)
 	}
 
 	u := &c.Upload

@@ -39,6 +39,20 @@ func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	sort.Strings(names)
 	fmt.Fprintf(stdout, "%s: valid (sha256 %s)\n", cfg.file, cfg.sum)
 	fmt.Fprintf(stdout, "  journal  %s\n", cfg.Journal.Path)
+	if cfg.Log.File == "" {
+		fmt.Fprintf(stdout, "  log      stderr (level %s)\n", cfg.Log.Level)
+	} else {
+		age := "by count only"
+		if cfg.Log.MaxAgeDays > 0 {
+			age = fmt.Sprintf("at most %d days old", cfg.Log.MaxAgeDays)
+		}
+		fmt.Fprintf(stdout, "  log      %s (level %s; rotated at %d MB, %d kept, %s)\n", cfg.Log.File, cfg.Log.Level, cfg.Log.MaxSizeMB, cfg.Log.MaxBackups, age)
+	}
+	if l := *cfg.Metrics.Listen; l != "" {
+		fmt.Fprintf(stdout, "  metrics  http://%s/metrics, /healthz, /status\n", l)
+	} else {
+		fmt.Fprintf(stdout, "  metrics  disabled\n")
+	}
 	for _, w := range cfg.Watch {
 		fmt.Fprintf(stdout, "  watch    %s -> %s (settle %s, recursive %v, on_change %s)\n", w.Path, w.Target,
 			time.Duration(w.Settle), *w.Recursive, w.OnChange)

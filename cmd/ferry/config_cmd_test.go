@@ -44,3 +44,45 @@ func TestConfigCheck(t *testing.T) {
 		t.Errorf("invalid config: exit %d, %q", code, errs)
 	}
 }
+
+// TestConfigCheckGolden runs config check on each testdata/configcheck/*.toml
+// (copied into a temp folder holding the watch folders in/ and in2/) and
+// compares what it prints, the temp folder written $DIR, with NAME.golden:
+// stdout for valid*.toml (exit 0), stderr for the others (exit 2).
+// go test -run TestConfigCheckGolden -update rewrites the golden files.
+func TestConfigCheckGolden(t *testing.T) {
+	cases, err := filepath.Glob(filepath.Join("testdata", "configcheck", "*.toml"))
+	if err != nil || len(cases) == 0 {
+		t.Fatalf("no cases: %v", err)
+	}
+	env := cfgEnv(map[string]string{"AK": "access", "SK": "secret"})
+	for _, src := range cases {
+		name := strings.TrimSuffix(filepath.Base(src), ".toml")
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, d := range []string{"in", "in2"} {
+				if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			body, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := filepath.Join(dir, name+".toml")
+			if err := os.WriteFile(cfg, body, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var out, errb strings.Builder
+			code := run(t.Context(), []string{"config", "check", "--config", cfg}, &out, &errb, env)
+			got, other, want := errb.String(), out.String(), exitUsage
+			if strings.HasPrefix(name, "valid") {
+				got, other, want = out.String(), errb.String(), exitOK
+			}
+			if code != want || other != "" {
+				t.Errorf("exit %d (want %d), and on the other stream: %q", code, want, other)
+			}
+			golden(t, filepath.Join("testdata", "configcheck", name+".golden"), filepath.ToSlash(strings.ReplaceAll(got, dir, "$DIR")))
+		})
+	}
+}

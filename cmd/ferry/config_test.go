@@ -87,6 +87,9 @@ func TestLoadConfigValid(t *testing.T) {
 		time.Duration(c.Upload.Retry.InitialDelay) != 500*time.Millisecond || time.Duration(c.Upload.OrphanUploadTTL) != 2*time.Hour {
 		t.Errorf("upload: %+v", c.Upload)
 	}
+	if c.Log.MaxSizeMB != 100 || c.Log.MaxBackups != 10 || c.Log.MaxAgeDays != 0 {
+		t.Errorf("log rotation defaults: %+v, want 100 MB, 10 backups, no age limit", c.Log)
+	}
 	if c.Upload.MaxBandwidth != 20<<20 {
 		t.Errorf("max_bandwidth = %v", c.Upload.MaxBandwidth)
 	}
@@ -160,6 +163,10 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad metrics listen", "[metrics]\nlisten = \"9464\"\n" + base(""), 2, "metrics.listen: must be host:port"},
 		{"bad on_change", base("on_change = \"keep\"\n"), 8, `must be "reupload", "version" or "ignore"`},
 		{"bad level", "[log]\nlevel = \"loud\"\n" + base(""), 2, "log.level"},
+		{"negative log size", "[log]\nlevel = \"info\"\nmax_size_mb = -5\n" + base(""), 3, "log.max_size_mb: must be between 1 and 100000 megabytes (got -5)"},
+		{"absurd log backups", "[log]\nmax_backups = 1000000\n" + base(""), 2, "log.max_backups: must be between 1 and 10000"},
+		{"negative log age", "[log]\nmax_age_days = -1\n" + base(""), 2, "log.max_age_days: must be between 0 (keep by count only)"},
+		{"log size not a number", "[log]\nmax_size_mb = \"100MB\"\n" + base(""), 2, ""},
 		{"too many workers", "[upload]\nmax_concurrent_uploads = 1000\n" + base(""), 2, "between 1 and 256"},
 		{"type mismatch", "[upload]\nmax_concurrent_uploads = \"four\"\n" + base(""), 2, ""},
 		{"no watches", "[target.t]\ntype = \"fs\"\npath = \"o\"\n", 0, "no watches"},

@@ -7,27 +7,61 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"gopkg.in/natefinch/lumberjack.v2"
 )
 
+// Log rotation defaults ([log] max_size_mb, max_backups, max_age_days).
+const (
+	defaultLogMaxSizeMB  = 100
+	defaultLogMaxBackups = 10
+	defaultLogMaxAgeDays = 0 // keep by count only
+)
+
 // newLogger returns the process logger: JSON lines with RFC 3339 UTC
-// timestamps, to the log file (rotated at 100 MB, 10 files kept, compressed)
-// or, when none is configured, to stderr.
+// timestamps, to the log file (rotated at max_size_mb, max_backups
+// compressed old files kept, each at most max_age_days old when that is
+// set) or, when none is configured, to stderr. With a log file, a stderr
+// that is a terminal gets every line too: a person running ferry by hand
+// sees what it does.
 func newLogger(c LogConfig, stderr io.Writer) (*slog.Logger, io.Closer, error) {
+	return newLoggerTee(c, stderr, isTerminal(stderr))
+}
+
+// newLoggerTee is newLogger, told whether stderr is a terminal.
+func newLoggerTee(c LogConfig, stderr io.Writer, tty bool) (*slog.Logger, io.Closer, error) {
 	var w io.Writer = stderr
 	var closer io.Closer = io.NopCloser(nil)
 	if c.File != "" {
 		if err := os.MkdirAll(filepath.Dir(c.File), 0o750); err != nil {
 			return nil, nil, err
 		}
-		lj := &lumberjack.Logger{Filename: c.File, MaxSize: 100, MaxBackups: 10, Compress: true}
+		lj := &lumberjack.Logger{Filename: c.File, MaxSize: c.MaxSizeMB, MaxBackups: c.MaxBackups, MaxAge: c.MaxAgeDays, Compress: true}
+		if lj.MaxSize <= 0 {
+			lj.MaxSize = defaultLogMaxSizeMB
+		}
+		if lj.MaxBackups <= 0 {
+			lj.MaxBackups = defaultLogMaxBackups
+		}
 		w, closer = lj, lj
+		if tty {
+			w = io.MultiWriter(lj, stderr)
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
 		level = slog.LevelInfo
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: utcTime})), closer, nil
+}
+
+// isTerminal reports whether w is a terminal (a console on Windows).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	return isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
 }
 
 // utcTime writes the record time as RFC 3339 UTC with nanoseconds.

@@ -9,6 +9,7 @@
 //	ferry journal export|verify|state|archive ...  the event log, for audits
 //	ferry journal rebuild --config FILE   rebuild a corrupt or lost journal
 //	ferry dlq list|retry|drop ...          the dead-letter list
+//	ferry status --config FILE [--json]   what the daemon is doing
 //	ferry version                    print the version
 package main
 
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv en
 		return cmdDLQ(ctx, args[1:], stdout, stderr, getenv)
 	case "config":
 		return cmdConfig(ctx, args[1:], stdout, stderr, getenv)
+	case "status":
+		return cmdStatus(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
@@ -85,6 +88,9 @@ Usage:
   ferry config check --config FILE [--online]
                                    validate the configuration (--online: reach and
                                    write to every target)
+  ferry status --config FILE [--json]
+                                   queue, uploads in flight, rate and ETA, breakers, the
+                                   last error: from the running daemon, else the journal
   ferry dlq list [--json] --config FILE
   ferry dlq retry ID...|--all --config FILE
   ferry dlq drop ID... --config FILE

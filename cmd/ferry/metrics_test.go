@@ -67,6 +67,34 @@ func TestMetricsEndpoints(t *testing.T) {
 	if err := json.Unmarshal([]byte(b), &st); code != 200 || err != nil || st.Uploaded != 1 || st.Breakers["local"] != "closed" || len(st.Watches) != 1 {
 		t.Errorf("/status = %d %s (%v)", code, b, err)
 	}
+	// The documented names, read as a client that knows only them would.
+	var js map[string]any
+	if err := json.Unmarshal([]byte(b), &js); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"source": "daemon", "queue_files": 0.0, "queue_bytes": 0.0, "dead_letter_files": 0.0, "oldest_pending_seconds": 0.0,
+		"uploaded_files": 1.0, "uploaded_bytes": 7.0, "in_flight": []any{}, "eta_seconds": 0.0, "last_error": nil,
+		"breakers": map[string]any{"local": "closed"}, "watches": []any{filepath.Join(dir, "in")},
+		"states": map[string]any{"queued": 0.0, "uploading": 0.0, "uploaded": 1.0, "failed": 0.0, "changed": 0.0, "ignored": 0.0, "dropped": 0.0},
+	}
+	for k, v := range want {
+		if got, ok := js[k]; !ok || fmt.Sprint(got) != fmt.Sprint(v) {
+			t.Errorf("/status %s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+	if v, _ := js["version"].(string); !strings.HasPrefix(v, "ferry ") {
+		t.Errorf("/status version = %v", js["version"])
+	}
+	if r, _ := js["rate_bytes_per_second"].(float64); r <= 0 {
+		t.Errorf("/status rate_bytes_per_second = %v, want > 0 just after an upload", js["rate_bytes_per_second"])
+	}
+	if u, _ := js["uptime_seconds"].(float64); u <= 0 {
+		t.Errorf("/status uptime_seconds = %v", js["uptime_seconds"])
+	}
+	if at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(js["started_at"])); err != nil || time.Since(at) > time.Minute {
+		t.Errorf("/status started_at = %v (%v)", js["started_at"], err)
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("daemon exit %d", code)

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ferry-data/ferry/journal"
+)
+
+// statusTimeout bounds the question to the running daemon.
+const statusTimeout = 2 * time.Second
+
+// cmdStatus handles "ferry status": it asks the running daemon's /status
+// and, when no daemon answers there, reads the journal (read-only, so it
+// works beside a running daemon too).
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, _ env) int {
+	fset := flag.NewFlagSet("status", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	configPath := fset.String("config", "", "configuration file (TOML)")
+	asJSON := fset.Bool("json", false, "print the status as one JSON object (the shape of the daemon's /status)")
+	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || *configPath == "" {
+		fmt.Fprintln(stderr, "usage: ferry status --config FILE [--json]")
+		return exitUsage
+	}
+	// Status reads no target: the credentials the targets name need not be
+	// in this shell's environment.
+	cfg, err := LoadConfig(*configPath, func(string) (string, bool) { return "unused", true })
+	if err != nil {
+		return reportConfigError(stderr, err)
+	}
+	st, note, err := readStatus(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry status: %v\n", err)
+		return exitFailed
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(st)
+		return exitOK
+	}
+	writeStatus(stdout, st, note, time.Now())
+	return exitOK
+}
+
+// readStatus asks the daemon, then the journal. note says where the status
+// came from, for a person.
+func readStatus(ctx context.Context, cfg *Config) (status, string, error) {
+	listen := *cfg.Metrics.Listen
+	var why string
+	if listen == "" {
+		why = "metrics disabled ([metrics] listen = \"\")"
+	} else {
+		st, err := askDaemon(ctx, listen)
+		if err == nil {
+			return st, "from the daemon at " + dialAddr(listen), nil
+		}
+		why = "daemon not running"
+		var ne *net.OpError
+		if !errors.As(err, &ne) || ne.Op != "dial" {
+			why = fmt.Sprintf("no status from the daemon at %s (%v)", dialAddr(listen), err)
+		}
+	}
+	j, err := journal.OpenReadOnly(cfg.Journal.Path)
+	if err != nil {
+		if errors.Is(err, journal.ErrNoJournal) {
+			return status{}, "", fmt.Errorf("%s, and no journal at %s (has ferry run with this configuration?)", why, cfg.Journal.Path)
+		}
+		return status{}, "", fmt.Errorf("%s, and the journal cannot be read: %v", why, err)
+	}
+	defer j.Close()
+	st, err := journalStatus(ctx, j, time.Now())
+	if err != nil {
+		return status{}, "", fmt.Errorf("%s, and the journal %s cannot be read: %v", why, cfg.Journal.Path, err)
+	}
+	for _, w := range cfg.Watch {
+		st.Watches = append(st.Watches, filepath.Clean(w.Path))
+	}
+	sort.Strings(st.Watches)
+	return st, why + ": from the journal " + cfg.Journal.Path + " (in-flight uploads, rate and breakers unknown)", nil
+}
+
+// dialAddr is where to reach a listen address: a wildcard host means this
+// machine.
+func dialAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func askDaemon(ctx context.Context, listen string) (status, error) {
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+dialAddr(listen)+"/status", nil)
+	if err != nil {
+		return status{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return status{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return status{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	var st status
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&st); err != nil {
+		return status{}, fmt.Errorf("not ferry's status: %v", err)
+	}
+	if st.Source != "daemon" {
+		return status{}, errors.New("not ferry's status (no source)")
+	}
+	return st, nil
+}
+
+// writeStatus prints the status for a person, in aligned label: value
+// lines, like systemctl status.
+func writeStatus(w io.Writer, st status, note string, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(tw, "%s\t%s\n", label, fmt.Sprintf(format, args...))
+	}
+	if st.Source == "daemon" {
+		head := st.Version
+		if st.StartedAt != nil && st.UptimeSeconds != nil {
+			head += fmt.Sprintf(", up %s (since %s)", human(*st.UptimeSeconds), st.StartedAt.UTC().Format("2006-01-02 15:04:05 UTC"))
+		}
+		line("Daemon:", "%s", head)
+	} else {
+		line("Daemon:", "not answering")
+	}
+	line("Source:", "%s", note)
+	q := fmt.Sprintf("%d files, %s", st.Queue, iec(st.QueueBytes))
+	if st.Queue > 0 {
+		q += fmt.Sprintf(", oldest waiting %s", human(st.OldestWait))
+	}
+	line("Queue:", "%s", q)
+	switch {
+	case st.Rate == nil:
+		line("Rate:", "unknown")
+	case st.ETASeconds != nil && st.Queue > 0:
+		line("Rate:", "%s/s, queue done in about %s", iec(int64(*st.Rate)), human(*st.ETASeconds))
+	default:
+		line("Rate:", "%s/s", iec(int64(*st.Rate)))
+	}
+	var counts []string
+	for _, s := range allStates {
+		counts = append(counts, fmt.Sprintf("%s %d", s, st.States[string(s)]))
+	}
+	line("Files:", "%s", strings.Join(counts, ", "))
+	dl := fmt.Sprintf("%d", st.DeadLetters)
+	if st.DeadLetters > 0 {
+		dl += " (see ferry dlq list)"
+	}
+	line("Dead letters:", "%s", dl)
+	if st.Source == "daemon" {
+		line("Uploaded:", "%d files, %s since start", st.Uploaded, iec(st.Bytes))
+	}
+	if st.Breakers != nil {
+		names := make([]string, 0, len(st.Breakers))
+		for n := range st.Breakers {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		var bs []string
+		for _, n := range names {
+			bs = append(bs, fmt.Sprintf("%s (breaker %s)", n, st.Breakers[n]))
+		}
+		line("Targets:", "%s", strings.Join(bs, ", "))
+	}
+	for i, wa := range st.Watches {
+		label := ""
+		if i == 0 {
+			label = "Watches:"
+		}
+		line(label, "%s", wa)
+	}
+	if e := st.LastError; e != nil {
+		line("Last error:", "%s (%s ago) %s -> %s", e.Time.UTC().Format("2006-01-02 15:04:05 UTC"), human(now.Sub(e.Time).Seconds()), e.Path, e.Target)
+		line("", "%s: %s", e.Class, oneLine(e.Message, 160))
+	} else {
+		line("Last error:", "none")
+	}
+	tw.Flush()
+	if st.Source != "daemon" {
+		return
+	}
+	if len(st.InFlight) == 0 {
+		fmt.Fprintln(w, "In flight:     none")
+		return
+	}
+	fmt.Fprintf(w, "In flight:     %d\n", len(st.InFlight))
+	rows := make([][]string, len(st.InFlight))
+	for i, f := range st.InFlight {
+		left := "-"
+		if f.ETASeconds != nil {
+			left = human(*f.ETASeconds)
+		}
+		rows[i] = []string{f.Path + " -> " + f.Target, iec(f.Done), "/ " + iec(f.Size), fmt.Sprintf("%.1f%%", f.Percent), iec(int64(f.Rate)) + "/s", "ETA " + left}
+	}
+	writeTable(w, "  ", rows)
+}
+
+// writeTable prints rows with the first column left-aligned and the others
+// right-aligned, two spaces apart.
+func writeTable(w io.Writer, indent string, rows [][]string) {
+	var width []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i >= len(width) {
+				width = append(width, 0)
+			}
+			width[i] = max(width[i], len([]rune(c)))
+		}
+	}
+	for _, r := range rows {
+		var b strings.Builder
+		b.WriteString(indent)
+		for i, c := range r {
+			pad := strings.Repeat(" ", width[i]-len([]rune(c)))
+			if i == 0 {
+				b.WriteString(c + pad)
+			} else {
+				b.WriteString("  " + pad + c)
+			}
+		}
+		fmt.Fprintln(w, b.String())
+	}
+}
+
+// iec formats a byte count with binary units: 512 B, 1.5 KiB, 12.0 MiB.
+func iec(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v := float64(n)
+	for _, u := range []string{"KiB", "MiB", "GiB", "TiB", "PiB"} {
+		v /= 1024
+		if v < 1024 || u == "PiB" {
+			return fmt.Sprintf("%.1f %s", v, u)
+		}
+	}
+	return ""
+}
+
+// human formats seconds for a glance: 42s, 4m12s, 2h03m, 3d04h.
+func human(sec float64) string {
+	s := int64(sec + 0.5)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%02ds", s/60, s%60)
+	case s < 86400:
+		return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
+	}
+	return fmt.Sprintf("%dd%02dh", s/86400, s%86400/3600)
+}
+
+// oneLine keeps a message on one line, at most n runes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
