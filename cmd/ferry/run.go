@@ -55,6 +55,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return exitUsage
 	}
 	defer closeLog.Close()
+	return serveOrRun(ctx, log, func(ctx context.Context, log *slog.Logger) int {
+		return runDaemon(ctx, cfg, log, once, stdout, stderr)
+	})
+}
+
+// runDaemon runs ferry until ctx ends (or, with once, the work is done)
+// and returns its exit code.
+func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, once *bool, stdout, stderr io.Writer) int {
 	d, err := newDaemon(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "error", err.Error())
