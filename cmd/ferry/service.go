@@ -318,9 +318,13 @@ func serveUnderManager(ctx context.Context, log *slog.Logger, body func(ctx cont
 		log.Error("cannot run under the service manager", "error", err.Error())
 		return exitFailed
 	}
-	if events, err := s.Logger(nil); err == nil && eventLogWanted {
-		p.events = events
-		p.log = slog.New(&eventHandler{Handler: log.Handler(), events: events})
+	if eventLogWanted {
+		if events, err := s.Logger(nil); err != nil {
+			log.Warn("cannot write to the service manager's event log", "error", err.Error())
+		} else {
+			p.events = events
+			p.log = slog.New(&eventHandler{Handler: log.Handler(), events: events})
+		}
 	}
 	p.onFatal = exitAfterFatal
 	if err := s.Run(); err != nil {
