@@ -14,15 +14,25 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/ferry-data/ferry/internal/testtmp"
 )
 
 // The command line of the service verbs: everything that must be refused
 // before the service manager is touched (so none of these cases can install
 // anything, whatever machine runs them).
 func TestServiceCommandLine(t *testing.T) {
-	bad := writeConfig(t, "[journal]\npath = \"ferry.db\"\nbogus_key = 1\n\n[[watch]]\npath = \"in\"\ntarget = \"nowhere\"\n")
-	syntax := writeConfig(t, "[journal]\npath = \n")
-	missing := filepath.Join(t.TempDir(), "absent.toml")
+	dir := testtmp.Dir(t)
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bad := write("bad.toml", "[journal]\npath = \"ferry.db\"\nbogus_key = 1\n\n[[watch]]\npath = \".\"\ntarget = \"nowhere\"\n")
+	syntax := write("syntax.toml", "[journal]\npath = \n")
+	missing := filepath.Join(dir, "absent.toml")
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -88,7 +98,10 @@ func verifyUnit(t *testing.T, path string) {
 // the restart policy and hardening, ReadWritePaths from the config, and
 // systemd's own verdict on it.
 func TestServiceSystemdUnit(t *testing.T) {
-	dir := t.TempDir()
+	if runtime.GOOS == "windows" {
+		t.Skip("a systemd unit holds Linux paths")
+	}
+	dir := testtmp.Dir(t)
 	odd := filepath.Join(dir, "100% done", "archive") // a space and a specifier, escaped
 	for _, d := range []string{"in", "state", odd} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -171,8 +184,8 @@ target = "nas"
 	if strings.Contains(rootUnit, "User=") {
 		t.Errorf("unit without --user names a user:\n%s", rootUnit)
 	}
-	if runtime.GOOS == "linux" {
-		p := filepath.Join(t.TempDir(), "ferry.service")
+	{
+		p := filepath.Join(dir, "ferry.service")
 		if err := os.WriteFile(p, []byte(unit), 0o644); err != nil {
 			t.Fatal(err)
 		}
