@@ -60,6 +60,10 @@ func cmdService(verb string, args []string, stdout, stderr io.Writer, getenv env
 		fmt.Fprintf(stderr, "ferry %s: ferry is not installed as a service (install it with: ferry install --config FILE)\n", verb)
 		return exitFailed
 	}
+	if why := packagedService(); why != "" && verb == "uninstall" {
+		fmt.Fprintf(stderr, "ferry uninstall: %s\n", why)
+		return exitFailed
+	}
 	var do func() error
 	switch verb {
 	case "uninstall":
@@ -138,7 +142,11 @@ func cmdInstall(args []string, stdout, stderr io.Writer, getenv env) int {
 		return exitFailed
 	}
 	if _, err := s.Status(); !errors.Is(err, service.ErrNotInstalled) {
-		fmt.Fprintln(stderr, "ferry install: ferry is already installed as a service; to change it, run: ferry uninstall, then ferry install again")
+		if why := packagedService(); why != "" {
+			fmt.Fprintf(stderr, "ferry install: ferry is already installed as a service: %s\n", why)
+		} else {
+			fmt.Fprintln(stderr, "ferry install: ferry is already installed as a service; to change it, run: ferry uninstall, then ferry install again")
+		}
 		return exitFailed
 	}
 	if err := prepareServiceDirs(cfg, *user); err != nil {
@@ -154,6 +162,7 @@ func cmdInstall(args []string, stdout, stderr io.Writer, getenv env) int {
 		return exitFailed
 	}
 	fmt.Fprintf(stdout, "installed the ferry service: %s\n", strings.Join(append([]string{sc.Executable}, sc.Arguments...), " "))
+	fmt.Fprintf(stdout, "it writes only to: %s\n", strings.Join(writablePaths(cfg), ", "))
 	if *user == "" {
 		fmt.Fprintf(stdout, "it runs as %s; --user NAME picks an account that can read the watched folders\n", defaultServiceAccount)
 	}

@@ -92,3 +92,18 @@ func prepareServiceDirs(cfg *Config, account string) error {
 }
 
 func afterInstall() error { return nil }
+
+// ownUnit is where ferry install writes its unit (kardianos, system
+// service).
+const ownUnit = "/etc/systemd/system/ferry.service"
+
+// packagedService explains, when ferry's installed unit is not the one
+// "ferry install" writes (the .deb or .rpm ships its own under
+// /usr/lib/systemd/system), that the package manages it.
+func packagedService() string {
+	if _, err := os.Stat(ownUnit); err == nil {
+		return ""
+	}
+	return "its unit comes from a package, not from \"ferry install\" (there is no " + ownUnit + "): " +
+		"configure /etc/ferry/ferry.toml and use systemctl, or remove the package"
+}

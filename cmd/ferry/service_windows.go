@@ -65,6 +65,9 @@ func elevatedCommand(cmd string) string {
 	return "an elevated prompt (Run as administrator), then: " + cmd
 }
 
+// packagedService: on Windows, only "ferry install" registers the service.
+func packagedService() string { return "" }
+
 func prepareServiceDirs(cfg *Config, account string) error { return nil }
 
 // afterInstall makes the recovery actions fire on a failed start as well
