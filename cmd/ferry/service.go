@@ -336,6 +336,7 @@ func serveUnderManager(ctx context.Context, log *slog.Logger, body func(ctx cont
 		}
 	}
 	p.onFatal = exitAfterFatal
+	p.log.Info("running under the service manager", "service_manager", service.Platform())
 	if err := s.Run(); err != nil {
 		p.log.Error("service manager", "error", err.Error())
 		return exitFailed
@@ -382,10 +383,8 @@ func (p *program) Start(service.Service) error {
 		}
 		// Nobody asked it to stop: a fatal error (or, with --once, the end).
 		if code != exitOK {
-			p.log.Error("ferry stopped on its own; the service manager restarts it", "exit_code", code)
-			if p.events != nil {
-				p.events.Errorf("ferry stopped on an error (exit code %d); see its log", code)
-			}
+			// Also in the Event Log (p.log tees errors there).
+			p.log.Error("ferry stopped on an error; the service manager restarts it", "exit_code", code)
 		}
 		if p.onFatal != nil {
 			p.onFatal(code)
@@ -412,9 +411,6 @@ func (p *program) Stop(service.Service) error {
 		}
 	case <-t.C:
 		p.log.Error("ferry did not stop in time; in-flight files stay queued in the journal", "waited", p.wait.String())
-		if p.events != nil {
-			p.events.Errorf("ferry did not stop within %s; in-flight files stay queued in the journal", p.wait)
-		}
 	}
 	return nil
 }
