@@ -427,10 +427,12 @@ func (p *program) exitCode() int {
 
 // eventHandler is a slog.Handler that also writes errors to the service
 // manager's log (the Windows Event Log), where a service's administrators
-// look first.
+// look first: the message, then key=value pairs.
 type eventHandler struct {
 	slog.Handler
 	events service.Logger
+	prefix string // attributes from WithAttrs, already formatted
+	group  string // "a.b." from WithGroup
 }
 
 func (h *eventHandler) Handle(ctx context.Context, r slog.Record) error {
@@ -438,8 +440,9 @@ func (h *eventHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level >= slog.LevelError {
 		var b strings.Builder
 		b.WriteString(r.Message)
+		b.WriteString(h.prefix)
 		r.Attrs(func(a slog.Attr) bool {
-			fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+			fmt.Fprintf(&b, " %s%s=%v", h.group, a.Key, a.Value)
 			return true
 		})
 		_ = h.events.Error(b.String())
@@ -448,9 +451,14 @@ func (h *eventHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h *eventHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &eventHandler{Handler: h.Handler.WithAttrs(as), events: h.events}
+	var b strings.Builder
+	b.WriteString(h.prefix)
+	for _, a := range as {
+		fmt.Fprintf(&b, " %s%s=%v", h.group, a.Key, a.Value)
+	}
+	return &eventHandler{Handler: h.Handler.WithAttrs(as), events: h.events, prefix: b.String(), group: h.group}
 }
 
 func (h *eventHandler) WithGroup(name string) slog.Handler {
-	return &eventHandler{Handler: h.Handler.WithGroup(name), events: h.events}
+	return &eventHandler{Handler: h.Handler.WithGroup(name), events: h.events, prefix: h.prefix, group: h.group + name + "."}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -378,4 +379,36 @@ func TestServiceServeUnderManager(t *testing.T) {
 			t.Errorf("exit %d, want %d", code, exitFailed)
 		}
 	})
+}
+
+// eventRecorder is a service.Logger that keeps what it is given, in place
+// of the Windows Event Log.
+type eventRecorder struct{ errors []string }
+
+func (r *eventRecorder) Error(v ...any) error {
+	r.errors = append(r.errors, fmt.Sprint(v...))
+	return nil
+}
+func (r *eventRecorder) Warning(v ...any) error            { return nil }
+func (r *eventRecorder) Info(v ...any) error               { return nil }
+func (r *eventRecorder) Errorf(f string, a ...any) error   { return r.Error(fmt.Sprintf(f, a...)) }
+func (r *eventRecorder) Warningf(f string, a ...any) error { return nil }
+func (r *eventRecorder) Infof(f string, a ...any) error    { return nil }
+
+// Errors logged while ferry runs as a service also reach the service
+// manager's log, with their attributes; other levels stay in ferry's log.
+func TestServiceEventHandler(t *testing.T) {
+	var buf bytes.Buffer
+	rec := &eventRecorder{}
+	log := slog.New(&eventHandler{Handler: slog.NewJSONHandler(&buf, nil), events: rec}).With("target", "nas")
+	log.Info("ferry started")
+	log.Warn("slow")
+	log.Error("cannot start", "error", "journal is corrupt")
+	log.WithGroup("s3").Error("refused", "status", 403)
+	if want := []string{"cannot start target=nas error=journal is corrupt", "refused target=nas s3.status=403"}; !slices.Equal(rec.errors, want) {
+		t.Errorf("event log got %q, want %q", rec.errors, want)
+	}
+	if n := strings.Count(buf.String(), "\n"); n != 4 {
+		t.Errorf("ferry's own log has %d lines, want 4:\n%s", n, buf.String())
+	}
 }
