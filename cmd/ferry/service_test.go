@@ -347,40 +347,6 @@ func TestServiceProgramStop(t *testing.T) {
 	})
 }
 
-// serveUnderManager with the real kardianos service for this machine (its
-// Run waits in RunWait on every system but Windows): a stop (SIGTERM, which
-// ferry run turns into ctx) ends body with its code; a body that fails by
-// itself ends the service with its exit code, for Restart=on-failure.
-func TestServiceServeUnderManager(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("on Windows, Run outside the service control manager waits for Ctrl-C")
-	}
-	log := slog.New(slog.DiscardHandler)
-	t.Run("stopped", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(t.Context())
-		started := make(chan struct{})
-		var sawCancel atomic.Bool
-		go func() { <-started; cancel() }()
-		code := serveUnderManager(ctx, log, func(ctx context.Context, _ *slog.Logger) int {
-			close(started)
-			<-ctx.Done()
-			sawCancel.Store(true)
-			return exitOK
-		})
-		if code != exitOK || !sawCancel.Load() {
-			t.Errorf("exit %d, body saw the cancel: %v", code, sawCancel.Load())
-		}
-	})
-	t.Run("fails on its own", func(t *testing.T) {
-		code := serveUnderManager(t.Context(), log, func(ctx context.Context, _ *slog.Logger) int {
-			return exitFailed
-		})
-		if code != exitFailed {
-			t.Errorf("exit %d, want %d", code, exitFailed)
-		}
-	})
-}
-
 // eventRecorder is a service.Logger that keeps what it is given, in place
 // of the Windows Event Log.
 type eventRecorder struct{ errors []string }
