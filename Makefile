@@ -32,6 +32,7 @@ WINE_PKGS := ./internal/srcfile/ ./watcher/ ./journal/ ./uploader/ ./uploader/si
 test-windows:
 	bash $(WINE_DIR)/setup.sh
 	GOOS=windows $(GO) test -exec "$(abspath $(WINE_DIR))/exec" -timeout 10m $(WINE_PKGS)
+	GOOS=windows $(GO) test -exec "$(abspath $(WINE_DIR))/exec" -timeout 5m -run 'TestService' ./cmd/ferry/
 
 # Throughput and peak RSS for a 100 MiB and a 2 GiB file against versitygw.
 bench: test-servers

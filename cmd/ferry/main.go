@@ -10,6 +10,8 @@
 //	ferry journal rebuild --config FILE   rebuild a corrupt or lost journal
 //	ferry dlq list|retry|drop ...          the dead-letter list
 //	ferry status --config FILE [--json]   what the daemon is doing
+//	ferry install --config FILE [--user NAME]   install as a service
+//	ferry uninstall|start|stop|restart     manage the installed service
 //	ferry version                    print the version
 package main
 
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv en
 		return cmdConfig(ctx, args[1:], stdout, stderr, getenv)
 	case "status":
 		return cmdStatus(ctx, args[1:], stdout, stderr, getenv)
+	case "install", "uninstall", "start", "stop", "restart":
+		return cmdService(args[0], args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
@@ -96,6 +100,12 @@ Usage:
   ferry dlq drop ID... --config FILE
                                    the files that failed permanently: list them, queue
                                    them again, or give up on them (the source stays)
+  ferry install --config FILE [--user NAME]
+                                   install ferry as a service (systemd on Linux, the
+                                   service manager on Windows) running this binary with
+                                   FILE; --user: the account it runs as
+  ferry uninstall | start | stop | restart
+                                   manage the installed service (as root / administrator)
   ferry version                    print the version
 
 Exit codes: 0 ok, 1 files not uploaded or a runtime error, 2 bad command line or configuration.

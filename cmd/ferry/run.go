@@ -57,6 +57,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return exitUsage
 	}
 	defer closeLog.Close()
+	return serveOrRun(ctx, log, func(ctx context.Context, log *slog.Logger) int {
+		return runDaemon(ctx, cfg, log, *once, stdout, stderr, getenv)
+	})
+}
+
+// runDaemon runs ferry until ctx ends (or, with once, the work is done)
+// and returns its exit code.
+func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, stdout, stderr io.Writer, getenv env) int {
 	d, err := newDaemon(cfg, log, getenv)
 	if err != nil {
 		log.Error("cannot start", "error", err.Error())
@@ -65,17 +73,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	}
 	defer d.close()
 	var reload chan struct{}
-	if !*once {
+	if !once {
 		reload = make(chan struct{}, 1)
 		go watchConfig(ctx, cfg.file, reload, log)
 	}
-	res, err := d.run(ctx, *once, reload)
+	res, err := d.run(ctx, once, reload)
 	if err != nil {
 		log.Error("stopped on error", "error", err.Error())
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
 		return exitFailed
 	}
-	if *once {
+	if once {
 		return reportOnce(stdout, res)
 	}
 	return exitOK

@@ -1,0 +1,90 @@
+//go:build windows
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/kardianos/service"
+	"golang.org/x/sys/windows"
+	"golang.org/x/sys/windows/svc/mgr"
+)
+
+const (
+	defaultServiceAccount = "LocalSystem"
+	serviceEnvHint        = `set it for the service in the registry: HKLM\SYSTEM\CurrentControlSet\Services\ferry, multi-string value "Environment" (NAME=VALUE lines)`
+	serviceLogsHint       = "see: the Windows Event Log (Application, source ferry) and ferry's log file"
+)
+
+// eventLogWanted: a Windows service has no console; its start, stop and
+// fatal errors go to the Event Log too.
+const eventLogWanted = true
+
+// exitAfterFatal ends the process when ferry stops on its own: the service
+// control manager sees it die without reporting STOPPED and runs the
+// recovery actions (restart). kardianos offers no way to report a stop
+// from inside the service.
+var exitAfterFatal = func(code int) {
+	if code == exitOK {
+		code = exitFailed // ended although nobody stopped it: still a failure for recovery
+	}
+	os.Exit(code)
+}
+
+// Recovery: restart 5 s after every failure; the failure count resets
+// after a day without one.
+const (
+	recoveryDelay       = "5s"
+	recoveryResetPeriod = 24 * 60 * 60 // seconds
+)
+
+// serviceOptions are the kardianos options for Windows: automatic start
+// once the boot has settled, and restart on failure.
+func serviceOptions(cfg *Config, exec []string, user string) (service.KeyValue, error) {
+	return service.KeyValue{
+		"StartType":              "automatic",
+		"DelayedAutoStart":       true,
+		"OnFailure":              "restart",
+		"OnFailureDelayDuration": recoveryDelay,
+		"OnFailureResetPeriod":   recoveryResetPeriod,
+	}, nil
+}
+
+func checkServicePlatform() error { return nil }
+
+func checkPrivileged() error {
+	if !windows.GetCurrentProcessToken().IsElevated() {
+		return errors.New("managing the service needs an administrator")
+	}
+	return nil
+}
+
+func elevatedCommand(cmd string) string {
+	return "an elevated prompt (Run as administrator), then: " + cmd
+}
+
+// packagedService: on Windows, only "ferry install" registers the service.
+func packagedService() string { return "" }
+
+func prepareServiceDirs(cfg *Config, account string) error { return nil }
+
+// afterInstall makes the recovery actions fire on a failed start as well
+// (the process reports STOPPED with an error), not only on a crash.
+func afterInstall() error {
+	m, err := mgr.Connect()
+	if err != nil {
+		return fmt.Errorf("cannot reach the service control manager to set recovery on failed starts: %w", err)
+	}
+	defer m.Disconnect()
+	s, err := m.OpenService(serviceName)
+	if err != nil {
+		return fmt.Errorf("cannot open the service to set recovery on failed starts: %w", err)
+	}
+	defer s.Close()
+	if err := s.SetRecoveryActionsOnNonCrashFailures(true); err != nil {
+		return fmt.Errorf("cannot set recovery on failed starts: %w", err)
+	}
+	return nil
+}
