@@ -25,9 +25,12 @@ import (
 )
 
 const journalUsage = `usage:
-  ferry journal export --config FILE [--format jsonl|csv] [--since T] [--until T] [--batch ID] [--out FILE]
-  ferry journal verify --config FILE        recompute the event chain
-  ferry journal verify --export FILE        check an exported JSONL file offline
+  ferry journal export --config FILE [--format jsonl|csv] [--since T] [--until T] [--batch ID] [--log events|audit] [--out FILE]
+  ferry journal verify --config FILE [--against-target]
+                                            recompute both chains (events and audit); with
+                                            --against-target, compare them with the latest
+                                            checkpoint on every target
+  ferry journal verify --export FILE        check an exported JSONL file (either log) offline
   ferry journal rebuild --config FILE [--force]
 T is RFC 3339 (2026-11-26T10:00:00Z) or a date (2026-11-26). A time-range
 export verifies on its own (from its first event's prev_hash); a --batch
@@ -56,7 +59,7 @@ func openJournal(configPath string, getenv env, stderr io.Writer) (*journal.Jour
 	if err != nil {
 		return nil, reportConfigError(stderr, err)
 	}
-	j, err := journal.Open(cfg.Journal.Path, journal.Options{})
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: versionString()})
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
 		if errors.Is(err, journal.ErrCorrupt) {
@@ -88,7 +91,7 @@ func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writ
 	since := fset.String("since", "", "only events at or after this time")
 	until := fset.String("until", "", "only events at or before this time")
 	batch := fset.String("batch", "", "only the events of this dataset (batch_id)")
-	logName := fset.String("log", "events", "which log: events")
+	logName := fset.String("log", "events", "which log: events or audit")
 	outPath := fset.String("out", "", "write to this file instead of standard output")
 	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || *configPath == "" {
 		fmt.Fprintln(stderr, journalUsage)
@@ -113,8 +116,13 @@ func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "ferry journal export: --format must be jsonl or csv (got %q)\n", *format)
 		return exitUsage
 	}
-	if *logName != "events" {
-		fmt.Fprintf(stderr, "ferry journal export: --log %q: only the events log is recorded so far\n", *logName)
+	if *logName != "events" && *logName != journal.AuditLogName {
+		fmt.Fprintf(stderr, "ferry journal export: --log must be events or audit (got %q)\n", *logName)
+		return exitUsage
+	}
+	audit := *logName == journal.AuditLogName
+	if audit && f.BatchID != "" {
+		fmt.Fprintln(stderr, "ferry journal export: --batch selects events: the audit log belongs to no batch")
 		return exitUsage
 	}
 	j, code := openJournal(*configPath, getenv, stderr)
@@ -135,15 +143,24 @@ func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writ
 	n := 0
 	if *format == "csv" {
 		cw := csv.NewWriter(bw)
-		cw.Write(journal.ExportColumns)
-		err = j.Events(ctx, f, func(e journal.Event) error { n++; return cw.Write(e.CSVRecord()) })
+		if audit {
+			cw.Write(journal.AuditExportColumns)
+			err = j.AuditRecords(ctx, f, func(r journal.AuditRecord) error { n++; return cw.Write(r.CSVRecord()) })
+		} else {
+			cw.Write(journal.ExportColumns)
+			err = j.Events(ctx, f, func(e journal.Event) error { n++; return cw.Write(e.CSVRecord()) })
+		}
 		cw.Flush()
 		if err == nil {
 			err = cw.Error()
 		}
 	} else {
 		enc := json.NewEncoder(bw)
-		err = j.Events(ctx, f, func(e journal.Event) error { n++; return enc.Encode(e) })
+		if audit {
+			err = j.AuditRecords(ctx, f, func(r journal.AuditRecord) error { n++; return enc.Encode(r) })
+		} else {
+			err = j.Events(ctx, f, func(e journal.Event) error { n++; return enc.Encode(e) })
+		}
 	}
 	if ferr := bw.Flush(); err == nil {
 		err = ferr
@@ -158,7 +175,11 @@ func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writ
 		return exitFailed
 	}
 	if *outPath != "" {
-		fmt.Fprintf(stdout, "exported %d events to %s\n", n, *outPath)
+		what := "events"
+		if audit {
+			what = "audit records"
+		}
+		fmt.Fprintf(stdout, "exported %d %s to %s\n", n, what, *outPath)
 	}
 	return exitOK
 }
@@ -171,7 +192,8 @@ func cmdJournalVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 	fset.SetOutput(stderr)
 	configPath := fset.String("config", "", "configuration file (TOML)")
 	exportPath := fset.String("export", "", "an exported JSONL file to check offline")
-	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || (*configPath == "") == (*exportPath == "") {
+	against := fset.Bool("against-target", false, "also compare the chains with the latest checkpoint on every target")
+	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || (*configPath == "") == (*exportPath == "") || (*against && *configPath == "") {
 		fmt.Fprintln(stderr, journalUsage)
 		return exitUsage
 	}
@@ -190,6 +212,9 @@ func cmdJournalVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 			return exitFailed
 		}
 		defer f.Close()
+		if isAuditExport(f) { // the audit log's export: see journal_audit_cmd.go
+			return verifyAuditExport(f, *exportPath, stdout, stderr)
+		}
 		v := journal.NewRangeVerifier()
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 64<<10), 16<<20)
@@ -217,8 +242,9 @@ func cmdJournalVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 		return code
 	}
 	defer j.Close()
-	v := journal.NewChainVerifier()
-	return report(j.Path(), v, j.Events(ctx, journal.EventFilter{}, v.Check))
+	// Both chains, and with --against-target the remote checkpoints: see
+	// journal_audit_cmd.go.
+	return verifyChains(ctx, j, *configPath, *against, getenv, stdout, stderr)
 }
 
 // rebuildStats counts what a rebuild found.
@@ -311,7 +337,7 @@ func cmdJournalRebuild(ctx context.Context, args []string, stdout, stderr io.Wri
 
 func rebuild(ctx context.Context, cfg *Config, path string, log *slog.Logger) (rebuildStats, error) {
 	var st rebuildStats
-	j, err := journal.Open(path, journal.Options{})
+	j, err := journal.Open(path, journal.Options{FerryVersion: versionString()})
 	if err != nil {
 		return st, err
 	}

@@ -88,7 +88,7 @@ type daemon struct {
 }
 
 func newDaemon(cfg *Config, log *slog.Logger) (*daemon, error) {
-	j, err := journal.Open(cfg.Journal.Path, journal.Options{})
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: versionString()})
 	if err != nil {
 		if errors.Is(err, journal.ErrCorrupt) {
 			return nil, fmt.Errorf("%w\nferry will not start on a corrupt journal. To recover, run:\n  ferry journal rebuild --config %s\nIt keeps the corrupt file beside the new one and records as uploaded every file the target already holds, so nothing is sent twice", err, cfg.file)
@@ -286,9 +286,11 @@ func (d *daemon) run(ctx context.Context, once bool) (onceResult, error) {
 	}
 	d.log.Info("ferry started", "version", versionString(), "config", d.cfg.file, "config_sha256", d.cfg.sum,
 		"journal", d.cfg.Journal.Path, "schema_version", journal.SchemaVersion(), "watches", roots, "once", once)
+	cp := d.auditStart(ctx) // audit log: start, configuration; checkpoints (below)
 
 	wctx, cancelWatch := context.WithCancel(ctx)
 	defer cancelWatch()
+	go cp.run(wctx) // ends with the watchers; auditStop waits for it
 	errc := make(chan error, len(d.watchers)+1)
 	var wg sync.WaitGroup
 	for _, w := range d.watchers {
@@ -353,6 +355,7 @@ func (d *daemon) run(ctx context.Context, once bool) (onceResult, error) {
 	}
 	wg.Wait()
 	d.log.Info("ferry stopped", "uploaded_files", d.up.Stats.Uploaded.Load(), "uploaded_bytes", d.up.Stats.Bytes.Load(), "failed_files", d.up.Stats.Failed.Load())
+	d.auditStop(cp) // audit log: stop; a final checkpoint
 	if runErr != nil {
 		return onceResult{}, runErr
 	}
