@@ -82,7 +82,7 @@ type checkpointer struct {
 	cur     journal.Checkpoint
 	pending map[string]bool // targets that lack cur
 	failing map[string]string
-	last    time.Time // when the last checkpoint was attempted
+	last    time.Time     // when the last checkpoint was attempted
 	done    chan struct{} // closed when run returns
 }
 
