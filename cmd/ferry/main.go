@@ -70,10 +70,13 @@ Usage:
   ferry run --once --config FILE   upload what is in the watched folders now, then exit
                                    (exit 0 when everything landed, 1 when anything did not)
   ferry journal export --config FILE [--format jsonl|csv] [--since T] [--until T]
-                       [--batch ID] [--out FILE]
-                                   the hash-chained event log, one event per line or row
-  ferry journal verify --config FILE | --export FILE
-                                   recompute the chain (exit 1 naming the first bad seq)
+                       [--batch ID] [--log events|audit] [--out FILE]
+                                   a hash-chained log (events, or ferry's own audit
+                                   log), one entry per line or row
+  ferry journal verify --config FILE [--against-target] | --export FILE
+                                   recompute the chains (exit 1 naming the first bad
+                                   seq); --against-target: and compare them with the
+                                   latest checkpoint on every target (AUDIT.md)
   ferry journal rebuild --config FILE [--force]
                                    rebuild a corrupt or lost journal from the watched
                                    folders and what the targets hold
