@@ -233,7 +233,7 @@ func latestCheckpoint(ctx context.Context, s sink.Sink, targetPrefix, host strin
 }
 
 // finalCheckpointTimeout bounds the checkpoint a stopping daemon takes.
-const finalCheckpointTimeout = 5 * time.Second
+const finalCheckpointTimeout = 3 * time.Second
 
 // final waits for run to return, then takes a last checkpoint, so that the tail at stop is anchored too; a target that cannot take it
 // within finalCheckpointTimeout gets the next one after the restart.
