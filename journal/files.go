@@ -478,6 +478,14 @@ func (j *Journal) CompleteAsync(ctx context.Context, jb *Job, sha, key string) <
 			uploaded_at = ?, updated_at = ? WHERE id = ?`, sha, sha, t.now.UnixNano(), t.now.UnixNano(), jb2.ID); err != nil {
 			return err
 		}
+		var waiting bool
+		if err := t.queryRow(`SELECT EXISTS (SELECT 1 FROM files WHERE batch_id = ? AND state IN ('queued', 'uploading', 'changed'))`,
+			jb2.BatchID).Scan(&waiting); err != nil {
+			return err
+		}
+		if !waiting {
+			t.onCommit = append(t.onCommit, j.nudgeBatch)
+		}
 		return t.event(Event{Kind: "uploaded", FileID: jb2.ID, CorrelationID: jb2.CorrelationID, BatchID: jb2.BatchID,
 			RelPath: jb2.RelPath, Size: jb2.Version.Size, SHA256: sha, Detail: "key=" + key})
 	})

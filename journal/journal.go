@@ -51,6 +51,9 @@ type Options struct {
 	Now func() time.Time
 	// MaxBatch bounds how many transitions share one transaction (default 256).
 	MaxBatch int
+	// FerryVersion is recorded in the audit records the journal writes
+	// itself (migrations) and in those given without one.
+	FerryVersion string
 }
 
 // Journal is an open journal. Its methods are safe for concurrent use.
@@ -65,9 +68,15 @@ type Journal struct {
 	exited chan struct{}
 	once   sync.Once
 
-	// chain is the tail of the event chain; only the writer goroutine
-	// touches it.
-	chain chainTail
+	// chain and auditTail are the tails of the event and audit chains;
+	// only the writer goroutine touches them (and lastCheckpoint,
+	// journalID).
+	chain          chainTail
+	auditTail      chainTail
+	lastCheckpoint *Checkpoint
+	journalID      string
+	version        string
+	batchDone      chan struct{} // 1-buffered: a batch became complete
 
 	// stmts caches prepared statements by query text, so that SQLite does
 	// not parse the same SQL for every transition; missing collects the
@@ -89,10 +98,14 @@ type op struct {
 
 // Tx is the view of a batch transaction given to one transition.
 type Tx struct {
-	tx    *sql.Tx
-	j     *Journal
-	chain *chainTail
-	now   time.Time
+	tx        *sql.Tx
+	j         *Journal
+	chain     *chainTail
+	auditTail *chainTail
+	now       time.Time
+	// onCommit runs, in the writer, once the transaction is durable (only
+	// for the ops that were not rolled back).
+	onCommit []func()
 }
 
 func dsn(path string, readOnly bool) string {
@@ -122,7 +135,8 @@ func Open(path string, o Options) (*Journal, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	j := &Journal{path: path, w: w, now: o.Now, max: o.MaxBatch, stmts: map[string]*sql.Stmt{}, missing: map[string]struct{}{}}
+	j := &Journal{path: path, w: w, now: o.Now, max: o.MaxBatch, stmts: map[string]*sql.Stmt{}, missing: map[string]struct{}{},
+		version: o.FerryVersion, batchDone: make(chan struct{}, 1)}
 	if j.now == nil {
 		j.now = time.Now
 	}
@@ -140,6 +154,10 @@ func Open(path string, o Options) (*Journal, error) {
 	if err := w.QueryRow(`SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&j.chain.seq, &j.chain.hash); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		w.Close()
 		return nil, fmt.Errorf("journal %s: read chain tail: %w", path, err)
+	}
+	if err := w.QueryRow(`SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&j.auditTail.seq, &j.auditTail.hash); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		w.Close()
+		return nil, fmt.Errorf("journal %s: read audit chain tail: %w", path, err)
 	}
 	r, err := sql.Open("sqlite", dsn(path, true))
 	if err != nil {
@@ -276,10 +294,17 @@ func (j *Journal) migrate() error {
 		return err
 	}
 	defer j.w.Exec(`PRAGMA foreign_keys = ON`)
+	// Each migration applied here gets its own audit record, in order. The
+	// audit log is made by a migration: records wait until it exists, then
+	// go in the transaction of the migration at hand.
+	var pending []AuditRecord
 	for _, m := range ms {
 		if m.version <= cur {
 			continue
 		}
+		pending = append(pending, AuditRecord{Kind: AuditMigration, FerryVersion: j.version, Subject: m.name, SHA256: m.sum,
+			Schema: &SchemaChange{From: cur, To: m.version}})
+		cur = m.version
 		tx, err := j.w.Begin()
 		if err != nil {
 			return err
@@ -300,11 +325,36 @@ func (j *Journal) migrate() error {
 			tx.Rollback()
 			return err
 		}
+		n, err := auditMigrations(tx, pending, j.now())
+		if err != nil {
+			tx.Rollback()
+			return fmt.Errorf("%s: audit log: %w", m.name, err)
+		}
+		pending = pending[n:]
 		if err := tx.Commit(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// auditMigrations appends the records to the audit log inside tx when the
+// log exists there, and says how many it wrote.
+func auditMigrations(tx *sql.Tx, rs []AuditRecord, now time.Time) (int, error) {
+	var n int
+	if err := tx.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit'`).Scan(&n); err != nil || n == 0 {
+		return 0, err
+	}
+	var tail chainTail
+	if err := tx.QueryRow(`SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&tail.seq, &tail.hash); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, err
+	}
+	for _, r := range rs {
+		if _, err := appendAudit(tx.Exec, &tail, r, now); err != nil {
+			return 0, err
+		}
+	}
+	return len(rs), nil
 }
 
 func foreignKeyViolations(tx *sql.Tx) (string, error) {
@@ -420,22 +470,31 @@ func (j *Journal) run(batch []*op) {
 			o.done <- err
 		}
 	}
-	saved := j.chain
+	saved, savedAudit := j.chain, j.auditTail
+	restore := func() { j.chain, j.auditTail = saved, savedAudit }
 	tx, err := j.w.Begin()
 	if err != nil {
 		fail(fmt.Errorf("journal: begin: %w", err))
 		return
 	}
-	t := &Tx{tx: tx, j: j, chain: &j.chain, now: j.now()}
-	// Another process (ferry dlq, journal archive) may have appended
-	// events since this one's last transaction: the tail is read again
-	// under the write lock (an index lookup), so the chain never forks.
-	j.chain = chainTail{}
-	if err := t.queryRow(`SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&j.chain.seq, &j.chain.hash); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		tx.Rollback()
-		j.chain = saved
-		fail(fmt.Errorf("journal: read chain tail: %w", err))
-		return
+	t := &Tx{tx: tx, j: j, chain: &j.chain, auditTail: &j.auditTail, now: j.now()}
+	// Another process (ferry dlq, journal archive, a migration) may have
+	// appended since this one's last transaction: both tails are read
+	// again under the write lock (index lookups), so no chain forks.
+	j.chain, j.auditTail = chainTail{}, chainTail{}
+	for _, tail := range []struct {
+		q string
+		t *chainTail
+	}{
+		{`SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`, &j.chain},
+		{`SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`, &j.auditTail},
+	} {
+		if err := t.queryRow(tail.q).Scan(&tail.t.seq, &tail.t.hash); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			tx.Rollback()
+			restore()
+			fail(fmt.Errorf("journal: read chain tail: %w", err))
+			return
+		}
 	}
 	var keep *staleCommit
 	if len(batch) == 1 {
@@ -443,7 +502,7 @@ func (j *Journal) run(batch []*op) {
 		errs[0] = batch[0].fn(t)
 		if errs[0] != nil && !errors.As(errs[0], &keep) {
 			tx.Rollback()
-			j.chain = saved
+			restore()
 			batch[0].done <- errs[0]
 			return
 		}
@@ -453,29 +512,32 @@ func (j *Journal) run(batch []*op) {
 				errs[i] = err
 				continue
 			}
-			before := j.chain
+			before, beforeAudit, hooks := j.chain, j.auditTail, len(t.onCommit)
 			errs[i] = o.fn(t)
 			if errs[i] != nil && !errors.As(errs[i], &keep) {
-				j.chain = before
+				j.chain, j.auditTail, t.onCommit = before, beforeAudit, t.onCommit[:hooks]
 				if _, rerr := t.exec(`ROLLBACK TO op`); rerr != nil {
 					tx.Rollback()
-					j.chain = saved
+					restore()
 					fail(fmt.Errorf("journal: rollback to savepoint: %w", rerr))
 					return
 				}
 			}
 			if _, err := t.exec(`RELEASE op`); err != nil {
 				tx.Rollback()
-				j.chain = saved
+				restore()
 				fail(fmt.Errorf("journal: release savepoint: %w", err))
 				return
 			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		j.chain = saved
+		restore()
 		fail(fmt.Errorf("journal: commit: %w", err))
 		return
+	}
+	for _, f := range t.onCommit {
+		f()
 	}
 	for i, o := range batch {
 		o.done <- errs[i]

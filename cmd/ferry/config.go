@@ -39,6 +39,12 @@ type Config struct {
 // JournalConfig is [journal].
 type JournalConfig struct {
 	Path string `toml:"path"`
+	// CheckpointInterval is how often a checkpoint of the chains is
+	// taken and uploaded to every target (also after each completed batch).
+	CheckpointInterval Duration `toml:"checkpoint_interval"`
+	// CheckpointRetention is the S3 Object Lock retention of an uploaded
+	// checkpoint, where the bucket has Object Lock enabled.
+	CheckpointRetention Duration `toml:"checkpoint_retention"`
 }
 
 // MetricsConfig is [metrics].
@@ -134,6 +140,8 @@ const (
 	defaultRetryFirst  = time.Second
 	defaultRetryMaxGap = 30 * time.Second
 	defaultOrphanTTL   = 24 * time.Hour
+	defaultCheckpoint  = time.Hour
+	defaultCPRetention = 365 * 24 * time.Hour
 )
 
 // Secret holds a credential; it never prints.
@@ -331,6 +339,16 @@ func (c *Config) validate(file string, loc *locator, lookupEnv func(string) (str
 		c.Journal.Path = defaultJournal
 	}
 	c.Journal.Path = c.resolve(c.Journal.Path)
+	if c.Journal.CheckpointInterval == 0 {
+		c.Journal.CheckpointInterval = Duration(defaultCheckpoint)
+	} else if c.Journal.CheckpointInterval < Duration(time.Minute) {
+		bad(at("journal", "checkpoint_interval"), "journal.checkpoint_interval", "must be at least 1m (got %s)", time.Duration(c.Journal.CheckpointInterval))
+	}
+	if c.Journal.CheckpointRetention == 0 {
+		c.Journal.CheckpointRetention = Duration(defaultCPRetention)
+	} else if c.Journal.CheckpointRetention < Duration(time.Hour) {
+		bad(at("journal", "checkpoint_retention"), "journal.checkpoint_retention", "must be at least 1h (got %s)", time.Duration(c.Journal.CheckpointRetention))
+	}
 	c.Log.File = c.resolve(c.Log.File)
 	switch strings.ToLower(c.Log.Level) {
 	case "":

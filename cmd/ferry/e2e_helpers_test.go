@@ -362,7 +362,8 @@ type e2eObject struct {
 	LastModified time.Time
 }
 
-// e2eList lists the whole bucket.
+// e2eList lists the whole bucket but for ferry's checkpoints
+// (<prefix>_ferry/checkpoints/...: see e2eCheckpoints).
 func e2eList(t *testing.T, srv *testsrv.S3, bucket string) map[string]e2eObject {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -375,6 +376,9 @@ func e2eList(t *testing.T, srv *testsrv.S3, bucket string) map[string]e2eObject 
 			t.Fatalf("ListObjectsV2 %s: %v", bucket, err)
 		}
 		for _, o := range page.Contents {
+			if strings.Contains(aws.ToString(o.Key), checkpointDir) {
+				continue
+			}
 			got[aws.ToString(o.Key)] = e2eObject{Size: aws.ToInt64(o.Size), LastModified: aws.ToTime(o.LastModified)}
 		}
 	}

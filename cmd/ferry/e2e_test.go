@@ -780,7 +780,7 @@ func e2eTestCorruptionAndSlowDown(t *testing.T, srv *testsrv.S3) {
 	tries := map[string]int{}
 	var damaged, refused int
 	endpoint := e2eStartProxy(t, srv, func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method != http.MethodPut {
+		if r.Method != http.MethodPut || strings.Contains(r.URL.Path, checkpointDir) {
 			return false
 		}
 		id := r.URL.Path + "?part=" + r.URL.Query().Get("partNumber")

@@ -68,6 +68,7 @@ exclude = ["**/*.tmp", "**/~$*", "**/.DS_Store"]
 	}
 	want := []string{"notes.txt", "run 0001/images/tile 0001.pgm", "run 0001/readings.csv", "run-ü/größe-ü.tsv"}
 	var got []string
+	checkpoints := 0
 	filepath.WalkDir(archive, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -75,6 +76,10 @@ exclude = ["**/*.tmp", "**/~$*", "**/.DS_Store"]
 		rel, _ := filepath.Rel(filepath.Join(archive, "scope1"), p)
 		rel = filepath.ToSlash(rel)
 		if strings.HasSuffix(rel, ".sha256") {
+			return nil
+		}
+		if strings.HasPrefix(rel, checkpointDir) {
+			checkpoints++
 			return nil
 		}
 		got = append(got, rel)
@@ -93,6 +98,9 @@ exclude = ["**/*.tmp", "**/~$*", "**/.DS_Store"]
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
 		t.Fatalf("archive holds %q, want %q", got, want)
+	}
+	if checkpoints == 0 {
+		t.Fatalf("no checkpoint under %s in the archive", checkpointDir)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(archive, ".ferry-uploads")); len(ents) != 0 {
 		t.Fatal("staged uploads left behind")

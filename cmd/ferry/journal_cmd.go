@@ -25,10 +25,13 @@ import (
 )
 
 const journalUsage = `usage:
-  ferry journal export --config FILE [--format jsonl|csv] [--since T] [--until T] [--batch ID] [--out FILE]
-  ferry journal verify --config FILE        recompute the event chain and check the
-                                            file-state tables against a replay of it
-  ferry journal verify --export FILE        check an exported JSONL file offline
+  ferry journal export --config FILE [--format jsonl|csv] [--since T] [--until T] [--batch ID] [--log events|audit] [--out FILE]
+  ferry journal verify --config FILE [--against-target]
+                                            recompute both chains (events and audit), check
+                                            the file-state tables against a replay of the
+                                            events; with --against-target, compare the chains
+                                            with the latest checkpoint on every target
+  ferry journal verify --export FILE        check an exported JSONL file (either log) offline
   ferry journal state --config FILE | --export FILE --at T [--batch ID] [--format text|jsonl]
                                             every file as it stood at T (a replay of the chain)
   ferry journal archive --config FILE --before T --out FILE
@@ -66,7 +69,7 @@ func openJournal(configPath string, getenv env, stderr io.Writer) (*journal.Jour
 	if err != nil {
 		return nil, reportConfigError(stderr, err)
 	}
-	j, err := journal.Open(cfg.Journal.Path, journal.Options{})
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: versionString()})
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
 		if errors.Is(err, journal.ErrCorrupt) {
@@ -98,7 +101,7 @@ func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writ
 	since := fset.String("since", "", "only events at or after this time")
 	until := fset.String("until", "", "only events at or before this time")
 	batch := fset.String("batch", "", "only the events of this dataset (batch_id)")
-	logName := fset.String("log", "events", "which log: events")
+	logName := fset.String("log", "events", "which log: events or audit")
 	outPath := fset.String("out", "", "write to this file instead of standard output")
 	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || *configPath == "" {
 		fmt.Fprintln(stderr, journalUsage)
@@ -123,8 +126,13 @@ func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "ferry journal export: --format must be jsonl or csv (got %q)\n", *format)
 		return exitUsage
 	}
-	if *logName != "events" {
-		fmt.Fprintf(stderr, "ferry journal export: --log %q: only the events log is recorded so far\n", *logName)
+	if *logName != "events" && *logName != journal.AuditLogName {
+		fmt.Fprintf(stderr, "ferry journal export: --log must be events or audit (got %q)\n", *logName)
+		return exitUsage
+	}
+	audit := *logName == journal.AuditLogName
+	if audit && f.BatchID != "" {
+		fmt.Fprintln(stderr, "ferry journal export: --batch selects events: the audit log belongs to no batch")
 		return exitUsage
 	}
 	j, code := openJournal(*configPath, getenv, stderr)
@@ -145,15 +153,24 @@ func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writ
 	n := 0
 	if *format == "csv" {
 		cw := csv.NewWriter(bw)
-		cw.Write(journal.ExportColumns)
-		err = j.Events(ctx, f, func(e journal.Event) error { n++; return cw.Write(e.CSVRecord()) })
+		if audit {
+			cw.Write(journal.AuditExportColumns)
+			err = j.AuditRecords(ctx, f, func(r journal.AuditRecord) error { n++; return cw.Write(r.CSVRecord()) })
+		} else {
+			cw.Write(journal.ExportColumns)
+			err = j.Events(ctx, f, func(e journal.Event) error { n++; return cw.Write(e.CSVRecord()) })
+		}
 		cw.Flush()
 		if err == nil {
 			err = cw.Error()
 		}
 	} else {
 		enc := json.NewEncoder(bw)
-		err = j.Events(ctx, f, func(e journal.Event) error { n++; return enc.Encode(e) })
+		if audit {
+			err = j.AuditRecords(ctx, f, func(r journal.AuditRecord) error { n++; return enc.Encode(r) })
+		} else {
+			err = j.Events(ctx, f, func(e journal.Event) error { n++; return enc.Encode(e) })
+		}
 	}
 	if ferr := bw.Flush(); err == nil {
 		err = ferr
@@ -168,7 +185,11 @@ func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writ
 		return exitFailed
 	}
 	if *outPath != "" {
-		fmt.Fprintf(stdout, "exported %d events to %s\n", n, *outPath)
+		what := "events"
+		if audit {
+			what = "audit records"
+		}
+		fmt.Fprintf(stdout, "exported %d %s to %s\n", n, what, *outPath)
 	}
 	return exitOK
 }
@@ -181,7 +202,8 @@ func cmdJournalVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 	fset.SetOutput(stderr)
 	configPath := fset.String("config", "", "configuration file (TOML)")
 	exportPath := fset.String("export", "", "an exported JSONL file to check offline")
-	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || (*configPath == "") == (*exportPath == "") {
+	against := fset.Bool("against-target", false, "also compare the chains with the latest checkpoint on every target")
+	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || (*configPath == "") == (*exportPath == "") || (*against && *configPath == "") {
 		fmt.Fprintln(stderr, journalUsage)
 		return exitUsage
 	}
@@ -200,6 +222,9 @@ func cmdJournalVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 			return exitFailed
 		}
 		defer f.Close()
+		if isAuditExport(f) { // the audit log's export: see journal_audit_cmd.go
+			return verifyAuditExport(f, *exportPath, stdout, stderr)
+		}
 		v := journal.NewRangeVerifier()
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 64<<10), 16<<20)
@@ -227,14 +252,9 @@ func cmdJournalVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 		return code
 	}
 	defer j.Close()
-	v, err := j.LiveVerifier(ctx)
-	if err != nil {
-		return report(j.Path(), journal.NewChainVerifier(), err)
-	}
-	if code := report(j.Path(), v, j.Events(ctx, journal.EventFilter{}, v.Check)); code != exitOK {
-		return code
-	}
-	return verifyReplay(ctx, j, stdout, stderr)
+	// Both chains, the replay of the events against the file tables, and
+	// with --against-target the remote checkpoints: see journal_audit_cmd.go.
+	return verifyChains(ctx, j, *configPath, *against, getenv, stdout, stderr)
 }
 
 // rebuildStats counts what a rebuild found.
@@ -327,7 +347,7 @@ func cmdJournalRebuild(ctx context.Context, args []string, stdout, stderr io.Wri
 
 func rebuild(ctx context.Context, cfg *Config, path string, log *slog.Logger) (rebuildStats, error) {
 	var st rebuildStats
-	j, err := journal.Open(path, journal.Options{})
+	j, err := journal.Open(path, journal.Options{FerryVersion: versionString()})
 	if err != nil {
 		return st, err
 	}

@@ -23,11 +23,11 @@ import (
 // and chunks tables must agree with a replay of the events. It prints each
 // difference (naming the file, both values and the file's last event) and
 // returns exitFailed if there is any.
-func verifyReplay(ctx context.Context, j *journal.Journal, stdout, stderr io.Writer) int {
+func verifyReplay(ctx context.Context, j *journal.Journal, stderr io.Writer) (files int, code int) {
 	diffs, r, err := j.VerifyState(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %s: the events cannot be replayed: %v\n", j.Path(), err)
-		return exitFailed
+		return 0, exitFailed
 	}
 	if len(diffs) > 0 {
 		const most = 50
@@ -39,10 +39,9 @@ func verifyReplay(ctx context.Context, j *journal.Journal, stdout, stderr io.Wri
 			fmt.Fprintf(stderr, "ferry: %s\n", d)
 		}
 		fmt.Fprintf(stderr, "ferry: %s: the file-state tables do NOT agree with the events (%d differences)\n", j.Path(), len(diffs))
-		return exitFailed
+		return 0, exitFailed
 	}
-	fmt.Fprintf(stdout, "%s: the file-state tables agree with a replay of %d events (%d files)\n", j.Path(), r.Applied(), len(r.Files()))
-	return exitOK
+	return len(r.Files()), exitOK
 }
 
 // exportEvents streams the events of a JSONL export, for a replay.

@@ -77,11 +77,14 @@ Usage:
   ferry run --once --config FILE   upload what is in the watched folders now, then exit
                                    (exit 0 when everything landed, 1 when anything did not)
   ferry journal export --config FILE [--format jsonl|csv] [--since T] [--until T]
-                       [--batch ID] [--out FILE]
-                                   the hash-chained event log, one event per line or row
-  ferry journal verify --config FILE | --export FILE
-                                   recompute the chain (exit 1 naming the first bad seq)
-                                   and, with --config, replay it against the file tables
+                       [--batch ID] [--log events|audit] [--out FILE]
+                                   a hash-chained log (events, or ferry's own audit
+                                   log), one entry per line or row
+  ferry journal verify --config FILE [--against-target] | --export FILE
+                                   recompute the chains (exit 1 naming the first bad
+                                   seq); with --config, replay the events against the
+                                   file tables; --against-target: and compare them with
+                                   the latest checkpoint on every target (AUDIT.md)
   ferry journal state --config FILE | --export FILE --at T [--batch ID] [--format text|jsonl]
                                    every file with its state, size and sha256 as of T
   ferry journal archive --config FILE --before T --out FILE

@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/ferry-data/ferry/journal"
 )
 
 // reloadQuiet is how long the configuration file must be left alone before
@@ -32,26 +34,26 @@ func (d *daemon) reload(wctx, uctx context.Context, rs *runState) {
 	file := old.cfg.file
 	cfg, err := LoadConfig(file, d.getenv)
 	if err != nil {
-		d.refused(file, err)
+		d.refused(wctx, file, err)
 		return
 	}
 	if cfg.sum == old.cfg.sum {
 		d.log.Info("configuration unchanged; nothing to apply", "config", file, "config_sha256", cfg.sum)
 		return
 	}
-	// What only a restart can change keeps its running value.
+	changed := changedSettings(configSettings(old.cfg), configSettings(cfg))
+	// What only a restart can change ([journal]: the journal stays open;
+	// [log]: the log file stays open) keeps its running value.
 	var later []string
-	if cfg.Journal.Path != old.cfg.Journal.Path {
-		later = append(later, "journal.path")
-		cfg.Journal.Path = old.cfg.Journal.Path
+	for _, k := range changed {
+		if strings.HasPrefix(k, "journal.") || strings.HasPrefix(k, "log.") {
+			later = append(later, k)
+		}
 	}
-	if !reflect.DeepEqual(cfg.Log, old.cfg.Log) {
-		later = append(later, "log")
-		cfg.Log = old.cfg.Log
-	}
+	cfg.Journal, cfg.Log = old.cfg.Journal, old.cfg.Log
 	nw, err := d.wire(cfg, old)
 	if err != nil {
-		d.refused(file, err)
+		d.refused(wctx, file, err)
 		return
 	}
 	var added, removed, restarted []string
@@ -100,16 +102,23 @@ func (d *daemon) reload(wctx, uctx context.Context, rs *runState) {
 	slices.Sort(added)
 	slices.Sort(removed)
 	slices.Sort(restarted)
-	d.log.Info("configuration reloaded", "config", file, "config_sha256", cfg.sum,
+	d.log.Info("configuration reloaded", "config", file, "config_sha256", cfg.sum, "changed_settings", changed,
 		"watches_added", added, "watches_removed", removed, "watches_restarted", restarted, "uploader_restarted", newUploader)
+	if _, err := auditConfig(wctx, d.j, cfg, journal.AuditConfigChanged); err != nil {
+		d.log.Error("cannot record the configuration change in the audit log", "error", err.Error())
+	}
 	if len(later) > 0 {
 		d.log.Warn("some changed settings take effect only when ferry restarts; the running values are kept", "settings", later)
 	}
 }
 
-// refused logs a configuration edit that was not applied and counts it.
-func (d *daemon) refused(file string, err error) {
+// refused logs a configuration edit that was not applied, counts it and
+// records it in the audit log.
+func (d *daemon) refused(ctx context.Context, file string, err error) {
 	d.reloadFailures.Add(1)
+	if aerr := auditConfigRejected(ctx, d.j, file, err); aerr != nil {
+		d.log.Error("cannot record the refused configuration in the audit log", "error", aerr.Error())
+	}
 	var ces ConfigErrors
 	if errors.As(err, &ces) {
 		for _, e := range ces {

@@ -33,7 +33,7 @@ func resilienceReset(t *testing.T, srv *testsrv.S3) {
 	resets := 0
 	seen := map[string]bool{}
 	endpoint := e2eStartProxy(t, srv, func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method != http.MethodPut || r.ContentLength < 1000 {
+		if r.Method != http.MethodPut || r.ContentLength < 1000 || strings.Contains(r.URL.Path, checkpointDir) {
 			return false
 		}
 		mu.Lock()
@@ -120,7 +120,7 @@ func resilienceRetryAfter(t *testing.T, srv *testsrv.S3) {
 	var told, pausedUntil time.Time
 	var inside []time.Duration
 	endpoint := e2eStartProxy(t, srv, func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method != http.MethodPut {
+		if r.Method != http.MethodPut || strings.Contains(r.URL.Path, checkpointDir) {
 			return false
 		}
 		mu.Lock()

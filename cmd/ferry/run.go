@@ -130,7 +130,7 @@ func (d *daemon) now() *wiring { return d.cur.Load() }
 func (d *daemon) uploader() *uploader.Uploader { return d.now().up }
 
 func newDaemon(cfg *Config, log *slog.Logger, getenv env) (*daemon, error) {
-	j, err := journal.Open(cfg.Journal.Path, journal.Options{})
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: versionString()})
 	if err != nil {
 		if errors.Is(err, journal.ErrCorrupt) {
 			return nil, fmt.Errorf("%w\nferry will not start on a corrupt journal. To recover, run:\n  ferry journal rebuild --config %s\nIt keeps the corrupt file beside the new one and records as uploaded every file the target already holds, so nothing is sent twice", err, cfg.file)
@@ -417,11 +417,13 @@ func (d *daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (on
 	roots := w.roots()
 	d.log.Info("ferry started", "version", versionString(), "config", w.cfg.file, "config_sha256", w.cfg.sum,
 		"journal", w.cfg.Journal.Path, "schema_version", journal.SchemaVersion(), "watches", roots, "once", once)
+	cp := d.auditStart(ctx) // audit log: start, configuration; checkpoints (below)
 
 	// The watchers stop first, at once; the uploader gets stopTimeout to
 	// finish what is in flight.
 	wctx, cancelWatch := context.WithCancel(ctx)
 	defer cancelWatch()
+	go cp.run(wctx) // ends with the watchers; auditStop waits for it
 	uctx := context.WithoutCancel(ctx)
 	rs := &runState{watches: map[string]*running{}, errc: make(chan error, 1)}
 	for _, root := range roots {
@@ -492,6 +494,7 @@ loop:
 	}
 	wg.Wait()
 	d.log.Info("ferry stopped", "uploaded_files", d.stats.Uploaded.Load(), "uploaded_bytes", d.stats.Bytes.Load(), "failed_files", d.stats.Failed.Load())
+	d.auditStop(cp) // audit log: stop; a final checkpoint
 	if runErr != nil {
 		return onceResult{}, runErr
 	}

@@ -112,6 +112,16 @@ type Sink interface {
 	// Stat reports what is stored under key, or an error matching
 	// ErrNotFound.
 	Stat(ctx context.Context, key string) (Info, error)
+
+	// List returns the keys of the objects under a key prefix, sorted
+	// (byte order), following every page of the listing. It is meant for
+	// small, ferry-owned prefixes (checkpoints), not for a target's data.
+	List(ctx context.Context, prefix string) ([]string, error)
+
+	// Get returns the bytes stored under key, or an error matching
+	// ErrNotFound. An object larger than max bytes is a permanent error
+	// (ErrTooLarge), read no further: Get is for small objects.
+	Get(ctx context.Context, key string, max int64) ([]byte, error)
 }
 
 // Class says what a caller should do about a failure.
@@ -175,6 +185,9 @@ var ErrNotFound = errors.New("object not found")
 // ErrExists is matched when a create-only write (ifAbsent) found an object
 // already under the key (S3: 412 Precondition Failed).
 var ErrExists = errors.New("an object already exists under the key")
+
+// ErrTooLarge is matched when Get finds an object larger than asked for.
+var ErrTooLarge = errors.New("object larger than expected")
 
 // ErrChecksum is matched when a server rejects bytes whose checksum does not
 // match the one sent (S3 BadDigest). It is permanent for that attempt.

@@ -26,6 +26,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -478,4 +479,81 @@ func removeUpload(dir string) error {
 		return err
 	}
 	return nil
+}
+
+// List reports the objects whose key starts with prefix, leaving out
+// ferry's own files: hash sidecars (KEY.sha256 beside KEY), temporary files
+// and the staging folder.
+func (s *Sink) List(ctx context.Context, prefix string) ([]string, error) {
+	// Only the folder the prefix ends in (and below) can hold its keys.
+	dir := path.Dir(prefix + "x")
+	if strings.Contains(prefix, "\\") || path.IsAbs(prefix) || strings.HasPrefix(path.Clean(dir), "..") {
+		return nil, sink.NewPermanent("List", fmt.Errorf("prefix %q is not a relative path", prefix))
+	}
+	start := filepath.Join(s.root, filepath.FromSlash(dir))
+	var keys []string
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(s.root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if d.IsDir() {
+			if key == UploadsDir {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || !strings.HasPrefix(key, prefix) || strings.HasPrefix(d.Name(), ".ferry-tmp-") {
+			return nil
+		}
+		if base, ok := strings.CutSuffix(p, SidecarSuffix); ok {
+			if fi, err := os.Stat(base); err == nil && fi.Mode().IsRegular() {
+				return nil
+			}
+		}
+		keys = append(keys, key)
+		return nil
+	})
+	if err != nil {
+		return nil, classify("List", err)
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
+// Get reads the object under key.
+func (s *Sink) Get(ctx context.Context, key string, max int64) ([]byte, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", key, sink.ErrNotFound)
+	}
+	if err != nil {
+		return nil, classify("Get", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, sink.NewPermanent("Get", fmt.Errorf("%s is not a regular file", p))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, classify("Get", err)
+	}
+	if int64(len(b)) > max {
+		return nil, sink.NewPermanent("Get", fmt.Errorf("%s: more than %d bytes: %w", key, max, sink.ErrTooLarge))
+	}
+	return b, nil
 }

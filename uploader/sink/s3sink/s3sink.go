@@ -19,6 +19,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -93,6 +94,7 @@ type Sink struct {
 	client *s3.Client
 	bucket string
 	lim    *pace.Limiter
+	lock   objectLock
 }
 
 var _ sink.Sink = (*Sink)(nil)
@@ -201,10 +203,15 @@ func (s *Sink) MinPartSize() int64 { return MinPartSize }
 // Put implements sink.Sink with one PutObject.
 func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest, ifAbsent bool) error {
 	const op = "Put"
+	return s.put(ctx, op, key, body, sum, ifAbsent, nil)
+}
+
+// put sends one PutObject; lock, when set, adds its retention.
+func (s *Sink) put(ctx context.Context, op, key string, body []byte, sum sink.Digest, ifAbsent bool, lock func(*s3.PutObjectInput)) error {
 	if err := checkKey(op, key); err != nil {
 		return err
 	}
-	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+	in := &s3.PutObjectInput{
 		Bucket:         aws.String(s.bucket),
 		Key:            aws.String(key),
 		Body:           s.lim.Reader(ctx, bytes.NewReader(body)),
@@ -212,7 +219,11 @@ func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest
 		ChecksumSHA256: aws.String(b64(sum)),
 		Metadata:       map[string]string{MetaSHA256: sum.Hex()},
 		IfNoneMatch:    ifNoneMatch(ifAbsent),
-	}, withPayloadHash(sum))
+	}
+	if lock != nil {
+		lock(in)
+	}
+	out, err := s.client.PutObject(ctx, in, withPayloadHash(sum))
 	if err != nil {
 		return classify(ctx, op, err)
 	}
@@ -432,6 +443,48 @@ func (s *Sink) Stat(ctx context.Context, key string) (sink.Info, error) {
 		Size:   aws.ToInt64(out.ContentLength),
 		SHA256: metaSHA256(out.Metadata),
 	}, nil
+}
+
+// List implements sink.Sink with ListObjectsV2, following its pages.
+func (s *Sink) List(ctx context.Context, prefix string) ([]string, error) {
+	const op = "List"
+	var keys []string
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, classify(ctx, op, err)
+		}
+		for _, o := range out.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
+// Get implements sink.Sink with GetObject.
+func (s *Sink) Get(ctx context.Context, key string, max int64) ([]byte, error) {
+	const op = "Get"
+	if err := checkKey(op, key); err != nil {
+		return nil, err
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, classify(ctx, op, err)
+	}
+	defer out.Body.Close()
+	if n := aws.ToInt64(out.ContentLength); n > max {
+		return nil, sink.NewPermanent(op, fmt.Errorf("%s: %d bytes, at most %d expected: %w", key, n, max, sink.ErrTooLarge))
+	}
+	b, err := io.ReadAll(io.LimitReader(out.Body, max+1))
+	if err != nil {
+		return nil, classify(ctx, op, err)
+	}
+	if int64(len(b)) > max {
+		return nil, sink.NewPermanent(op, fmt.Errorf("%s: more than %d bytes: %w", key, max, sink.ErrTooLarge))
+	}
+	return b, nil
 }
 
 // metaSHA256 returns the sha256 user metadata in lowercase hex, or "" when

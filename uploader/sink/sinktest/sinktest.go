@@ -16,6 +16,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -58,6 +59,7 @@ func Run(t *testing.T, h Harness) {
 		{"ListParts", testListParts},
 		{"ListUploads", testListUploads},
 		{"IfAbsent", testIfAbsent},
+		{"ListAndGet", testListAndGet},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -436,4 +438,59 @@ func testIfAbsent(t *testing.T, h Harness) {
 		t.Fatalf("CompleteMultipart(ifAbsent) to a free key: %v", err)
 	}
 	checkStored(t, h, s, free, body)
+}
+
+// List returns exactly the objects under a prefix, sorted, complete ones
+// only (not a multipart upload in progress, not the sink's own files);
+// Get returns an object's bytes, ErrNotFound for a missing key and a
+// permanent ErrTooLarge past its limit.
+func testListAndGet(t *testing.T, h Harness) {
+	s := h.New(t)
+	ctx := testContext(t)
+	base := freshKey(t, "list")
+	bodies := map[string][]byte{}
+	for _, k := range []string{"b/2.json", "b/10.json", "a/1.json", "a.json"} {
+		bodies[base+"/"+k] = randomBytes(t, 100)
+		put(t, s, base+"/"+k, bodies[base+"/"+k])
+	}
+	put(t, s, base+"x/outside.json", randomBytes(t, 10)) // shares the prefix text, not the folder
+	parts, body := makeParts(t, max(s.MinPartSize(), 1), 10)
+	id := createMultipart(t, s, base+"/b/3.json", body)
+	uploadPart(t, s, base+"/b/3.json", id, parts[0], body)
+	t.Cleanup(func() { s.AbortMultipart(context.Background(), base+"/b/3.json", id) })
+
+	list := func(prefix string) []string {
+		t.Helper()
+		keys, err := s.List(ctx, prefix)
+		if err != nil {
+			t.Fatalf("List(%q): %v", prefix, err)
+		}
+		return keys
+	}
+	want := []string{base + "/a.json", base + "/a/1.json", base + "/b/10.json", base + "/b/2.json"}
+	if got := list(base + "/"); !slices.Equal(got, want) {
+		t.Fatalf("List(%q) = %q, want %q", base+"/", got, want)
+	}
+	if got := list(base + "/b/"); !slices.Equal(got, want[2:]) {
+		t.Fatalf("List(%q) = %q, want %q", base+"/b/", got, want[2:])
+	}
+	if got := list(base + "/a"); !slices.Equal(got, want[:2]) {
+		t.Fatalf("List(%q) = %q, want %q (a prefix need not end at a /)", base+"/a", got, want[:2])
+	}
+	if got := list(base + "/none/"); len(got) != 0 {
+		t.Fatalf("List of an empty prefix = %q", got)
+	}
+
+	for _, k := range want {
+		b, err := s.Get(ctx, k, 100)
+		if err != nil || !bytes.Equal(b, bodies[k]) {
+			t.Fatalf("Get(%s) = %d bytes, %v; want the %d bytes put", k, len(b), err, len(bodies[k]))
+		}
+	}
+	if _, err := s.Get(ctx, base+"/missing.json", 100); !errors.Is(err, sink.ErrNotFound) {
+		t.Fatalf("Get(missing) = %v, want sink.ErrNotFound", err)
+	}
+	if _, err := s.Get(ctx, want[0], 99); !errors.Is(err, sink.ErrTooLarge) || !sink.IsPermanent(err) {
+		t.Fatalf("Get past its limit = %v, want a permanent sink.ErrTooLarge", err)
+	}
 }

@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ferry-data/ferry/internal/testsrv"
+	"github.com/ferry-data/ferry/journal"
+)
+
+func TestConfigSettings(t *testing.T) {
+	p := writeConfig(t, validConfig)
+	c, err := LoadConfig(p, cfgEnv(map[string]string{"AK": "acc3ss", "SK": "s3cr3t"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := configSettings(c)
+	in := filepath.Join(filepath.Dir(p), "in")
+	for k, want := range map[string]string{
+		"upload.max_chunk_size":                 "8MiB",
+		"upload.max_concurrent_uploads":         "2",
+		"upload.retry.initial_delay":            "500ms",
+		"upload.max_bandwidth":                  "20MiB/s",
+		"journal.checkpoint_interval":           "1h0m0s",
+		"target.archive.bucket":                 "data",
+		"target.archive.secret_key_env":         "SK", // the variable's name, not its value
+		"target.local.path":                     filepath.Join(filepath.Dir(p), "archive"),
+		"watch[" + in + "].settle":              "2s",
+		"watch[" + in + "].exclude":             `["**/*.tmp"]`,
+		"watch[" + in + "].recursive":           "true",
+		"watch[" + filepath.Dir(p) + "].target": "local",
+		"metrics.listen":                        defaultMetricsListen,
+	} {
+		if m[k] != want {
+			t.Errorf("%s = %q, want %q", k, m[k], want)
+		}
+	}
+	for k, v := range m {
+		if strings.Contains(v, "s3cr3t") || strings.Contains(v, "acc3ss") {
+			t.Errorf("%s holds a credential", k)
+		}
+	}
+
+	// Secret-bearing fields: a Secret, or a key naming a secret, is only
+	// said to be set.
+	var x struct {
+		Token    string `toml:"token"`
+		Password Secret `toml:"password_file_contents"`
+		Key      Secret `toml:"key"`
+		TokenEnv string `toml:"token_env"`
+		Empty    string `toml:"secret"`
+		hidden   string
+	}
+	x.Token, x.Password, x.Key, x.TokenEnv, x.hidden = "t0k", "pw", "k3y", "TOKEN", "h"
+	got := map[string]string{}
+	flattenSettings(got, "s", reflect.ValueOf(&x).Elem())
+	want := map[string]string{"s.token": secretSetting, "s.password_file_contents": secretSetting, "s.key": secretSetting, "s.token_env": "TOKEN"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("secret fields flattened to %v, want %v", got, want)
+	}
+}
+
+func TestChangedSettings(t *testing.T) {
+	old := map[string]string{"a": "1", "b": "2", "gone": "x"}
+	new := map[string]string{"a": "1", "b": "3", "added": "y"}
+	if got := changedSettings(old, new); !slices.Equal(got, []string{"added", "b", "gone"}) {
+		t.Fatalf("changedSettings = %q", got)
+	}
+	if got := changedSettings(new, new); len(got) != 0 {
+		t.Fatalf("no change: %q", got)
+	}
+}
+
+// The load path twice, with configurations that differ in two settings and
+// in a credential's value: the second record names exactly those two
+// settings, and no record holds a credential.
+func TestAuditConfigRecordsWhatChanged(t *testing.T) {
+	ctx := context.Background()
+	p := writeConfig(t, validConfig)
+	c1, err := LoadConfig(p, cfgEnv(map[string]string{"AK": "acc3ss", "SK": "s3cr3t"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := journal.Open(c1.Journal.Path, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	first, err := auditConfig(ctx, j, c1, journal.AuditConfigLoaded)
+	if err != nil || len(first) != len(configSettings(c1)) {
+		t.Fatalf("first record: %d changed, %v; want every setting (%d)", len(first), err, len(configSettings(c1)))
+	}
+	text := strings.Replace(strings.Replace(validConfig, `max_chunk_size = "8MiB"`, `max_chunk_size = "16MiB"`, 1), `settle = "2s"`, `settle = "3s"`, 1)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := LoadConfig(p, cfgEnv(map[string]string{"AK": "acc3ss", "SK": "an0ther-s3cr3t"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auditConfig(ctx, j, c2, journal.AuditConfigChanged); err != nil {
+		t.Fatal(err)
+	}
+	var recs []journal.AuditRecord
+	var all bytes.Buffer
+	j.AuditRecords(ctx, journal.EventFilter{}, func(r journal.AuditRecord) error {
+		b, _ := json.Marshal(r)
+		all.Write(b)
+		all.WriteString(strings.Join(r.CSVRecord(), ","))
+		recs = append(recs, r)
+		return nil
+	})
+	last := recs[len(recs)-1]
+	in := filepath.Join(filepath.Dir(p), "in")
+	if last.Kind != journal.AuditConfigChanged || last.SHA256 != sha256Hex([]byte(text)) || last.Subject != p ||
+		!slices.Equal(last.Changed, []string{"upload.max_chunk_size", "upload.max_inflight_bytes", "watch[" + in + "].settle"}) {
+		// max_inflight_bytes follows max_chunk_size (its default is workers x chunk): it changed too.
+		t.Fatalf("second record = %+v", last)
+	}
+	if s := all.String(); strings.Contains(s, "s3cr3t") || strings.Contains(s, "acc3ss") {
+		t.Fatalf("a credential reached the audit log: %s", s)
+	}
+	if err := auditConfigRejected(ctx, j, p, fmt.Errorf("%s:3: bad", p)); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok, err := j.LastConfig(ctx); err != nil || !ok || r.Seq != last.Seq {
+		t.Fatalf("LastConfig after a rejected one = %d, %v, %v; want the applied one (%d)", r.Seq, ok, err, last.Seq)
+	}
+}
+
+// The daemon's audit log, export and verify of both chains, checkpoints
+// on the target and verify --against-target, end to end against versitygw.
+func TestAuditLogAndCheckpoints(t *testing.T) {
+	srv := testsrv.StartS3(t)
+	e := e2eSetup(t, srv, "audit", true)
+	e2eWriteFiles(t, e.watch, map[string][]byte{"run1/a.bin": e2eData(1, 1000), "run1/b.bin": e2eData(2, 2000)})
+	c := e.config()
+	e.writeConfig(c)
+	e.mustOnce(2, 3000)
+	c.Watches[0].Settle = "400ms"
+	c.BreakerThreshold = 7
+	e.writeConfig(c)
+	e2eWriteFiles(t, e.watch, map[string][]byte{"run2/c.bin": e2eData(3, 3000)})
+	e.mustOnce(1, 3000)
+
+	ferry := func(args ...string) (int, string, string) {
+		var out, errb strings.Builder
+		code := run(t.Context(), args, &out, &errb, e.getenv)
+		return code, out.String(), errb.String()
+	}
+
+	// Export --log audit (JSONL): every record, verified on its own.
+	exp := filepath.Join(e.dir, "audit.jsonl")
+	if code, out, errs := ferry("journal", "export", "--config", e.cfgPath, "--log", "audit", "--out", exp); code != 0 || !strings.Contains(out, "audit records") {
+		t.Fatalf("export --log audit: %d %q %q", code, out, errs)
+	}
+	text := mustRead(t, exp)
+	var recs []journal.AuditRecord
+	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
+		var r journal.AuditRecord
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		recs = append(recs, r)
+	}
+	kinds := map[string][]journal.AuditRecord{}
+	for _, r := range recs {
+		kinds[r.Kind] = append(kinds[r.Kind], r)
+	}
+	if len(kinds["migration"]) != journal.SchemaVersion() || len(kinds["start"]) != 2 || len(kinds["stop"]) != 2 || len(kinds["config_loaded"]) != 2 || len(kinds["checkpoint"]) < 2 {
+		t.Fatalf("audit log kinds: migration %d, start %d, stop %d, config_loaded %d, checkpoint %d",
+			len(kinds["migration"]), len(kinds["start"]), len(kinds["stop"]), len(kinds["config_loaded"]), len(kinds["checkpoint"]))
+	}
+	if r := kinds["start"][0]; r.FerryVersion != versionString() {
+		t.Errorf("start record version %q, want %q", r.FerryVersion, versionString())
+	}
+	second := kinds["config_loaded"][1]
+	if want := []string{"upload.breaker.failure_threshold", "watch[" + e.watch + "].settle"}; !slices.Equal(second.Changed, want) {
+		t.Errorf("second config record changed %q, want %q", second.Changed, want)
+	}
+	if second.Settings["target.s3.secret_key_env"] != e2eSecretKeyEnv || second.SHA256 != sha256Hex([]byte(c.text())) {
+		t.Errorf("second config record: %+v", second)
+	}
+	for k, v := range second.Settings {
+		if v == srv.SecretKey || v == srv.AccessKey {
+			t.Errorf("setting %s holds a credential", k)
+		}
+	}
+	if strings.Contains(text, `"`+srv.SecretKey+`"`) {
+		t.Errorf("the audit export holds the secret key")
+	}
+	if code, out, errs := ferry("journal", "verify", "--export", exp); code != 0 || !strings.Contains(out, "audit log): intact, "+fmt.Sprint(len(recs))+" audit records") {
+		t.Fatalf("verify --export (audit): %d %q %q", code, out, errs)
+	}
+	// CSV carries the same records.
+	code, out, _ := ferry("journal", "export", "--config", e.cfgPath, "--log", "audit", "--format", "csv")
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if code != 0 || err != nil || len(rows) != len(recs)+1 || !slices.Equal(rows[0], journal.AuditExportColumns) {
+		t.Fatalf("csv export: %d %v, %d rows", code, err, len(rows))
+	}
+	for i, row := range rows[1:] {
+		r, err := journal.AuditFromCSV(row)
+		if err != nil || journal.AuditHash(r) != recs[i].Hash || r.Hash != recs[i].Hash {
+			t.Fatalf("csv row %d: %v; hash %s, JSONL %s", i+1, err, journal.AuditHash(r), recs[i].Hash)
+		}
+	}
+	if code, _, errs := ferry("journal", "export", "--config", e.cfgPath, "--log", "audit", "--batch", "run1"); code != exitUsage || !strings.Contains(errs, "batch") {
+		t.Fatalf("--log audit --batch: %d %q", code, errs)
+	}
+
+	// Checkpoints on the target, and verify against them.
+	listed, err := srv.Client().ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(e.bucket), Prefix: aws.String(e2ePrefix + checkpointDir)})
+	if err != nil || len(listed.Contents) == 0 {
+		t.Fatalf("no checkpoint under %s%s: %v", e2ePrefix, checkpointDir, err)
+	}
+	latestKey := aws.ToString(listed.Contents[len(listed.Contents)-1].Key)
+	b, _, err := e2eGet(srv, e.bucket, latestKey)
+	var latest journal.Checkpoint
+	if err != nil || json.Unmarshal(b, &latest) != nil || latest.Host != checkpointHost() || latest.EventSeq == 0 {
+		t.Fatalf("latest checkpoint %s: %s, %v", latestKey, b, err)
+	}
+	if last := recs[len(recs)-1]; last.Kind != journal.AuditCheckpoint || last.Seq != latest.AuditSeq || last.Hash != latest.AuditHash {
+		t.Errorf("the final checkpoint (%s) is not the audit log's last record %+v", latestKey, last)
+	}
+	code, out, errs := ferry("journal", "verify", "--config", e.cfgPath, "--against-target")
+	if code != 0 || !strings.Contains(out, "audit records") || !strings.Contains(out, "latest checkpoint on every target (1)") {
+		t.Fatalf("verify --against-target on an honest journal: %d %q %q", code, out, errs)
+	}
+
+	// The tail of the event chain is cut: what is left still verifies as
+	// a chain, but not against the target.
+	raw, err := sql.Open("sqlite", "file:"+filepath.ToSlash(e.journal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, q := range []string{`DROP TRIGGER events_no_delete`, fmt.Sprintf(`DELETE FROM events WHERE seq > %d`, latest.EventSeq-3)} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out, errs := ferry("journal", "verify", "--config", e.cfgPath); code != 0 {
+		t.Fatalf("verify of the cut chain alone: %d %q %q (the cut should not show without the checkpoint)", code, out, errs)
+	}
+	code, _, errs = ferry("journal", "verify", "--config", e.cfgPath, "--against-target")
+	if code != exitFailed || !strings.Contains(errs, fmt.Sprintf("seq %d:", latest.EventSeq)) || !strings.Contains(errs, "truncated") {
+		t.Fatalf("verify --against-target after the cut: %d %q; want 1 naming seq %d", code, errs, latest.EventSeq)
+	}
+
+	// An edit in the audit table (triggers dropped) is found.
+	for _, q := range []string{`DROP TRIGGER audit_no_update`, `UPDATE audit SET detail = 'nothing to see' WHERE seq = 2`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, _, errs = ferry("journal", "verify", "--config", e.cfgPath)
+	if code != exitFailed || !strings.Contains(errs, "audit chain NOT intact") || !strings.Contains(errs, "seq 2:") {
+		t.Fatalf("verify after an audit edit: %d %q", code, errs)
+	}
+}
