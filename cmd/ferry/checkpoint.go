@@ -83,8 +83,8 @@ type checkpointer struct {
 	cur       journal.Checkpoint
 	delivered map[string]journal.Checkpoint // the last checkpoint each target got
 	failing   map[string]string
-	last    time.Time     // when the last checkpoint was attempted
-	done    chan struct{} // closed when run returns
+	last      time.Time     // when the last checkpoint was attempted
+	done      chan struct{} // closed when run returns
 }
 
 func newCheckpointer(cfg *Config, j *journal.Journal, sinks map[string]sink.Sink, log *slog.Logger) *checkpointer {
