@@ -89,18 +89,20 @@ func verifyChains(ctx context.Context, j *journal.Journal, configPath string, ag
 		fmt.Fprintf(stderr, "ferry: %s: audit chain NOT intact after %d good records: %v\n", j.Path(), av.Count(), err)
 		return exitFailed
 	}
+	// The chains hold; the replay and the checkpoints are checked both,
+	// so that one report names everything that is wrong.
 	files, code := verifyReplay(ctx, j, stderr)
-	if code != exitOK {
-		return code
-	}
 	summary := fmt.Sprintf("%s: intact, %d events (chain tail %s), %d audit records (chain tail %s); the file-state tables agree with a replay of the events (%d files)",
 		j.Path(), ev.Count(), ev.Last(), av.Count(), av.Last(), files)
 	if against {
-		n, code := verifyAgainstTargets(ctx, j, configPath, getenv, stderr)
-		if code != exitOK {
-			return code
+		n, acode := verifyAgainstTargets(ctx, j, configPath, getenv, stderr)
+		if acode != exitOK {
+			return acode
 		}
 		summary += fmt.Sprintf(", and both hold the latest checkpoint on every target (%d)", n)
+	}
+	if code != exitOK {
+		return code
 	}
 	fmt.Fprintln(stdout, summary)
 	return exitOK

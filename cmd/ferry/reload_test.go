@@ -12,6 +12,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/ferry-data/ferry/journal"
 )
 
 // reloadEnv is a daemon on folder targets whose configuration the test
@@ -172,6 +174,50 @@ func TestReloadAppliesEditsAndKeepsRunningOnBadOnes(t *testing.T) {
 	}
 	if n := strings.Count(r.log(), `"level":"ERROR"`); n != 1 {
 		t.Errorf("errors other than the refused edit were logged:\n%s", r.log())
+	}
+	// The audit log has the whole story: loaded at start, the refused
+	// edit (naming the line), and each applied change with what changed.
+	j, err := journal.Open(filepath.Join(r.dir, "ferry.db"), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	var got []string
+	err = j.AuditRecords(context.Background(), journal.EventFilter{}, func(a journal.AuditRecord) error {
+		switch a.Kind {
+		case journal.AuditConfigLoaded, journal.AuditConfigChanged:
+			got = append(got, a.Kind+" "+strings.Join(a.Changed, ","))
+		case journal.AuditConfigRejected:
+			got = append(got, fmt.Sprint(a.Kind, " ", strings.Contains(a.Detail, "ferry.toml:5")))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := func(i int, kind string, in []string, out []string) bool {
+		if i >= len(got) || !strings.HasPrefix(got[i], kind+" ") {
+			return false
+		}
+		for _, k := range in {
+			if !strings.Contains(got[i], k) {
+				return false
+			}
+		}
+		for _, k := range out {
+			if strings.Contains(got[i], k) {
+				return false
+			}
+		}
+		return true
+	}
+	in1, in2 := filepath.Join(r.dir, "in1"), filepath.Join(r.dir, "in2")
+	if len(got) != 5 || !has(0, "config_loaded", []string{"target.a.path", "watch[" + in1 + "].settle"}, nil) ||
+		got[1] != "config_rejected true" ||
+		!has(2, "config_changed", []string{"target.b.path", "watch[" + in2 + "].settle"}, []string{"target.a.", in1}) ||
+		got[3] != "config_changed watch["+in1+"].settle" ||
+		!has(4, "config_changed", []string{"watch[" + in1 + "].path"}, []string{in2, "target."}) {
+		t.Errorf("audit log config records:\n%s", strings.Join(got, "\n"))
 	}
 }
 
