@@ -34,7 +34,7 @@ package: package-deb package-rpm package-zip
 
 pkg-version-check:
 	@test -n "$(VERSION)" || { echo "no version: git describe failed (set VERSION=...)" >&2; exit 1; }
-	@sh packaging/pkgversion.sh '$(VERSION)' >/dev/null
+	@test -n '$(PKG_VERSION)' || { echo "no package version for VERSION=$(VERSION) (set PKG_VERSION=...)" >&2; exit 1; }
 
 $(LINUX_BIN) $(WINDOWS_BIN): pkg-version-check FORCE
 	mkdir -p $(@D)
