@@ -11,8 +11,8 @@ all: build
 # The version `ferry version` shows, from git describe (no tags yet: the
 # commit), and the one the packages carry (packaging/pkgversion.sh: valid for
 # deb and rpm, e.g. v1.2.3 -> 1.2.3, no tag -> 0.0.0~gitSHA).
-VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null)
-PKG_VERSION ?= $(shell sh packaging/pkgversion.sh '$(VERSION)')
+VERSION     := $(shell git describe --tags --always --dirty 2>/dev/null)
+PKG_VERSION  = $(shell sh packaging/pkgversion.sh '$(VERSION)')
 LDFLAGS     := -X main.version=$(VERSION)
 
 build:
