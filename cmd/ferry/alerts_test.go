@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -21,6 +22,34 @@ import (
 
 // alertRulesFile is the example Prometheus rule file that the packages ship.
 const alertRulesFile = "../../packaging/prometheus/ferry-alerts.yml"
+
+// TestAlertRulesPromtool checks the rule file with Prometheus's own tool
+// and runs its unit tests (ferry-alerts.test.yml: each alert fires when it
+// should, not before, with the text a person reads). promtool comes from
+// FERRY_PROMTOOL or PATH; .ci/run unpacks it from Debian's prometheus
+// package. Without it the test is skipped, also in CI, where .ci/run
+// provides it.
+func TestAlertRulesPromtool(t *testing.T) {
+	promtool := os.Getenv("FERRY_PROMTOOL")
+	if promtool == "" {
+		p, err := exec.LookPath("promtool")
+		if err != nil {
+			t.Skip("promtool not found (set FERRY_PROMTOOL): the alert rules are not checked by Prometheus")
+		}
+		promtool = p
+	}
+	dir := filepath.Dir(alertRulesFile)
+	for _, args := range [][]string{
+		{"check", "rules", filepath.Base(alertRulesFile)},
+		{"test", "rules", "ferry-alerts.test.yml"},
+	} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
 
 // alertRuleFile is Prometheus's rule-file format, alerting rules only.
 type alertRuleFile struct {
@@ -101,7 +130,7 @@ func TestAlertRules(t *testing.T) {
 	// dead-letter depth, data at risk; and ferry down, breaker open.
 	all := strings.Join(exprs, "\n")
 	for _, want := range []string{
-		"histogram_quantile(0.99, sum by (le, target) (rate(ferry_chunk_upload_seconds_bucket",
+		"histogram_quantile(0.99, sum by (le, instance, target) (rate(ferry_chunk_upload_seconds_bucket",
 		"increase(ferry_failed_files_total",
 		"rate(ferry_retries_total",
 		"ferry_dead_letter_files > 0",
