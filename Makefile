@@ -4,12 +4,54 @@ GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 VERSITYGW_VERSION := v1.8.0
 VERSITYGW := $(GOBIN)/versitygw
 
-.PHONY: all build test test-servers test-windows vet bench crash-long clean
+.PHONY: all build package package-deb package-rpm package-zip version test test-servers test-windows vet bench crash-long clean
 
 all: build
 
+# The version `ferry version` shows, from git describe (no tags yet: the
+# commit), and the one the packages carry (packaging/pkgversion.sh: valid for
+# deb and rpm, e.g. v1.2.3 -> 1.2.3, no tag -> 0.0.0~gitSHA).
+VERSION     := $(shell git describe --tags --always --dirty 2>/dev/null)
+PKG_VERSION  = $(shell sh packaging/pkgversion.sh '$(VERSION)')
+LDFLAGS     := -X main.version=$(VERSION)
+
 build:
-	$(GO) build -o ferry ./cmd/ferry
+	$(GO) build -ldflags "$(LDFLAGS)" -o ferry ./cmd/ferry
+
+version:
+	@echo "VERSION=$(VERSION)"
+	@echo "PKG_VERSION=$(PKG_VERSION)"
+
+# Packages, into $(DIST): ferry_VERSION_amd64.deb and .rpm (nfpm, from
+# packaging/nfpm.yaml) and ferry_VERSION_windows_amd64.zip.
+DIST         ?= dist
+NFPM_VERSION := v2.45.2
+NFPM         ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+LINUX_BIN    := $(DIST)/linux_amd64/ferry
+WINDOWS_BIN  := $(DIST)/windows_amd64/ferry.exe
+
+package: package-deb package-rpm package-zip
+
+pkg-version-check:
+	@test -n "$(VERSION)" || { echo "no version: git describe failed (set VERSION=...)" >&2; exit 1; }
+	@test -n '$(PKG_VERSION)' || { echo "no package version for VERSION=$(VERSION) (set PKG_VERSION=...)" >&2; exit 1; }
+
+$(LINUX_BIN) $(WINDOWS_BIN): pkg-version-check FORCE
+	mkdir -p $(@D)
+	CGO_ENABLED=0 GOOS=$(if $(filter %.exe,$@),windows,linux) GOARCH=amd64 \
+		$(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $@ ./cmd/ferry
+
+package-deb package-rpm: package-%: $(LINUX_BIN)
+	FERRY_PKG_VERSION='$(PKG_VERSION)' FERRY_BIN='$(LINUX_BIN)' \
+		$(NFPM) package --config packaging/nfpm.yaml --packager $* --target $(DIST)/ferry_$(PKG_VERSION)_amd64.$*
+
+package-zip: $(WINDOWS_BIN)
+	$(GO) run ./packaging/mkzip -o $(DIST)/ferry_$(PKG_VERSION)_windows_amd64.zip \
+		ferry.exe=$(WINDOWS_BIN) config.example.toml=config.example.toml \
+		INSTALL.txt=packaging/windows/INSTALL.txt README.md=README.md
+
+.PHONY: pkg-version-check FORCE
+FORCE:
 
 # The pinned test servers, installed from the Go module proxy.
 test-servers: $(VERSITYGW)
@@ -47,3 +89,4 @@ crash-long: test-servers
 
 clean:
 	rm -f ferry
+	rm -rf dist
