@@ -87,7 +87,7 @@ func TestMigrationFromVersion2IsAudited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer j.Close()
+	defer func() { j.Close() }() // the journal open at the end (Windows cannot remove an open file)
 	rs := auditRecords(t, j)
 	if len(rs) != 1 {
 		t.Fatalf("audit records after migrating from 2: %+v, want exactly one", rs)
