@@ -58,16 +58,36 @@ func run(t *testing.T, dir, name string, args ...string) string {
 func runErr(dir, name string, args ...string) (string, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
+	cmd.Env = withSbin(os.Environ())
 	if name == "make" {
 		// Under `make test VERSION=...`, the outer make would pass its
 		// variables down: the packages are built as a plain `make package`.
-		cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool {
 			k, _, _ := strings.Cut(kv, "=")
 			return k == "MAKEFLAGS" || k == "MFLAGS" || k == "MAKELEVEL" || k == "MAKEOVERRIDES"
 		})
 	}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// withSbin makes sure PATH has the system folders dpkg and the package
+// scripts need (ldconfig, start-stop-daemon, useradd): a CI runner's PATH
+// may lack them.
+func withSbin(env []string) []string {
+	out := slices.Clone(env)
+	for i, kv := range out {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			for _, d := range []string{"/usr/local/sbin", "/usr/sbin", "/sbin"} {
+				if !slices.Contains(filepath.SplitList(v), d) {
+					v += string(filepath.ListSeparator) + d
+				}
+			}
+			out[i] = "PATH=" + v
+			return out
+		}
+	}
+	return append(out, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 }
 
 func TestPkgVersion(t *testing.T) {
