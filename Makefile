@@ -71,6 +71,9 @@ test: test-servers vet
 # (see ../shared/wine/README.md). Wine is not Windows: evidence, not proof.
 WINE_DIR ?= ../shared/wine
 WINE_PKGS := ./internal/srcfile/ ./watcher/ ./journal/ ./uploader/ ./uploader/sink/fssink/
+# Wine maps Unix file names through the locale: without a UTF-8 one (a
+# bare CI environment), names like "größe ü.tif" cannot be created.
+test-windows: export LC_ALL = C.UTF-8
 test-windows:
 	bash $(WINE_DIR)/setup.sh
 	GOOS=windows $(GO) test -exec "$(abspath $(WINE_DIR))/exec" -timeout 10m $(WINE_PKGS)
