@@ -42,11 +42,12 @@ func (u *Uploader) InFlight() []Progress {
 }
 
 // Rate is the upload rate in bytes per second: the bytes targets
-// acknowledged over the last RateWindow (or since New, when younger).
-func (u *Uploader) Rate() float64 { return u.meter.rate(u.o.Now(), u.started) }
+// acknowledged over the last RateWindow (or since StartedAt, when younger).
+func (u *Uploader) Rate() float64 { return u.Stats.meter.rate(u.o.Now(), u.StartedAt()) }
 
-// StartedAt is when the Uploader was made.
-func (u *Uploader) StartedAt() time.Time { return u.started }
+// StartedAt is when the Uploader was made, or the first of those that
+// share its Stats.
+func (u *Uploader) StartedAt() time.Time { return time.Unix(0, u.Stats.started.Load()) }
 
 // RateWindow is the span Rate averages over.
 const RateWindow = 20 * time.Second
@@ -150,7 +151,7 @@ const ClassTransient = "transient"
 // LastFailure returns the most recent failure: a request that failed and
 // is retried, or a file that failed permanently.
 func (u *Uploader) LastFailure() (Failure, bool) {
-	if f := u.lastFailure.Load(); f != nil {
+	if f := u.Stats.lastFailure.Load(); f != nil {
 		return *f, true
 	}
 	return Failure{}, false
@@ -165,5 +166,5 @@ func (w *worker) failed(class string, err error) {
 	if p := w.slot.cur.Load(); p != nil {
 		f.Watch, f.Path, f.Target = p.Watch, p.Path, p.Target
 	}
-	w.u.lastFailure.Store(f)
+	w.u.Stats.lastFailure.Store(f)
 }

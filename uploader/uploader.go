@@ -77,6 +77,12 @@ type Stats struct {
 	Retried  atomic.Int64 // files sent back to the queue after a transient failure
 	Requests atomic.Int64 // request retries after transient failures
 	Wakeups  atomic.Int64 // dispatcher rounds (claims tried)
+
+	// What Rate and LastFailure report, kept here so that they too carry
+	// on across uploaders sharing these Stats.
+	meter       meter        // acknowledged bytes per second
+	started     atomic.Int64 // unix ns: when the first uploader was made
+	lastFailure atomic.Pointer[Failure]
 }
 
 // Uploader runs the dispatcher and its workers.
@@ -101,9 +107,6 @@ type Uploader struct {
 	parked []string
 
 	slots       []slot // the upload in flight of each worker (InFlight)
-	meter       meter  // acknowledged bytes per second (Rate)
-	started     time.Time
-	lastFailure atomic.Pointer[Failure]
 }
 
 // New checks o and returns an Uploader.
@@ -137,10 +140,11 @@ func New(o Options) (*Uploader, error) {
 		nbufs = int(min(max(o.MaxInflightBytes/o.ChunkSize, 1), int64(o.Workers)))
 	}
 	u := &Uploader{o: o, log: log, nudge: make(chan struct{}, 1), inputDone: make(chan struct{}), stop: make(chan struct{}),
-		bufs: make(chan []byte, nbufs), gates: map[string]*gate{}, Stats: o.Stats, slots: make([]slot, o.Workers), started: o.Now()}
+		bufs: make(chan []byte, nbufs), gates: map[string]*gate{}, Stats: o.Stats, slots: make([]slot, o.Workers)}
 	if u.Stats == nil {
 		u.Stats = new(Stats)
 	}
+	u.Stats.started.CompareAndSwap(0, o.Now().UnixNano())
 	for name := range o.Sinks {
 		u.gates[name] = newGate(name, o.Breaker, log)
 	}
@@ -684,7 +688,7 @@ func (w *worker) try(ctx context.Context, log *slog.Logger, op string, size int6
 		err := fn(actx)
 		if err == nil && size > 0 {
 			w.slot.done.Add(size)
-			w.u.meter.add(w.u.o.Now(), size)
+			w.u.Stats.meter.add(w.u.o.Now(), size)
 			if w.u.o.OnChunk != nil && g != nil {
 				w.u.o.OnChunk(g.target, size, time.Since(began))
 			}

@@ -959,6 +959,7 @@ func TestFilesOfAnUnconfiguredTargetWaitInTheJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.u = u
+	first := u.StartedAt()
 	e.drain()
 	e.landed("kept.bin", []byte("for t"))
 	if r := e.row("gone.bin"); r.State != journal.Queued || r.Attempts != 0 || r.Error != "" {
@@ -977,5 +978,8 @@ func TestFilesOfAnUnconfiguredTargetWaitInTheJournal(t *testing.T) {
 	e.landed("gone.bin", []byte("for a target no longer configured"))
 	if n := stats.Uploaded.Load(); n != 2 {
 		t.Errorf("shared stats counted %d uploads, want 2", n)
+	}
+	if !u.StartedAt().Equal(first) {
+		t.Errorf("the second uploader starts its rate window at %v, not at the first's %v", u.StartedAt(), first)
 	}
 }
