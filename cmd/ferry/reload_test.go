@@ -275,3 +275,44 @@ func TestCoalesce(t *testing.T) {
 		}
 	})
 }
+
+// TestJournalCommandsBesideARunningDaemon: `journal archive` (which
+// deletes and appends events) and `journal verify` run while the daemon
+// uploads; the daemon's next events continue the chain the archive left,
+// and everything verifies afterwards.
+func TestJournalCommandsBesideARunningDaemon(t *testing.T) {
+	r := newReloadEnv(t)
+	r.write(r.config([]string{"a"}, [][2]string{{"in1", "a"}}))
+	r.start()
+	for _, n := range []string{"1.txt", "2.txt", "3.txt"} {
+		r.drop("in1", n, "a")
+	}
+	ferry := func(args ...string) (int, string, string) {
+		var out, errb strings.Builder
+		code := run(t.Context(), args, &out, &errb, cfgEnv(nil))
+		return code, out.String(), errb.String()
+	}
+	arch := filepath.Join(r.dir, "old.jsonl")
+	before := time.Now().UTC().Format(time.RFC3339Nano)
+	if code, out, errs := ferry("journal", "archive", "--config", r.cfg, "--before", before, "--out", arch); code != 0 {
+		t.Fatalf("archive beside the daemon: %d %q %q", code, out, errs)
+	}
+	// The daemon goes on writing events after the archive's.
+	r.drop("in1", "4.txt", "a")
+	r.drop("in1", "5.txt", "a")
+	if code, out, errs := ferry("journal", "verify", "--config", r.cfg); code != 0 {
+		t.Fatalf("verify beside the daemon: %d %q %q\n%s", code, out, errs, r.log())
+	}
+	if code, _ := r.d.stop(t); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, r.log())
+	}
+	if strings.Contains(r.log(), `"level":"ERROR"`) {
+		t.Errorf("the daemon logged errors:\n%s", r.log())
+	}
+	if code, out, errs := ferry("journal", "verify", "--config", r.cfg); code != 0 || !strings.Contains(out, "agree with a replay") {
+		t.Fatalf("verify after the stop: %d %q %q", code, out, errs)
+	}
+	if code, out, errs := ferry("journal", "verify", "--export", arch); code != 0 {
+		t.Fatalf("verify of the archive: %d %q %q", code, out, errs)
+	}
+}
