@@ -284,7 +284,7 @@ func cmdJournalRebuild(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return reportConfigError(stderr, err)
 	}
-	log, closeLog, err := newLogger(cfg.Log, stderr)
+	log, closeLog, err := newLogger(cfg.Log, stderr, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: log file %s: %v\n", cfg.Log.File, err)
 		return exitUsage

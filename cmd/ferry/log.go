@@ -23,13 +23,14 @@ const (
 // compressed old files kept, each at most max_age_days old when that is
 // set) or, when none is configured, to stderr. With a log file, a stderr
 // that is a terminal gets every line too: a person running ferry by hand
-// sees what it does.
-func newLogger(c LogConfig, stderr io.Writer) (*slog.Logger, io.Closer, error) {
-	return newLoggerTee(c, stderr, isTerminal(stderr))
+// sees what it does. When lv is not nil, it is set to [log] level and is
+// the logger's level from then on: a configuration reload changes it.
+func newLogger(c LogConfig, stderr io.Writer, lv *slog.LevelVar) (*slog.Logger, io.Closer, error) {
+	return newLoggerTee(c, stderr, isTerminal(stderr), lv)
 }
 
 // newLoggerTee is newLogger, told whether stderr is a terminal.
-func newLoggerTee(c LogConfig, stderr io.Writer, tty bool) (*slog.Logger, io.Closer, error) {
+func newLoggerTee(c LogConfig, stderr io.Writer, tty bool, lv *slog.LevelVar) (*slog.Logger, io.Closer, error) {
 	var w io.Writer = stderr
 	var closer io.Closer = io.NopCloser(nil)
 	if c.File != "" {
@@ -48,11 +49,21 @@ func newLoggerTee(c LogConfig, stderr io.Writer, tty bool) (*slog.Logger, io.Clo
 			w = io.MultiWriter(lj, stderr)
 		}
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
-		level = slog.LevelInfo
+	if lv == nil {
+		lv = new(slog.LevelVar)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: utcTime})), closer, nil
+	lv.Set(logLevel(c.Level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv, ReplaceAttr: utcTime})), closer, nil
+}
+
+// logLevel is [log] level as a slog level (info for anything else: the
+// configuration has been validated).
+func logLevel(s string) slog.Level {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return level
 }
 
 // isTerminal reports whether w is a terminal (a console on Windows).

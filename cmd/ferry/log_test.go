@@ -30,7 +30,7 @@ func TestLogTeesToATerminal(t *testing.T) {
 			if c.file {
 				cfg.File = filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_"), "ferry.log")
 			}
-			log, closer, err := newLoggerTee(cfg, &stderr, c.tty)
+			log, closer, err := newLoggerTee(cfg, &stderr, c.tty, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +67,7 @@ func TestLogTeesToATerminal(t *testing.T) {
 func TestLogRotationSettings(t *testing.T) {
 	dir := t.TempDir()
 	cfg := LogConfig{File: filepath.Join(dir, "ferry.log"), Level: "info", MaxSizeMB: 1, MaxBackups: 3, MaxAgeDays: 7}
-	log, closer, err := newLoggerTee(cfg, &bytes.Buffer{}, false)
+	log, closer, err := newLoggerTee(cfg, &bytes.Buffer{}, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,13 +44,16 @@ func (d *daemon) reload(wctx, uctx context.Context, rs *runState) {
 	changed := changedSettings(configSettings(old.cfg), configSettings(cfg))
 	// What only a restart can change ([journal]: the journal stays open;
 	// [log]: the log file stays open) keeps its running value.
+	// [log] level applies at once.
 	var later []string
 	for _, k := range changed {
-		if strings.HasPrefix(k, "journal.") || strings.HasPrefix(k, "log.") {
+		if strings.HasPrefix(k, "journal.") || strings.HasPrefix(k, "log.") && k != "log.level" {
 			later = append(later, k)
 		}
 	}
+	level := cfg.Log.Level
 	cfg.Journal, cfg.Log = old.cfg.Journal, old.cfg.Log
+	cfg.Log.Level = level
 	nw, err := d.wire(cfg, old)
 	if err != nil {
 		d.refused(wctx, file, err)
@@ -79,6 +82,9 @@ func (d *daemon) reload(wctx, uctx context.Context, rs *runState) {
 		}
 	}
 	d.cur.Store(nw)
+	if d.level != nil {
+		d.level.Set(logLevel(cfg.Log.Level))
+	}
 	if newUploader {
 		rs.up = start(uctx, nw.up.Run)
 	}

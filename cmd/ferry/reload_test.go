@@ -316,3 +316,21 @@ func TestJournalCommandsBesideARunningDaemon(t *testing.T) {
 		t.Fatalf("verify of the archive: %d %q %q", code, out, errs)
 	}
 }
+
+// TestReloadLogLevel: [log] level applies at once; the log file itself
+// waits for a restart (and ferry says so).
+func TestReloadLogLevel(t *testing.T) {
+	r := newReloadEnv(t)
+	text := r.config([]string{"a"}, [][2]string{{"in1", "a"}})
+	r.write(text)
+	r.start()
+	r.drop("in1", "at-info.txt", "a")
+	if strings.Contains(r.log(), `"level":"DEBUG"`) {
+		t.Fatalf("debug lines at level info:\n%s", r.log())
+	}
+	r.write(strings.Replace(text, "file = \"ferry.log\"\n", "file = \"ferry.log\"\nlevel = \"debug\"\nmax_backups = 3\n", 1))
+	r.waitLog(1, "configuration reloaded", "log.level")
+	r.waitLog(1, "take effect only when ferry restarts", `"settings":["log.max_backups"]`)
+	r.drop("in1", "at-debug.txt", "a")
+	r.waitLog(1, `"level":"DEBUG"`, "at-debug.txt")
+}

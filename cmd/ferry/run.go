@@ -51,21 +51,22 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log, closeLog, err := newLogger(cfg.Log, stderr)
+	level := new(slog.LevelVar) // [log] level, which a reload may change
+	log, closeLog, err := newLogger(cfg.Log, stderr, level)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: log file %s: %v\n", cfg.Log.File, err)
 		return exitUsage
 	}
 	defer closeLog.Close()
 	return serveOrRun(ctx, log, func(ctx context.Context, log *slog.Logger) int {
-		return runDaemon(ctx, cfg, log, *once, stdout, stderr, getenv)
+		return runDaemon(ctx, cfg, log, level, *once, stdout, stderr, getenv)
 	})
 }
 
 // runDaemon runs ferry until ctx ends (or, with once, the work is done)
 // and returns its exit code.
-func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, stdout, stderr io.Writer, getenv env) int {
-	d, err := newDaemon(cfg, log, getenv)
+func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.LevelVar, once bool, stdout, stderr io.Writer, getenv env) int {
+	d, err := newDaemon(cfg, log, level, getenv)
 	if err != nil {
 		log.Error("cannot start", "error", err.Error())
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
@@ -95,6 +96,7 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, st
 // queue) stays.
 type daemon struct {
 	log     *slog.Logger
+	level   *slog.LevelVar // the logger's level ([log] level: a reload changes it)
 	j       *journal.Journal
 	getenv  env
 	stats   *uploader.Stats // running totals, across reloads
@@ -129,7 +131,7 @@ func (d *daemon) now() *wiring { return d.cur.Load() }
 // uploader is the current uploader.
 func (d *daemon) uploader() *uploader.Uploader { return d.now().up }
 
-func newDaemon(cfg *Config, log *slog.Logger, getenv env) (*daemon, error) {
+func newDaemon(cfg *Config, log *slog.Logger, level *slog.LevelVar, getenv env) (*daemon, error) {
 	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: versionString()})
 	if err != nil {
 		if errors.Is(err, journal.ErrCorrupt) {
@@ -137,7 +139,7 @@ func newDaemon(cfg *Config, log *slog.Logger, getenv env) (*daemon, error) {
 		}
 		return nil, err
 	}
-	d := &daemon{log: log, j: j, getenv: getenv, stats: new(uploader.Stats), started: time.Now()}
+	d := &daemon{log: log, level: level, j: j, getenv: getenv, stats: new(uploader.Stats), started: time.Now()}
 	w, err := d.wire(cfg, nil)
 	if err != nil {
 		j.Close()
