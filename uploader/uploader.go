@@ -106,7 +106,7 @@ type Uploader struct {
 	// journal, untouched, until the target is configured again.
 	parked []string
 
-	slots       []slot // the upload in flight of each worker (InFlight)
+	slots []slot // the upload in flight of each worker (InFlight)
 }
 
 // New checks o and returns an Uploader.
