@@ -77,8 +77,11 @@ func (d *daemon) reload(wctx, uctx context.Context, rs *runState) {
 	if newUploader {
 		d.log.Info("targets or upload settings changed: the uploader restarts; files in flight stay queued and resume",
 			"timeout", stopTimeout.String())
-		if err := stopUploader(old.up, rs.up); err != nil {
+		if err := stopUploader(wctx, old.up, rs.up); err != nil {
 			d.log.Error("the previous uploader ended with an error", "error", err.Error())
+		}
+		if wctx.Err() != nil {
+			return // the daemon is stopping: nothing new is started
 		}
 	}
 	d.cur.Store(nw)

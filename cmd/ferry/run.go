@@ -391,12 +391,13 @@ func start(ctx context.Context, fn func(ctx context.Context) error) *running {
 }
 
 // stopUploader makes up start nothing new, gives the parts in flight
-// stopTimeout, then cancels them (their files stay queued in the journal),
-// and waits for it to end.
-func stopUploader(up *uploader.Uploader, r *running) error {
+// stopTimeout (or until ctx ends: the daemon is stopping), then cancels
+// them (their files stay queued in the journal), and waits for it to end.
+func stopUploader(ctx context.Context, up *uploader.Uploader, r *running) error {
 	up.Stop()
 	t := time.AfterFunc(stopTimeout, r.cancel)
 	defer t.Stop()
+	defer context.AfterFunc(ctx, r.cancel)()
 	err := <-r.done
 	r.cancel()
 	return err
@@ -485,7 +486,7 @@ loop:
 	cancelWatch()
 	// Start nothing new; give the parts in flight a few seconds, then
 	// cancel them: their files stay queued in the journal.
-	if err := stopUploader(d.uploader(), rs.up); err != nil && runErr == nil {
+	if err := stopUploader(context.Background(), d.uploader(), rs.up); err != nil && runErr == nil {
 		runErr = err
 	}
 	for _, r := range rs.watches {
