@@ -96,7 +96,7 @@ func (j *Journal) LiveVerifier(ctx context.Context) (*ChainVerifier, error) {
 	if anchor == nil {
 		return nil, &ChainError{first.Int64, fmt.Sprintf("the chain starts at seq %d and no archived event accounts for seq %d and before (events were deleted)", first.Int64, first.Int64-1)}
 	}
-	return &ChainVerifier{prev: anchor.LastHash, want: first.Int64}, nil
+	return &ChainVerifier{link{prev: anchor.LastHash, want: first.Int64}}, nil
 }
 
 // Replay replays the live chain up to until (zero: all of it).

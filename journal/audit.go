@@ -271,42 +271,18 @@ func (j *Journal) LastConfig(ctx context.Context) (r AuditRecord, ok bool, err e
 // AuditVerifier checks audit records, in order, against their chain; like
 // ChainVerifier, one made by NewAuditRangeVerifier starts wherever its
 // first record says.
-type AuditVerifier struct {
-	prev       string
-	want       int64
-	fromExport bool
-	n          int64
-}
+type AuditVerifier struct{ link }
 
 // NewAuditVerifier checks a whole audit chain from seq 1.
-func NewAuditVerifier() *AuditVerifier { return &AuditVerifier{prev: AuditGenesisHash, want: 1} }
+func NewAuditVerifier() *AuditVerifier { return &AuditVerifier{link{prev: AuditGenesisHash, want: 1}} }
 
 // NewAuditRangeVerifier checks an audit chain that may start anywhere.
-func NewAuditRangeVerifier() *AuditVerifier { return &AuditVerifier{fromExport: true} }
+func NewAuditRangeVerifier() *AuditVerifier { return &AuditVerifier{link{fromExport: true}} }
 
 // Check verifies the next record.
 func (v *AuditVerifier) Check(r AuditRecord) error {
-	if v.fromExport && v.n == 0 {
-		v.prev, v.want = r.PrevHash, r.Seq
-	}
-	switch {
-	case r.Seq != v.want:
-		return &ChainError{r.Seq, fmt.Sprintf("expected audit seq %d (a record was deleted, inserted or reordered)", v.want)}
-	case r.PrevHash != v.prev:
-		return &ChainError{r.Seq, "prev_hash does not match the previous audit record's hash"}
-	case AuditHash(r) != r.Hash:
-		return &ChainError{r.Seq, "hash does not match the audit record's fields (the record was edited)"}
-	}
-	v.prev, v.want = r.Hash, r.Seq+1
-	v.n++
-	return nil
+	return v.check(r.Seq, r.PrevHash, r.Hash, AuditHash(r), "audit seq", "audit record")
 }
-
-// Count is the number of records checked.
-func (v *AuditVerifier) Count() int64 { return v.n }
-
-// Last is the hash of the last record checked (the chain's tail).
-func (v *AuditVerifier) Last() string { return v.prev }
 
 // VerifyAudit recomputes the audit chain from the start.
 func (j *Journal) VerifyAudit(ctx context.Context) (*AuditVerifier, error) {

@@ -71,46 +71,64 @@ type ChainError struct {
 
 func (e *ChainError) Error() string { return fmt.Sprintf("seq %d: %s", e.Seq, e.Reason) }
 
-// ChainVerifier checks events, in order, against the hash chain. A
-// verifier started with Anchor == "" starts at the genesis (seq 1); one
-// started with FromExport takes its first event's prev_hash and seq as
-// given (a range export verifies on its own).
-type ChainVerifier struct {
+// link is what a verifier of either chain keeps: the seq and prev_hash the
+// next entry must carry. One made for an export (fromExport) takes its
+// first entry's as given, so that a range export verifies on its own.
+type link struct {
 	prev       string
 	want       int64
 	fromExport bool
 	n          int64
 }
 
-// NewChainVerifier checks a whole chain from seq 1.
-func NewChainVerifier() *ChainVerifier { return &ChainVerifier{prev: GenesisHash, want: 1} }
-
-// NewRangeVerifier checks a chain that may start anywhere.
-func NewRangeVerifier() *ChainVerifier { return &ChainVerifier{fromExport: true} }
-
-// Check verifies the next event.
-func (v *ChainVerifier) Check(e Event) error {
-	if v.fromExport && v.n == 0 {
-		v.prev, v.want = e.PrevHash, e.Seq
+// check verifies the next entry of a chain: its seq, its prev_hash, and
+// its hash against computed (the hash of its fields). noun names the
+// entries in errors ("event", "audit record"), seqName their seq.
+func (l *link) check(seq int64, prevHash, hash, computed, seqName, noun string) error {
+	if l.fromExport && l.n == 0 {
+		l.prev, l.want = prevHash, seq
 	}
 	switch {
-	case e.Seq != v.want:
-		return &ChainError{e.Seq, fmt.Sprintf("expected seq %d (an event was deleted, inserted or reordered)", v.want)}
-	case e.PrevHash != v.prev:
-		return &ChainError{e.Seq, "prev_hash does not match the previous event's hash"}
-	case EventHash(e) != e.Hash:
-		return &ChainError{e.Seq, "hash does not match the event's fields (the event was edited)"}
+	case seq != l.want:
+		return &ChainError{seq, fmt.Sprintf("expected %s %d (%s was deleted, inserted or reordered)", seqName, l.want, article(noun))}
+	case prevHash != l.prev:
+		return &ChainError{seq, fmt.Sprintf("prev_hash does not match the previous %s's hash", noun)}
+	case computed != hash:
+		return &ChainError{seq, fmt.Sprintf("hash does not match the %s's fields (the %s was edited)", noun, noun)}
 	}
-	v.prev, v.want = e.Hash, e.Seq+1
-	v.n++
+	l.prev, l.want = hash, seq+1
+	l.n++
 	return nil
 }
 
-// Count is the number of events checked.
-func (v *ChainVerifier) Count() int64 { return v.n }
+func article(noun string) string {
+	if strings.ContainsRune("aeiou", rune(noun[0])) {
+		return "an " + noun
+	}
+	return "a " + noun
+}
 
-// Last is the hash of the last event checked (the chain's tail).
-func (v *ChainVerifier) Last() string { return v.prev }
+// Count is the number of entries checked.
+func (l *link) Count() int64 { return l.n }
+
+// Last is the hash of the last entry checked (the chain's tail).
+func (l *link) Last() string { return l.prev }
+
+// ChainVerifier checks events, in order, against the hash chain: from the
+// genesis (NewChainVerifier), from an archive point (LiveVerifier), or from
+// wherever an export starts (NewRangeVerifier).
+type ChainVerifier struct{ link }
+
+// NewChainVerifier checks a whole chain from seq 1.
+func NewChainVerifier() *ChainVerifier { return &ChainVerifier{link{prev: GenesisHash, want: 1}} }
+
+// NewRangeVerifier checks a chain that may start anywhere.
+func NewRangeVerifier() *ChainVerifier { return &ChainVerifier{link{fromExport: true}} }
+
+// Check verifies the next event.
+func (v *ChainVerifier) Check(e Event) error {
+	return v.check(e.Seq, e.PrevHash, e.Hash, EventHash(e), "seq", "event")
+}
 
 // VerifyChain recomputes the event chain from the start (or from the
 // archive point it continues, see LiveVerifier) and returns the number of
