@@ -43,23 +43,7 @@ func verifyAuditExport(r io.Reader, name string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ferry: %s (audit log): NOT intact after %d good records: %v\n", name, v.Count(), err)
 		return exitFailed
 	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-			continue
-		}
-		var rec journal.AuditRecord
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			return fail(fmt.Errorf("line %d: %v", line, err))
-		}
-		if err := v.Check(rec); err != nil {
-			return fail(err)
-		}
-	}
-	if err := sc.Err(); err != nil {
+	if err := readJSONL(r, v.Check); err != nil {
 		return fail(err)
 	}
 	fmt.Fprintf(stdout, "%s (audit log): intact, %d audit records, chain tail %s\n", name, v.Count(), v.Last())

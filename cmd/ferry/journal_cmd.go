@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
@@ -14,7 +15,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/ferry-data/ferry/internal/srcfile"
@@ -226,26 +226,7 @@ func cmdJournalVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 			return verifyAuditExport(f, *exportPath, stdout, stderr)
 		}
 		v := journal.NewRangeVerifier()
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
-		line := 0
-		for sc.Scan() {
-			line++
-			if strings.TrimSpace(sc.Text()) == "" {
-				continue
-			}
-			var e journal.Event
-			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-				return report(*exportPath, v, fmt.Errorf("line %d: %v", line, err))
-			}
-			if err := v.Check(e); err != nil {
-				return report(*exportPath, v, err)
-			}
-		}
-		if err := sc.Err(); err != nil {
-			return report(*exportPath, v, err)
-		}
-		return report(*exportPath, v, nil)
+		return report(*exportPath, v, readJSONL(f, v.Check))
 	}
 	j, code := openJournal(*configPath, getenv, stderr)
 	if j == nil {
@@ -255,6 +236,28 @@ func cmdJournalVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 	// Both chains, the replay of the events against the file tables, and
 	// with --against-target the remote checkpoints: see journal_audit_cmd.go.
 	return verifyChains(ctx, j, *configPath, *against, getenv, stdout, stderr)
+}
+
+// readJSONL decodes each non-empty line of r (an export) as a T and hands
+// it to fn, in order; a line that does not decode is an error naming it.
+func readJSONL[T any](r io.Reader, fn func(T) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			return fmt.Errorf("line %d: %v", line, err)
+		}
+		if err := fn(v); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
 }
 
 // rebuildStats counts what a rebuild found.

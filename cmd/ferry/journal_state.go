@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -52,23 +51,10 @@ func exportEvents(path string) func(fn func(journal.Event) error) error {
 			return err
 		}
 		defer f.Close()
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
-		line := 0
-		for sc.Scan() {
-			line++
-			if strings.TrimSpace(sc.Text()) == "" {
-				continue
-			}
-			var e journal.Event
-			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-				return fmt.Errorf("%s:%d: %v", path, line, err)
-			}
-			if err := fn(e); err != nil {
-				return err
-			}
+		if err := readJSONL(f, fn); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
 		}
-		return sc.Err()
+		return nil
 	}
 }
 
