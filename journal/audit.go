@@ -223,16 +223,7 @@ func (j *Journal) AuditRecords(ctx context.Context, f EventFilter, fn func(Audit
 		return errors.New("audit records belong to no batch: a batch selects events only")
 	}
 	q := `SELECT ` + auditColumns + ` FROM audit`
-	var where []string
-	var args []any
-	if !f.Since.IsZero() {
-		where = append(where, `time >= ?`)
-		args = append(args, f.Since.UTC().Add(-time.Second).Format(time.RFC3339))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, `time <= ?`)
-		args = append(args, f.Until.UTC().Add(time.Second).Format(time.RFC3339Nano))
-	}
+	where, args := f.timeRange()
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}
@@ -246,7 +237,7 @@ func (j *Journal) AuditRecords(ctx context.Context, f EventFilter, fn func(Audit
 		if err != nil {
 			return err
 		}
-		if (!f.Since.IsZero() && r.Time.Before(f.Since)) || (!f.Until.IsZero() && r.Time.After(f.Until)) {
+		if !f.within(r.Time) {
 			continue
 		}
 		if err := fn(r); err != nil {

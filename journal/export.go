@@ -15,16 +15,11 @@ type EventFilter struct {
 	BatchID      string
 }
 
-// Events calls fn for each selected event, in seq order, streaming: memory
-// does not grow with the number of events.
-func (j *Journal) Events(ctx context.Context, f EventFilter, fn func(Event) error) error {
-	q := `SELECT seq, time, kind, COALESCE(file_id, 0), correlation_id, batch_id, COALESCE(chunk_sequence, 0), rel_path,
-		COALESCE(size, -1), sha256, detail, prev_hash, hash FROM events`
-	var where []string
-	var args []any
+// timeRange is f's time bounds as a WHERE clause, widened by a second on
+// each side: stored times are RFC 3339 strings whose trimmed fractions do
+// not compare exactly as text; within then decides on the parsed time.
+func (f EventFilter) timeRange() (where []string, args []any) {
 	if !f.Since.IsZero() {
-		// RFC 3339 UTC strings of one format compare as times, except for
-		// trimmed fractions; compare after parsing to be exact.
 		where = append(where, `time >= ?`)
 		args = append(args, f.Since.UTC().Add(-time.Second).Format(time.RFC3339))
 	}
@@ -32,35 +27,28 @@ func (j *Journal) Events(ctx context.Context, f EventFilter, fn func(Event) erro
 		where = append(where, `time <= ?`)
 		args = append(args, f.Until.UTC().Add(time.Second).Format(time.RFC3339Nano))
 	}
+	return where, args
+}
+
+// within says whether t is inside f's time bounds.
+func (f EventFilter) within(t time.Time) bool {
+	return (f.Since.IsZero() || !t.Before(f.Since)) && (f.Until.IsZero() || !t.After(f.Until))
+}
+
+// Events calls fn for each selected event, in seq order, streaming: memory
+// does not grow with the number of events.
+func (j *Journal) Events(ctx context.Context, f EventFilter, fn func(Event) error) error {
+	where, args := f.timeRange()
 	if f.BatchID != "" {
 		where = append(where, `batch_id = ?`)
 		args = append(args, f.BatchID)
 	}
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	rows, err := j.r.QueryContext(ctx, q+` ORDER BY seq`, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var e Event
-		var ts string
-		if err := rows.Scan(&e.Seq, &ts, &e.Kind, &e.FileID, &e.CorrelationID, &e.BatchID, &e.ChunkSequence, &e.RelPath, &e.Size, &e.SHA256, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
-			return err
+	return scanEvents(ctx, j.r, strings.Join(where, ` AND `), args, func(e Event) error {
+		if !f.within(e.Time) {
+			return nil
 		}
-		if e.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
-			return fmt.Errorf("seq %d: bad time %q", e.Seq, ts)
-		}
-		if (!f.Since.IsZero() && e.Time.Before(f.Since)) || (!f.Until.IsZero() && e.Time.After(f.Until)) {
-			continue
-		}
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+		return fn(e)
+	})
 }
 
 // ChainError names the first event that breaks a chain.
