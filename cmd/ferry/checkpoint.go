@@ -88,10 +88,7 @@ type checkpointer struct {
 }
 
 func newCheckpointer(cfg *Config, j *journal.Journal, sinks map[string]sink.Sink, log *slog.Logger) *checkpointer {
-	prefixes := map[string]string{}
-	for name, t := range cfg.Target {
-		prefixes[name] = t.Prefix
-	}
+	prefixes := targetPrefixes(cfg)
 	return &checkpointer{j: j, targets: func() (map[string]sink.Sink, map[string]string) { return sinks, prefixes },
 		host: checkpointHost(), version: versionString(),
 		interval: time.Duration(cfg.Journal.CheckpointInterval), retain: time.Duration(cfg.Journal.CheckpointRetention),
@@ -264,13 +261,18 @@ func (d *daemon) auditStart(ctx context.Context) *checkpointer {
 	// The targets of the configuration in force at each checkpoint.
 	c.targets = func() (map[string]sink.Sink, map[string]string) {
 		w := d.now()
-		prefixes := map[string]string{}
-		for name, t := range w.cfg.Target {
-			prefixes[name] = t.Prefix
-		}
-		return w.sinks, prefixes
+		return w.sinks, targetPrefixes(w.cfg)
 	}
 	return c
+}
+
+// targetPrefixes are the targets' prefixes, by target name.
+func targetPrefixes(cfg *Config) map[string]string {
+	prefixes := make(map[string]string, len(cfg.Target))
+	for name, t := range cfg.Target {
+		prefixes[name] = t.Prefix
+	}
+	return prefixes
 }
 
 // auditStop records the daemon's stop in the audit log, then takes the
