@@ -152,6 +152,7 @@ target = "nas"
 		"Restart=on-failure",
 		"RestartSec=5",
 		"RestartPreventExitStatus=2",
+		"ExecReload=/bin/kill -HUP $MAINPID", // systemctl reload: a configuration reload
 		"After=network-online.target local-fs.target remote-fs.target",
 		"Wants=network-online.target",
 		"NoNewPrivileges=yes",
@@ -223,6 +224,7 @@ func TestServicePackagingUnit(t *testing.T) {
 		"Restart=on-failure",
 		"RestartSec=5",
 		"RestartPreventExitStatus=2",
+		"ExecReload=/bin/kill -HUP $MAINPID", // systemctl reload: a configuration reload
 		"After=network-online.target local-fs.target remote-fs.target",
 		"Wants=network-online.target",
 		"NoNewPrivileges=yes",
