@@ -68,8 +68,8 @@ test: test-servers vet
 	FERRY_VERSITYGW=$(VERSITYGW) $(GO) test -race -timeout 20m ./...
 
 # The packages with Windows-specific code, as Windows binaries under Wine
-# (see ../shared/wine/README.md). Wine is not Windows: evidence, not proof.
-WINE_DIR ?= ../shared/wine
+# (see tools/wine/README.md). Wine is not Windows: evidence, not proof.
+WINE_DIR ?= tools/wine
 WINE_PKGS := ./internal/srcfile/ ./watcher/ ./journal/ ./uploader/ ./uploader/sink/fssink/
 # Wine maps Unix file names through the locale: without a UTF-8 one (a
 # bare CI environment), names like "größe ü.tif" cannot be created.
