@@ -175,7 +175,7 @@ func (j *Journal) VerifyState(ctx context.Context) ([]Mismatch, *Replay, error) 
 	if err := rows.Err(); err != nil {
 		return nil, nil, err
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT id, watch, rel_path, batch_id, state, size, COALESCE(sha256, ''), generation, COALESCE(uploaded_sha256, '') FROM files ORDER BY id`)
+	rows, err = tx.QueryContext(ctx, `SELECT id, watch, rel_path, batch_id, state, size, COALESCE(sha256, ''), generation, COALESCE(uploaded_sha256, ''), COALESCE(uploaded_key, '') FROM files ORDER BY id`)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -184,7 +184,7 @@ func (j *Journal) VerifyState(ctx context.Context) ([]Mismatch, *Replay, error) 
 	seen := map[int64]bool{}
 	for rows.Next() {
 		var t FileState
-		if err := rows.Scan(&t.FileID, &t.Watch, &t.RelPath, &t.BatchID, &t.State, &t.Size, &t.SHA256, &t.Generation, &t.UploadedSHA256); err != nil {
+		if err := rows.Scan(&t.FileID, &t.Watch, &t.RelPath, &t.BatchID, &t.State, &t.Size, &t.SHA256, &t.Generation, &t.UploadedSHA256, &t.UploadedKey); err != nil {
 			return nil, nil, err
 		}
 		seen[t.FileID] = true
@@ -208,6 +208,11 @@ func (j *Journal) VerifyState(ctx context.Context) ([]Mismatch, *Replay, error) 
 		m("sha256", t.SHA256, f.SHA256)
 		m("generation", fmt.Sprint(t.Generation), fmt.Sprint(f.Generation))
 		m("uploaded_sha256", t.UploadedSHA256, f.UploadedSHA256)
+		if f.UploadedKey != "" {
+			// Journals rebuilt, or archived, before the lifecycle table
+			// did not record the key in their events.
+			m("uploaded_key", t.UploadedKey, f.UploadedKey)
+		}
 		c := chunks[t.FileID]
 		if c == nil {
 			c = &chunkSet{}

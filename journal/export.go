@@ -154,7 +154,7 @@ var ExportColumns = []string{"seq", "time", "kind", "file_id", "correlation_id",
 
 // MarshalJSON writes the export form.
 func (e Event) MarshalJSON() ([]byte, error) {
-	x := eventJSON{Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), Kind: e.Kind, CorrelationID: e.CorrelationID,
+	x := eventJSON{Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), Kind: string(e.Kind), CorrelationID: e.CorrelationID,
 		BatchID: e.BatchID, RelPath: e.RelPath, SHA256: e.SHA256, Detail: e.Detail, PrevHash: e.PrevHash, Hash: e.Hash}
 	if e.FileID != 0 {
 		x.FileID = &e.FileID
@@ -178,7 +178,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("seq %d: bad time %q", x.Seq, x.Time)
 	}
-	*e = Event{Seq: x.Seq, Time: t, Kind: x.Kind, CorrelationID: x.CorrelationID, BatchID: x.BatchID, RelPath: x.RelPath,
+	*e = Event{Seq: x.Seq, Time: t, Kind: Kind(x.Kind), CorrelationID: x.CorrelationID, BatchID: x.BatchID, RelPath: x.RelPath,
 		Size: -1, SHA256: x.SHA256, Detail: x.Detail, PrevHash: x.PrevHash, Hash: x.Hash}
 	if x.FileID != nil {
 		e.FileID = *x.FileID
@@ -200,7 +200,7 @@ func (e Event) CSVRecord() []string {
 		}
 		return strconv.FormatInt(v, 10)
 	}
-	return []string{strconv.FormatInt(e.Seq, 10), e.Time.UTC().Format(time.RFC3339Nano), e.Kind, num(e.FileID, e.FileID != 0),
+	return []string{strconv.FormatInt(e.Seq, 10), e.Time.UTC().Format(time.RFC3339Nano), string(e.Kind), num(e.FileID, e.FileID != 0),
 		e.CorrelationID, e.BatchID, num(int64(e.ChunkSequence), e.ChunkSequence != 0), e.RelPath, num(e.Size, e.Size >= 0),
 		e.SHA256, e.Detail, e.PrevHash, e.Hash}
 }

@@ -47,7 +47,7 @@ func synthJournal(b *testing.B, n int) string {
 		}
 		for i := start; i < min(start+perTx, n); i++ {
 			file := int64(i/10 + 1)
-			e := Event{Seq: int64(i + 1), Time: t0.Add(time.Duration(i) * time.Millisecond), Kind: kinds[i%10], FileID: file,
+			e := Event{Seq: int64(i + 1), Time: t0.Add(time.Duration(i) * time.Millisecond), Kind: Kind(kinds[i%10]), FileID: file,
 				CorrelationID: fmt.Sprintf("%016x", file), BatchID: fmt.Sprintf("run-%04d", file/100), RelPath: fmt.Sprintf("run-%04d/img-%05d.tif", file/100, file),
 				Size: 16 << 20, SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Detail: "signal=quiet", PrevHash: prev}
 			e.Hash = EventHash(e)

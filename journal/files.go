@@ -11,23 +11,6 @@ import (
 	"time"
 )
 
-// State is where a file version stands.
-type State string
-
-// The states of a file version. A settled file is queued; the dispatcher
-// claims it (uploading); it ends uploaded, or failed (permanently, for a
-// person to look at), or changed (its source moved on under the upload and
-// it waits to settle again).
-const (
-	Queued    State = "queued"
-	Uploading State = "uploading"
-	Uploaded  State = "uploaded"
-	Failed    State = "failed"
-	Changed   State = "changed"
-	Ignored   State = "ignored" // modified after upload, left alone (on_change = "ignore")
-	Dropped   State = "dropped" // a dead letter a person dropped (the source stays)
-)
-
 // Version identifies one version of a source file.
 type Version struct {
 	Size    int64
@@ -73,9 +56,11 @@ type Job struct {
 	CorrelationID string
 	UploadID      string // a multipart upload left by an earlier attempt, "" if none
 	SHA256        string // the file's hash as an earlier attempt journaled it, "" if none
-	// UploadedSHA256 is the hash of what this path last put on the target,
-	// "" if it never did: a new version then was "modified after upload".
+	// UploadedSHA256 and UploadedKey are what this path last put on the
+	// target ("" if it never did): a new version with other content is
+	// then "modified after upload".
 	UploadedSHA256 string
+	UploadedKey    string
 }
 
 // ErrStale is returned when a job's file version was superseded while it
@@ -88,15 +73,150 @@ func newCorrelationID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Known reports whether this exact version of watch/rel is journaled, in
-// any state. The watcher skips known versions on rescans.
+// rowCols are the files columns of a fileRow, in scanRow's order.
+const rowCols = `id, watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, generation, state, signal,
+	COALESCE(sha256, ''), COALESCE(upload_id, ''), COALESCE(correlation_id, ''), attempts, next_attempt_at,
+	COALESCE(error_class, ''), COALESCE(error, ''), settled_at, updated_at, COALESCE(uploaded_at, 0),
+	COALESCE(uploaded_sha256, ''), COALESCE(uploaded_key, '')`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRow(sc scanner) (fileRow, error) {
+	var r fileRow
+	err := sc.Scan(&r.ID, &r.Watch, &r.RelPath, &r.Target, &r.Key, &r.BatchID, &r.Version.Size, &r.Version.MtimeNS, &r.Version.FileID,
+		&r.Generation, &r.State, &r.Signal, &r.SHA256, &r.UploadID, &r.CorrelationID, &r.Attempts, &r.NextAttemptAt,
+		&r.ErrorClass, &r.Error, &r.SettledAt, &r.UpdatedAt, &r.UploadedAt, &r.UploadedSHA256, &r.UploadedKey)
+	return r, err
+}
+
+// null stores "" (and 0) as NULL in the columns that may be NULL.
+func null[T comparable](v T) any {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return v
+}
+
+const rowWrite = `target = ?, object_key = ?, batch_id = ?, size = ?, mtime_ns = ?, file_id = ?, generation = ?, state = ?, signal = ?,
+	sha256 = ?, upload_id = ?, correlation_id = ?, attempts = ?, next_attempt_at = ?, error_class = ?, error = ?,
+	settled_at = ?, updated_at = ?, uploaded_at = ?, uploaded_sha256 = ?, uploaded_key = ?`
+
+func (r *fileRow) values() []any {
+	return []any{r.Target, r.Key, r.BatchID, r.Version.Size, r.Version.MtimeNS, r.Version.FileID, r.Generation, string(r.State), r.Signal,
+		null(r.SHA256), null(r.UploadID), null(r.CorrelationID), r.Attempts, r.NextAttemptAt, null(r.ErrorClass), null(r.Error),
+		r.SettledAt, r.UpdatedAt, null(r.UploadedAt), null(r.UploadedSHA256), null(r.UploadedKey)}
+}
+
+// row reads the files row id in the transaction.
+func (t *Tx) row(id int64) (fileRow, error) {
+	return scanRow(t.queryRow(`SELECT `+rowCols+` FROM files WHERE id = ?`, id))
+}
+
+// move applies the change c to the row r, as read in this transaction (r.State
+// None: a row to create), by the lifecycle table: it writes the row and
+// appends the event. A change the table does not allow is refused
+// (ErrTransition) and nothing is written.
+func (t *Tx) move(r *fileRow, c *change) error {
+	prev := r.State
+	rule, err := ruleFor(c.Kind, prev)
+	if err != nil {
+		return fmt.Errorf("%s: %w", r.RelPath, err)
+	}
+	r.apply(rule, c, t.now.UnixNano())
+	// A step that sets nothing (a chunk hashed or acknowledged) writes
+	// only its event.
+	write := rule.Sets != 0 || rule.To != prev
+	if write && prev == None {
+		res, err := t.exec(`INSERT INTO files (watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, generation, state, signal,
+			sha256, upload_id, correlation_id, attempts, next_attempt_at, error_class, error, settled_at, updated_at, uploaded_at, uploaded_sha256, uploaded_key)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, append([]any{r.Watch, r.RelPath}, r.values()...)...)
+		if err != nil {
+			return err
+		}
+		if r.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+	} else if write {
+		if _, err := t.exec(`UPDATE files SET `+rowWrite+` WHERE id = ?`, append(r.values(), r.ID)...); err != nil {
+			return err
+		}
+	}
+	if c.Landed != nil && rule.Sets&SetLanded != 0 {
+		if err := t.wrote(r.ID, r.Target, *c.Landed, true); err != nil {
+			return err
+		}
+	}
+	if prev.Info().Pending && !rule.To.Info().Pending {
+		// The file no longer holds its batch open: is the batch complete?
+		var waiting bool
+		if err := t.queryRow(`SELECT EXISTS (SELECT 1 FROM files WHERE batch_id = ? AND `+inStates(PendingStates()...)+`)`,
+			r.BatchID).Scan(&waiting); err != nil {
+			return err
+		}
+		if !waiting {
+			t.onCommit = append(t.onCommit, t.j.nudgeBatch)
+		}
+	}
+	return t.event(c.event(r, prev))
+}
+
+// wrote records that ferry sent (landed false) or put (true) content sha
+// under key for the row id. A sent object is one ferry may have written:
+// a create-only write that later finds it under its key knows it is its
+// own (an attempt whose end a crash kept from the journal).
+func (t *Tx) wrote(id int64, target string, l Landed, landed bool) error {
+	_, err := t.exec(`INSERT INTO objects (file_id, target, object_key, sha256, landed, at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (file_id, target, object_key, sha256) DO UPDATE SET landed = MAX(landed, excluded.landed), at = excluded.at`,
+		id, target, l.Key, l.SHA256, landed, t.now.UnixNano())
+	return err
+}
+
+// jobMove applies a job's change to its row. The row must still be the
+// job's: uploading, at the job's generation. When a newer version settled
+// meanwhile, a change that ends the job ends it superseded instead (the
+// row is queued for the new version, keeping what landed) and returns
+// ErrStale; any other change is refused with ErrStale.
+func (t *Tx) jobMove(jb *Job, c *change) error {
+	r, err := t.row(jb.ID)
+	if err != nil {
+		return err
+	}
+	if r.State != Uploading {
+		return ErrStale
+	}
+	rule, err := ruleFor(c.Kind, Uploading)
+	if err != nil {
+		return err
+	}
+	if !rule.Job {
+		return fmt.Errorf("%w: %s is not a worker's change", ErrTransition, c.Kind)
+	}
+	if r.Generation != jb.Generation {
+		if !rule.Ends() {
+			return ErrStale
+		}
+		r.CorrelationID = jb.CorrelationID
+		sup := &change{Kind: KindSuperseded, Landed: c.Landed, Detail: "a newer version settled during the upload"}
+		if err := t.move(&r, sup); err != nil {
+			return err
+		}
+		return errStaleCommit
+	}
+	return t.move(&r, c)
+}
+
+// Known reports whether this exact version of watch/rel is journaled in a
+// state that keeps it (not changed or vanished: StateInfo.Resettle). The
+// watcher skips known versions on rescans.
 func (j *Journal) Known(ctx context.Context, watch, rel string, v Version) (bool, error) {
 	var n int
 	err := j.known.QueryRowContext(ctx, watch, rel, v.Size, v.MtimeNS, v.FileID).Scan(&n)
 	return n > 0, err
 }
 
-const knownQuery = `SELECT COUNT(*) FROM files WHERE watch = ? AND rel_path = ? AND size = ? AND mtime_ns = ? AND file_id = ?`
+var knownQuery = `SELECT COUNT(*) FROM files WHERE watch = ? AND rel_path = ? AND size = ? AND mtime_ns = ? AND file_id = ? AND NOT ` +
+	inStates(statesWhere(func(i StateInfo) bool { return i.Resettle })...)
 
 // RecordSettled journals a settled file version. A version already known is
 // left alone (Unchanged). A new version of a known file is queued again with
@@ -132,94 +252,59 @@ func (j *Journal) RecordSettledBatch(ctx context.Context, ss []Settled) ([]Outco
 }
 
 func (t *Tx) recordSettled(s Settled) (Outcome, error) {
-	out := Unchanged
-	var id, gen int64
-	var st State
-	var v Version
-	err := t.queryRow(`SELECT id, generation, state, size, mtime_ns, file_id FROM files WHERE watch = ? AND rel_path = ?`,
-		s.Watch, s.RelPath).Scan(&id, &gen, &st, &v.Size, &v.MtimeNS, &v.FileID)
-	now := t.now.UnixNano()
+	r, err := scanRow(t.queryRow(`SELECT `+rowCols+` FROM files WHERE watch = ? AND rel_path = ?`, s.Watch, s.RelPath))
+	out := Requeued
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		res, err := t.exec(`INSERT INTO files (watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, state, signal, settled_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
-			s.Watch, s.RelPath, s.Target, s.Key, s.BatchID, s.Version.Size, s.Version.MtimeNS, s.Version.FileID, s.Signal, now, now)
-		if err != nil {
-			return out, err
-		}
-		if id, err = res.LastInsertId(); err != nil {
-			return out, err
-		}
-		out = Added
+		r, out = fileRow{Watch: s.Watch, RelPath: s.RelPath}, Added
 	case err != nil:
-		return out, err
-	case v == s.Version:
-		return out, nil
-	default:
-		next := Queued
-		if st == Uploading {
-			next = Uploading
-		}
-		if _, err := t.exec(`UPDATE files SET target = ?, object_key = ?, batch_id = ?, size = ?, mtime_ns = ?, file_id = ?,
-			generation = generation + 1, state = ?, signal = ?, sha256 = NULL, attempts = 0, next_attempt_at = 0,
-			error_class = NULL, error = NULL, settled_at = ?, updated_at = ?, uploaded_at = NULL WHERE id = ?`,
-			s.Target, s.Key, s.BatchID, s.Version.Size, s.Version.MtimeNS, s.Version.FileID, next, s.Signal, now, now, id); err != nil {
-			return out, err
-		}
-		out = Requeued
+		return Unchanged, err
+	case r.Version == s.Version && !r.State.Info().Resettle:
+		return Unchanged, nil
 	}
-	// The watch root leads the detail so that a replay of the events knows
-	// the whole path (see replay.go).
-	detail := watchDetail(s.Watch) + " signal=" + detailWord(s.Signal)
-	if out == Requeued {
-		detail += fmt.Sprintf(" previous_state=%s", st)
-	}
-	if err := t.event(Event{Kind: "settled", FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: s.Version.Size, Detail: detail}); err != nil {
-		return out, err
+	if err := t.move(&r, &change{Kind: KindSettled, Settled: &s}); err != nil {
+		return Unchanged, err
 	}
 	if s.Invalid == "" {
 		return out, nil
 	}
-	if _, err := t.exec(`UPDATE files SET state = 'failed', error_class = 'invalid_key', error = ? WHERE id = ?`, s.Invalid, id); err != nil {
-		return out, err
+	return out, t.move(&r, &change{Kind: KindFailed, Class: "invalid_key", Reason: s.Invalid})
+}
+
+// rows reads the files rows a query selects (rowCols) in the transaction.
+func (t *Tx) rows(where string, args ...any) ([]fileRow, error) {
+	rs, err := t.query(`SELECT `+rowCols+` FROM files WHERE `+where, args...)
+	if err != nil {
+		return nil, err
 	}
-	return out, t.event(Event{Kind: "failed", FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: -1, Detail: "invalid_key: " + s.Invalid})
+	defer rs.Close()
+	var out []fileRow
+	for rs.Next() {
+		r, err := scanRow(rs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rs.Err()
 }
 
 // Recover runs once at start, before the uploader. It puts every file left
 // uploading by an earlier process back in the queue (keeping its upload ID
 // so the next attempt can resume it) and returns how many. Failed files
-// (dead letters) stay failed until a person retries or drops them.
+// (dead letters) stay failed until a person retries or drops them: the
+// cause of a permanent failure (a conflict, a refused credential, an
+// unreadable file) is not fixed by a restart, and a person who fixes it
+// says so with ferry dlq retry.
 func (j *Journal) Recover(ctx context.Context) (int, error) {
 	var n int
 	err := j.do(ctx, func(t *Tx) error {
-		n = 0
-		rows, err := t.query(`SELECT id, batch_id, rel_path FROM files WHERE state = 'uploading'`)
+		rs, err := t.rows(`state = ?`, string(Uploading))
 		if err != nil {
 			return err
 		}
-		type row struct {
-			id         int64
-			batch, rel string
-		}
-		var rs []row
-		for rows.Next() {
-			var r row
-			if err := rows.Scan(&r.id, &r.batch, &r.rel); err != nil {
-				rows.Close()
-				return err
-			}
-			rs = append(rs, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, r := range rs {
-			if _, err := t.exec(`UPDATE files SET state = 'queued', next_attempt_at = 0, updated_at = ? WHERE id = ?`, t.now.UnixNano(), r.id); err != nil {
-				return err
-			}
-			if err := t.event(Event{Kind: "interrupted", FileID: r.id, BatchID: r.batch, RelPath: r.rel, Size: -1, Detail: "uploading when the previous process stopped"}); err != nil {
+		for i := range rs {
+			if err := t.move(&rs[i], &change{Kind: KindInterrupted, Detail: "uploading when the previous process stopped"}); err != nil {
 				return err
 			}
 		}
@@ -229,55 +314,40 @@ func (j *Journal) Recover(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// excludeTargets is the SQL condition and arguments that leave out the
+// given targets.
+func excludeTargets(exclude []string) (string, []any) {
+	if len(exclude) == 0 {
+		return "", nil
+	}
+	args := make([]any, len(exclude))
+	for i, t := range exclude {
+		args[i] = t
+	}
+	return ` AND target NOT IN (?` + strings.Repeat(",?", len(exclude)-1) + `)`, args
+}
+
 // Claim moves up to n queued files that are due (next_attempt_at <= now),
 // oldest first, to uploading and returns them as jobs; files for the
 // excluded targets are left queued.
 func (j *Journal) Claim(ctx context.Context, n int, exclude ...string) ([]Job, error) {
 	var jobs []Job
-	q := `SELECT id, generation, watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, attempts, COALESCE(upload_id, ''), COALESCE(sha256, ''), COALESCE(uploaded_sha256, '')
-			FROM files WHERE state = 'queued' AND next_attempt_at <= ?`
-	args := []any{nil}
-	if len(exclude) > 0 {
-		// Targets not taking uploads now (circuit breaker open).
-		q += ` AND target NOT IN (?` + strings.Repeat(",?", len(exclude)-1) + `)`
-		for _, t := range exclude {
-			args = append(args, t)
-		}
-	}
-	q += ` ORDER BY next_attempt_at, id LIMIT ?`
-	args = append(args, n)
+	not, notArgs := excludeTargets(exclude)
 	err := j.do(ctx, func(t *Tx) error {
 		jobs = jobs[:0]
-		args[0] = t.now.UnixNano()
-		rows, err := t.query(q, args...)
+		args := append([]any{string(Queued), t.now.UnixNano()}, notArgs...)
+		rs, err := t.rows(`state = ? AND next_attempt_at <= ?`+not+` ORDER BY next_attempt_at, id LIMIT ?`, append(args, n)...)
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var jb Job
-			if err := rows.Scan(&jb.ID, &jb.Generation, &jb.Watch, &jb.RelPath, &jb.Target, &jb.Key, &jb.BatchID,
-				&jb.Version.Size, &jb.Version.MtimeNS, &jb.Version.FileID, &jb.Attempts, &jb.UploadID, &jb.SHA256, &jb.UploadedSHA256); err != nil {
-				rows.Close()
+		for i := range rs {
+			r := &rs[i]
+			if err := t.move(r, &change{Kind: KindClaimed, CorrelationID: newCorrelationID()}); err != nil {
 				return err
 			}
-			jobs = append(jobs, jb)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for i := range jobs {
-			jb := &jobs[i]
-			jb.Attempts++
-			jb.CorrelationID = newCorrelationID()
-			if _, err := t.exec(`UPDATE files SET state = 'uploading', attempts = ?, correlation_id = ?, updated_at = ? WHERE id = ?`,
-				jb.Attempts, jb.CorrelationID, t.now.UnixNano(), jb.ID); err != nil {
-				return err
-			}
-			if err := t.event(Event{Kind: "claimed", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
-				RelPath: jb.RelPath, Size: jb.Version.Size, Detail: fmt.Sprintf("attempt=%d", jb.Attempts)}); err != nil {
-				return err
-			}
+			jobs = append(jobs, Job{ID: r.ID, Generation: r.Generation, Watch: r.Watch, RelPath: r.RelPath, Target: r.Target, Key: r.Key,
+				BatchID: r.BatchID, Version: r.Version, Attempts: r.Attempts, CorrelationID: r.CorrelationID, UploadID: r.UploadID,
+				SHA256: r.SHA256, UploadedSHA256: r.UploadedSHA256, UploadedKey: r.UploadedKey})
 		}
 		return nil
 	})
@@ -291,15 +361,9 @@ func (j *Journal) Claim(ctx context.Context, n int, exclude ...string) ([]Job, e
 // nothing is queued; files for the excluded targets do not count.
 func (j *Journal) NextDue(ctx context.Context, exclude ...string) (time.Time, bool, error) {
 	var at sql.NullInt64
-	q := `SELECT MIN(next_attempt_at) FROM files WHERE state = 'queued'`
-	var args []any
-	if len(exclude) > 0 {
-		q += ` AND target NOT IN (?` + strings.Repeat(",?", len(exclude)-1) + `)`
-		for _, t := range exclude {
-			args = append(args, t)
-		}
-	}
-	if err := j.r.QueryRowContext(ctx, q, args...).Scan(&at); err != nil {
+	not, args := excludeTargets(exclude)
+	if err := j.r.QueryRowContext(ctx, `SELECT MIN(next_attempt_at) FROM files WHERE state = ?`+not,
+		append([]any{string(Queued)}, args...)...).Scan(&at); err != nil {
 		return time.Time{}, false, err
 	}
 	if !at.Valid {
@@ -316,29 +380,11 @@ type Chunk struct {
 	SHA256 string
 }
 
-// check asserts that the job still owns its row: same generation, uploading.
-func (t *Tx) owns(jb *Job) error {
-	var gen int64
-	var st State
-	if err := t.queryRow(`SELECT generation, state FROM files WHERE id = ?`, jb.ID).Scan(&gen, &st); err != nil {
-		return err
-	}
-	if gen != jb.Generation || st != Uploading {
-		return ErrStale
-	}
-	return nil
-}
-
 // RecordHashes records, before any byte is sent, the whole file's SHA-256
 // and every chunk's hash, as read from the source. The target is later sent
 // these same hashes with each chunk and verifies them on receipt.
 func (j *Journal) RecordHashes(ctx context.Context, jb *Job, sha string, chunks []Chunk) error {
-	return j.do(ctx, func(t *Tx) error {
-		if err := t.owns(jb); err != nil {
-			return err
-		}
-		return t.recordHashes(jb, sha, chunks)
-	})
+	return j.do(ctx, func(t *Tx) error { return t.recordHashes(jb, sha, chunks) })
 }
 
 // Hashes is one file's entry for RecordHashesBatch.
@@ -356,13 +402,9 @@ func (j *Journal) RecordHashesBatch(ctx context.Context, hs []Hashes) ([]error, 
 	err := j.do(ctx, func(t *Tx) error {
 		for i, h := range hs {
 			errs[i] = nil
-			if err := t.owns(h.Job); errors.Is(err, ErrStale) {
+			if err := t.recordHashes(h.Job, h.SHA256, h.Chunks); errors.Is(err, ErrStale) {
 				errs[i] = err
-				continue
 			} else if err != nil {
-				return err
-			}
-			if err := t.recordHashes(h.Job, h.SHA256, h.Chunks); err != nil {
 				return err
 			}
 		}
@@ -374,87 +416,78 @@ func (j *Journal) RecordHashesBatch(ctx context.Context, hs []Hashes) ([]error, 
 	return errs, nil
 }
 
+// recordHashes journals the chunks and the file's hash, and that ferry is
+// about to send this content under the job's key. A stale job changes
+// nothing (its first chunk is refused before anything is written).
 func (t *Tx) recordHashes(jb *Job, sha string, chunks []Chunk) error {
-	if _, err := t.exec(`UPDATE files SET sha256 = ?, updated_at = ? WHERE id = ?`, sha, t.now.UnixNano(), jb.ID); err != nil {
+	r, err := t.row(jb.ID)
+	if err != nil {
 		return err
+	}
+	if r.State != Uploading || r.Generation != jb.Generation {
+		return ErrStale
 	}
 	if _, err := t.exec(`DELETE FROM chunks WHERE file_id = ?`, jb.ID); err != nil {
 		return err
 	}
-	for _, c := range chunks {
+	r.CorrelationID = jb.CorrelationID
+	for i := range chunks {
+		c := &chunks[i]
 		if _, err := t.exec(`INSERT INTO chunks (file_id, generation, seq, offset, size, sha256) VALUES (?, ?, ?, ?, ?, ?)`,
 			jb.ID, jb.Generation, c.Seq, c.Offset, c.Size, c.SHA256); err != nil {
 			return err
 		}
-		if err := t.event(Event{Kind: "chunk_hashed", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
-			ChunkSequence: c.Seq, RelPath: jb.RelPath, Size: c.Size, SHA256: c.SHA256, Detail: fmt.Sprintf("offset=%d", c.Offset)}); err != nil {
+		if err := t.move(&r, &change{Kind: KindChunkHashed, Chunk: c}); err != nil {
 			return err
 		}
 	}
-	return t.event(Event{Kind: "file_hashed", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
-		RelPath: jb.RelPath, Size: jb.Version.Size, SHA256: sha, Detail: fmt.Sprintf("chunks=%d", len(chunks))})
+	if err := t.move(&r, &change{Kind: KindFileHashed, SHA256: sha, Detail: fmt.Sprintf("chunks=%d", len(chunks))}); err != nil {
+		return err
+	}
+	return t.wrote(jb.ID, jb.Target, Landed{Key: jb.Key, SHA256: sha}, false)
 }
 
 // SetUploadID records a multipart upload's ID, before its first part is sent.
 func (j *Journal) SetUploadID(ctx context.Context, jb *Job, uploadID string) error {
-	return j.do(ctx, func(t *Tx) error {
-		if err := t.owns(jb); err != nil {
-			return err
-		}
-		if _, err := t.exec(`UPDATE files SET upload_id = ?, updated_at = ? WHERE id = ?`, uploadID, t.now.UnixNano(), jb.ID); err != nil {
-			return err
-		}
-		return t.event(Event{Kind: "multipart_created", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
-			RelPath: jb.RelPath, Size: -1, Detail: "upload_id=" + uploadID})
-	})
+	return j.do(ctx, func(t *Tx) error { return t.jobMove(jb, &change{Kind: KindMultipartCreated, UploadID: uploadID}) })
 }
 
 // AckChunk journals that the target acknowledged a chunk, with its ETag.
 func (j *Journal) AckChunk(ctx context.Context, jb *Job, seq int, etag string) error {
 	return j.do(ctx, func(t *Tx) error {
-		if err := t.owns(jb); err != nil {
-			return err
-		}
 		if _, err := t.exec(`UPDATE chunks SET etag = ? WHERE file_id = ? AND seq = ?`, etag, jb.ID, seq); err != nil {
 			return err
 		}
-		return t.event(Event{Kind: "chunk_acked", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
-			ChunkSequence: seq, RelPath: jb.RelPath, Size: -1, Detail: "etag=" + etag})
+		return t.jobMove(jb, &change{Kind: KindChunkAcked, Chunk: &Chunk{Seq: seq}, Detail: "etag=" + etag})
 	})
 }
 
-// finish ends a job's ownership of its row. If the version moved on while
-// the job ran, the row is queued for the new version and ErrStale returned.
-func (j *Journal) finish(ctx context.Context, jb *Job, apply func(t *Tx) error) error {
-	return <-j.finishAsync(ctx, jb, apply)
-}
-
-func (j *Journal) finishAsync(ctx context.Context, jb *Job, apply func(t *Tx) error) <-chan error {
-	return j.submit(ctx, func(t *Tx) error {
-		var gen int64
-		var st State
-		if err := t.queryRow(`SELECT generation, state FROM files WHERE id = ?`, jb.ID).Scan(&gen, &st); err != nil {
+// ModifiedAfterUpload records that the file's new content (newSHA) differs
+// from what it last put on the target (oldSHA), which on_change policy
+// applies, and the key the new content goes to ("" when it is not sent).
+func (j *Journal) ModifiedAfterUpload(ctx context.Context, jb *Job, oldSHA, newSHA, policy, key string) error {
+	return j.do(ctx, func(t *Tx) error {
+		err := t.jobMove(jb, &change{Kind: KindModifiedAfterUpload, SHA256: newSHA,
+			Detail: fmt.Sprintf("old_sha256=%s new_sha256=%s on_change=%s", oldSHA, newSHA, policy)})
+		if err != nil || key == "" {
 			return err
 		}
-		if st != Uploading {
-			return ErrStale
-		}
-		if gen != jb.Generation {
-			if _, err := t.exec(`UPDATE files SET state = 'queued', upload_id = NULL, updated_at = ? WHERE id = ?`, t.now.UnixNano(), jb.ID); err != nil {
-				return err
-			}
-			if err := t.event(Event{Kind: "superseded", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
-				RelPath: jb.RelPath, Size: -1, Detail: "a newer version settled during the upload"}); err != nil {
-				return err
-			}
-			return errStaleCommit
-		}
-		return apply(t)
+		return t.wrote(jb.ID, jb.Target, Landed{Key: key, SHA256: newSHA}, false)
 	})
 }
 
-// errStaleCommit makes finish commit its requeue while reporting ErrStale:
-// the writer keeps the changes of an op that fails with a *staleCommit.
+// WroteObject reports whether the row id sent (or put) content sha under
+// key on target: an object ferry finds there is then its own.
+func (j *Journal) WroteObject(ctx context.Context, id int64, target, key, sha string) (bool, error) {
+	var n int
+	err := j.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM objects WHERE file_id = ? AND target = ? AND object_key = ? AND sha256 = ?`,
+		id, target, key, sha).Scan(&n)
+	return n > 0, err
+}
+
+// errStaleCommit makes a job's end commit its supersession while reporting
+// ErrStale: the writer keeps the changes of an op that fails with a
+// *staleCommit.
 var errStaleCommit = &staleCommit{}
 
 type staleCommit struct{}
@@ -462,110 +495,111 @@ type staleCommit struct{}
 func (*staleCommit) Error() string { return ErrStale.Error() }
 func (*staleCommit) Unwrap() error { return ErrStale }
 
+// End is how a job ended: the kind of the event that ends it (a rule of
+// the lifecycle table that leaves uploading) and its values.
+type End struct {
+	Kind   Kind
+	SHA256 string // uploaded, ignored: the content's hash
+	// Class and Reason: failed (class and reason); retry_scheduled,
+	// source_changed, vanished (reason).
+	Class, Reason string
+	Due           time.Time // retry_scheduled: when it is due again
+	// Landed is what the job put on the target before it ended, if
+	// anything (for uploaded: where the content is). It is recorded
+	// whatever the end, so that ferry always knows what it wrote.
+	Landed *Landed
+	Detail string // free text for the event
+}
+
+// Finish ends a job as e says and waits until that is durable. If the
+// version moved on while the job ran, the row is queued for the new
+// version (keeping what landed) and ErrStale returned.
+func (j *Journal) Finish(ctx context.Context, jb *Job, e End) error {
+	return <-j.FinishAsync(ctx, jb, e)
+}
+
+// FinishAsync is Finish without the wait: the returned channel receives
+// the result once it is durable. Nothing may be done on the strength of
+// the end (such as counting a file uploaded) before that.
+func (j *Journal) FinishAsync(ctx context.Context, jb *Job, e End) <-chan error {
+	rule, err := ruleFor(e.Kind, Uploading)
+	if err == nil && !rule.Ends() {
+		err = fmt.Errorf("%w: %s does not end a job", ErrTransition, e.Kind)
+	}
+	if err == nil && e.Kind == KindUploaded && e.Landed == nil {
+		err = errors.New("journal: an uploaded end must say where the content landed")
+	}
+	if err != nil {
+		ch := make(chan error, 1)
+		ch <- err
+		return ch
+	}
+	jb2 := *jb
+	c := &change{Kind: e.Kind, SHA256: e.SHA256, Class: e.Class, Reason: e.Reason, Due: e.Due, Landed: e.Landed, Detail: e.Detail}
+	return j.submit(ctx, func(t *Tx) error { return t.jobMove(&jb2, c) })
+}
+
 // Complete records the file version as uploaded and verified, under key
 // (the job's key, or a versioned one).
 func (j *Journal) Complete(ctx context.Context, jb *Job, sha, key string) error {
-	return <-j.CompleteAsync(ctx, jb, sha, key)
-}
-
-// CompleteAsync is Complete without the wait: the returned channel receives
-// the result once it is durable. Nothing may be done on the strength of the
-// file being uploaded (such as a post-upload action) before that.
-func (j *Journal) CompleteAsync(ctx context.Context, jb *Job, sha, key string) <-chan error {
-	jb2 := *jb
-	return j.finishAsync(ctx, &jb2, func(t *Tx) error {
-		if _, err := t.exec(`UPDATE files SET state = 'uploaded', sha256 = ?, uploaded_sha256 = ?, upload_id = NULL, error_class = NULL, error = NULL,
-			uploaded_at = ?, updated_at = ? WHERE id = ?`, sha, sha, t.now.UnixNano(), t.now.UnixNano(), jb2.ID); err != nil {
-			return err
-		}
-		var waiting bool
-		if err := t.queryRow(`SELECT EXISTS (SELECT 1 FROM files WHERE batch_id = ? AND state IN ('queued', 'uploading', 'changed'))`,
-			jb2.BatchID).Scan(&waiting); err != nil {
-			return err
-		}
-		if !waiting {
-			t.onCommit = append(t.onCommit, j.nudgeBatch)
-		}
-		return t.event(Event{Kind: "uploaded", FileID: jb2.ID, CorrelationID: jb2.CorrelationID, BatchID: jb2.BatchID,
-			RelPath: jb2.RelPath, Size: jb2.Version.Size, SHA256: sha, Detail: "key=" + key})
-	})
-}
-
-// ModifiedAfterUpload records that the file's new content (newSHA) differs
-// from what it last put on the target (oldSHA), and which on_change policy
-// applies.
-func (j *Journal) ModifiedAfterUpload(ctx context.Context, jb *Job, oldSHA, newSHA, policy string) error {
-	return j.do(ctx, func(t *Tx) error {
-		if err := t.owns(jb); err != nil {
-			return err
-		}
-		return t.event(Event{Kind: "modified_after_upload", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
-			RelPath: jb.RelPath, Size: jb.Version.Size, SHA256: newSHA, Detail: fmt.Sprintf("old_sha256=%s new_sha256=%s on_change=%s", oldSHA, newSHA, policy)})
-	})
+	return j.Finish(ctx, jb, End{Kind: KindUploaded, SHA256: sha, Landed: &Landed{Key: key, SHA256: sha}})
 }
 
 // Ignore leaves a version modified after upload alone (on_change =
 // "ignore"): the target keeps the earlier content.
 func (j *Journal) Ignore(ctx context.Context, jb *Job, sha string) error {
-	return j.finish(ctx, jb, func(t *Tx) error {
-		if _, err := t.exec(`UPDATE files SET state = 'ignored', sha256 = ?, upload_id = NULL, error_class = NULL, error = NULL, updated_at = ? WHERE id = ?`,
-			sha, t.now.UnixNano(), jb.ID); err != nil {
-			return err
-		}
-		return t.event(Event{Kind: "ignored", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
-			RelPath: jb.RelPath, Size: jb.Version.Size, SHA256: sha, Detail: "on_change=ignore: the target keeps the earlier content"})
-	})
+	return j.Finish(ctx, jb, End{Kind: KindIgnored, SHA256: sha, Detail: "on_change=ignore: the target keeps the earlier content"})
 }
 
 // Fail records a permanent failure: the file waits for a person.
 func (j *Journal) Fail(ctx context.Context, jb *Job, class, reason string) error {
-	return j.finish(ctx, jb, func(t *Tx) error {
-		if _, err := t.exec(`UPDATE files SET state = 'failed', upload_id = NULL, error_class = ?, error = ?, updated_at = ? WHERE id = ?`,
-			class, reason, t.now.UnixNano(), jb.ID); err != nil {
-			return err
-		}
-		return t.event(Event{Kind: "failed", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
-			RelPath: jb.RelPath, Size: -1, Detail: class + ": " + reason})
-	})
+	return j.Finish(ctx, jb, End{Kind: KindFailed, Class: class, Reason: reason})
 }
 
 // Retry queues the file again, due at the given time, after a transient
 // failure. Its multipart upload, if any, is kept for the next attempt.
 func (j *Journal) Retry(ctx context.Context, jb *Job, reason string, at time.Time) error {
-	return j.finish(ctx, jb, func(t *Tx) error {
-		if _, err := t.exec(`UPDATE files SET state = 'queued', next_attempt_at = ?, error_class = 'transient', error = ?, updated_at = ? WHERE id = ?`,
-			at.UnixNano(), reason, t.now.UnixNano(), jb.ID); err != nil {
-			return err
-		}
-		return t.event(Event{Kind: "retry_scheduled", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
-			RelPath: jb.RelPath, Size: -1, Detail: fmt.Sprintf("at=%s reason=%s", at.UTC().Format(time.RFC3339), reason)})
-	})
+	return j.Finish(ctx, jb, End{Kind: KindRetryScheduled, Class: "transient", Reason: reason, Due: at})
 }
 
 // Release queues the file again without counting the attempt (shutdown).
 func (j *Journal) Release(ctx context.Context, jb *Job) error {
-	return j.finish(ctx, jb, func(t *Tx) error {
-		if _, err := t.exec(`UPDATE files SET state = 'queued', attempts = MAX(attempts - 1, 0), next_attempt_at = 0, updated_at = ? WHERE id = ?`,
-			t.now.UnixNano(), jb.ID); err != nil {
-			return err
-		}
-		return t.event(Event{Kind: "released", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
-			RelPath: jb.RelPath, Size: -1, Detail: "stopped before completion"})
-	})
+	return j.Finish(ctx, jb, End{Kind: KindReleased, Detail: "stopped before completion"})
 }
 
 // SourceChanged records that the source file no longer matches the job's
 // version: the file waits to settle again, and the watcher's next record of
 // it queues the new version.
 func (j *Journal) SourceChanged(ctx context.Context, jb *Job, reason string) error {
-	return j.finish(ctx, jb, func(t *Tx) error {
-		if _, err := t.exec(`UPDATE files SET state = 'changed', upload_id = NULL, error_class = NULL, error = ?, updated_at = ? WHERE id = ?`,
-			reason, t.now.UnixNano(), jb.ID); err != nil {
-			return err
+	return j.Finish(ctx, jb, End{Kind: KindSourceChanged, Reason: reason})
+}
+
+// Vanish records that the sources of waiting rows (queued or changed, by
+// id) are gone: deleted or renamed before they could be uploaded. The
+// reason says what was seen. It returns how many rows it moved (a row that
+// moved on meanwhile is left alone).
+func (j *Journal) Vanish(ctx context.Context, reason string, ids ...int64) (int, error) {
+	var n int
+	err := j.do(ctx, func(t *Tx) error {
+		n = 0
+		for _, id := range ids {
+			r, err := t.row(id)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			if _, err := ruleFor(KindVanished, r.State); err != nil || r.State == Uploading {
+				continue
+			}
+			if err := t.move(&r, &change{Kind: KindVanished, Reason: reason}); err != nil {
+				return err
+			}
+			n++
 		}
-		return t.event(Event{Kind: "source_changed", FileID: jb.ID, CorrelationID: jb.CorrelationID, BatchID: jb.BatchID,
-			RelPath: jb.RelPath, Size: -1, Detail: reason})
+		return nil
 	})
+	return n, err
 }
 
 // FileRow is a file's row as reported by Files.
@@ -581,32 +615,43 @@ type FileRow struct {
 	Attempts   int
 	ErrorClass string
 	Error      string
+	// What the file last put on the target ("" if nothing).
+	UploadedKey    string
+	UploadedSHA256 string
+	UpdatedAt      time.Time
+}
+
+func (r *fileRow) public() FileRow {
+	return FileRow{ID: r.ID, Watch: r.Watch, RelPath: r.RelPath, Target: r.Target, Key: r.Key, State: r.State, Size: r.Version.Size,
+		SHA256: r.SHA256, Attempts: r.Attempts, ErrorClass: r.ErrorClass, Error: r.Error, UploadedKey: r.UploadedKey,
+		UploadedSHA256: r.UploadedSHA256, UpdatedAt: time.Unix(0, r.UpdatedAt).UTC()}
+}
+
+// readRows reads files rows from the read pool.
+func (j *Journal) readRows(ctx context.Context, where string, args ...any) ([]FileRow, error) {
+	rs, err := j.r.QueryContext(ctx, `SELECT `+rowCols+` FROM files `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []FileRow
+	for rs.Next() {
+		r, err := scanRow(rs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r.public())
+	}
+	return out, rs.Err()
 }
 
 // Files lists the journaled files, optionally only those in the given states.
 func (j *Journal) Files(ctx context.Context, states ...State) ([]FileRow, error) {
-	q := `SELECT id, watch, rel_path, target, object_key, state, size, COALESCE(sha256, ''), attempts, COALESCE(error_class, ''), COALESCE(error, '') FROM files`
-	var args []any
+	where := ""
 	if len(states) > 0 {
-		q += ` WHERE state IN (?` + strings.Repeat(",?", len(states)-1) + `)`
-		for _, s := range states {
-			args = append(args, string(s))
-		}
+		where = `WHERE ` + inStates(states...)
 	}
-	rows, err := j.r.QueryContext(ctx, q+` ORDER BY id`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []FileRow
-	for rows.Next() {
-		var f FileRow
-		if err := rows.Scan(&f.ID, &f.Watch, &f.RelPath, &f.Target, &f.Key, &f.State, &f.Size, &f.SHA256, &f.Attempts, &f.ErrorClass, &f.Error); err != nil {
-			return nil, err
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
+	return j.readRows(ctx, where+` ORDER BY id`)
 }
 
 // Counts returns the number of files in each state.
@@ -655,27 +700,11 @@ func (j *Journal) UploadIDs(ctx context.Context) (map[string]bool, error) {
 // its watch's on_change applies rather than a conflict.
 func (j *Journal) RecordFromTarget(ctx context.Context, s Settled, targetSHA string, same bool, why string) error {
 	return j.do(ctx, func(t *Tx) error {
-		now := t.now.UnixNano()
-		state, kind, uploadedAt := "queued", "recorded_modified", any(nil)
+		c := &change{Kind: KindRecordedModified, Settled: &s, Landed: &Landed{Key: s.Key, SHA256: targetSHA}, Detail: why}
 		if same {
-			state, kind, uploadedAt = "uploaded", "recorded_uploaded", now
+			c.Kind, c.SHA256 = KindRecordedUploaded, targetSHA
 		}
-		var sha any
-		if same {
-			sha = targetSHA
-		}
-		res, err := t.exec(`INSERT INTO files (watch, rel_path, target, object_key, batch_id, size, mtime_ns, file_id, state, signal, sha256, uploaded_sha256, settled_at, updated_at, uploaded_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			s.Watch, s.RelPath, s.Target, s.Key, s.BatchID, s.Version.Size, s.Version.MtimeNS, s.Version.FileID, state, s.Signal, sha, targetSHA, now, now, uploadedAt)
-		if err != nil {
-			return err
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return err
-		}
-		return t.event(Event{Kind: kind, FileID: id, BatchID: s.BatchID, RelPath: s.RelPath, Size: s.Version.Size, SHA256: targetSHA,
-			Detail: watchDetail(s.Watch) + " " + why})
+		return t.move(&fileRow{Watch: s.Watch, RelPath: s.RelPath}, c)
 	})
 }
 
@@ -695,92 +724,80 @@ type DeadLetter struct {
 
 // DeadLetters lists the failed files, oldest failure first.
 func (j *Journal) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
-	rows, err := j.r.QueryContext(ctx, `SELECT id, watch, rel_path, target, object_key, size, COALESCE(error_class, ''), COALESCE(error, ''), attempts, updated_at
-		FROM files WHERE state = 'failed' ORDER BY updated_at, id`)
+	rows, err := j.readRows(ctx, `WHERE state = ? ORDER BY updated_at, id`, string(Failed))
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []DeadLetter
-	for rows.Next() {
-		var d DeadLetter
-		var at int64
-		if err := rows.Scan(&d.ID, &d.Watch, &d.RelPath, &d.Target, &d.Key, &d.Size, &d.ErrorClass, &d.Error, &d.Attempts, &at); err != nil {
-			return nil, err
-		}
-		d.FailedAt = time.Unix(0, at).UTC()
-		out = append(out, d)
+	out := make([]DeadLetter, len(rows))
+	for i, r := range rows {
+		out[i] = DeadLetter{ID: r.ID, Watch: r.Watch, RelPath: r.RelPath, Target: r.Target, Key: r.Key, Size: r.Size,
+			ErrorClass: r.ErrorClass, Error: r.Error, Attempts: r.Attempts, FailedAt: r.UpdatedAt}
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ErrNotDeadLetter is returned for an id that is not a failed file.
 var ErrNotDeadLetter = errors.New("not a dead letter (no failed file with that id)")
 
+// ErrNoSuchFile is returned for an id that no files row has.
+var ErrNoSuchFile = errors.New("no file with that id")
+
 // RetryDeadLetters queues failed files again, as new (attempts reset): the
 // given ids, or every failed file when ids is empty. It returns how many.
 func (j *Journal) RetryDeadLetters(ctx context.Context, ids ...int64) (int, error) {
-	return j.dead(ctx, ids, "dlq_retry", `UPDATE files SET state = 'queued', attempts = 0, next_attempt_at = 0, error_class = NULL, error = NULL, updated_at = ? WHERE id = ?`)
+	return j.byPerson(ctx, KindDLQRetry, ids)
 }
 
-// DropDeadLetters marks failed files dropped: they are not uploaded, and not
-// taken again unless they change; the source files are left alone.
+// DropDeadLetters marks files dropped: they are not uploaded, and not
+// taken again unless they change; the source files are left alone. With
+// ids, any file whose state allows it (queued, failed, changed, ignored,
+// vanished: not one being uploaded or already uploaded); without, every
+// failed file. It returns how many.
 func (j *Journal) DropDeadLetters(ctx context.Context, ids ...int64) (int, error) {
-	return j.dead(ctx, ids, "dlq_drop", `UPDATE files SET state = 'dropped', upload_id = NULL, updated_at = ? WHERE id = ?`)
+	return j.byPerson(ctx, KindDLQDrop, ids)
 }
 
-func (j *Journal) dead(ctx context.Context, ids []int64, kind, update string) (int, error) {
+// byPerson applies a person's change (dlq retry or drop) to the rows ids,
+// or to every failed row when ids is empty. A row the change does not
+// apply to fails the whole command: nothing is changed.
+func (j *Journal) byPerson(ctx context.Context, kind Kind, ids []int64) (int, error) {
 	var n int
 	err := j.do(ctx, func(t *Tx) error {
 		n = 0
-		var rows []DeadLetter
-		sel := `SELECT id, batch_id, rel_path, COALESCE(error_class, '') FROM files WHERE state = 'failed'`
-		var args []any
-		if len(ids) > 0 {
-			sel += ` AND id IN (?` + strings.Repeat(",?", len(ids)-1) + `)`
-			for _, id := range ids {
-				args = append(args, id)
-			}
-		}
-		rs, err := t.query(sel, args...)
-		if err != nil {
-			return err
-		}
-		batch := map[int64]string{}
-		for rs.Next() {
-			var d DeadLetter
-			var b string
-			if err := rs.Scan(&d.ID, &b, &d.RelPath, &d.ErrorClass); err != nil {
-				rs.Close()
+		var rs []fileRow
+		if len(ids) == 0 {
+			var err error
+			if rs, err = t.rows(`state = ? ORDER BY id`, string(Failed)); err != nil {
 				return err
 			}
-			batch[d.ID] = b
-			rows = append(rows, d)
 		}
-		rs.Close()
-		if err := rs.Err(); err != nil {
-			return err
-		}
-		if len(ids) > 0 && len(rows) != len(ids) {
-			found := map[int64]bool{}
-			for _, d := range rows {
-				found[d.ID] = true
+		for _, id := range ids {
+			r, err := t.row(id)
+			if errors.Is(err, sql.ErrNoRows) && kind == KindDLQRetry {
+				return fmt.Errorf("id %d: %w", id, ErrNotDeadLetter)
+			} else if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("id %d: %w", id, ErrNoSuchFile)
+			} else if err != nil {
+				return err
 			}
-			for _, id := range ids {
-				if !found[id] {
-					return fmt.Errorf("id %d: %w", id, ErrNotDeadLetter)
+			if _, err := ruleFor(kind, r.State); err != nil {
+				if kind == KindDLQRetry {
+					return fmt.Errorf("id %d (%s, %s): %w", id, r.RelPath, r.State, ErrNotDeadLetter)
 				}
+				return fmt.Errorf("id %d (%s) is %s: %w", id, r.RelPath, r.State, err)
 			}
+			rs = append(rs, r)
 		}
-		for _, d := range rows {
-			if _, err := t.exec(update, t.now.UnixNano(), d.ID); err != nil {
+		for i := range rs {
+			was := string(rs[i].State)
+			if rs[i].ErrorClass != "" {
+				was = rs[i].ErrorClass
+			}
+			if err := t.move(&rs[i], &change{Kind: kind, Detail: "was " + was}); err != nil {
 				return err
 			}
-			if err := t.event(Event{Kind: kind, FileID: d.ID, BatchID: batch[d.ID], RelPath: d.RelPath, Size: -1, Detail: "was " + d.ErrorClass}); err != nil {
-				return err
-			}
 		}
-		n = len(rows)
+		n = len(rs)
 		return nil
 	})
 	return n, err
@@ -798,7 +815,7 @@ type QueueStats struct {
 func (j *Journal) Queue(ctx context.Context) (QueueStats, error) {
 	var q QueueStats
 	var oldest sql.NullInt64
-	err := j.r.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(settled_at) FROM files WHERE state IN ('queued', 'uploading')`).
+	err := j.r.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(settled_at) FROM files WHERE `+inStates(Queued, Uploading)).
 		Scan(&q.Files, &q.Bytes, &oldest)
 	if err != nil {
 		return q, err
@@ -806,6 +823,6 @@ func (j *Journal) Queue(ctx context.Context) (QueueStats, error) {
 	if oldest.Valid {
 		q.Oldest = time.Unix(0, oldest.Int64)
 	}
-	err = j.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM files WHERE state = 'failed'`).Scan(&q.DeadLetters)
+	err = j.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM files WHERE state = ?`, string(Failed)).Scan(&q.DeadLetters)
 	return q, err
 }

@@ -584,7 +584,7 @@ func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
 type Event struct {
 	Seq           int64
 	Time          time.Time
-	Kind          string
+	Kind          Kind
 	FileID        int64 // 0 when none
 	CorrelationID string
 	BatchID       string
@@ -626,7 +626,7 @@ func canonical(e Event) []byte {
 	field := func(k, v string) { b.WriteString(k); b.WriteByte('='); b.WriteString(v); b.WriteByte('\n') }
 	field("seq", strconv.FormatInt(e.Seq, 10))
 	field("time", strconv.Quote(e.Time.UTC().Format(time.RFC3339Nano)))
-	field("kind", strconv.Quote(e.Kind))
+	field("kind", strconv.Quote(string(e.Kind)))
 	field("file_id", num(e.FileID, e.FileID != 0))
 	field("correlation_id", strconv.Quote(e.CorrelationID))
 	field("batch_id", strconv.Quote(e.BatchID))

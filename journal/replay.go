@@ -14,31 +14,24 @@ import (
 // tables say: one model per file (keyed by the events' file_id), so memory
 // grows with the number of files, never with the number of events.
 //
-// Which event does what to a file's row (journal/files.go):
+// What each event does to a file is the lifecycle table's (lifecycle.go):
+// the replay looks up the rule for the event's kind and the file's
+// replayed state, refuses an event the table does not allow from that
+// state, and applies the rule with the values the event carries. Besides,
+// it checks what the table cannot: a settled event's previous_state is the
+// replayed state, and a file_hashed event counts the chunk_hashed events
+// before it (whose digest it keeps, to compare with the chunks table).
 //
-//	settled            new row (no previous_state in detail): generation 1, queued;
-//	                   a new version (previous_state=S): generation+1, sha256 cleared,
-//	                   uploading if S was uploading, else queued; size and batch_id set
-//	recorded_uploaded  new row, uploaded, sha256 = uploaded_sha256 = the event's sha256
-//	recorded_modified  new row, queued, uploaded_sha256 = the event's sha256
-//	claimed            uploading
-//	chunk_hashed       one chunk of the next file_hashed set
-//	file_hashed        sha256 set; the chunks are those hashed since the last file_hashed
-//	uploaded           uploaded, sha256 = uploaded_sha256 = the event's sha256
-//	ignored            ignored, sha256 = the event's sha256
-//	failed             failed
-//	interrupted, superseded, retry_scheduled, released, dlq_retry: queued
-//	source_changed     changed
-//	dlq_drop           dropped
-//	multipart_created, chunk_acked, modified_after_upload: no change to what is replayed
-//	archived           the events up to last_seq were moved to an archive file; the
-//	                   file_state events right after it carry each file's state at last_seq
-//	file_state         one file's replayed state at the archive point (the base of a
-//	                   chain that starts after an archive; ignored in a stream)
+//	archived    the events up to last_seq were moved to an archive file; the
+//	            file_state events right after it carry each file's state at last_seq
+//	file_state  one file's replayed state at the archive point (the base of a
+//	            chain that starts after an archive; ignored in a stream)
 //
 // Since settled and recorded_* events begin their detail with
 // watch="<root>" (Go-quoted), the replay knows each file's watch root too;
-// for older events it stays "" and is not compared.
+// for older events it stays "" and is not compared. Likewise the key of
+// what landed: uploaded events have always named it, recorded_* events
+// only since the lifecycle table.
 
 // FileState is one file's state as replayed from the events.
 type FileState struct {
@@ -51,6 +44,7 @@ type FileState struct {
 	SHA256         string
 	Generation     int64
 	UploadedSHA256 string
+	UploadedKey    string // "" when the events do not say
 	Chunks         int    // chunks of the last hashed set
 	ChunksDigest   string // ChunkDigest of that set, hex
 	LastSeq        int64  // the last event about this file
@@ -135,17 +129,12 @@ func ParseArchivePoint(e Event) (ArchivePoint, error) {
 	return a, err
 }
 
-// Event kinds of archiving.
-const (
-	KindArchived  = "archived"
-	KindFileState = "file_state"
-)
-
 // FileStateEvent is the file_state event that carries f as the base of a
 // chain that continues after an archive.
 func FileStateEvent(f *FileState) Event {
-	d := fmt.Sprintf("watch=%s state=%s generation=%d uploaded_sha256=%s chunks=%d chunks_digest=%s last_seq=%d last_time=%s",
-		strconv.Quote(f.Watch), f.State, f.Generation, f.UploadedSHA256, f.Chunks, f.ChunksDigest, f.LastSeq, f.LastTime.UTC().Format(time.RFC3339Nano))
+	d := fmt.Sprintf("watch=%s state=%s generation=%d uploaded_sha256=%s chunks=%d chunks_digest=%s last_seq=%d last_time=%s uploaded_key=%s",
+		strconv.Quote(f.Watch), f.State, f.Generation, f.UploadedSHA256, f.Chunks, f.ChunksDigest, f.LastSeq, f.LastTime.UTC().Format(time.RFC3339Nano),
+		strconv.Quote(f.UploadedKey))
 	return Event{Kind: KindFileState, FileID: f.FileID, BatchID: f.BatchID, RelPath: f.RelPath, Size: f.Size, SHA256: f.SHA256, Detail: d}
 }
 
@@ -163,6 +152,7 @@ func parseFileState(e Event) (*FileState, error) {
 	f.State = State(get("state"))
 	f.UploadedSHA256 = get("uploaded_sha256")
 	f.ChunksDigest = get("chunks_digest")
+	f.UploadedKey, _ = detailValue(e.Detail, "uploaded_key") // absent in archives made before the lifecycle table
 	var perr error
 	if f.Generation, perr = strconv.ParseInt(get("generation"), 10, 64); perr != nil && err == nil {
 		err = fmt.Errorf("seq %d: file_state: bad generation", e.Seq)
@@ -283,7 +273,8 @@ func (r *Replay) LastSeq() int64 { return r.last }
 // Apply applies the next event of the chain. Events must come in seq
 // order; archived and file_state events change no file (a base is set
 // with SetBase). An event about a file that no event created (and that
-// the base does not hold) is an error: its history is missing.
+// the base does not hold) is an error: its history is missing; so is an
+// event the lifecycle table does not allow from the file's state.
 func (r *Replay) Apply(e Event) error {
 	if r.last != 0 && e.Seq <= r.last {
 		return &ReplayError{e.Seq, fmt.Sprintf("out of order (after seq %d)", r.last)}
@@ -296,71 +287,49 @@ func (r *Replay) Apply(e Event) error {
 	if e.FileID == 0 {
 		return nil // not about a file
 	}
-	f := r.files[e.FileID]
-	switch e.Kind {
-	case "settled":
-		prev, requeue := detailValue(e.Detail, "previous_state")
-		if !requeue {
-			if f != nil {
-				return &ReplayError{e.Seq, fmt.Sprintf("file_id %d created again (it was created by seq %d or before)", e.FileID, f.LastSeq)}
-			}
-			f = r.create(e)
-			f.State = Queued
-			break
-		}
-		if f == nil {
-			return r.missing(e)
-		}
-		f.Generation++
-		f.State = Queued
-		if State(prev) == Uploading {
-			f.State = Uploading
-		}
-		f.SHA256 = ""
-		f.Size, f.BatchID = e.Size, e.BatchID
-		if w, ok := detailValue(e.Detail, "watch"); ok {
-			f.Watch = w
-		}
-	case "recorded_uploaded", "recorded_modified":
-		if f != nil {
-			return &ReplayError{e.Seq, fmt.Sprintf("file_id %d created again (it was created by seq %d or before)", e.FileID, f.LastSeq)}
-		}
-		f = r.create(e)
-		f.UploadedSHA256 = e.SHA256
-		f.State = Queued
-		if e.Kind == "recorded_uploaded" {
-			f.State, f.SHA256 = Uploaded, e.SHA256
-		}
-	default:
-		if f == nil {
-			if !knownKind(e.Kind) {
-				return &ReplayError{e.Seq, fmt.Sprintf("unknown event kind %q", e.Kind)}
-			}
-			return r.missing(e)
-		}
-		if err := r.transition(f, e); err != nil {
-			return err
-		}
+	if !fileKind(e.Kind) {
+		return &ReplayError{e.Seq, fmt.Sprintf("unknown event kind %q", e.Kind)}
 	}
+	f := r.files[e.FileID]
+	from := None
+	if f != nil {
+		from = f.State
+	}
+	prev, requeue := detailValue(e.Detail, "previous_state")
+	switch {
+	case f == nil && (rules[e.Kind][None] == nil || requeue):
+		return r.missing(e)
+	case f != nil && (rules[e.Kind][None] != nil && !requeue):
+		return &ReplayError{e.Seq, fmt.Sprintf("file_id %d created again (it was created by seq %d or before)", e.FileID, f.LastSeq)}
+	case f != nil && e.Kind == KindSettled && State(prev) != f.State:
+		return &ReplayError{e.Seq, fmt.Sprintf("settled says previous_state=%s, the replay has the file %s", prev, f.State)}
+	}
+	rule, err := ruleFor(e.Kind, from)
+	if err != nil {
+		return &ReplayError{e.Seq, fmt.Sprintf("file_id %d (%s): %v", e.FileID, e.RelPath, err)}
+	}
+	c, err := changeOf(e, rule)
+	if err != nil {
+		return &ReplayError{e.Seq, err.Error()}
+	}
+	if f == nil {
+		f = r.create(e)
+	}
+	if err := f.hashed(e); err != nil {
+		return err
+	}
+	row := f.row()
+	row.apply(rule, c, e.Time.UnixNano())
+	f.set(&row)
 	f.LastSeq, f.LastTime = e.Seq, e.Time
 	return nil
 }
 
-func knownKind(k string) bool {
-	switch k {
-	case "claimed", "chunk_hashed", "file_hashed", "multipart_created", "chunk_acked", "modified_after_upload",
-		"uploaded", "ignored", "failed", "interrupted", "superseded", "retry_scheduled", "released",
-		"dlq_retry", "dlq_drop", "source_changed":
-		return true
-	}
-	return false
-}
-
-func (r *Replay) transition(f *FileState, e Event) error {
+// hashed keeps the digest of the chunk_hashed events since the last
+// file_hashed, and checks that file_hashed counts them.
+func (f *FileState) hashed(e Event) error {
 	switch e.Kind {
-	case "claimed":
-		f.State = Uploading
-	case "chunk_hashed":
+	case KindChunkHashed:
 		off, ok := detailValue(e.Detail, "offset")
 		o, err := strconv.ParseInt(off, 10, 64)
 		if !ok || err != nil {
@@ -368,37 +337,36 @@ func (r *Replay) transition(f *FileState, e Event) error {
 		}
 		ChunkDigest(&f.pendingDigest, e.ChunkSequence, o, e.Size, e.SHA256)
 		f.pendingN++
-	case "file_hashed":
+	case KindFileHashed:
 		n, _ := detailValue(e.Detail, "chunks")
 		if want, err := strconv.Atoi(n); err != nil || want != f.pendingN {
 			return &ReplayError{e.Seq, fmt.Sprintf("file_hashed says chunks=%s, %d chunk_hashed events came before it", n, f.pendingN)}
 		}
-		f.SHA256 = e.SHA256
 		f.Chunks, f.ChunksDigest = f.pendingN, hex.EncodeToString(f.pendingDigest[:])
 		f.pendingN, f.pendingDigest = 0, [sha256.Size]byte{}
-	case "uploaded":
-		f.State, f.SHA256, f.UploadedSHA256 = Uploaded, e.SHA256, e.SHA256
-	case "ignored":
-		f.State, f.SHA256 = Ignored, e.SHA256
-	case "failed":
-		f.State = Failed
-	case "interrupted", "superseded", "retry_scheduled", "released", "dlq_retry":
-		f.State = Queued
-	case "source_changed":
-		f.State = Changed
-	case "dlq_drop":
-		f.State = Dropped
-	case "multipart_created", "chunk_acked", "modified_after_upload":
-	default:
-		return &ReplayError{e.Seq, fmt.Sprintf("unknown event kind %q", e.Kind)}
 	}
 	return nil
 }
 
+// row is f as a files row, for the lifecycle table to move.
+func (f *FileState) row() fileRow {
+	return fileRow{ID: f.FileID, Watch: f.Watch, RelPath: f.RelPath, BatchID: f.BatchID, State: f.State, Version: Version{Size: f.Size},
+		SHA256: f.SHA256, Generation: f.Generation, UploadedSHA256: f.UploadedSHA256, UploadedKey: f.UploadedKey}
+}
+
+// set takes back what the lifecycle table changed. A settled event of a
+// journal older than the watch root in its detail keeps the root known.
+func (f *FileState) set(r *fileRow) {
+	if r.Watch != "" {
+		f.Watch = r.Watch
+	}
+	f.RelPath, f.BatchID, f.State, f.Size = r.RelPath, r.BatchID, r.State, r.Version.Size
+	f.SHA256, f.Generation, f.UploadedSHA256, f.UploadedKey = r.SHA256, r.Generation, r.UploadedSHA256, r.UploadedKey
+}
+
 func (r *Replay) create(e Event) *FileState {
-	f := &FileState{FileID: e.FileID, RelPath: e.RelPath, BatchID: e.BatchID, Size: e.Size, Generation: 1,
+	f := &FileState{FileID: e.FileID, RelPath: e.RelPath, BatchID: e.BatchID, Size: e.Size,
 		ChunksDigest: hex.EncodeToString(make([]byte, sha256.Size))}
-	f.Watch, _ = detailValue(e.Detail, "watch")
 	r.files[e.FileID] = f
 	return f
 }

@@ -35,7 +35,7 @@ func TestDetailValue(t *testing.T) {
 }
 
 // ev builds the events of one file for the replay table.
-func ev(kind string, size int64, sha, detail string) Event {
+func ev(kind Kind, size int64, sha, detail string) Event {
 	return Event{Kind: kind, FileID: 1, RelPath: "run/a", BatchID: "run", Size: size, SHA256: sha, Detail: detail}
 }
 
@@ -202,7 +202,7 @@ func TestVerifyStateAgreesAfterEveryTransition(t *testing.T) {
 	must(j.Retry(ctx, c, "503", time.Now()))
 	must(j.Release(ctx, d))
 	must(j.SourceChanged(ctx, e, "size changed"))
-	must(j.ModifiedAfterUpload(ctx, f, "00", "ff", "ignore"))
+	must(j.ModifiedAfterUpload(ctx, f, "00", "ff", "ignore", ""))
 	must(j.Ignore(ctx, f, "ff"))
 	// g gets a new version while it uploads: its completion is stale.
 	_, err = j.RecordSettled(ctx, settled("run/g", 20))

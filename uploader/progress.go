@@ -141,7 +141,7 @@ type Failure struct {
 	Watch   string // the watch root
 	Path    string // the file, relative to Watch
 	Target  string
-	Class   string // "transient" (retried), or the permanent class recorded with a dead letter (ClassVanished, ...)
+	Class   string // "transient" (retried), or the permanent class recorded with a dead letter (ClassDenied, ...)
 	Message string
 }
 

@@ -24,14 +24,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/avast/retry-go/v4"
 
 	"github.com/ferry-data/ferry/internal/srcfile"
 	"github.com/ferry-data/ferry/journal"
@@ -268,6 +265,7 @@ func (u *Uploader) park(ctx context.Context) error {
 type completion struct {
 	done  <-chan error
 	jb    journal.Job
+	key   string // where it landed
 	sum   string
 	start time.Time
 	log   *slog.Logger
@@ -279,8 +277,8 @@ func (u *Uploader) completed(c completion) {
 	case err == nil:
 		u.Stats.Uploaded.Add(1)
 		u.Stats.Bytes.Add(c.jb.Version.Size)
-		c.log.Info("uploaded", "key", c.jb.Key, "size", c.jb.Version.Size, "sha256", c.sum,
-			"duration", time.Since(c.start).String(), "attempt", c.jb.Attempts)
+		c.log.Info("uploaded", "key", c.key, "size", c.jb.Version.Size, "sha256", c.sum,
+			"duration", u.o.Now().Sub(c.start).String(), "attempt", c.jb.Attempts)
 	case errors.Is(err, journal.ErrStale):
 		c.log.Info("a newer version of the file settled during the upload; it is queued again")
 	default:
@@ -303,6 +301,7 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- task, ready <-chan 
 	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var lastReap time.Time
 	for {
 		for drained := false; !drained; {
 			select {
@@ -361,9 +360,14 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- task, ready <-chan 
 		}
 		// Nothing due now.
 		if idle == u.o.Workers && u.isInputDone() {
+			u.reap(ctx) // a file that changed and then went away ends vanished
 			return nil
 		}
-		wait := time.Minute
+		if now := u.o.Now(); now.Sub(lastReap) >= reapInterval {
+			u.reap(ctx)
+			lastReap = now
+		}
+		wait := min(time.Minute, reapInterval)
 		if at, ok, err := u.o.Journal.NextDue(ctx, closed...); err == nil && ok {
 			wait = max(at.Sub(u.o.Now()), 10*time.Millisecond)
 		}
@@ -459,6 +463,35 @@ func readVersion(path string, jb *journal.Job) ([]byte, bool) {
 	return body, true
 }
 
+// reapInterval is how often the dispatcher looks whether the sources of
+// files waiting as changed are still there.
+const reapInterval = time.Minute
+
+// reap ends vanished the files waiting as changed (their source moved on
+// under an upload) whose source is gone: deleted or renamed away, they
+// will never settle again, and must not hold their batch (or run --once)
+// open.
+func (u *Uploader) reap(ctx context.Context) {
+	rows, err := u.o.Journal.Files(ctx, journal.Changed)
+	if err != nil {
+		u.log.Warn("cannot read the files waiting to settle again", "error", err.Error())
+		return
+	}
+	for _, r := range rows {
+		_, err := srcfile.Lstat(filepath.Join(r.Watch, filepath.FromSlash(r.RelPath)))
+		if err == nil || !(srcfile.IsVanished(err) || errors.Is(err, srcfile.ErrNotRegular)) {
+			continue
+		}
+		why := "deleted or renamed while waiting to settle again: " + err.Error()
+		if n, err := u.o.Journal.Vanish(ctx, why, r.ID); err != nil {
+			u.log.Warn("cannot record a vanished file", "path", r.RelPath, "error", err.Error())
+		} else if n > 0 {
+			u.log.Warn(ends[journal.KindVanished].msg, "path", r.RelPath, "watch", r.Watch, "reason", why,
+				"landed_key", r.UploadedKey, "landed_sha256", r.UploadedSHA256)
+		}
+	}
+}
+
 func (u *Uploader) isInputDone() bool {
 	select {
 	case <-u.inputDone:
@@ -489,6 +522,10 @@ type worker struct {
 	completions chan<- completion
 	gate        *gate // the current job's target
 	slot        *slot // its upload in flight, for InFlight
+	// landed is what the current job has put on the target so far (nil:
+	// nothing). Whatever the job's end, the journal records it: ferry
+	// always knows what it wrote.
+	landed *journal.Landed
 }
 
 func (w *worker) buffer(n int64) []byte {
@@ -497,715 +534,4 @@ func (w *worker) buffer(n int64) []byte {
 		w.buf = make([]byte, c)
 	}
 	return w.buf[:n]
-}
-
-// outcome is how a job ended.
-type outcome struct {
-	err     error
-	changed string // non-empty: the source changed; the reason
-	class   string // for permanent failures
-	ignored bool   // modified after upload, and on_change says leave it
-	skip    bool   // nothing to send: the target already holds this content
-}
-
-func (w *worker) run(ctx context.Context, tk task) {
-	u := w.u
-	jb := tk.jb
-	w.gate = u.gates[jb.Target]
-	log := u.log.With("correlation_id", jb.CorrelationID, "batch_id", jb.BatchID, "path", jb.RelPath, "target", jb.Target)
-	start := time.Now()
-	w.slot.start(&Progress{Watch: jb.Watch, Path: jb.RelPath, Target: jb.Target, Key: jb.Key, Size: jb.Version.Size, StartedAt: u.o.Now()})
-	defer w.slot.end()
-	var sum string
-	var out outcome
-	if tk.body != nil {
-		sum, out = w.sendPreloaded(ctx, &jb, tk.body, tk.sum, log)
-	} else {
-		select {
-		case w.buf = <-u.bufs:
-			sum, out = w.upload(ctx, &jb, log)
-			u.bufs <- w.buf
-			w.buf = nil
-		case <-ctx.Done():
-			out = outcome{err: ctx.Err()}
-		}
-	}
-	fctx, cancel := finishCtx()
-	defer cancel()
-	var err error
-	switch {
-	case errors.Is(out.err, ErrCircuitOpen):
-		log.Debug("target unreachable (circuit breaker open); the file goes back to the queue")
-		err = u.o.Journal.Release(fctx, &jb)
-	case out.ignored:
-		log.Info("modified after upload; on_change = ignore leaves the target's copy as it is", "sha256", sum)
-		err = u.o.Journal.Ignore(fctx, &jb, sum)
-	case out.err == nil && out.changed == "":
-		w.completions <- completion{done: u.o.Journal.CompleteAsync(fctx, &jb, sum, jb.Key), jb: jb, sum: sum, start: start, log: log}
-	case out.changed != "":
-		log.Warn("source changed during upload; it will be uploaded again once it settles", "reason", out.changed)
-		err = u.o.Journal.SourceChanged(fctx, &jb, out.changed)
-	case ctx.Err() != nil:
-		log.Info("upload interrupted by shutdown; the file stays queued")
-		err = u.o.Journal.Release(fctx, &jb)
-	case out.class != "":
-		log.Error("upload failed permanently", "error_class", out.class, "error", out.err.Error(), "attempt", jb.Attempts)
-		w.failed(out.class, out.err)
-		u.Stats.Failed.Add(1)
-		err = u.o.Journal.Fail(fctx, &jb, out.class, out.err.Error())
-	default:
-		d := requeueDelay(jb.Attempts, fullJitter)
-		at := u.o.Now().Add(d)
-		if w.gate != nil && w.gate.trouble.failing.Load() {
-			// The target's trouble is logged once (see trouble); each file
-			// going back to the queue is a state change of its own, at Info.
-			log.Info("upload failed; retrying later", "error", out.err.Error(), "attempt", jb.Attempts, "retry_in", d.Round(time.Second).String())
-		} else {
-			log.Warn("upload failed; retrying later", "error", out.err.Error(), "attempt", jb.Attempts, "retry_in", d.Round(time.Second).String())
-		}
-		w.failed(ClassTransient, out.err)
-		u.Stats.Retried.Add(1)
-		err = u.o.Journal.Retry(fctx, &jb, out.err.Error(), at)
-	}
-	if errors.Is(err, journal.ErrStale) {
-		log.Info("a newer version of the file settled during the upload; it is queued again")
-	} else if err != nil {
-		log.Error("could not journal the end of an upload; it will be retried after restart", "error", err)
-	}
-	u.Notify()
-}
-
-// Error classes recorded with failed files.
-const (
-	ClassVanished   = "vanished"
-	ClassDenied     = "permission_denied"
-	ClassInvalidKey = "invalid_key"
-	ClassPermanent  = "permanent"
-	ClassVerify     = "verify_failed"
-	ClassNoTarget   = "unknown_target"
-	ClassConflict   = "conflict"
-)
-
-func permanent(class string, err error) outcome { return outcome{err: err, class: class} }
-
-func classifyOpen(err error) outcome {
-	switch {
-	case srcfile.IsVanished(err):
-		return permanent(ClassVanished, fmt.Errorf("source file vanished: %w", err))
-	case srcfile.IsDenied(err):
-		return permanent(ClassDenied, err)
-	case errors.Is(err, srcfile.ErrNotRegular):
-		return permanent(ClassVanished, err)
-	}
-	return outcome{err: err}
-}
-
-func classifySink(err error) outcome {
-	if sink.IsPermanent(err) {
-		return permanent(ClassPermanent, err)
-	}
-	return outcome{err: err}
-}
-
-// upload sends one file and returns its hex SHA-256.
-func (w *worker) upload(ctx context.Context, jb *journal.Job, log *slog.Logger) (string, outcome) {
-	u := w.u
-	s := u.o.Sinks[jb.Target]
-	if s == nil {
-		return "", permanent(ClassNoTarget, fmt.Errorf("no target named %q in the configuration", jb.Target))
-	}
-	path := filepath.Join(jb.Watch, filepath.FromSlash(jb.RelPath))
-	f, err := srcfile.Open(path)
-	if err != nil {
-		return "", classifyOpen(err)
-	}
-	defer f.Close()
-	if why := w.recheck(f, path, jb); why != "" {
-		return "", outcome{changed: why}
-	}
-	if jb.Version.Size <= u.o.ChunkSize {
-		if jb.UploadID != "" {
-			// An earlier version of the file was being sent in parts.
-			w.abort(s, jb, jb.UploadID, log)
-		}
-		return w.single(ctx, s, f, path, jb, log)
-	}
-	return w.multipart(ctx, s, f, path, jb, log)
-}
-
-// versionOf is the journal's form of a file version.
-func versionOf(st srcfile.Stat) journal.Version {
-	return journal.Version{Size: st.Size, MtimeNS: st.ModTime.UnixNano(), FileID: st.ID.String()}
-}
-
-// mismatch says how v differs from the job's version, or "" when it does not.
-func mismatch(what string, v journal.Version, jb *journal.Job) string {
-	if v == jb.Version {
-		return ""
-	}
-	return fmt.Sprintf("%s: size %d mtime %d id %s, settled as size %d mtime %d id %s", what,
-		v.Size, v.MtimeNS, v.FileID, jb.Version.Size, jb.Version.MtimeNS, jb.Version.FileID)
-}
-
-// recheck returns why the file no longer matches the job's version, or "".
-// It checks both the open file and the path (which a rename may have
-// pointed at another file).
-func (w *worker) recheck(f *os.File, path string, jb *journal.Job) string {
-	check := func(what string, st srcfile.Stat, err error) string {
-		if err != nil {
-			return fmt.Sprintf("%s: %v", what, err)
-		}
-		return mismatch(what, versionOf(st), jb)
-	}
-	st, err := srcfile.FileStat(f)
-	if why := check("open file", st, err); why != "" {
-		return why
-	}
-	st, err = srcfile.Lstat(path)
-	return check("path", st, err)
-}
-
-func (w *worker) try(ctx context.Context, log *slog.Logger, op string, size int64, fn func(ctx context.Context) error) error {
-	g := w.gate
-	timeout := requestTimeout(size)
-	return w.u.o.Retry.do(ctx, func(n uint, err error) {
-		w.u.Stats.Requests.Add(1)
-		log.Debug("request failed; retrying", "op", op, "retry", n, "error", err.Error())
-	}, func() error {
-		// Every attempt passes the target's gate: a server's pause and an
-		// open breaker hold it here, without using up its retries.
-		var done func(error)
-		if g != nil {
-			var err error
-			if done, err = g.enter(ctx); err != nil {
-				return retry.Unrecoverable(err)
-			}
-		}
-		// A deadline for the attempt, scaled to what it carries, so that a
-		// stalled connection fails instead of holding the worker forever.
-		actx, cancel := context.WithTimeout(ctx, timeout)
-		began := time.Now()
-		err := fn(actx)
-		if err == nil && size > 0 {
-			w.slot.done.Add(size)
-			w.u.Stats.meter.add(w.u.o.Now(), size)
-			if w.u.o.OnChunk != nil && g != nil {
-				w.u.o.OnChunk(g.target, size, time.Since(began))
-			}
-		}
-		if err != nil && ctx.Err() == nil && actx.Err() != nil {
-			err = sink.NewTransient(op, fmt.Errorf("%w after %v", errStalled, timeout))
-		}
-		cancel()
-		switch {
-		case err == nil || sink.IsPermanent(err) || errors.Is(err, sink.ErrNotFound) || errors.Is(err, sink.ErrExists):
-			// The target answered.
-			if g != nil {
-				g.trouble.ok(w.u.o.Now())
-			}
-		case ctx.Err() == nil:
-			w.failed(ClassTransient, err)
-			if g != nil {
-				g.trouble.fail(w.u.o.Now(), op, err, log)
-			}
-		}
-		if done != nil {
-			done(err)
-		}
-		if ra := sink.RetryAfter(err); ra > 0 && g != nil {
-			g.pause(time.Now().Add(ra))
-		}
-		return err
-	})
-}
-
-// errStalled is a request that did not finish within its deadline.
-var errStalled = errors.New("request made no progress in time")
-
-// requestTimeout is the deadline of one request carrying n bytes: a minute,
-// plus the time to send them at a floor of 256 KiB/s.
-func requestTimeout(n int64) time.Duration {
-	return time.Minute + time.Duration(n/(256<<10))*time.Second
-}
-
-// readChunkAt fills buf from f at off; a short read means the file shrank
-// after it settled.
-func readChunkAt(f *os.File, buf []byte, off int64) (string, error) {
-	n, err := f.ReadAt(buf, off)
-	if n == len(buf) {
-		return "", nil
-	}
-	if err == nil || errors.Is(err, io.EOF) {
-		return "file shrank while being read", nil
-	}
-	return "", err
-}
-
-func (w *worker) single(ctx context.Context, s sink.Sink, f *os.File, path string, jb *journal.Job, log *slog.Logger) (string, outcome) {
-	u := w.u
-	buf := w.buffer(jb.Version.Size)
-	if why, err := readChunkAt(f, buf, 0); err != nil {
-		return "", classifyOpen(err)
-	} else if why != "" {
-		return "", outcome{changed: why}
-	}
-	sum := sink.Digest(sha256.Sum256(buf))
-	hexSum := sum.Hex()
-	if why := w.recheck(f, path, jb); why != "" {
-		return "", outcome{changed: why}
-	}
-	if err := u.o.Journal.RecordHashes(ctx, jb, hexSum, []journal.Chunk{{Seq: 1, Size: jb.Version.Size, SHA256: hexSum}}); err != nil {
-		return "", outcome{err: fmt.Errorf("journal: %w", err)}
-	}
-	ifAbsent, out := w.plan(ctx, s, jb, hexSum, log)
-	if out.done() {
-		return hexSum, out
-	}
-	if out := w.put(ctx, s, jb, buf, sum, ifAbsent, log); out.err != nil {
-		return "", out
-	}
-	// Put returns nil only once the target confirmed the bytes against
-	// their SHA-256 (see sink.Sink): that is the verification of what
-	// landed. The source gets its last look.
-	if why := w.recheck(f, path, jb); why != "" {
-		return "", outcome{changed: why}
-	}
-	return hexSum, outcome{}
-}
-
-// sendPreloaded sends a small file the dispatcher read and journaled.
-func (w *worker) sendPreloaded(ctx context.Context, jb *journal.Job, body []byte, sum sink.Digest, log *slog.Logger) (string, outcome) {
-	s := w.u.o.Sinks[jb.Target]
-	hexSum := sum.Hex()
-	ifAbsent, out := w.plan(ctx, s, jb, hexSum, log)
-	if out.done() {
-		return hexSum, out
-	}
-	if out := w.put(ctx, s, jb, body, sum, ifAbsent, log); out.err != nil {
-		return "", out
-	}
-	// The bytes sent were the job's version when read; the path must still
-	// be that version now.
-	st, err := srcfile.Lstat(filepath.Join(jb.Watch, filepath.FromSlash(jb.RelPath)))
-	if err != nil {
-		return "", outcome{changed: fmt.Sprintf("path: %v", err)}
-	}
-	if why := mismatch("path", versionOf(st), jb); why != "" {
-		return "", outcome{changed: why}
-	}
-	return hexSum, outcome{}
-}
-
-// put sends a whole small file, with retries. We hashed exactly the bytes
-// we send, so a checksum mismatch means damage in transit: retry. A
-// create-only write that finds the key taken is settled by what is there.
-func (w *worker) put(ctx context.Context, s sink.Sink, jb *journal.Job, body []byte, sum sink.Digest, ifAbsent bool, log *slog.Logger) outcome {
-	err := w.try(ctx, log, "Put", int64(len(body)), func(ctx context.Context) error {
-		err := s.Put(ctx, jb.Key, body, sum, ifAbsent)
-		if errors.Is(err, sink.ErrChecksum) {
-			return sink.NewTransient("Put", err)
-		}
-		return err
-	})
-	if errors.Is(err, sink.ErrExists) {
-		return w.taken(ctx, s, jb, sum.Hex(), log)
-	}
-	if err != nil {
-		return classifySink(err)
-	}
-	return outcome{}
-}
-
-// done reports whether an outcome ends the job before anything is sent.
-func (o outcome) done() bool { return o.err != nil || o.changed != "" || o.ignored || o.skip }
-
-// plan decides, once the content's hash is known, how it goes to the
-// target: a path never uploaded is written create-only (an object already
-// there is never silently overwritten); content the target already got
-// from this path is not sent again (a touched file); a file modified after
-// its upload is recorded as such and follows its watch's on_change:
-// overwrite (reupload), a key of its own beside the old one (version, also
-// create-only; jb.Key is changed to it), or nothing (ignore).
-func (w *worker) plan(ctx context.Context, s sink.Sink, jb *journal.Job, hexSum string, log *slog.Logger) (ifAbsent bool, out outcome) {
-	old := jb.UploadedSHA256
-	if old == "" {
-		return true, outcome{}
-	}
-	if old == hexSum {
-		info, err := w.stat(ctx, s, jb.Key, log)
-		if err == nil && info.Size == jb.Version.Size && info.SHA256 == hexSum {
-			log.Info("content unchanged since its upload and still on the target; nothing to send")
-			return false, outcome{skip: true}
-		}
-		return false, outcome{} // gone or replaced on the target: send it again
-	}
-	policy := w.u.onChange(jb.Watch)
-	if err := w.u.o.Journal.ModifiedAfterUpload(ctx, jb, old, hexSum, string(policy)); err != nil {
-		return false, outcome{err: fmt.Errorf("journal: %w", err)}
-	}
-	log.Info("modified after upload", "old_sha256", old, "new_sha256", hexSum, "on_change", string(policy))
-	switch policy {
-	case Ignore:
-		return false, outcome{ignored: true}
-	case Version:
-		key, err := VersionedKey(jb.Key, hexSum)
-		if err != nil {
-			return false, permanent(ClassInvalidKey, err)
-		}
-		jb.Key = key
-		w.slot.rekey(key)
-		return true, outcome{}
-	}
-	return false, outcome{}
-}
-
-// taken settles a create-only write that found its key taken: if the
-// target holds exactly this content (an earlier attempt landed, or a
-// journal was rebuilt), the file is uploaded; otherwise it is a conflict
-// for a person to resolve, never an overwrite.
-func (w *worker) taken(ctx context.Context, s sink.Sink, jb *journal.Job, hexSum string, log *slog.Logger) outcome {
-	info, err := w.stat(ctx, s, jb.Key, log)
-	if err != nil {
-		return classifySink(err)
-	}
-	if info.Size == jb.Version.Size && info.SHA256 == hexSum {
-		log.Info("the target already holds this content under the key")
-		return outcome{}
-	}
-	return permanent(ClassConflict, fmt.Errorf("the target holds a different object under %q (size %d, sha256 %q; this file: size %d, sha256 %s): not overwritten",
-		jb.Key, info.Size, info.SHA256, jb.Version.Size, hexSum))
-}
-
-func (w *worker) stat(ctx context.Context, s sink.Sink, key string, log *slog.Logger) (sink.Info, error) {
-	var info sink.Info
-	err := w.try(ctx, log, "Stat", 0, func(ctx context.Context) error {
-		var err error
-		info, err = s.Stat(ctx, key)
-		if errors.Is(err, sink.ErrNotFound) {
-			return retry.Unrecoverable(err)
-		}
-		return err
-	})
-	return info, err
-}
-
-// verify re-checks the source and checks what landed under the key.
-func (w *worker) verify(ctx context.Context, s sink.Sink, f *os.File, path string, jb *journal.Job, hexSum string, log *slog.Logger) outcome {
-	if why := w.recheck(f, path, jb); why != "" {
-		return outcome{changed: why}
-	}
-	var info sink.Info
-	err := w.try(ctx, log, "Stat", 0, func(ctx context.Context) error {
-		var err error
-		info, err = s.Stat(ctx, jb.Key)
-		if errors.Is(err, sink.ErrNotFound) {
-			return sink.NewTransient("Stat", err) // not visible yet
-		}
-		return err
-	})
-	if err != nil {
-		return classifySink(err)
-	}
-	if info.Size != jb.Version.Size || info.SHA256 != hexSum {
-		return permanent(ClassVerify, fmt.Errorf("target holds size %d sha256 %q under %q, sent size %d sha256 %s",
-			info.Size, info.SHA256, jb.Key, jb.Version.Size, hexSum))
-	}
-	return outcome{}
-}
-
-func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path string, jb *journal.Job, log *slog.Logger) (string, outcome) {
-	u := w.u
-	size, cs := jb.Version.Size, u.o.ChunkSize
-	// Pass 1: hash the file and every chunk. S3 takes an object's metadata
-	// when the upload is created, so the file's SHA-256 must be known first.
-	var chunks []journal.Chunk
-	fileHash := sha256.New()
-	for off, seq := int64(0), 1; off < size; off, seq = off+cs, seq+1 {
-		buf := w.buffer(min(cs, size-off))
-		if why, err := readChunkAt(f, buf, off); err != nil {
-			return "", classifyOpen(err)
-		} else if why != "" {
-			return "", outcome{changed: why}
-		}
-		// The two hashes of the same bytes run on two cores.
-		done := make(chan struct{})
-		go func() { fileHash.Write(buf); close(done) }()
-		chunkSum := sink.Digest(sha256.Sum256(buf))
-		<-done
-		chunks = append(chunks, journal.Chunk{Seq: seq, Offset: off, Size: int64(len(buf)), SHA256: chunkSum.Hex()})
-		if ctx.Err() != nil {
-			return "", outcome{err: ctx.Err()}
-		}
-	}
-	var sum sink.Digest
-	fileHash.Sum(sum[:0])
-	hexSum := sum.Hex()
-	if why := w.recheck(f, path, jb); why != "" {
-		return "", outcome{changed: why}
-	}
-	if err := u.o.Journal.RecordHashes(ctx, jb, hexSum, chunks); err != nil {
-		return "", outcome{err: fmt.Errorf("journal: %w", err)}
-	}
-	ifAbsent, out := w.plan(ctx, s, jb, hexSum, log)
-	if out.done() {
-		return hexSum, out
-	}
-	uploadID, have, done, out := w.resume(ctx, s, jb, hexSum, chunks, log)
-	if done || out.err != nil || out.changed != "" {
-		return hexSum, out
-	}
-	if ifAbsent && uploadID == "" {
-		// Before sending a large file create-only, look: a taken key is
-		// settled now rather than after all its parts.
-		if _, err := w.stat(ctx, s, jb.Key, log); err == nil {
-			return hexSum, w.taken(ctx, s, jb, hexSum, log)
-		} else if !errors.Is(err, sink.ErrNotFound) {
-			return "", classifySink(err)
-		}
-	}
-	if uploadID == "" {
-		err := w.try(ctx, log, "CreateMultipart", 0, func(ctx context.Context) error {
-			var err error
-			uploadID, err = s.CreateMultipart(ctx, jb.Key, size, sum)
-			return err
-		})
-		if err != nil {
-			return "", classifySink(err)
-		}
-		if err := u.o.Journal.SetUploadID(ctx, jb, uploadID); err != nil {
-			w.abort(s, jb, uploadID, log)
-			return "", outcome{err: fmt.Errorf("journal: %w", err)}
-		}
-	}
-	parts, out := w.sendParts(ctx, s, f, jb, uploadID, chunks, have, log)
-	if out.err == nil && out.changed == "" {
-		// The last look at the source before the object becomes visible.
-		if why := w.recheck(f, path, jb); why != "" {
-			out = outcome{changed: why}
-		}
-	}
-	if out.err == nil && out.changed == "" {
-		err := w.try(ctx, log, "CompleteMultipart", 0, func(ctx context.Context) error {
-			return s.CompleteMultipart(ctx, jb.Key, uploadID, parts, ifAbsent)
-		})
-		if errors.Is(err, sink.ErrExists) {
-			// Someone else's object (or an earlier attempt's) took the key.
-			w.abort(s, jb, uploadID, log)
-			return hexSum, w.taken(ctx, s, jb, hexSum, log)
-		}
-		if err != nil {
-			out = classifySink(err)
-		}
-	}
-	if out.err != nil || out.changed != "" {
-		if out.changed != "" || out.class != "" {
-			w.abort(s, jb, uploadID, log)
-		}
-		// A transient failure or a shutdown keeps the upload, which is
-		// journaled, for the next attempt to deal with.
-		return "", out
-	}
-	return hexSum, w.verify(ctx, s, f, path, jb, hexSum, log)
-}
-
-// resume deals with the multipart upload an earlier attempt left (after a
-// crash, a shutdown or a transient failure). When it belongs to this very
-// content (the journaled hash of the file is the one just computed), the
-// parts the target already holds with the right SHA-256 are kept: resume
-// returns the upload and those parts, and only the others are sent again.
-// When the upload no longer exists, the object may already be complete (a
-// crash after CompleteMultipart): if it holds this content, done is true
-// and nothing is sent. Otherwise the old upload is aborted and resume
-// returns "": start a new one.
-func (w *worker) resume(ctx context.Context, s sink.Sink, jb *journal.Job, hexSum string, chunks []journal.Chunk, log *slog.Logger) (uploadID string, have map[int]sink.Part, done bool, out outcome) {
-	if jb.UploadID == "" {
-		return "", nil, false, outcome{}
-	}
-	if jb.SHA256 != hexSum {
-		// Left by another version of the file: its metadata is wrong.
-		w.abort(s, jb, jb.UploadID, log)
-		return "", nil, false, outcome{}
-	}
-	var listed []sink.Part
-	err := w.try(ctx, log, "ListParts", 0, func(ctx context.Context) error {
-		var err error
-		listed, err = s.ListParts(ctx, jb.Key, jb.UploadID)
-		if errors.Is(err, sink.ErrNotFound) {
-			return retry.Unrecoverable(err)
-		}
-		return err
-	})
-	switch {
-	case errors.Is(err, sink.ErrNotFound):
-		var info sink.Info
-		err := w.try(ctx, log, "Stat", 0, func(ctx context.Context) error {
-			var err error
-			info, err = s.Stat(ctx, jb.Key)
-			if errors.Is(err, sink.ErrNotFound) {
-				return retry.Unrecoverable(err)
-			}
-			return err
-		})
-		if err == nil && info.Size == jb.Version.Size && info.SHA256 == hexSum {
-			log.Info("the earlier attempt's upload was completed before ferry stopped; nothing to send", "upload_id", jb.UploadID)
-			return "", nil, true, outcome{}
-		}
-		if err != nil && !errors.Is(err, sink.ErrNotFound) {
-			return "", nil, false, classifySink(err)
-		}
-		return "", nil, false, outcome{} // gone (aborted or expired): start over
-	case err != nil:
-		return "", nil, false, classifySink(err)
-	}
-	have = map[int]sink.Part{}
-	for _, p := range listed {
-		if p.Number < 1 || p.Number > len(chunks) {
-			continue
-		}
-		c := chunks[p.Number-1]
-		if p.Size == c.Size && p.SHA256.Hex() == c.SHA256 {
-			have[p.Number] = p
-		}
-	}
-	log.Info("resuming an interrupted multipart upload", "upload_id", jb.UploadID, "parts_kept", len(have), "parts", len(chunks))
-	return jb.UploadID, have, false, outcome{}
-}
-
-// sendParts reads the file a second time, chunk by chunk, and sends each
-// chunk with the hash journaled for it in pass 1. The target checks every
-// chunk against that hash: a mismatch means the bytes changed in transit
-// (retry) or in the source (re-hash to tell which). Reading is sequential;
-// sending is not: the parts go out concurrently on the worker's buffer plus
-// any idle workers' buffers it can borrow from the pool, so one large file
-// does not leave the other workers' share of the network unused.
-func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *journal.Job, uploadID string, chunks []journal.Chunk, have map[int]sink.Part, log *slog.Logger) ([]sink.Part, outcome) {
-	u := w.u
-	type result struct {
-		i   int
-		buf []byte
-		err error
-	}
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	parts := make([]sink.Part, len(chunks))
-	results := make(chan result, len(chunks))
-	free := [][]byte{w.buf}
-	inflight := 0
-	var out outcome
-	// collect waits for one part and journals its acknowledgement.
-	collect := func() {
-		r := <-results
-		inflight--
-		if len(free) > 0 {
-			// Keep one spare at most: a borrowed buffer goes back to the
-			// pool at once, for a worker that may be waiting for one.
-			u.bufs <- r.buf
-		} else {
-			free = append(free, r.buf)
-		}
-		if out.err != nil || out.changed != "" {
-			return // already failing: the rest is cancelled
-		}
-		c := chunks[r.i]
-		switch {
-		case errors.Is(r.err, sink.ErrChecksum):
-			out = outcome{changed: fmt.Sprintf("chunk %d changed after it was hashed", c.Seq)}
-		case r.err != nil:
-			out = classifySink(r.err)
-		default:
-			if err := u.o.Journal.AckChunk(ctx, jb, c.Seq, parts[r.i].ETag); err != nil {
-				out = outcome{err: fmt.Errorf("journal: %w", err)}
-			} else {
-				log.Debug("chunk acknowledged", "chunk_sequence", c.Seq, "size", c.Size, "sha256", c.SHA256)
-			}
-		}
-		if out.err != nil || out.changed != "" {
-			cancel()
-		}
-	}
-	for i, c := range chunks {
-		if p, ok := have[c.Seq]; ok {
-			// Already on the target with the right bytes (a resumed upload).
-			p.Offset = c.Offset
-			parts[i] = p
-			w.slot.done.Add(c.Size)
-			if err := u.o.Journal.AckChunk(ctx, jb, c.Seq, p.ETag); err != nil {
-				out = outcome{err: fmt.Errorf("journal: %w", err)}
-				break
-			}
-			continue
-		}
-		if out.err != nil || out.changed != "" {
-			break
-		}
-		if len(free) == 0 {
-			select {
-			case b := <-u.bufs: // an idle worker's buffer
-				free = append(free, b)
-			default:
-				collect()
-			}
-		}
-		if out.err != nil || out.changed != "" {
-			break
-		}
-		buf := free[len(free)-1]
-		free = free[:len(free)-1]
-		if int64(cap(buf)) < u.o.ChunkSize {
-			buf = make([]byte, u.o.ChunkSize)
-		}
-		body := buf[:c.Size]
-		if why, err := readChunkAt(f, body, c.Offset); err != nil || why != "" {
-			free = append(free, buf)
-			if err != nil {
-				out = classifyOpen(err)
-			} else {
-				out = outcome{changed: why}
-			}
-			break
-		}
-		d, err := sink.ParseDigest(c.SHA256)
-		if err != nil {
-			free = append(free, buf)
-			out = outcome{err: err}
-			break
-		}
-		parts[i] = sink.Part{Number: c.Seq, Offset: c.Offset, Size: c.Size, SHA256: d}
-		inflight++
-		go func(i int, p *sink.Part) {
-			plog := log.With("chunk_sequence", p.Number)
-			err := w.try(pctx, plog, "UploadPart", int64(len(body)), func(pctx context.Context) error {
-				etag, err := s.UploadPart(pctx, jb.Key, uploadID, *p, body)
-				if errors.Is(err, sink.ErrChecksum) {
-					if sink.Digest(sha256.Sum256(body)) != p.SHA256 {
-						return err // the source changed since pass 1
-					}
-					return sink.NewTransient("UploadPart", err) // damaged in transit
-				}
-				p.ETag = etag
-				return err
-			})
-			results <- result{i: i, buf: buf, err: err}
-		}(i, &parts[i])
-	}
-	for inflight > 0 {
-		collect()
-	}
-	// Keep one buffer as the worker's; give back the borrowed ones.
-	w.buf = free[0]
-	for _, b := range free[1:] {
-		u.bufs <- b
-	}
-	if out.err != nil || out.changed != "" {
-		return nil, out
-	}
-	return parts, outcome{}
-}
-
-func (w *worker) abort(s sink.Sink, jb *journal.Job, uploadID string, log *slog.Logger) {
-	ctx, cancel := finishCtx()
-	defer cancel()
-	if err := s.AbortMultipart(ctx, jb.Key, uploadID); err != nil {
-		log.Warn("could not abort multipart upload", "upload_id", uploadID, "error", err)
-	}
 }

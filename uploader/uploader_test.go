@@ -224,13 +224,16 @@ func TestUploadSizes(t *testing.T) {
 	}
 }
 
-func TestVanishedFileFailsAndOthersGoOn(t *testing.T) {
+// A file deleted before its upload is not a dead letter (nobody can do
+// anything about it): it ends vanished, with the reason, and is no longer
+// pending.
+func TestVanishedFileEndsVanishedAndOthersGoOn(t *testing.T) {
 	e := newEnv(t)
 	e.add("gone", []byte("soon gone"))
 	e.add("stays", []byte("here"))
 	os.Remove(filepath.Join(e.watch, "gone"))
 	e.drain()
-	if r := e.row("gone"); r.State != journal.Failed || r.ErrorClass != ClassVanished {
+	if r := e.row("gone"); r.State != journal.Vanished || !strings.Contains(r.Error, "vanished") || r.UploadedKey != "" {
 		t.Fatalf("gone: %+v", r)
 	}
 	e.landed("stays", []byte("here"))

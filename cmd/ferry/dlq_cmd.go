@@ -20,7 +20,9 @@ const dlqUsage = `usage:
   ferry dlq list [--json] --config FILE     the files that failed permanently, with why
   ferry dlq retry ID... | --all --config FILE
                                             queue them again (after fixing the cause)
-  ferry dlq drop ID... --config FILE        give up on them (recorded; the source stays)
+  ferry dlq drop ID... --config FILE        give up on them (recorded; the source stays):
+                                            dead letters, or any file not being or already
+                                            uploaded (queued, changed, vanished, ignored)
 These work on the journal, whether or not the daemon is running; a running
 daemon picks retried files up within a minute.`
 
@@ -99,7 +101,7 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 
 func dlqError(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "ferry: %v\n", err)
-	if errors.Is(err, journal.ErrNotDeadLetter) {
+	if errors.Is(err, journal.ErrNotDeadLetter) || errors.Is(err, journal.ErrNoSuchFile) || errors.Is(err, journal.ErrTransition) {
 		return exitUsage
 	}
 	return exitFailed

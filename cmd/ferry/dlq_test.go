@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ferry-data/ferry/journal"
 )
 
 func TestDeadLetterCommands(t *testing.T) {
@@ -53,6 +55,14 @@ func TestDeadLetterCommands(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(in, "bad\x01name.txt")); err != nil {
 		t.Fatal("drop touched the source file")
 	}
+	// A file already uploaded cannot be dropped; one unknown neither.
+	rows := e2eReadJournalRows(t, filepath.Join(dir, "ferry.db"))
+	if code, _, errs := ferry("dlq", "drop", strconv.FormatInt(rows["ok.txt"], 10)); code != exitUsage || !strings.Contains(errs, "uploaded") {
+		t.Fatalf("drop of an uploaded file: exit %d, %q", code, errs)
+	}
+	if code, _, errs := ferry("dlq", "drop", "999"); code != exitUsage || !strings.Contains(errs, "no file with that id") {
+		t.Fatalf("drop of an unknown id: exit %d, %q", code, errs)
+	}
 	// Dropped is not pending: the next run is clean, and does not take it again.
 	if code, out, _ := ferry("run", "--once"); code != 0 || out != "uploaded 0 files (0 bytes)\n" {
 		t.Fatalf("run after the drop: exit %d, %q", code, out)
@@ -60,4 +70,23 @@ func TestDeadLetterCommands(t *testing.T) {
 	if code, out, _ := ferry("dlq", "list"); code != 0 || out != "no dead letters\n" {
 		t.Fatalf("dlq list after the drop: %q", out)
 	}
+}
+
+// e2eReadJournalRows maps each journaled path to its row id.
+func e2eReadJournalRows(t *testing.T, path string) map[string]int64 {
+	t.Helper()
+	j, err := journal.OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	rows, err := j.Files(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, r := range rows {
+		out[r.RelPath] = r.ID
+	}
+	return out
 }

@@ -225,6 +225,6 @@ func csvEvent(t *testing.T, r []string) journal.Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return journal.Event{Seq: num(r[0], 0), Time: tm, Kind: r[2], FileID: num(r[3], 0), CorrelationID: r[4], BatchID: r[5],
+	return journal.Event{Seq: num(r[0], 0), Time: tm, Kind: journal.Kind(r[2]), FileID: num(r[3], 0), CorrelationID: r[4], BatchID: r[5],
 		ChunkSequence: int(num(r[6], 0)), RelPath: r[7], Size: num(r[8], -1), SHA256: r[9], Detail: r[10], PrevHash: r[11], Hash: r[12]}
 }

@@ -179,8 +179,9 @@ type lastStatus struct {
 	Message string    `json:"message"`
 }
 
-// allStates is every journal state, in the order status shows them.
-var allStates = []journal.State{journal.Queued, journal.Uploading, journal.Uploaded, journal.Failed, journal.Changed, journal.Ignored, journal.Dropped}
+// allStates is every journal state, in the order status shows them (the
+// lifecycle table's).
+var allStates = journal.States()
 
 // journalStatus is what the journal alone tells: counts, the queue, the
 // last error recorded on a file.

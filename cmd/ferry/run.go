@@ -573,38 +573,56 @@ func (d *daemon) abortOrphans(ctx context.Context) {
 type onceResult struct {
 	uploaded int
 	bytes    int64
-	pending  []journal.FileRow // not uploaded: queued, failed, changed
+	pending  []journal.FileRow // not uploaded: still pending, or dead letters
+	vanished []journal.FileRow // deleted or renamed before they landed, during this run
 }
 
 func (d *daemon) onceResult(ctx context.Context, roots []string) (onceResult, error) {
 	res := onceResult{uploaded: int(d.stats.Uploaded.Load()), bytes: d.stats.Bytes.Load()}
-	rows, err := d.j.Files(ctx, journal.Queued, journal.Uploading, journal.Failed, journal.Changed)
+	rows, err := d.j.Files(ctx, append(journal.PendingStates(), journal.Failed, journal.Vanished)...)
 	if err != nil {
 		return res, err
 	}
 	for _, r := range rows {
 		for _, root := range roots {
-			if r.Watch == root {
+			switch {
+			case r.Watch != root:
+			case r.State != journal.Vanished:
 				res.pending = append(res.pending, r)
+			case !r.UpdatedAt.Before(d.started):
+				res.vanished = append(res.vanished, r)
 			}
 		}
 	}
 	return res, nil
 }
 
+// reportOnce prints what --once did and returns its exit code: 0 when
+// every file that exists landed (a file deleted or renamed before it
+// could is listed, but there is nothing left to send for it), 1 otherwise.
 func reportOnce(w io.Writer, r onceResult) int {
 	fmt.Fprintf(w, "uploaded %d files (%d bytes)\n", r.uploaded, r.bytes)
+	list := func(rows []journal.FileRow, what string) {
+		if len(rows) == 0 {
+			return
+		}
+		sort.Slice(rows, func(a, b int) bool { return rows[a].RelPath < rows[b].RelPath })
+		fmt.Fprintf(w, "%d files %s:\n", len(rows), what)
+		for _, f := range rows {
+			msg := f.Error
+			if msg == "" {
+				msg = "waiting"
+			}
+			if f.UploadedKey != "" {
+				msg += fmt.Sprintf(" (landed before: %s sha256 %s)", f.UploadedKey, f.UploadedSHA256)
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\n", f.State, filepath.Join(f.Watch, filepath.FromSlash(f.RelPath)), msg)
+		}
+	}
+	list(r.vanished, "deleted or renamed before they were uploaded")
+	list(r.pending, "not uploaded")
 	if len(r.pending) == 0 {
 		return exitOK
-	}
-	sort.Slice(r.pending, func(a, b int) bool { return r.pending[a].RelPath < r.pending[b].RelPath })
-	fmt.Fprintf(w, "%d files not uploaded:\n", len(r.pending))
-	for _, f := range r.pending {
-		msg := f.Error
-		if msg == "" {
-			msg = "waiting"
-		}
-		fmt.Fprintf(w, "  %s\t%s\t%s\n", f.State, filepath.Join(f.Watch, filepath.FromSlash(f.RelPath)), msg)
 	}
 	return exitFailed
 }

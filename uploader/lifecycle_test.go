@@ -1,0 +1,310 @@
+package uploader
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ferry-data/ferry/internal/srcfile"
+	"github.com/ferry-data/ferry/journal"
+	"github.com/ferry-data/ferry/uploader/sink/fssink"
+)
+
+// The sizes that take each path: preloaded by the dispatcher, one request
+// read by the worker, multipart.
+var pathSizes = []int{100, testChunk - 5, 2*testChunk + 3}
+
+func hexOf(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+// rewrite replaces a source file's content in place (same inode).
+func (e *env) rewrite(rel string, data []byte) {
+	e.t.Helper()
+	if err := os.WriteFile(filepath.Join(e.watch, filepath.FromSlash(rel)), data, 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) noStagedUploads() {
+	e.t.Helper()
+	if ents, _ := os.ReadDir(filepath.Join(e.archive, fssink.UploadsDir)); len(ents) != 0 {
+		e.t.Errorf("%d multipart uploads left staged", len(ents))
+	}
+}
+
+// on_change = "version": each new content lands under its own key, the
+// base key keeps the first content, and a touch (same content, new mtime)
+// sends nothing, neither to the versioned key nor over the base key.
+func TestVersionPolicyNeverOverwritesTheOriginal(t *testing.T) {
+	for _, size := range pathSizes {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			e := newEnv(t)
+			a, b, c := randBytes(size, 40), randBytes(size+1, 41), randBytes(size+2, 42)
+			run := func() { e.t.Helper(); e.u = e.uploaderWith(Version); e.drain() }
+			e.add("v.txt", a)
+			run()
+			e.rewrite("v.txt", b)
+			e.add("v.txt", b)
+			run()
+			kb, _ := VersionedKey("v.txt", hexOf(b))
+			if r := e.row("v.txt"); r.State != journal.Uploaded || r.UploadedKey != kb || r.UploadedSHA256 != hexOf(b) {
+				t.Fatalf("after the change: %+v, want uploaded at %s", r, kb)
+			}
+			// A touch: same content, new mtime.
+			later := time.Now().Add(time.Hour)
+			os.Chtimes(filepath.Join(e.watch, "v.txt"), later, later)
+			e.add("v.txt", b)
+			writes := e.sink.count("Put") + e.sink.count("CompleteMultipart")
+			run()
+			if n := e.sink.count("Put") + e.sink.count("CompleteMultipart") - writes; n != 0 {
+				t.Errorf("a touch wrote %d objects", n)
+			}
+			if r := e.row("v.txt"); r.State != journal.Uploaded || r.UploadedKey != kb {
+				t.Errorf("after the touch: %+v", r)
+			}
+			// A third content gets a third key.
+			e.rewrite("v.txt", c)
+			e.add("v.txt", c)
+			run()
+			kc, _ := VersionedKey("v.txt", hexOf(c))
+			if !bytes.Equal(e.stored("v.txt"), a) || !bytes.Equal(e.stored(kb), b) || !bytes.Equal(e.stored(kc), c) {
+				t.Fatal("the base key must keep the first content and each new content its own key")
+			}
+			if r := e.row("v.txt"); r.UploadedKey != kc {
+				t.Errorf("after the third content: %+v", r)
+			}
+			// The versioned object gone from the target: a touch sends it
+			// again, to its own key, not over the original.
+			os.Remove(filepath.Join(e.archive, filepath.FromSlash(kc)))
+			later = later.Add(time.Hour)
+			os.Chtimes(filepath.Join(e.watch, "v.txt"), later, later)
+			e.add("v.txt", c)
+			run()
+			if !bytes.Equal(e.stored("v.txt"), a) || !bytes.Equal(e.stored(kc), c) {
+				t.Fatal("a lost versioned object must be sent again to its own key")
+			}
+			e.noStagedUploads()
+		})
+	}
+}
+
+// A file rewritten just after ferry's write landed and before its end was
+// journaled: what landed is recorded, and the new version then goes out as
+// modified after upload (reupload: over the old object), never as a
+// conflict with ferry's own object. Whether the watcher settled the new
+// version before the upload ended (superseded) or after (changed), the
+// target ends with the final content.
+func TestRewrittenAfterItsWriteLandedEndsWithTheFinalContent(t *testing.T) {
+	for _, size := range pathSizes {
+		for _, settledFirst := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%d/superseded=%v", size, settledFirst), func(t *testing.T) {
+				e := newEnv(t)
+				v1, v2 := randBytes(size, 50), randBytes(size+9, 51)
+				e.add("f.bin", v1)
+				last := "Put"
+				if size > testChunk {
+					last = "CompleteMultipart"
+				}
+				e.sink.before = func(op string, n int, key string) error {
+					if op == last && n == 1 {
+						e.rewrite("f.bin", v2) // the bytes being sent are v1's
+						if settledFirst {
+							e.add("f.bin", v2)
+						}
+					}
+					return nil
+				}
+				e.drain()
+				if !settledFirst {
+					r := e.row("f.bin")
+					if r.State != journal.Changed || r.UploadedKey != "f.bin" || r.UploadedSHA256 != hexOf(v1) {
+						t.Fatalf("after the rewrite: %+v, want changed with v1 recorded as landed", r)
+					}
+					e.sink.before = nil
+					e.add("f.bin", v2)
+					e.drain()
+				}
+				e.landed("f.bin", v2)
+				if r := e.row("f.bin"); r.UploadedSHA256 != hexOf(v2) || r.UploadedKey != "f.bin" {
+					t.Fatalf("final: %+v", r)
+				}
+				e.noStagedUploads()
+			})
+		}
+	}
+}
+
+// A crash between a write landing and its end being journaled (simulated:
+// the job's hashes are journaled and the object put, then the process
+// "restarts"), and the file changed while ferry was down: the create-only
+// write finds ferry's own earlier object, knows it as such, and the new
+// content replaces it, with no conflict.
+func TestOwnObjectFromBeforeACrashIsNotAConflict(t *testing.T) {
+	for _, size := range pathSizes {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			v1, v2 := randBytes(size, 54), randBytes(size+5, 55)
+			e.add("f.bin", v1)
+			jobs, err := e.j.Claim(ctx, 1)
+			if err != nil || len(jobs) != 1 {
+				t.Fatal(jobs, err)
+			}
+			if err := e.j.RecordHashes(ctx, &jobs[0], hexOf(v1), nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.sink.Sink.Put(ctx, "f.bin", v1, sha256.Sum256(v1), true); err != nil {
+				t.Fatal(err)
+			}
+			// kill -9 here; restart.
+			if _, err := e.j.Recover(ctx); err != nil {
+				t.Fatal(err)
+			}
+			e.rewrite("f.bin", v2)
+			e.add("f.bin", v2)
+			e.drain()
+			e.landed("f.bin", v2)
+			e.noStagedUploads()
+		})
+	}
+}
+
+// A stranger's object under the key is still a conflict: only content the
+// row itself sent counts as its own.
+func TestStrangersObjectIsStillAConflict(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	theirs, mine := randBytes(100, 56), randBytes(100, 57)
+	e.sink.Sink.Put(ctx, "f.bin", theirs, sha256.Sum256(theirs), false)
+	e.add("f.bin", mine)
+	e.drain()
+	if r := e.row("f.bin"); r.State != journal.Failed || r.ErrorClass != ClassConflict {
+		t.Fatalf("%+v, want a conflict", r)
+	}
+	if !bytes.Equal(e.stored("f.bin"), theirs) {
+		t.Fatal("a stranger's object was overwritten")
+	}
+}
+
+// A file deleted or renamed away during its upload ends vanished (not a
+// dead letter, not waiting forever), with what landed, if anything.
+func TestDeletedOrRenamedDuringUploadEndsVanished(t *testing.T) {
+	for _, how := range []string{"deleted", "renamed"} {
+		for _, size := range pathSizes {
+			for _, afterWrite := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%d/landed=%v", how, size, afterWrite), func(t *testing.T) {
+					e := newEnv(t)
+					data := randBytes(size, 58)
+					e.add("run/f.bin", data)
+					p := filepath.Join(e.watch, "run", "f.bin")
+					op := "Put"
+					switch {
+					case size > testChunk && afterWrite:
+						op = "CompleteMultipart"
+					case size > testChunk:
+						op = "UploadPart"
+					}
+					gone := func() {
+						if how == "deleted" {
+							os.Remove(p)
+						} else {
+							os.Rename(p, p+".renamed")
+						}
+					}
+					if !afterWrite && size <= testChunk {
+						gone() // a whole file is sent from memory: gone before it is read
+					} else {
+						e.sink.before = func(o string, n int, key string) error {
+							if o == op && n == 1 {
+								gone()
+							}
+							return nil
+						}
+					}
+					e.drain()
+					r := e.row("run/f.bin")
+					if r.State != journal.Vanished || r.Error == "" {
+						t.Fatalf("%+v, want vanished with a reason", r)
+					}
+					if afterWrite && (r.UploadedKey != "run/f.bin" || r.UploadedSHA256 != hexOf(data)) {
+						t.Fatalf("%+v: what landed before the file went is not recorded", r)
+					}
+					if !afterWrite && r.UploadedKey != "" {
+						t.Fatalf("%+v: nothing landed", r)
+					}
+					e.noStagedUploads()
+				})
+			}
+		}
+	}
+}
+
+// A file that changed under its upload (changed) and is then deleted
+// before it settles again ends vanished when the uploader looks (here:
+// when --once's work is done), rather than waiting forever.
+func TestChangedThenDeletedEndsVanished(t *testing.T) {
+	e := newEnv(t)
+	data := randBytes(3*testChunk, 59)
+	e.add("grows", data)
+	p := filepath.Join(e.watch, "grows")
+	e.sink.before = func(op string, n int, key string) error {
+		if op == "UploadPart" && n == 2 {
+			f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+			f.Write([]byte("more"))
+			f.Close()
+		}
+		return nil
+	}
+	e.drain()
+	if r := e.row("grows"); r.State != journal.Changed {
+		t.Fatalf("%+v, want changed", r)
+	}
+	os.Remove(p)
+	e.sink.before = nil
+	e.u = e.uploaderWith(Reupload)
+	e.drain()
+	if r := e.row("grows"); r.State != journal.Vanished {
+		t.Fatalf("%+v, want vanished", r)
+	}
+	mm, _, err := e.j.VerifyState(context.Background())
+	if err != nil || len(mm) > 0 {
+		t.Fatalf("journal verify: %v %v", mm, err)
+	}
+}
+
+// A file that comes back after it vanished, even as the very same version
+// (renamed away and back), is queued and uploaded.
+func TestVanishedFileThatComesBackIsUploaded(t *testing.T) {
+	e := newEnv(t)
+	data := randBytes(100, 60)
+	e.add("f.bin", data)
+	p := filepath.Join(e.watch, "f.bin")
+	os.Rename(p, p+".away")
+	e.drain()
+	if r := e.row("f.bin"); r.State != journal.Vanished {
+		t.Fatalf("%+v, want vanished", r)
+	}
+	os.Rename(p+".away", p)
+	known, err := e.j.Known(context.Background(), e.watch, "f.bin", e.version("f.bin"))
+	if err != nil || known {
+		t.Fatalf("a vanished version must not count as known to the watcher: %v %v", known, err)
+	}
+	e.add("f.bin", data)
+	e.u = e.uploaderWith(Reupload)
+	e.drain()
+	e.landed("f.bin", data)
+}
+
+func (e *env) version(rel string) journal.Version {
+	e.t.Helper()
+	st, err := srcfile.Lstat(filepath.Join(e.watch, filepath.FromSlash(rel)))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return versionOf(st)
+}

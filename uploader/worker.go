@@ -1,0 +1,846 @@
+package uploader
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/avast/retry-go/v4"
+
+	"github.com/ferry-data/ferry/internal/srcfile"
+	"github.com/ferry-data/ferry/journal"
+	"github.com/ferry-data/ferry/uploader/sink"
+)
+
+// outcome is where a job stands: going on (end ""), or decided, with the
+// kind of the journal event that will end it (a rule of the lifecycle
+// table, journal/lifecycle.go) and what that event records. The worker
+// does not decide states: it names the end, and the journal's table says
+// what the end does to the row.
+type outcome struct {
+	end   journal.Kind
+	err   error  // failed, retry_scheduled: the failure
+	class string // failed: its class
+	why   string // source_changed, vanished: what was seen
+	// own, from a create-only write that found its key taken: the object
+	// there is one an earlier attempt of this file put (its end was lost
+	// to a crash), not a stranger's. The caller plans again with it as
+	// what landed.
+	own *journal.Landed
+}
+
+// going reports whether the job goes on (no end decided yet).
+func (o outcome) going() bool { return o.end == "" && o.own == nil }
+
+// failing reports whether the job ends without its content landing as
+// planned: a failure, a changed or vanished source.
+func (o outcome) failing() bool {
+	switch o.end {
+	case journal.KindFailed, journal.KindRetryScheduled, journal.KindSourceChanged, journal.KindVanished:
+		return true
+	}
+	return false
+}
+
+// Error classes recorded with failed files.
+const (
+	ClassDenied     = "permission_denied"
+	ClassInvalidKey = "invalid_key"
+	ClassPermanent  = "permanent"
+	ClassVerify     = "verify_failed"
+	ClassNoTarget   = "unknown_target"
+	ClassConflict   = "conflict"
+)
+
+func permanent(class string, err error) outcome {
+	return outcome{end: journal.KindFailed, err: err, class: class}
+}
+
+func transient(err error) outcome { return outcome{end: journal.KindRetryScheduled, err: err} }
+
+func changed(why string) outcome { return outcome{end: journal.KindSourceChanged, why: why} }
+
+func vanished(why string) outcome { return outcome{end: journal.KindVanished, why: why} }
+
+// uploaded ends the job with its content on the target (where w.landed
+// says).
+var uploaded = outcome{end: journal.KindUploaded}
+
+func classifyOpen(err error) outcome {
+	switch {
+	case srcfile.IsVanished(err):
+		return vanished(fmt.Sprintf("source file vanished: %v", err))
+	case errors.Is(err, srcfile.ErrNotRegular):
+		return vanished(err.Error())
+	case srcfile.IsDenied(err):
+		return permanent(ClassDenied, err)
+	}
+	return transient(err)
+}
+
+func classifySink(err error) outcome {
+	if sink.IsPermanent(err) {
+		return permanent(ClassPermanent, err)
+	}
+	return transient(err)
+}
+
+// ends says, for each end, how the worker logs it (uploaded is logged by
+// the finisher, once durable).
+var ends = map[journal.Kind]struct {
+	level slog.Level
+	msg   string
+}{
+	journal.KindReleased:       {slog.LevelInfo, "upload interrupted by shutdown; the file stays queued"},
+	journal.KindIgnored:        {slog.LevelInfo, "modified after upload; on_change = ignore leaves the target's copy as it is"},
+	journal.KindSourceChanged:  {slog.LevelWarn, "source changed during upload; it will be uploaded again once it settles"},
+	journal.KindVanished:       {slog.LevelWarn, "source file deleted or renamed before its upload ended; nothing more to send for it"},
+	journal.KindFailed:         {slog.LevelError, "upload failed permanently"},
+	journal.KindRetryScheduled: {slog.LevelWarn, "upload failed; retrying later"},
+}
+
+func (w *worker) run(ctx context.Context, tk task) {
+	u := w.u
+	jb := tk.jb
+	w.gate = u.gates[jb.Target]
+	w.landed = nil
+	log := u.log.With("correlation_id", jb.CorrelationID, "batch_id", jb.BatchID, "path", jb.RelPath, "target", jb.Target)
+	start := u.o.Now()
+	w.slot.start(&Progress{Watch: jb.Watch, Path: jb.RelPath, Target: jb.Target, Key: jb.Key, Size: jb.Version.Size, StartedAt: start})
+	defer w.slot.end()
+	var sum string
+	var out outcome
+	if tk.body != nil {
+		sum, out = w.sendPreloaded(ctx, &jb, tk.body, tk.sum, log)
+	} else {
+		select {
+		case w.buf = <-u.bufs:
+			sum, out = w.upload(ctx, &jb, log)
+			u.bufs <- w.buf
+			w.buf = nil
+		case <-ctx.Done():
+			out = transient(ctx.Err())
+		}
+	}
+	end := journal.End{Kind: out.end, SHA256: sum, Class: out.class, Reason: out.why, Landed: w.landed}
+	switch {
+	case out.end == "" || out.end == journal.KindUploaded:
+		end.Kind = journal.KindUploaded
+	case (out.end == journal.KindRetryScheduled || out.end == journal.KindFailed) && (ctx.Err() != nil || errors.Is(out.err, ErrCircuitOpen)):
+		// Not the file's failure: the daemon stops, or the target is
+		// unreachable and its breaker open. Back to the queue, unpenalised.
+		end.Kind, end.Class = journal.KindReleased, ""
+		if ctx.Err() == nil {
+			end.Detail = "target unreachable (circuit breaker open)"
+		}
+	}
+	fctx, cancel := finishCtx()
+	defer cancel()
+	if end.Kind == journal.KindUploaded && end.Landed == nil {
+		// Every path to success records where the content landed; one
+		// that does not is a bug, and the file is tried again rather than
+		// recorded uploaded without its key.
+		out = transient(errors.New("internal error: upload ended without recording where it landed"))
+		end = journal.End{Kind: journal.KindRetryScheduled}
+	}
+	if end.Kind == journal.KindUploaded {
+		w.completions <- completion{done: u.o.Journal.FinishAsync(fctx, &jb, end), jb: jb, key: end.Landed.Key, sum: sum, start: start, log: log}
+		return
+	}
+	attrs := []any{}
+	switch end.Kind {
+	case journal.KindFailed:
+		end.Reason = out.err.Error()
+		attrs = append(attrs, "error_class", out.class, "error", end.Reason, "attempt", jb.Attempts)
+		w.failed(out.class, out.err)
+		u.Stats.Failed.Add(1)
+	case journal.KindRetryScheduled:
+		d := requeueDelay(jb.Attempts, fullJitter)
+		end.Class, end.Reason, end.Due = ClassTransient, out.err.Error(), u.o.Now().Add(d)
+		attrs = append(attrs, "error", end.Reason, "attempt", jb.Attempts, "retry_in", d.Round(time.Second).String())
+		w.failed(ClassTransient, out.err)
+		u.Stats.Retried.Add(1)
+	case journal.KindSourceChanged, journal.KindVanished:
+		attrs = append(attrs, "reason", out.why)
+	case journal.KindIgnored:
+		attrs = append(attrs, "sha256", sum)
+	}
+	if w.landed != nil {
+		attrs = append(attrs, "landed_key", w.landed.Key, "landed_sha256", w.landed.SHA256)
+	}
+	how := ends[end.Kind]
+	switch {
+	case end.Detail != "":
+		// The breaker's state is logged once by the gate; each file
+		// going back is a detail.
+		log.Debug("target unreachable (circuit breaker open); the file goes back to the queue")
+	case end.Kind == journal.KindRetryScheduled && w.gate != nil && w.gate.trouble.failing.Load():
+		// The target's trouble is logged once (see trouble); each file
+		// going back to the queue is a state change of its own, at Info.
+		log.Info(how.msg, attrs...)
+	default:
+		log.Log(fctx, how.level, how.msg, attrs...)
+	}
+	err := u.o.Journal.Finish(fctx, &jb, end)
+	if errors.Is(err, journal.ErrStale) {
+		log.Info("a newer version of the file settled during the upload; it is queued again")
+	} else if err != nil {
+		log.Error("could not journal the end of an upload; it will be retried after restart", "error", err)
+	}
+	u.Notify()
+}
+
+// upload sends one file and returns its hex SHA-256.
+func (w *worker) upload(ctx context.Context, jb *journal.Job, log *slog.Logger) (string, outcome) {
+	u := w.u
+	s := u.o.Sinks[jb.Target]
+	if s == nil {
+		return "", permanent(ClassNoTarget, fmt.Errorf("no target named %q in the configuration", jb.Target))
+	}
+	path := filepath.Join(jb.Watch, filepath.FromSlash(jb.RelPath))
+	f, err := srcfile.Open(path)
+	if err != nil {
+		return "", classifyOpen(err)
+	}
+	defer f.Close()
+	if out := w.recheck(f, path, jb); !out.going() {
+		return "", out
+	}
+	if jb.Version.Size <= u.o.ChunkSize {
+		if jb.UploadID != "" {
+			// An earlier version of the file was being sent in parts.
+			w.abort(s, jb, jb.UploadID, log)
+		}
+		return w.single(ctx, s, f, path, jb, log)
+	}
+	return w.multipart(ctx, s, f, path, jb, log)
+}
+
+// versionOf is the journal's form of a file version.
+func versionOf(st srcfile.Stat) journal.Version {
+	return journal.Version{Size: st.Size, MtimeNS: st.ModTime.UnixNano(), FileID: st.ID.String()}
+}
+
+// mismatch says how v differs from the job's version, or "" when it does not.
+func mismatch(what string, v journal.Version, jb *journal.Job) string {
+	if v == jb.Version {
+		return ""
+	}
+	return fmt.Sprintf("%s: size %d mtime %d id %s, settled as size %d mtime %d id %s", what,
+		v.Size, v.MtimeNS, v.FileID, jb.Version.Size, jb.Version.MtimeNS, jb.Version.FileID)
+}
+
+// recheck looks at the source again: the path first (a file deleted or
+// renamed away has vanished: nothing more will come for this path), then
+// the open file and the path against the job's version (a mismatch means
+// the source changed). It returns a going outcome when all is as settled.
+func (w *worker) recheck(f *os.File, path string, jb *journal.Job) outcome {
+	pst, perr := srcfile.Lstat(path)
+	if perr != nil && (srcfile.IsVanished(perr) || errors.Is(perr, srcfile.ErrNotRegular)) {
+		return vanished(fmt.Sprintf("path: %v", perr))
+	}
+	if f != nil {
+		st, err := srcfile.FileStat(f)
+		if err != nil {
+			return changed(fmt.Sprintf("open file: %v", err))
+		}
+		if why := mismatch("open file", versionOf(st), jb); why != "" {
+			return changed(why)
+		}
+	}
+	if perr != nil {
+		return changed(fmt.Sprintf("path: %v", perr))
+	}
+	if why := mismatch("path", versionOf(pst), jb); why != "" {
+		return changed(why)
+	}
+	return outcome{}
+}
+
+func (w *worker) try(ctx context.Context, log *slog.Logger, op string, size int64, fn func(ctx context.Context) error) error {
+	g := w.gate
+	timeout := requestTimeout(size)
+	return w.u.o.Retry.do(ctx, func(n uint, err error) {
+		w.u.Stats.Requests.Add(1)
+		log.Debug("request failed; retrying", "op", op, "retry", n, "error", err.Error())
+	}, func() error {
+		// Every attempt passes the target's gate: a server's pause and an
+		// open breaker hold it here, without using up its retries.
+		var done func(error)
+		if g != nil {
+			var err error
+			if done, err = g.enter(ctx); err != nil {
+				return retry.Unrecoverable(err)
+			}
+		}
+		// A deadline for the attempt, scaled to what it carries, so that a
+		// stalled connection fails instead of holding the worker forever.
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		began := time.Now()
+		err := fn(actx)
+		if err == nil && size > 0 {
+			w.slot.done.Add(size)
+			w.u.Stats.meter.add(w.u.o.Now(), size)
+			if w.u.o.OnChunk != nil && g != nil {
+				w.u.o.OnChunk(g.target, size, time.Since(began))
+			}
+		}
+		if err != nil && ctx.Err() == nil && actx.Err() != nil {
+			err = sink.NewTransient(op, fmt.Errorf("%w after %v", errStalled, timeout))
+		}
+		cancel()
+		switch {
+		case err == nil || sink.IsPermanent(err) || errors.Is(err, sink.ErrNotFound) || errors.Is(err, sink.ErrExists):
+			// The target answered.
+			if g != nil {
+				g.trouble.ok(w.u.o.Now())
+			}
+		case ctx.Err() == nil:
+			w.failed(ClassTransient, err)
+			if g != nil {
+				g.trouble.fail(w.u.o.Now(), op, err, log)
+			}
+		}
+		if done != nil {
+			done(err)
+		}
+		if ra := sink.RetryAfter(err); ra > 0 && g != nil {
+			g.pause(time.Now().Add(ra))
+		}
+		return err
+	})
+}
+
+// errStalled is a request that did not finish within its deadline.
+var errStalled = errors.New("request made no progress in time")
+
+// requestTimeout is the deadline of one request carrying n bytes: a minute,
+// plus the time to send them at a floor of 256 KiB/s.
+func requestTimeout(n int64) time.Duration {
+	return time.Minute + time.Duration(n/(256<<10))*time.Second
+}
+
+// readChunkAt fills buf from f at off; a short read means the file shrank
+// after it settled.
+func readChunkAt(f *os.File, buf []byte, off int64) outcome {
+	n, err := f.ReadAt(buf, off)
+	switch {
+	case n == len(buf):
+		return outcome{}
+	case err == nil || errors.Is(err, io.EOF):
+		return changed("file shrank while being read")
+	}
+	return classifyOpen(err)
+}
+
+func (w *worker) single(ctx context.Context, s sink.Sink, f *os.File, path string, jb *journal.Job, log *slog.Logger) (string, outcome) {
+	buf := w.buffer(jb.Version.Size)
+	if out := readChunkAt(f, buf, 0); !out.going() {
+		return "", out
+	}
+	sum := sink.Digest(sha256.Sum256(buf))
+	hexSum := sum.Hex()
+	if out := w.recheck(f, path, jb); !out.going() {
+		return "", out
+	}
+	if err := w.u.o.Journal.RecordHashes(ctx, jb, hexSum, []journal.Chunk{{Seq: 1, Size: jb.Version.Size, SHA256: hexSum}}); err != nil {
+		return "", transient(fmt.Errorf("journal: %w", err))
+	}
+	if out := w.whole(ctx, s, jb, buf, sum, log); !out.going() {
+		return hexSum, out
+	}
+	// Put returns nil only once the target confirmed the bytes against
+	// their SHA-256 (see sink.Sink): that is the verification of what
+	// landed. The source gets its last look.
+	if out := w.recheck(f, path, jb); !out.going() {
+		return hexSum, out
+	}
+	return hexSum, outcome{}
+}
+
+// sendPreloaded sends a small file the dispatcher read and journaled.
+func (w *worker) sendPreloaded(ctx context.Context, jb *journal.Job, body []byte, sum sink.Digest, log *slog.Logger) (string, outcome) {
+	s := w.u.o.Sinks[jb.Target]
+	hexSum := sum.Hex()
+	if out := w.whole(ctx, s, jb, body, sum, log); !out.going() {
+		return hexSum, out
+	}
+	// The bytes sent were the job's version when read; the path must still
+	// be that version now.
+	return hexSum, w.recheck(nil, filepath.Join(jb.Watch, filepath.FromSlash(jb.RelPath)), jb)
+}
+
+// whole plans and sends a file in one request. A create-only write that
+// finds its key holding an earlier content of this very file (an attempt
+// whose end a crash kept from the journal) plans again with that content
+// as what landed, once.
+func (w *worker) whole(ctx context.Context, s sink.Sink, jb *journal.Job, body []byte, sum sink.Digest, log *slog.Logger) outcome {
+	for range 2 {
+		ifAbsent, out := w.plan(ctx, s, jb, sum.Hex(), log)
+		if !out.going() {
+			return out
+		}
+		out = w.put(ctx, s, jb, body, sum, ifAbsent, log)
+		if out.own == nil {
+			return out
+		}
+		w.adopt(jb, *out.own, log)
+	}
+	return transient(errors.New("the key keeps changing hands; trying again later"))
+}
+
+// adopt takes an object found under the job's key as what an earlier
+// attempt of this file landed.
+func (w *worker) adopt(jb *journal.Job, l journal.Landed, log *slog.Logger) {
+	log.Info("the target holds an earlier content of this file that ferry sent before a restart; it counts as what landed",
+		"key", l.Key, "sha256", l.SHA256)
+	jb.UploadedKey, jb.UploadedSHA256 = l.Key, l.SHA256
+	w.landed = &l
+}
+
+// put sends a whole small file, with retries. We hashed exactly the bytes
+// we send, so a checksum mismatch means damage in transit: retry. A
+// create-only write that finds the key taken is settled by what is there.
+func (w *worker) put(ctx context.Context, s sink.Sink, jb *journal.Job, body []byte, sum sink.Digest, ifAbsent bool, log *slog.Logger) outcome {
+	err := w.try(ctx, log, "Put", int64(len(body)), func(ctx context.Context) error {
+		err := s.Put(ctx, jb.Key, body, sum, ifAbsent)
+		if errors.Is(err, sink.ErrChecksum) {
+			return sink.NewTransient("Put", err)
+		}
+		return err
+	})
+	if errors.Is(err, sink.ErrExists) {
+		return w.taken(ctx, s, jb, sum.Hex(), log)
+	}
+	if err != nil {
+		return classifySink(err)
+	}
+	w.landed = &journal.Landed{Key: jb.Key, SHA256: sum.Hex()}
+	return outcome{}
+}
+
+// plan decides, once the content's hash is known, how it goes to the
+// target: a path never uploaded is written create-only (an object already
+// there is never silently overwritten); content the target already got
+// from this path is not sent again (a touched file) unless it is gone from
+// where it landed; a file modified after its upload is recorded as such
+// and follows its watch's on_change: overwrite (reupload), a key of its
+// own beside the old one (version, also create-only; jb.Key is changed to
+// it), or nothing (ignore).
+func (w *worker) plan(ctx context.Context, s sink.Sink, jb *journal.Job, hexSum string, log *slog.Logger) (ifAbsent bool, out outcome) {
+	old := jb.UploadedSHA256
+	if old == "" {
+		return true, outcome{}
+	}
+	if old == hexSum {
+		key := jb.UploadedKey
+		if key == "" {
+			key = jb.Key
+		}
+		info, err := w.stat(ctx, s, key, log)
+		if err == nil && info.Size == jb.Version.Size && info.SHA256 == hexSum {
+			log.Info("content unchanged since its upload and still on the target; nothing to send", "key", key)
+			w.landed = &journal.Landed{Key: key, SHA256: hexSum}
+			return false, uploaded
+		}
+		// Gone or replaced on the target: send it again, where it was.
+		if key != jb.Key {
+			jb.Key = key
+			w.slot.rekey(key)
+			return true, outcome{} // a versioned key: create-only, as the first time
+		}
+		return false, outcome{}
+	}
+	policy := w.u.onChange(jb.Watch)
+	key := jb.Key
+	switch policy {
+	case Ignore:
+		key = ""
+	case Version:
+		var err error
+		if key, err = VersionedKey(jb.Key, hexSum); err != nil {
+			return false, permanent(ClassInvalidKey, err)
+		}
+	}
+	if err := w.u.o.Journal.ModifiedAfterUpload(ctx, jb, old, hexSum, string(policy), key); err != nil {
+		return false, transient(fmt.Errorf("journal: %w", err))
+	}
+	log.Info("modified after upload", "old_sha256", old, "new_sha256", hexSum, "on_change", string(policy))
+	switch policy {
+	case Ignore:
+		return false, outcome{end: journal.KindIgnored}
+	case Version:
+		jb.Key = key
+		w.slot.rekey(key)
+		return true, outcome{}
+	}
+	return false, outcome{}
+}
+
+// taken settles a create-only write that found its key taken: if the
+// target holds exactly this content (an earlier attempt landed, or a
+// journal was rebuilt), the file is uploaded; if it holds a content this
+// file sent earlier (journaled before sending, its landing lost to a
+// crash), the object is ferry's own and the caller plans again (own);
+// otherwise it is a conflict for a person to resolve, never an overwrite.
+func (w *worker) taken(ctx context.Context, s sink.Sink, jb *journal.Job, hexSum string, log *slog.Logger) outcome {
+	info, err := w.stat(ctx, s, jb.Key, log)
+	if err != nil {
+		return classifySink(err)
+	}
+	if info.Size == jb.Version.Size && info.SHA256 == hexSum {
+		log.Info("the target already holds this content under the key")
+		w.landed = &journal.Landed{Key: jb.Key, SHA256: hexSum}
+		return outcome{}
+	}
+	if info.SHA256 != "" {
+		own, err := w.u.o.Journal.WroteObject(ctx, jb.ID, jb.Target, jb.Key, info.SHA256)
+		if err != nil {
+			return transient(fmt.Errorf("journal: %w", err))
+		}
+		if own {
+			return outcome{own: &journal.Landed{Key: jb.Key, SHA256: info.SHA256}}
+		}
+	}
+	return permanent(ClassConflict, fmt.Errorf("the target holds a different object under %q (size %d, sha256 %q; this file: size %d, sha256 %s): not overwritten",
+		jb.Key, info.Size, info.SHA256, jb.Version.Size, hexSum))
+}
+
+func (w *worker) stat(ctx context.Context, s sink.Sink, key string, log *slog.Logger) (sink.Info, error) {
+	var info sink.Info
+	err := w.try(ctx, log, "Stat", 0, func(ctx context.Context) error {
+		var err error
+		info, err = s.Stat(ctx, key)
+		if errors.Is(err, sink.ErrNotFound) {
+			return retry.Unrecoverable(err)
+		}
+		return err
+	})
+	return info, err
+}
+
+// verify re-checks the source and checks what landed under the key.
+func (w *worker) verify(ctx context.Context, s sink.Sink, f *os.File, path string, jb *journal.Job, hexSum string, log *slog.Logger) outcome {
+	if out := w.recheck(f, path, jb); !out.going() {
+		return out
+	}
+	var info sink.Info
+	err := w.try(ctx, log, "Stat", 0, func(ctx context.Context) error {
+		var err error
+		info, err = s.Stat(ctx, jb.Key)
+		if errors.Is(err, sink.ErrNotFound) {
+			return sink.NewTransient("Stat", err) // not visible yet
+		}
+		return err
+	})
+	if err != nil {
+		return classifySink(err)
+	}
+	if info.Size != jb.Version.Size || info.SHA256 != hexSum {
+		return permanent(ClassVerify, fmt.Errorf("target holds size %d sha256 %q under %q, sent size %d sha256 %s",
+			info.Size, info.SHA256, jb.Key, jb.Version.Size, hexSum))
+	}
+	return outcome{}
+}
+
+func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path string, jb *journal.Job, log *slog.Logger) (string, outcome) {
+	u := w.u
+	size, cs := jb.Version.Size, u.o.ChunkSize
+	// Pass 1: hash the file and every chunk. S3 takes an object's metadata
+	// when the upload is created, so the file's SHA-256 must be known first.
+	var chunks []journal.Chunk
+	fileHash := sha256.New()
+	for off, seq := int64(0), 1; off < size; off, seq = off+cs, seq+1 {
+		buf := w.buffer(min(cs, size-off))
+		if out := readChunkAt(f, buf, off); !out.going() {
+			return "", out
+		}
+		// The two hashes of the same bytes run on two cores.
+		done := make(chan struct{})
+		go func() { fileHash.Write(buf); close(done) }()
+		chunkSum := sink.Digest(sha256.Sum256(buf))
+		<-done
+		chunks = append(chunks, journal.Chunk{Seq: seq, Offset: off, Size: int64(len(buf)), SHA256: chunkSum.Hex()})
+		if ctx.Err() != nil {
+			return "", transient(ctx.Err())
+		}
+	}
+	var sum sink.Digest
+	fileHash.Sum(sum[:0])
+	hexSum := sum.Hex()
+	if out := w.recheck(f, path, jb); !out.going() {
+		return "", out
+	}
+	if err := u.o.Journal.RecordHashes(ctx, jb, hexSum, chunks); err != nil {
+		return "", transient(fmt.Errorf("journal: %w", err))
+	}
+	ifAbsent, out := w.plan(ctx, s, jb, hexSum, log)
+	if !out.going() {
+		return hexSum, out
+	}
+	uploadID, have, out := w.resume(ctx, s, jb, hexSum, chunks, log)
+	if !out.going() {
+		return hexSum, out
+	}
+	if ifAbsent && uploadID == "" {
+		// Before sending a large file create-only, look: a taken key is
+		// settled now rather than after all its parts.
+		if _, err := w.stat(ctx, s, jb.Key, log); err == nil {
+			out := w.taken(ctx, s, jb, hexSum, log)
+			if out.own == nil {
+				return hexSum, out
+			}
+			w.adopt(jb, *out.own, log)
+			if ifAbsent, out = w.plan(ctx, s, jb, hexSum, log); !out.going() {
+				return hexSum, out
+			}
+		} else if !errors.Is(err, sink.ErrNotFound) {
+			return "", classifySink(err)
+		}
+	}
+	if uploadID == "" {
+		err := w.try(ctx, log, "CreateMultipart", 0, func(ctx context.Context) error {
+			var err error
+			uploadID, err = s.CreateMultipart(ctx, jb.Key, size, sum)
+			return err
+		})
+		if err != nil {
+			return "", classifySink(err)
+		}
+		if err := u.o.Journal.SetUploadID(ctx, jb, uploadID); err != nil {
+			w.abort(s, jb, uploadID, log)
+			return "", transient(fmt.Errorf("journal: %w", err))
+		}
+	}
+	parts, out := w.sendParts(ctx, s, f, jb, uploadID, chunks, have, log)
+	if out.going() {
+		// The last look at the source before the object becomes visible.
+		out = w.recheck(f, path, jb)
+	}
+	if out.going() {
+		err := w.try(ctx, log, "CompleteMultipart", 0, func(ctx context.Context) error {
+			return s.CompleteMultipart(ctx, jb.Key, uploadID, parts, ifAbsent)
+		})
+		switch {
+		case errors.Is(err, sink.ErrExists):
+			// Someone else's object (or an earlier attempt's) took the key.
+			w.abort(s, jb, uploadID, log)
+			out := w.taken(ctx, s, jb, hexSum, log)
+			if out.own != nil {
+				// Recorded as what landed; the next attempt plans with it.
+				w.adopt(jb, *out.own, log)
+				return hexSum, transient(errors.New("the key holds an earlier content of this file: planning again"))
+			}
+			return hexSum, out
+		case err != nil:
+			out = classifySink(err)
+		default:
+			w.landed = &journal.Landed{Key: jb.Key, SHA256: hexSum}
+		}
+	}
+	if !out.going() {
+		if out.end != journal.KindRetryScheduled {
+			w.abort(s, jb, uploadID, log)
+		}
+		// A transient failure or a shutdown keeps the upload, which is
+		// journaled, for the next attempt to deal with.
+		return "", out
+	}
+	return hexSum, w.verify(ctx, s, f, path, jb, hexSum, log)
+}
+
+// resume deals with the multipart upload an earlier attempt left (after a
+// crash, a shutdown or a transient failure). When it belongs to this very
+// content (the journaled hash of the file is the one just computed), the
+// parts the target already holds with the right SHA-256 are kept: resume
+// returns the upload and those parts, and only the others are sent again.
+// When the upload no longer exists, the object may already be complete (a
+// crash after CompleteMultipart): if it holds this content, the outcome is
+// uploaded and nothing is sent. Otherwise the old upload is aborted and
+// resume returns "": start a new one.
+func (w *worker) resume(ctx context.Context, s sink.Sink, jb *journal.Job, hexSum string, chunks []journal.Chunk, log *slog.Logger) (uploadID string, have map[int]sink.Part, out outcome) {
+	if jb.UploadID == "" {
+		return "", nil, outcome{}
+	}
+	if jb.SHA256 != hexSum {
+		// Left by another version of the file: its metadata is wrong.
+		w.abort(s, jb, jb.UploadID, log)
+		return "", nil, outcome{}
+	}
+	var listed []sink.Part
+	err := w.try(ctx, log, "ListParts", 0, func(ctx context.Context) error {
+		var err error
+		listed, err = s.ListParts(ctx, jb.Key, jb.UploadID)
+		if errors.Is(err, sink.ErrNotFound) {
+			return retry.Unrecoverable(err)
+		}
+		return err
+	})
+	switch {
+	case errors.Is(err, sink.ErrNotFound):
+		info, err := w.stat(ctx, s, jb.Key, log)
+		if err == nil && info.Size == jb.Version.Size && info.SHA256 == hexSum {
+			log.Info("the earlier attempt's upload was completed before ferry stopped; nothing to send", "upload_id", jb.UploadID)
+			w.landed = &journal.Landed{Key: jb.Key, SHA256: hexSum}
+			return "", nil, uploaded
+		}
+		if err != nil && !errors.Is(err, sink.ErrNotFound) {
+			return "", nil, classifySink(err)
+		}
+		return "", nil, outcome{} // gone (aborted or expired): start over
+	case err != nil:
+		return "", nil, classifySink(err)
+	}
+	have = map[int]sink.Part{}
+	for _, p := range listed {
+		if p.Number < 1 || p.Number > len(chunks) {
+			continue
+		}
+		c := chunks[p.Number-1]
+		if p.Size == c.Size && p.SHA256.Hex() == c.SHA256 {
+			have[p.Number] = p
+		}
+	}
+	log.Info("resuming an interrupted multipart upload", "upload_id", jb.UploadID, "parts_kept", len(have), "parts", len(chunks))
+	return jb.UploadID, have, outcome{}
+}
+
+// sendParts reads the file a second time, chunk by chunk, and sends each
+// chunk with the hash journaled for it in pass 1. The target checks every
+// chunk against that hash: a mismatch means the bytes changed in transit
+// (retry) or in the source (re-hash to tell which). Reading is sequential;
+// sending is not: the parts go out concurrently on the worker's buffer plus
+// any idle workers' buffers it can borrow from the pool, so one large file
+// does not leave the other workers' share of the network unused.
+func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *journal.Job, uploadID string, chunks []journal.Chunk, have map[int]sink.Part, log *slog.Logger) ([]sink.Part, outcome) {
+	u := w.u
+	type result struct {
+		i   int
+		buf []byte
+		err error
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parts := make([]sink.Part, len(chunks))
+	results := make(chan result, len(chunks))
+	free := [][]byte{w.buf}
+	inflight := 0
+	var out outcome
+	// collect waits for one part and journals its acknowledgement.
+	collect := func() {
+		r := <-results
+		inflight--
+		if len(free) > 0 {
+			// Keep one spare at most: a borrowed buffer goes back to the
+			// pool at once, for a worker that may be waiting for one.
+			u.bufs <- r.buf
+		} else {
+			free = append(free, r.buf)
+		}
+		if !out.going() {
+			return // already failing: the rest is cancelled
+		}
+		c := chunks[r.i]
+		switch {
+		case errors.Is(r.err, sink.ErrChecksum):
+			out = changed(fmt.Sprintf("chunk %d changed after it was hashed", c.Seq))
+		case r.err != nil:
+			out = classifySink(r.err)
+		default:
+			if err := u.o.Journal.AckChunk(ctx, jb, c.Seq, parts[r.i].ETag); err != nil {
+				out = transient(fmt.Errorf("journal: %w", err))
+			} else {
+				log.Debug("chunk acknowledged", "chunk_sequence", c.Seq, "size", c.Size, "sha256", c.SHA256)
+			}
+		}
+		if !out.going() {
+			cancel()
+		}
+	}
+	for i, c := range chunks {
+		if p, ok := have[c.Seq]; ok {
+			// Already on the target with the right bytes (a resumed upload).
+			p.Offset = c.Offset
+			parts[i] = p
+			w.slot.done.Add(c.Size)
+			if err := u.o.Journal.AckChunk(ctx, jb, c.Seq, p.ETag); err != nil {
+				out = transient(fmt.Errorf("journal: %w", err))
+				break
+			}
+			continue
+		}
+		if !out.going() {
+			break
+		}
+		if len(free) == 0 {
+			select {
+			case b := <-u.bufs: // an idle worker's buffer
+				free = append(free, b)
+			default:
+				collect()
+			}
+		}
+		if !out.going() {
+			break
+		}
+		buf := free[len(free)-1]
+		free = free[:len(free)-1]
+		if int64(cap(buf)) < u.o.ChunkSize {
+			buf = make([]byte, u.o.ChunkSize)
+		}
+		body := buf[:c.Size]
+		if out = readChunkAt(f, body, c.Offset); !out.going() {
+			free = append(free, buf)
+			break
+		}
+		d, err := sink.ParseDigest(c.SHA256)
+		if err != nil {
+			free = append(free, buf)
+			out = transient(err)
+			break
+		}
+		parts[i] = sink.Part{Number: c.Seq, Offset: c.Offset, Size: c.Size, SHA256: d}
+		inflight++
+		go func(i int, p *sink.Part) {
+			plog := log.With("chunk_sequence", p.Number)
+			err := w.try(pctx, plog, "UploadPart", int64(len(body)), func(pctx context.Context) error {
+				etag, err := s.UploadPart(pctx, jb.Key, uploadID, *p, body)
+				if errors.Is(err, sink.ErrChecksum) {
+					if sink.Digest(sha256.Sum256(body)) != p.SHA256 {
+						return err // the source changed since pass 1
+					}
+					return sink.NewTransient("UploadPart", err) // damaged in transit
+				}
+				p.ETag = etag
+				return err
+			})
+			results <- result{i: i, buf: buf, err: err}
+		}(i, &parts[i])
+	}
+	for inflight > 0 {
+		collect()
+	}
+	// Keep one buffer as the worker's; give back the borrowed ones.
+	w.buf = free[0]
+	for _, b := range free[1:] {
+		u.bufs <- b
+	}
+	if !out.going() {
+		return nil, out
+	}
+	return parts, outcome{}
+}
+
+func (w *worker) abort(s sink.Sink, jb *journal.Job, uploadID string, log *slog.Logger) {
+	ctx, cancel := finishCtx()
+	defer cancel()
+	if err := s.AbortMultipart(ctx, jb.Key, uploadID); err != nil {
+		log.Warn("could not abort multipart upload", "upload_id", uploadID, "error", err)
+	}
+}
