@@ -153,25 +153,28 @@ type source interface {
 	Add(name string) error
 }
 
-type obs struct {
-	st        srcfile.Stat
-	changedAt time.Time
-	busy      bool // last probe found the file held by a writer
+// tracked is a file waiting to settle.
+type tracked struct {
+	obs  Observation
+	next time.Time // when it is worth another look (from the last Decision)
+	busy bool      // a probe found it held by a writer (logged once)
 }
 
 type state struct {
 	*Watcher
 	src        source
 	emit       Emit
-	pending    map[string]*obs // by relative path
-	dropped    int             // files not tracked because pending was full
+	pending    map[string]*tracked // by relative path
+	dropped    int                 // files not tracked because pending was full
 	rescanSoon bool
 	degraded   bool // events unavailable for some folders: rescan often
 }
 
 func (w *Watcher) newState(src source, emit Emit) *state {
-	return &state{Watcher: w, src: src, emit: emit, pending: map[string]*obs{}}
+	return &state{Watcher: w, src: src, emit: emit, pending: map[string]*tracked{}}
 }
+
+func (w *Watcher) policy() Policy { return Policy{Settle: w.o.Settle} }
 
 func (w *Watcher) tick() time.Duration {
 	return min(max(w.o.Settle/4, 10*time.Millisecond), time.Second)
@@ -330,6 +333,8 @@ func (s *state) event(ev fsnotify.Event) {
 }
 
 // observe records the current version of a file that may be changing.
+// It never reports a file: that is left to the ticks (settle), which probe
+// for writers only when a version is due.
 func (s *state) observe(rel, path string, now time.Time) {
 	st, err := srcfile.Lstat(path)
 	if err != nil {
@@ -339,25 +344,29 @@ func (s *state) observe(rel, path string, now time.Time) {
 	if !Match(rel, s.o.Include, s.o.Exclude) {
 		return
 	}
-	o := s.pending[rel]
-	if o == nil {
+	f := s.pending[rel]
+	if f == nil {
 		if len(s.pending) >= s.o.MaxPending {
 			s.dropped++
 			s.rescanSoon = true
 			return
 		}
-		s.pending[rel] = &obs{st: st, changedAt: now}
-		return
+		f = &tracked{}
+		s.pending[rel] = f
 	}
-	if !o.st.Same(st) {
-		o.st, o.changedAt = st, now
+	if d := Settle(f.obs, Current{Stat: st}, now, s.policy()); d.Verdict == Wait {
+		f.obs, f.next = d.Obs, now.Add(d.After)
 	}
+	// Probe: the version is unchanged and quiet; its next look stays due
+	// when it was (after a writer was found holding it: a settle period
+	// after that probe).
 }
 
-// settle reports every pending file whose version has been stable for the
-// settle period and that can be opened.
+// settle looks at every pending file that is due and reports those that
+// Settle finds settled.
 func (s *state) settle(ctx context.Context) error {
 	now := time.Now()
+	pol := s.policy()
 	var batch []File
 	flush := func() error {
 		if len(batch) == 0 {
@@ -370,38 +379,48 @@ func (s *state) settle(ctx context.Context) error {
 		}
 		return err
 	}
-	for rel, o := range s.pending {
-		if now.Sub(o.changedAt) < s.o.Settle {
+	for rel, f := range s.pending {
+		if now.Before(f.next) {
 			continue
 		}
 		path := filepath.Join(s.root, filepath.FromSlash(rel))
 		st, err := srcfile.Lstat(path)
-		if err != nil {
+		cur := Current{Stat: st, Err: err}
+		d := Settle(f.obs, cur, now, pol)
+		if d.Verdict == Probe {
+			cur.Writer = probeWriter(path)
+			d = Settle(f.obs, cur, now, pol)
+		}
+		switch d.Verdict {
+		case Forget:
 			delete(s.pending, rel)
-			continue
-		}
-		if !st.Same(o.st) {
-			o.st, o.changedAt = st, now
-			continue
-		}
-		if err := srcfile.ProbeReadable(path); errors.Is(err, srcfile.ErrBusy) {
-			if !o.busy {
+		case Wait:
+			if cur.Writer == WriterHolds && !f.busy {
 				s.log.Info("file is still held open by a writer; waiting", "path", rel)
+				f.busy = true
 			}
-			o.busy, o.changedAt = true, now
-			continue
-		}
-		// An unreadable file is reported too: the uploader records why it
-		// failed, where a person will see it.
-		delete(s.pending, rel)
-		batch = append(batch, File{Root: s.root, RelPath: rel, Path: path, Stat: st, Signal: "quiet"})
-		if len(batch) == MaxBatch {
-			if err := flush(); err != nil {
-				return err
+			f.obs, f.next = d.Obs, now.Add(d.After)
+		case Settled:
+			delete(s.pending, rel)
+			batch = append(batch, File{Root: s.root, RelPath: rel, Path: path, Stat: d.Obs.Stat, Signal: string(d.Signal)})
+			if len(batch) == MaxBatch {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return flush()
+}
+
+// probeWriter asks whether a writer holds path open. Only a sharing
+// violation says so: an unreadable file is reported too, and the uploader
+// records why it failed, where a person will see it.
+func probeWriter(path string) Writer {
+	if errors.Is(srcfile.ProbeReadable(path), srcfile.ErrBusy) {
+		return WriterHolds
+	}
+	return WriterNone
 }
 
 // walk lists dir (and, when recursive, its subfolders), watching each
