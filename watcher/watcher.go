@@ -65,6 +65,10 @@ type Options struct {
 	// skips such files. Nil means nothing is known.
 	Known  func(ctx context.Context, f File) (bool, error)
 	Logger *slog.Logger
+	// Now is the watcher's clock; nil means time.Now. Every reading of the
+	// time goes through it (timers and tickers stay real timers). Its
+	// readings should carry a monotonic clock reading, as time.Now's do.
+	Now func() time.Time
 }
 
 // Watcher watches one folder.
@@ -116,6 +120,9 @@ func New(o Options) (*Watcher, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return &Watcher{o: o, root: root, log: log.With("watch", root)}, nil
 }
@@ -199,7 +206,7 @@ func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Ev
 	w.log.Info("watching", "files_pending", len(s.pending), "settle", w.o.Settle.String(), "recursive", w.o.Recursive, "events", src != nil)
 	ticker := time.NewTicker(w.tick())
 	defer ticker.Stop()
-	lastWalk := time.Now()
+	lastWalk := w.o.Now()
 	for {
 		if once && len(s.pending) == 0 && !s.rescanSoon {
 			return nil
@@ -230,9 +237,9 @@ func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Ev
 			if s.degraded {
 				interval = min(interval, max(2*w.o.Settle, time.Minute))
 			}
-			if s.rescanSoon || time.Since(lastWalk) >= interval {
+			if now := w.o.Now(); s.rescanSoon || now.Sub(lastWalk) >= interval {
 				s.rescanSoon = false
-				lastWalk = time.Now()
+				lastWalk = now
 				dropped := s.dropped
 				s.dropped = 0
 				if err := s.walk(ctx, w.root); err != nil {
@@ -329,7 +336,7 @@ func (s *state) event(ev fsnotify.Event) {
 	if _, tracked := s.pending[rel]; !tracked && !s.o.Recursive && strings.Contains(rel, "/") {
 		return
 	}
-	s.observe(rel, ev.Name, time.Now())
+	s.observe(rel, ev.Name, s.o.Now())
 }
 
 // observe records the current version of a file that may be changing.
@@ -365,7 +372,7 @@ func (s *state) observe(rel, path string, now time.Time) {
 // settle looks at every pending file that is due and reports those that
 // Settle finds settled.
 func (s *state) settle(ctx context.Context) error {
-	now := time.Now()
+	now := s.o.Now()
 	pol := s.policy()
 	var batch []File
 	flush := func() error {
@@ -426,7 +433,7 @@ func probeWriter(path string) Writer {
 // walk lists dir (and, when recursive, its subfolders), watching each
 // folder before listing it, and observes every file not already known.
 func (s *state) walk(ctx context.Context, dir string) error {
-	now := time.Now()
+	now := s.o.Now()
 	return s.list(ctx, dir, s.watch, func(rel, path string) error {
 		if _, tracked := s.pending[rel]; !tracked && s.o.Known != nil {
 			st, err := srcfile.Lstat(path)
