@@ -7,7 +7,9 @@
 // with a full walk at start and every rescan interval, which finds what
 // events miss: files written while ferry was down, lost events on overflow,
 // network shares. The set of files waiting to settle is bounded; when it is
-// full, new files are left for the next walk.
+// full, new files are left for the next walk. Whether a file is settled is
+// decided by Settle, a pure function of what was observed, a fresh stat, the
+// time and the watch's Policy; the loop gathers its inputs and follows it.
 //
 // The watcher knows nothing of journals or uploads: it reports each settled
 // file version to a callback, and asks an optional Known callback whether a
