@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite" // driver "sqlite"
@@ -84,6 +85,8 @@ type Journal struct {
 	stmts   map[string]*sql.Stmt
 	missing map[string]struct{}
 	known   *sql.Stmt // on the read pool
+
+	commits atomic.Int64 // transactions the writer committed (tests count them)
 }
 
 type chainTail struct {
@@ -536,6 +539,7 @@ func (j *Journal) run(batch []*op) {
 		fail(fmt.Errorf("journal: commit: %w", err))
 		return
 	}
+	j.commits.Add(1)
 	for _, f := range t.onCommit {
 		f()
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ferry-data/ferry/internal/testtmp"
@@ -228,46 +229,75 @@ func TestRecoverRequeuesInterruptedUploads(t *testing.T) {
 	}
 }
 
-// TestGroupCommit checks that many concurrent transitions all become
-// durable and share transactions.
+// TestGroupCommit checks that transitions submitted together share
+// transactions, and that each caller's change is committed when its call
+// returns. The writer is held inside a transaction until all n transitions
+// are queued behind it (synctest.Wait returns once every caller is blocked
+// waiting for its result), so the count is exact: with the default options
+// the n transitions must take ceil(n/256) commits, where one commit each
+// (no group commit, or MaxBatch 1) would take n.
 func TestGroupCommit(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(testtmp.Dir(t), "j.db")
-	j, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const n = 400
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := j.RecordSettled(ctx, settled(filepath.ToSlash(filepath.Join("d", string(rune('a'+i%26)), strings.Repeat("x", i%7+1)+"-"+strconv.Itoa(i))), int64(i)))
-			errs <- err
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		path := filepath.Join(testtmp.Dir(t), "j.db")
+		j, err := Open(path, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	j.Close()
-	j, err = Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	c, _ := j.Counts(ctx)
-	if c[Queued] != n {
-		t.Fatalf("%d queued after reopen, want %d", c[Queued], n)
-	}
-	if got, err := j.VerifyChain(ctx); err != nil || got != n {
-		t.Fatalf("VerifyChain = %d, %v", got, err)
-	}
+		t.Cleanup(func() {
+			if j != nil {
+				j.Close()
+			}
+		})
+		started, release := make(chan struct{}), make(chan struct{})
+		held := j.submit(ctx, func(*Tx) error { close(started); <-release; return nil })
+		<-started
+		before := j.commits.Load()
+		const n = 400
+		errs := make(chan error, n)
+		for i := range n {
+			go func() {
+				s := settled(filepath.ToSlash(filepath.Join("d", string(rune('a'+i%26)), strings.Repeat("x", i%7+1)+"-"+strconv.Itoa(i))), int64(i))
+				if _, err := j.RecordSettled(ctx, s); err != nil {
+					errs <- err
+					return
+				}
+				// Committed by the time the call returns: another
+				// connection (the read pool) sees it.
+				known, err := j.Known(ctx, s.Watch, s.RelPath, s.Version)
+				if err == nil && !known {
+					err = fmt.Errorf("%s: not visible to another connection when RecordSettled returned", s.RelPath)
+				}
+				errs <- err
+			}()
+		}
+		synctest.Wait() // all n are queued behind the held transaction
+		close(release)
+		if err := <-held; err != nil {
+			t.Fatal(err)
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		commits := j.commits.Load() - before - 1 // the held transaction's own
+		if want := int64((n + 255) / 256); commits != want {
+			t.Fatalf("%d transitions submitted together took %d commits, want %d (batches of up to 256)", n, commits, want)
+		}
+		j.Close()
+		j, err = Open(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := j.Counts(ctx)
+		if c[Queued] != n {
+			t.Fatalf("%d queued after reopen, want %d", c[Queued], n)
+		}
+		if got, err := j.VerifyChain(ctx); err != nil || got != n {
+			t.Fatalf("VerifyChain = %d, %v", got, err)
+		}
+	})
 }
 
 // A failing transition in a batch does not take the others down.

@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,24 +14,24 @@ import (
 
 // TestRunWithRealEvents exercises the real fsnotify integration (outside a
 // synctest bubble: its reader goroutine sits in a syscall). Rescans are an
-// hour apart, so only events can find the files.
+// hour apart, so only events can find the files. Nothing sleeps: the test
+// waits for the watcher to say it watches, then for the files it reports,
+// with a deadline.
 func TestRunWithRealEvents(t *testing.T) {
 	root := testtmp.Dir(t)
-	w, err := New(Options{Root: root, Settle: 100 * time.Millisecond, Recursive: true, RescanInterval: time.Hour})
+	ready := &readyHandler{ready: make(chan struct{})}
+	w, err := New(Options{Root: root, Settle: 100 * time.Millisecond, Recursive: true, RescanInterval: time.Hour, Logger: slog.New(ready)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var mu sync.Mutex
-	got := map[string]int64{}
+	settled := make(chan File, 16)
 	done := make(chan error, 1)
 	go func() {
 		done <- w.Run(ctx, func(_ context.Context, fs []File) error {
-			mu.Lock()
 			for _, f := range fs {
-				got[f.RelPath] = f.Stat.Size
+				settled <- f
 			}
-			mu.Unlock()
 			return nil
 		})
 	}()
@@ -40,7 +41,12 @@ func TestRunWithRealEvents(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	time.Sleep(200 * time.Millisecond) // let the initial walk add its watch
+	deadline := time.After(10 * time.Second)
+	select {
+	case <-ready.ready: // the first walk has added its watches
+	case <-deadline:
+		t.Fatal("the watcher did not start watching")
+	}
 	deep := filepath.Join(root, "run 1", "a", "b")
 	if err := os.MkdirAll(deep, 0o755); err != nil {
 		t.Fatal(err)
@@ -49,19 +55,35 @@ func TestRunWithRealEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(root, "top.txt"), []byte("x"), 0o644)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n == 2 {
-			break
+	got := map[string]int64{}
+	for len(got) < 2 {
+		select {
+		case f := <-settled:
+			got[f.RelPath] = f.Stat.Size
+		case <-deadline:
+			t.Fatalf("settled %v within 10 s, want run 1/a/b/ü.raw and top.txt", got)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	if got["run 1/a/b/ü.raw"] != 5 || got["top.txt"] != 1 {
 		t.Fatalf("settled %v, want run 1/a/b/ü.raw (5) and top.txt (1)", got)
 	}
+}
+
+// readyHandler is a slog.Handler that closes ready when the watcher logs
+// that it is watching, which it does once its first walk has added the
+// watches.
+type readyHandler struct {
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (h *readyHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *readyHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *readyHandler) WithGroup(string) slog.Handler            { return h }
+
+func (h *readyHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "watching" {
+		h.once.Do(func() { close(h.ready) })
+	}
+	return nil
 }

@@ -7,7 +7,9 @@
 // with a full walk at start and every rescan interval, which finds what
 // events miss: files written while ferry was down, lost events on overflow,
 // network shares. The set of files waiting to settle is bounded; when it is
-// full, new files are left for the next walk.
+// full, new files are left for the next walk. Whether a file is settled is
+// decided by Settle, a pure function of what was observed, a fresh stat, the
+// time and the watch's Policy; the loop gathers its inputs and follows it.
 //
 // The watcher knows nothing of journals or uploads: it reports each settled
 // file version to a callback, and asks an optional Known callback whether a
@@ -65,6 +67,10 @@ type Options struct {
 	// skips such files. Nil means nothing is known.
 	Known  func(ctx context.Context, f File) (bool, error)
 	Logger *slog.Logger
+	// Now is the watcher's clock; nil means time.Now. Every reading of the
+	// time goes through it (timers and tickers stay real timers). Its
+	// readings should carry a monotonic clock reading, as time.Now's do.
+	Now func() time.Time
 }
 
 // Watcher watches one folder.
@@ -117,6 +123,9 @@ func New(o Options) (*Watcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	return &Watcher{o: o, root: root, log: log.With("watch", root)}, nil
 }
 
@@ -153,25 +162,28 @@ type source interface {
 	Add(name string) error
 }
 
-type obs struct {
-	st        srcfile.Stat
-	changedAt time.Time
-	busy      bool // last probe found the file held by a writer
+// tracked is a file waiting to settle.
+type tracked struct {
+	obs  Observation
+	next time.Time // when it is worth another look (from the last Decision)
+	busy bool      // a probe found it held by a writer (logged once)
 }
 
 type state struct {
 	*Watcher
 	src        source
 	emit       Emit
-	pending    map[string]*obs // by relative path
-	dropped    int             // files not tracked because pending was full
+	pending    map[string]*tracked // by relative path
+	dropped    int                 // files not tracked because pending was full
 	rescanSoon bool
 	degraded   bool // events unavailable for some folders: rescan often
 }
 
 func (w *Watcher) newState(src source, emit Emit) *state {
-	return &state{Watcher: w, src: src, emit: emit, pending: map[string]*obs{}}
+	return &state{Watcher: w, src: src, emit: emit, pending: map[string]*tracked{}}
 }
+
+func (w *Watcher) policy() Policy { return Policy{Settle: w.o.Settle} }
 
 func (w *Watcher) tick() time.Duration {
 	return min(max(w.o.Settle/4, 10*time.Millisecond), time.Second)
@@ -196,7 +208,7 @@ func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Ev
 	w.log.Info("watching", "files_pending", len(s.pending), "settle", w.o.Settle.String(), "recursive", w.o.Recursive, "events", src != nil)
 	ticker := time.NewTicker(w.tick())
 	defer ticker.Stop()
-	lastWalk := time.Now()
+	lastWalk := w.o.Now()
 	for {
 		if once && len(s.pending) == 0 && !s.rescanSoon {
 			return nil
@@ -227,9 +239,9 @@ func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Ev
 			if s.degraded {
 				interval = min(interval, max(2*w.o.Settle, time.Minute))
 			}
-			if s.rescanSoon || time.Since(lastWalk) >= interval {
+			if now := w.o.Now(); s.rescanSoon || now.Sub(lastWalk) >= interval {
 				s.rescanSoon = false
-				lastWalk = time.Now()
+				lastWalk = now
 				dropped := s.dropped
 				s.dropped = 0
 				if err := s.walk(ctx, w.root); err != nil {
@@ -326,10 +338,12 @@ func (s *state) event(ev fsnotify.Event) {
 	if _, tracked := s.pending[rel]; !tracked && !s.o.Recursive && strings.Contains(rel, "/") {
 		return
 	}
-	s.observe(rel, ev.Name, time.Now())
+	s.observe(rel, ev.Name, s.o.Now())
 }
 
 // observe records the current version of a file that may be changing.
+// It never reports a file: that is left to the ticks (settle), which probe
+// for writers only when a version is due.
 func (s *state) observe(rel, path string, now time.Time) {
 	st, err := srcfile.Lstat(path)
 	if err != nil {
@@ -339,25 +353,29 @@ func (s *state) observe(rel, path string, now time.Time) {
 	if !Match(rel, s.o.Include, s.o.Exclude) {
 		return
 	}
-	o := s.pending[rel]
-	if o == nil {
+	f := s.pending[rel]
+	if f == nil {
 		if len(s.pending) >= s.o.MaxPending {
 			s.dropped++
 			s.rescanSoon = true
 			return
 		}
-		s.pending[rel] = &obs{st: st, changedAt: now}
-		return
+		f = &tracked{}
+		s.pending[rel] = f
 	}
-	if !o.st.Same(st) {
-		o.st, o.changedAt = st, now
+	if d := Settle(f.obs, Current{Stat: st}, now, s.policy()); d.Verdict == Wait {
+		f.obs, f.next = d.Obs, now.Add(d.After)
 	}
+	// Probe: the version is unchanged and quiet; its next look stays due
+	// when it was (after a writer was found holding it: a settle period
+	// after that probe).
 }
 
-// settle reports every pending file whose version has been stable for the
-// settle period and that can be opened.
+// settle looks at every pending file that is due and reports those that
+// Settle finds settled.
 func (s *state) settle(ctx context.Context) error {
-	now := time.Now()
+	now := s.o.Now()
+	pol := s.policy()
 	var batch []File
 	flush := func() error {
 		if len(batch) == 0 {
@@ -370,44 +388,54 @@ func (s *state) settle(ctx context.Context) error {
 		}
 		return err
 	}
-	for rel, o := range s.pending {
-		if now.Sub(o.changedAt) < s.o.Settle {
+	for rel, f := range s.pending {
+		if now.Before(f.next) {
 			continue
 		}
 		path := filepath.Join(s.root, filepath.FromSlash(rel))
 		st, err := srcfile.Lstat(path)
-		if err != nil {
+		cur := Current{Stat: st, Err: err}
+		d := Settle(f.obs, cur, now, pol)
+		if d.Verdict == Probe {
+			cur.Writer = probeWriter(path)
+			d = Settle(f.obs, cur, now, pol)
+		}
+		switch d.Verdict {
+		case Forget:
 			delete(s.pending, rel)
-			continue
-		}
-		if !st.Same(o.st) {
-			o.st, o.changedAt = st, now
-			continue
-		}
-		if err := srcfile.ProbeReadable(path); errors.Is(err, srcfile.ErrBusy) {
-			if !o.busy {
+		case Wait:
+			if cur.Writer == WriterHolds && !f.busy {
 				s.log.Info("file is still held open by a writer; waiting", "path", rel)
+				f.busy = true
 			}
-			o.busy, o.changedAt = true, now
-			continue
-		}
-		// An unreadable file is reported too: the uploader records why it
-		// failed, where a person will see it.
-		delete(s.pending, rel)
-		batch = append(batch, File{Root: s.root, RelPath: rel, Path: path, Stat: st, Signal: "quiet"})
-		if len(batch) == MaxBatch {
-			if err := flush(); err != nil {
-				return err
+			f.obs, f.next = d.Obs, now.Add(d.After)
+		case Settled:
+			delete(s.pending, rel)
+			batch = append(batch, File{Root: s.root, RelPath: rel, Path: path, Stat: d.Obs.Stat, Signal: string(d.Signal)})
+			if len(batch) == MaxBatch {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return flush()
 }
 
+// probeWriter asks whether a writer holds path open. Only a sharing
+// violation says so: an unreadable file is reported too, and the uploader
+// records why it failed, where a person will see it.
+func probeWriter(path string) Writer {
+	if errors.Is(srcfile.ProbeReadable(path), srcfile.ErrBusy) {
+		return WriterHolds
+	}
+	return WriterNone
+}
+
 // walk lists dir (and, when recursive, its subfolders), watching each
 // folder before listing it, and observes every file not already known.
 func (s *state) walk(ctx context.Context, dir string) error {
-	now := time.Now()
+	now := s.o.Now()
 	return s.list(ctx, dir, s.watch, func(rel, path string) error {
 		if _, tracked := s.pending[rel]; !tracked && s.o.Known != nil {
 			st, err := srcfile.Lstat(path)

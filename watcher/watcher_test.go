@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -293,6 +294,36 @@ func TestPeriodicRescanFindsMissedFiles(t *testing.T) {
 		if got := h.rels(); !slices.Equal(got, []string{"silent.txt"}) {
 			t.Fatalf("emitted %v after a rescan interval, want [silent.txt]", got)
 		}
+	})
+}
+
+// TestNowIsTheWatchersClock: every reading of the time (events, walks, the
+// settle period, the rescan interval) is taken from Options.Now. The injected
+// clock starts two days ahead of the ticker's and is moved on by hours, so
+// a reading taken elsewhere releases a file or rescans too early, or never.
+func TestNowIsTheWatchersClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var ahead atomic.Int64
+		ahead.Store(int64(48 * time.Hour))
+		now := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+		h := start(t, Options{Settle: time.Hour, Recursive: true, RescanInterval: 24 * time.Hour, Now: now})
+		expect := func(when string, want ...string) {
+			t.Helper()
+			time.Sleep(2 * time.Second) // two ticks
+			synctest.Wait()
+			if got := h.rels(); !slices.Equal(got, want) {
+				t.Fatalf("%s: emitted %v, want %v", when, got, want)
+			}
+		}
+		h.write("event.txt", "x", false)
+		os.WriteFile(filepath.Join(h.w.Root(), "silent.txt"), []byte("no event"), 0o644)
+		expect("before the injected clock moved")
+		ahead.Add(int64(time.Hour))
+		expect("an hour later", "event.txt")
+		ahead.Add(int64(24 * time.Hour))
+		expect("a rescan interval later: found, not settled", "event.txt")
+		ahead.Add(int64(time.Hour))
+		expect("an hour after the rescan", "event.txt", "silent.txt")
 	})
 }
 
