@@ -249,10 +249,19 @@ func checkRPM(t *testing.T, b built) {
 	}
 }
 
+// installEnv opts in to installing the .deb on this machine: it changes
+// the machine (a system user, /etc/ferry, a systemd unit), which belongs
+// in CI (.ci/run sets it), not on a developer's workstation.
+const installEnv = "FERRY_TEST_INSTALL"
+
 // checkDeb installs the .deb on this machine, checks the installed files,
 // the user and the unit, upgrades to a newer build with an edited
-// /etc/ferry/ferry.toml, and purges it. It needs root and dpkg.
+// /etc/ferry/ferry.toml, and purges it. It needs root, dpkg, and
+// FERRY_TEST_INSTALL=1.
 func checkDeb(t *testing.T, root string, b built) {
+	if os.Getenv(installEnv) != "1" {
+		t.Skipf("%s is not 1: the .deb is not installed on this machine (.ci/run sets it)", installEnv)
+	}
 	if _, err := exec.LookPath("dpkg"); err != nil {
 		skipOrFail(t, "dpkg is not installed: the .deb is not installed and checked")
 	}
