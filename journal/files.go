@@ -274,19 +274,45 @@ func (t *Tx) recordSettled(s Settled) (Outcome, error) {
 // rows reads the files rows a query selects (rowCols) in the transaction.
 func (t *Tx) rows(where string, args ...any) ([]fileRow, error) {
 	rs, err := t.query(`SELECT `+rowCols+` FROM files WHERE `+where, args...)
+	return collect(rs, err, scanRow)
+}
+
+// collect reads every row of a query's result with scan.
+func collect[T any](rs *sql.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rs.Close()
-	var out []fileRow
+	var out []T
 	for rs.Next() {
-		r, err := scanRow(rs)
+		v, err := scan(rs)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, r)
+		out = append(out, v)
 	}
 	return out, rs.Err()
+}
+
+// countBy reads a query of (name, count) rows into a map.
+func (j *Journal) countBy(ctx context.Context, q string, args ...any) (map[string]int, error) {
+	type kn struct {
+		k string
+		n int
+	}
+	rs, err := j.r.QueryContext(ctx, q, args...)
+	kns, err := collect(rs, err, func(sc scanner) (kn, error) {
+		var v kn
+		return v, sc.Scan(&v.k, &v.n)
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]int, len(kns))
+	for _, v := range kns {
+		m[v.k] = v.n
+	}
+	return m, nil
 }
 
 // Recover runs once at start, before the uploader. It puts every file left
@@ -630,19 +656,10 @@ func (r *fileRow) public() FileRow {
 // readRows reads files rows from the read pool.
 func (j *Journal) readRows(ctx context.Context, where string, args ...any) ([]FileRow, error) {
 	rs, err := j.r.QueryContext(ctx, `SELECT `+rowCols+` FROM files `+where, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	var out []FileRow
-	for rs.Next() {
-		r, err := scanRow(rs)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r.public())
-	}
-	return out, rs.Err()
+	return collect(rs, err, func(sc scanner) (FileRow, error) {
+		r, err := scanRow(sc)
+		return r.public(), err
+	})
 }
 
 // Files lists the journaled files, optionally only those in the given states.
@@ -656,40 +673,27 @@ func (j *Journal) Files(ctx context.Context, states ...State) ([]FileRow, error)
 
 // Counts returns the number of files in each state.
 func (j *Journal) Counts(ctx context.Context) (map[State]int, error) {
-	rows, err := j.r.QueryContext(ctx, `SELECT state, COUNT(*) FROM files GROUP BY state`)
-	if err != nil {
-		return nil, err
+	m, err := j.countBy(ctx, `SELECT state, COUNT(*) FROM files GROUP BY state`)
+	out := make(map[State]int, len(m))
+	for k, n := range m {
+		out[State(k)] = n
 	}
-	defer rows.Close()
-	m := map[State]int{}
-	for rows.Next() {
-		var s State
-		var n int
-		if err := rows.Scan(&s, &n); err != nil {
-			return nil, err
-		}
-		m[s] = n
-	}
-	return m, rows.Err()
+	return out, err
 }
 
 // UploadIDs returns the multipart upload IDs the journal knows (files being
 // or to be uploaded in parts), to tell them from orphans.
 func (j *Journal) UploadIDs(ctx context.Context) (map[string]bool, error) {
-	rows, err := j.r.QueryContext(ctx, `SELECT upload_id FROM files WHERE upload_id IS NOT NULL`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	ids := map[string]bool{}
-	for rows.Next() {
+	rs, err := j.r.QueryContext(ctx, `SELECT upload_id FROM files WHERE upload_id IS NOT NULL`)
+	list, err := collect(rs, err, func(sc scanner) (string, error) {
 		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
+		return id, sc.Scan(&id)
+	})
+	ids := make(map[string]bool, len(list))
+	for _, id := range list {
 		ids[id] = true
 	}
-	return ids, rows.Err()
+	return ids, err
 }
 
 // RecordFromTarget journals a file version from what the target holds, for
