@@ -148,8 +148,8 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		}
 		return time.Duration(n) * time.Second
 	}
-	t, err := http.ParseTime(v)
-	if err != nil {
+	t, ok := parseHTTPDate(v, now)
+	if !ok {
 		return 0
 	}
 	d := t.Sub(now)
@@ -160,4 +160,30 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return maxRetryAfter
 	}
 	return d
+}
+
+// parseHTTPDate reads an HTTP-date as RFC 9110 (section 5.6.7) defines it:
+// IMF-fixdate, or the obsolete RFC 850 and asctime forms, always in GMT. A
+// zone other than GMT is malformed (http.ParseTime would read one through
+// the local time zone database, so the pause would depend on the host's
+// zone), and an RFC 850 two-digit year more than 50 years ahead of now is
+// the most recent past year with those digits.
+func parseHTTPDate(v string, now time.Time) (time.Time, bool) {
+	if t, err := time.Parse(http.TimeFormat, v); err == nil {
+		return t, true
+	}
+	if t, err := time.Parse("Monday, 02-Jan-06 15:04:05 GMT", v); err == nil {
+		y := now.Year() - now.Year()%100 + t.Year()%100
+		switch {
+		case y > now.Year()+50:
+			y -= 100
+		case y <= now.Year()-50:
+			y += 100
+		}
+		return time.Date(y, t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC), true
+	}
+	if t, err := time.Parse(time.ANSIC, v); err == nil {
+		return t, true
+	}
+	return time.Time{}, false
 }
