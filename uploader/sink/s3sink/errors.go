@@ -136,12 +136,15 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	if v[0] >= '0' && v[0] <= '9' {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			if errors.Is(err, strconv.ErrRange) {
-				return maxRetryAfter
-			}
+		// ParseUint reports ErrRange at the first digit too many, before
+		// it sees what follows: "99999999999999999999x" is malformed, not
+		// huge.
+		if strings.TrimLeft(v, "0123456789") != "" {
 			return 0
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil { // digits only: the one error left is ErrRange
+			return maxRetryAfter
 		}
 		if n > uint64(maxRetryAfter/time.Second) {
 			return maxRetryAfter
