@@ -341,7 +341,7 @@ func (r *AuditRecord) UnmarshalJSON(b []byte) error {
 			r.Schema.To = *x.ToVersion
 		}
 	}
-	return nil
+	return exportForm(b, r.MarshalJSON, x.Seq)
 }
 
 // CSVRecord is the export form of a record as CSV fields

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -189,7 +190,30 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	if x.Size != nil {
 		e.Size = *x.Size
 	}
-	return nil
+	return exportForm(b, e.MarshalJSON, x.Seq)
+}
+
+// exportForm checks that b, a line read as an export entry, is exactly the
+// line the export writes for that entry (marshal). Anything else reads as
+// something other than what a reader of the file sees, yet hashes the
+// same: a key in another case or twice (encoding/json takes either), a
+// field added (not hashed) or left out (read as zero), a time in another
+// zone, a file_id of 0 or a negative size (hashed as absent), text that is
+// not UTF-8 or a lone surrogate (read as U+FFFD).
+func exportForm(b []byte, marshal func() ([]byte, error), seq int64) error {
+	want, err := marshal()
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(b, want) {
+		return nil
+	}
+	i := 0
+	for i < len(b) && i < len(want) && b[i] == want[i] {
+		i++
+	}
+	excerpt := func(s []byte) string { return string(s[max(i-20, 0):min(i+20, len(s))]) }
+	return fmt.Errorf("seq %d: not as the export writes it: at byte %d, %q where the export has %q", seq, i+1, excerpt(b), excerpt(want))
 }
 
 // CSVRecord is the export form of an event as CSV fields (ExportColumns).
