@@ -62,11 +62,14 @@ func (e *ChainError) Error() string { return fmt.Sprintf("seq %d: %s", e.Seq, e.
 
 // link is what a verifier of either chain keeps: the seq and prev_hash the
 // next entry must carry. One made for an export (fromExport) takes its
-// first entry's as given, so that a range export verifies on its own.
+// first entry's as given, so that a range export verifies on its own, as
+// long as they could start a chain: a seq from 1, a prev_hash that is a
+// hash, the log's genesis at seq 1.
 type link struct {
 	prev       string
 	want       int64
 	fromExport bool
+	genesis    string // of an export's log
 	n          int64
 }
 
@@ -75,6 +78,14 @@ type link struct {
 // entries in errors ("event", "audit record"), seqName their seq.
 func (l *link) check(seq int64, prevHash, hash, computed, seqName, noun string) error {
 	if l.fromExport && l.n == 0 {
+		switch {
+		case seq < 1:
+			return &ChainError{seq, fmt.Sprintf("a chain starts at %s 1", seqName)}
+		case !isChainHash(prevHash):
+			return &ChainError{seq, "prev_hash is not a hash (64 lowercase hex digits)"}
+		case seq == 1 && prevHash != l.genesis:
+			return &ChainError{seq, fmt.Sprintf("the first %s's prev_hash is not the genesis hash", noun)}
+		}
 		l.prev, l.want = prevHash, seq
 	}
 	switch {
@@ -88,6 +99,20 @@ func (l *link) check(seq int64, prevHash, hash, computed, seqName, noun string) 
 	l.prev, l.want = hash, seq+1
 	l.n++
 	return nil
+}
+
+// isChainHash reports whether s is a hash as the chains write them: 64
+// lowercase hex digits.
+func isChainHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func article(noun string) string {
@@ -112,7 +137,9 @@ type ChainVerifier struct{ link }
 func NewChainVerifier() *ChainVerifier { return &ChainVerifier{link{prev: GenesisHash, want: 1}} }
 
 // NewRangeVerifier checks a chain that may start anywhere.
-func NewRangeVerifier() *ChainVerifier { return &ChainVerifier{link{fromExport: true}} }
+func NewRangeVerifier() *ChainVerifier {
+	return &ChainVerifier{link{fromExport: true, genesis: GenesisHash}}
+}
 
 // Check verifies the next event.
 func (v *ChainVerifier) Check(e Event) error {
