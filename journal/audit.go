@@ -268,7 +268,9 @@ type AuditVerifier struct{ link }
 func NewAuditVerifier() *AuditVerifier { return &AuditVerifier{link{prev: AuditGenesisHash, want: 1}} }
 
 // NewAuditRangeVerifier checks an audit chain that may start anywhere.
-func NewAuditRangeVerifier() *AuditVerifier { return &AuditVerifier{link{fromExport: true}} }
+func NewAuditRangeVerifier() *AuditVerifier {
+	return &AuditVerifier{link{fromExport: true, genesis: AuditGenesisHash}}
+}
 
 // Check verifies the next record.
 func (v *AuditVerifier) Check(r AuditRecord) error {
@@ -341,7 +343,7 @@ func (r *AuditRecord) UnmarshalJSON(b []byte) error {
 			r.Schema.To = *x.ToVersion
 		}
 	}
-	return nil
+	return exportForm(b, r.MarshalJSON, x.Seq)
 }
 
 // CSVRecord is the export form of a record as CSV fields

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -61,11 +62,14 @@ func (e *ChainError) Error() string { return fmt.Sprintf("seq %d: %s", e.Seq, e.
 
 // link is what a verifier of either chain keeps: the seq and prev_hash the
 // next entry must carry. One made for an export (fromExport) takes its
-// first entry's as given, so that a range export verifies on its own.
+// first entry's as given, so that a range export verifies on its own, as
+// long as they could start a chain: a seq from 1, a prev_hash that is a
+// hash, the log's genesis at seq 1.
 type link struct {
 	prev       string
 	want       int64
 	fromExport bool
+	genesis    string // of an export's log
 	n          int64
 }
 
@@ -74,6 +78,14 @@ type link struct {
 // entries in errors ("event", "audit record"), seqName their seq.
 func (l *link) check(seq int64, prevHash, hash, computed, seqName, noun string) error {
 	if l.fromExport && l.n == 0 {
+		switch {
+		case seq < 1:
+			return &ChainError{seq, fmt.Sprintf("a chain starts at %s 1", seqName)}
+		case !isChainHash(prevHash):
+			return &ChainError{seq, "prev_hash is not a hash (64 lowercase hex digits)"}
+		case seq == 1 && prevHash != l.genesis:
+			return &ChainError{seq, fmt.Sprintf("the first %s's prev_hash is not the genesis hash", noun)}
+		}
 		l.prev, l.want = prevHash, seq
 	}
 	switch {
@@ -87,6 +99,20 @@ func (l *link) check(seq int64, prevHash, hash, computed, seqName, noun string) 
 	l.prev, l.want = hash, seq+1
 	l.n++
 	return nil
+}
+
+// isChainHash reports whether s is a hash as the chains write them: 64
+// lowercase hex digits.
+func isChainHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func article(noun string) string {
@@ -111,7 +137,9 @@ type ChainVerifier struct{ link }
 func NewChainVerifier() *ChainVerifier { return &ChainVerifier{link{prev: GenesisHash, want: 1}} }
 
 // NewRangeVerifier checks a chain that may start anywhere.
-func NewRangeVerifier() *ChainVerifier { return &ChainVerifier{link{fromExport: true}} }
+func NewRangeVerifier() *ChainVerifier {
+	return &ChainVerifier{link{fromExport: true, genesis: GenesisHash}}
+}
 
 // Check verifies the next event.
 func (v *ChainVerifier) Check(e Event) error {
@@ -189,7 +217,30 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	if x.Size != nil {
 		e.Size = *x.Size
 	}
-	return nil
+	return exportForm(b, e.MarshalJSON, x.Seq)
+}
+
+// exportForm checks that b, a line read as an export entry, is exactly the
+// line the export writes for that entry (marshal). Anything else reads as
+// something other than what a reader of the file sees, yet hashes the
+// same: a key in another case or twice (encoding/json takes either), a
+// field added (not hashed) or left out (read as zero), a time in another
+// zone, a file_id of 0 or a negative size (hashed as absent), text that is
+// not UTF-8 or a lone surrogate (read as U+FFFD).
+func exportForm(b []byte, marshal func() ([]byte, error), seq int64) error {
+	want, err := marshal()
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(b, want) {
+		return nil
+	}
+	i := 0
+	for i < len(b) && i < len(want) && b[i] == want[i] {
+		i++
+	}
+	excerpt := func(s []byte) string { return string(s[max(i-20, 0):min(i+20, len(s))]) }
+	return fmt.Errorf("seq %d: not as the export writes it: at byte %d, %q where the export has %q", seq, i+1, excerpt(b), excerpt(want))
 }
 
 // CSVRecord is the export form of an event as CSV fields (ExportColumns).

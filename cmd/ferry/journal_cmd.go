@@ -239,7 +239,8 @@ func cmdJournalVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 }
 
 // readJSONL decodes each non-empty line of r (an export) as a T and hands
-// it to fn, in order; a line that does not decode is an error naming it.
+// it to fn, in order; a line that does not decode, that fn refuses or that
+// cannot be read is an error naming it (1-based).
 func readJSONL[T any](r io.Reader, fn func(T) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
@@ -254,10 +255,13 @@ func readJSONL[T any](r io.Reader, fn func(T) error) error {
 			return fmt.Errorf("line %d: %v", line, err)
 		}
 		if err := fn(v); err != nil {
-			return err
+			return fmt.Errorf("line %d: %w", line, err)
 		}
 	}
-	return sc.Err()
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("line %d: %w", line+1, err)
+	}
+	return nil
 }
 
 // rebuildStats counts what a rebuild found.

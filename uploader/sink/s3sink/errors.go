@@ -136,20 +136,23 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	if v[0] >= '0' && v[0] <= '9' {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			if errors.Is(err, strconv.ErrRange) {
-				return maxRetryAfter
-			}
+		// ParseUint reports ErrRange at the first digit too many, before
+		// it sees what follows: "99999999999999999999x" is malformed, not
+		// huge.
+		if strings.TrimLeft(v, "0123456789") != "" {
 			return 0
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil { // digits only: the one error left is ErrRange
+			return maxRetryAfter
 		}
 		if n > uint64(maxRetryAfter/time.Second) {
 			return maxRetryAfter
 		}
 		return time.Duration(n) * time.Second
 	}
-	t, err := http.ParseTime(v)
-	if err != nil {
+	t, ok := parseHTTPDate(v, now)
+	if !ok {
 		return 0
 	}
 	d := t.Sub(now)
@@ -160,4 +163,30 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return maxRetryAfter
 	}
 	return d
+}
+
+// parseHTTPDate reads an HTTP-date as RFC 9110 (section 5.6.7) defines it:
+// IMF-fixdate, or the obsolete RFC 850 and asctime forms, always in GMT. A
+// zone other than GMT is malformed (http.ParseTime would read one through
+// the local time zone database, so the pause would depend on the host's
+// zone), and an RFC 850 two-digit year more than 50 years ahead of now is
+// the most recent past year with those digits.
+func parseHTTPDate(v string, now time.Time) (time.Time, bool) {
+	if t, err := time.Parse(http.TimeFormat, v); err == nil {
+		return t, true
+	}
+	if t, err := time.Parse("Monday, 02-Jan-06 15:04:05 GMT", v); err == nil {
+		y := now.Year() - now.Year()%100 + t.Year()%100
+		switch {
+		case y > now.Year()+50:
+			y -= 100
+		case y <= now.Year()-50:
+			y += 100
+		}
+		return time.Date(y, t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC), true
+	}
+	if t, err := time.Parse(time.ANSIC, v); err == nil {
+		return t, true
+	}
+	return time.Time{}, false
 }
