@@ -126,8 +126,20 @@ func ParseArchivePoint(e Event) (ArchivePoint, error) {
 	a.Files = int(num("files"))
 	a.LastHash, a.Name = get("last_hash"), get("archive")
 	a.LastTime, a.Before = tm("last_time"), tm("before")
+	switch {
+	case err != nil:
+	case a.FirstSeq < 1 || a.LastSeq < a.FirstSeq || a.Count < 0 || a.Files < 0 || int64(a.Files) != num("files"):
+		err = fmt.Errorf("seq %d: archived event: impossible first_seq=%d last_seq=%d count=%d files=%d", e.Seq, a.FirstSeq, a.LastSeq, a.Count, a.Files)
+	case !plainWord(a.LastHash) || a.LastHash == "":
+		err = fmt.Errorf("seq %d: archived event: last_hash %q is not a hash", e.Seq, a.LastHash)
+	}
 	return a, err
 }
+
+// plainWord reports whether v is written as it is in a detail (one word,
+// nothing to quote), as the hashes and states of archived and file_state
+// events are: a value that is not cannot have been written by ferry.
+func plainWord(v string) bool { return v == "" || detailWord(v) == v }
 
 // FileStateEvent is the file_state event that carries f as the base of a
 // chain that continues after an archive.
@@ -166,8 +178,18 @@ func parseFileState(e Event) (*FileState, error) {
 	if f.LastTime, perr = time.Parse(time.RFC3339Nano, get("last_time")); perr != nil && err == nil {
 		err = fmt.Errorf("seq %d: file_state: bad last_time", e.Seq)
 	}
-	if e.FileID == 0 && err == nil {
+	switch {
+	case err != nil:
+	case e.FileID == 0:
 		err = fmt.Errorf("seq %d: file_state event without file_id", e.Seq)
+	case f.State == None || f.State.Info().State != f.State:
+		err = fmt.Errorf("seq %d: file_state: unknown state %q", e.Seq, f.State)
+	case !plainWord(f.UploadedSHA256):
+		err = fmt.Errorf("seq %d: file_state: uploaded_sha256 %q is not a hash", e.Seq, f.UploadedSHA256)
+	case !plainWord(f.ChunksDigest) || f.ChunksDigest == "":
+		err = fmt.Errorf("seq %d: file_state: chunks_digest %q is not a hash", e.Seq, f.ChunksDigest)
+	case f.Generation < 0 || f.Chunks < 0 || f.LastSeq < 0:
+		err = fmt.Errorf("seq %d: file_state: negative generation, chunks or last_seq", e.Seq)
 	}
 	return f, err
 }
