@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader/sink"
 )
@@ -87,7 +88,7 @@ type checkpointer struct {
 	done      chan struct{} // closed when run returns
 }
 
-func newCheckpointer(cfg *Config, j *journal.Journal, sinks map[string]sink.Sink, log *slog.Logger) *checkpointer {
+func newCheckpointer(cfg *config.Config, j *journal.Journal, sinks map[string]sink.Sink, log *slog.Logger) *checkpointer {
 	prefixes := targetPrefixes(cfg)
 	return &checkpointer{j: j, targets: func() (map[string]sink.Sink, map[string]string) { return sinks, prefixes },
 		host: checkpointHost(), version: versionString(),
@@ -247,7 +248,7 @@ func (c *checkpointer) final() {
 // audit log and returns the checkpointer for run to start.
 func (d *daemon) auditStart(ctx context.Context) *checkpointer {
 	err := d.j.Audit(ctx, journal.AuditRecord{Kind: journal.AuditStart, FerryVersion: versionString(), Subject: checkpointHost(),
-		Detail: "config=" + d.now().cfg.file})
+		Detail: "config=" + d.now().cfg.File()})
 	if err != nil {
 		d.log.Error("cannot record the start in the audit log", "error", err.Error())
 	}
@@ -255,7 +256,7 @@ func (d *daemon) auditStart(ctx context.Context) *checkpointer {
 	if changed, err := auditConfig(ctx, d.j, w.cfg, journal.AuditConfigLoaded); err != nil {
 		d.log.Error("cannot record the configuration in the audit log", "error", err.Error())
 	} else if len(changed) > 0 {
-		d.log.Info("configuration recorded in the audit log", "config_sha256", w.cfg.sum, "changed_settings", changed)
+		d.log.Info("configuration recorded in the audit log", "config_sha256", w.cfg.SHA256(), "changed_settings", changed)
 	}
 	c := newCheckpointer(w.cfg, d.j, w.sinks, d.log)
 	// The targets of the configuration in force at each checkpoint.
@@ -267,7 +268,7 @@ func (d *daemon) auditStart(ctx context.Context) *checkpointer {
 }
 
 // targetPrefixes are the targets' prefixes, by target name.
-func targetPrefixes(cfg *Config) map[string]string {
+func targetPrefixes(cfg *config.Config) map[string]string {
 	prefixes := make(map[string]string, len(cfg.Target))
 	for name, t := range cfg.Target {
 		prefixes[name] = t.Prefix

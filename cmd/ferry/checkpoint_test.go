@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader/sink"
 	"github.com/ferry-data/ferry/uploader/sink/fssink"
@@ -52,8 +53,8 @@ func TestCheckpointOutageAndDebounce(t *testing.T) {
 		os.WriteFile(downRoot, []byte("not a folder"), 0o644)
 
 		var logs bytes.Buffer
-		cfg := &Config{Journal: JournalConfig{CheckpointInterval: Duration(time.Hour), CheckpointRetention: Duration(time.Hour)},
-			Target: map[string]TargetConfig{"up": {Prefix: "a/"}, "down": {Prefix: "b/"}}}
+		cfg := &config.Config{Journal: config.JournalConfig{CheckpointInterval: config.Duration(time.Hour), CheckpointRetention: config.Duration(time.Hour)},
+			Target: map[string]config.TargetConfig{"up": {Prefix: "a/"}, "down": {Prefix: "b/"}}}
 		c := newCheckpointer(cfg, j, map[string]sink.Sink{"up": up, "down": down}, slog.New(slog.NewJSONHandler(&logs, nil)))
 		count := func(s sink.Sink, prefix string) int {
 			t.Helper()

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/uploader/sink"
 )
 
@@ -28,7 +29,7 @@ func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		fmt.Fprintln(stderr, "usage: ferry config check --config FILE [--online]")
 		return exitUsage
 	}
-	cfg, err := LoadConfig(*configPath, getenv)
+	cfg, err := config.Load(*configPath, getenv)
 	if err != nil {
 		return reportConfigError(stderr, err)
 	}
@@ -37,7 +38,7 @@ func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	fmt.Fprintf(stdout, "%s: valid (sha256 %s)\n", cfg.file, cfg.sum)
+	fmt.Fprintf(stdout, "%s: valid (sha256 %s)\n", cfg.File(), cfg.SHA256())
 	fmt.Fprintf(stdout, "  journal  %s\n", cfg.Journal.Path)
 	if cfg.Log.File == "" {
 		fmt.Fprintf(stdout, "  log      stderr (level %s)\n", cfg.Log.Level)
@@ -81,11 +82,11 @@ func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	return exitOK
 }
 
-func probeKey(t TargetConfig) string { return t.Prefix + "_ferry/config-check" }
+func probeKey(t config.TargetConfig) string { return t.Prefix + "_ferry/config-check" }
 
 // probeTarget writes (and reads back) a small object under the target's
 // prefix: the endpoint answers, the credentials work, ferry may write.
-func probeTarget(ctx context.Context, cfg *Config, t TargetConfig) error {
+func probeTarget(ctx context.Context, cfg *config.Config, t config.TargetConfig) error {
 	s, err := newSink(t, 1, nil, nil)
 	if err != nil {
 		return err

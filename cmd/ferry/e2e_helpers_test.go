@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
+	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/testsrv"
 	"github.com/ferry-data/ferry/journal"
 )
@@ -423,9 +424,9 @@ func e2eAssertObject(t *testing.T, srv *testsrv.S3, bucket, key string, want []b
 		return
 	}
 	if !bytes.Equal(body, want) {
-		t.Errorf("object %s: %d bytes (sha256 %s), want %d bytes (sha256 %s)", key, len(body), sha256Hex(body), len(want), sha256Hex(want))
+		t.Errorf("object %s: %d bytes (sha256 %s), want %d bytes (sha256 %s)", key, len(body), config.Sum(body), len(want), config.Sum(want))
 	}
-	if got, w := meta["sha256"], sha256Hex(want); got != w {
+	if got, w := meta["sha256"], config.Sum(want); got != w {
 		t.Errorf("object %s: metadata sha256 = %q, want %q (all metadata: %v)", key, got, w, meta)
 	}
 }
@@ -480,7 +481,7 @@ func e2eWaitObjects(t *testing.T, srv *testsrv.S3, bucket string, want map[strin
 	e2eEventually(t, e2eWait, fmt.Sprintf("%d objects to land in %s", len(want), bucket), func() (bool, string) {
 		var missing []string
 		for _, k := range e2eSortedKeys(want) {
-			if sha, _, ok := e2eHead(t, srv, bucket, k); !ok || sha != sha256Hex(want[k]) {
+			if sha, _, ok := e2eHead(t, srv, bucket, k); !ok || sha != config.Sum(want[k]) {
 				missing = append(missing, k)
 			}
 		}
@@ -603,9 +604,9 @@ func e2eAssertUploaded(t *testing.T, j e2eJournal, want map[string][]byte) {
 			t.Errorf("journal has a row for %q (state %s), which should never have been taken on", f.RelPath, f.State)
 			continue
 		}
-		if f.State != journal.Uploaded || f.SHA256 != sha256Hex(b) || f.Size != int64(len(b)) || f.Key != e2ePrefix+f.RelPath {
+		if f.State != journal.Uploaded || f.SHA256 != config.Sum(b) || f.Size != int64(len(b)) || f.Key != e2ePrefix+f.RelPath {
 			t.Errorf("journal row %q: state %s size %d sha256 %s key %q error %q; want uploaded, size %d, sha256 %s, key %q",
-				f.RelPath, f.State, f.Size, f.SHA256, f.Key, f.Error, len(b), sha256Hex(b), e2ePrefix+f.RelPath)
+				f.RelPath, f.State, f.Size, f.SHA256, f.Key, f.Error, len(b), config.Sum(b), e2ePrefix+f.RelPath)
 		}
 	}
 	for _, rel := range e2eSortedKeys(want) {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ferry-data/ferry/internal/testcfg"
 )
 
 // copyTree copies a testdata tree into dst.
@@ -58,7 +60,7 @@ exclude = ["**/*.tmp", "**/~$*", "**/.DS_Store"]
 	runOnce := func() string {
 		t.Helper()
 		var out, errb strings.Builder
-		if code := run(t.Context(), []string{"run", "--once", "--config", cfg}, &out, &errb, cfgEnv(nil)); code != 0 {
+		if code := run(t.Context(), []string{"run", "--once", "--config", cfg}, &out, &errb, testcfg.Env(nil)); code != 0 {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
 		}
 		return out.String()

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/journal"
 )
 
@@ -98,7 +99,7 @@ func verifyChains(ctx context.Context, j *journal.Journal, configPath string, ag
 // the seq. A target without a checkpoint, or out of reach, fails too: it
 // proves nothing.
 func verifyAgainstTargets(ctx context.Context, j *journal.Journal, configPath string, getenv env, stderr io.Writer) (int, int) {
-	cfg, err := LoadConfig(configPath, getenv)
+	cfg, err := config.Load(configPath, getenv)
 	if err != nil {
 		return 0, reportConfigError(stderr, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/srcfile"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader"
@@ -65,7 +66,7 @@ func cmdJournal(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 // command that works on the journal alone. On failure it has told stderr
 // why and returns nil with the exit code.
 func openJournal(configPath string, getenv env, stderr io.Writer) (*journal.Journal, int) {
-	cfg, err := LoadConfig(configPath, getenv)
+	cfg, err := config.Load(configPath, getenv)
 	if err != nil {
 		return nil, reportConfigError(stderr, err)
 	}
@@ -73,7 +74,7 @@ func openJournal(configPath string, getenv env, stderr io.Writer) (*journal.Jour
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
 		if errors.Is(err, journal.ErrCorrupt) {
-			fmt.Fprintf(stderr, "to recover: ferry journal rebuild --config %s\n", cfg.file)
+			fmt.Fprintf(stderr, "to recover: ferry journal rebuild --config %s\n", cfg.File())
 		}
 		return nil, exitFailed
 	}
@@ -283,7 +284,7 @@ func cmdJournalRebuild(ctx context.Context, args []string, stdout, stderr io.Wri
 		fmt.Fprintln(stderr, "ferry journal rebuild: --config FILE is required")
 		return exitUsage
 	}
-	cfg, err := LoadConfig(*configPath, getenv)
+	cfg, err := config.Load(*configPath, getenv)
 	if err != nil {
 		return reportConfigError(stderr, err)
 	}
@@ -348,7 +349,7 @@ func cmdJournalRebuild(ctx context.Context, args []string, stdout, stderr io.Wri
 	return exitOK
 }
 
-func rebuild(ctx context.Context, cfg *Config, path string, log *slog.Logger) (rebuildStats, error) {
+func rebuild(ctx context.Context, cfg *config.Config, path string, log *slog.Logger) (rebuildStats, error) {
 	var st rebuildStats
 	j, err := journal.Open(path, journal.Options{FerryVersion: versionString()})
 	if err != nil {
@@ -364,7 +365,7 @@ func rebuild(ctx context.Context, cfg *Config, path string, log *slog.Logger) (r
 		sinks[name] = s
 	}
 	for _, wc := range cfg.Watch {
-		w, err := watcher.New(cfg.watcherOptions(wc, nil, log))
+		w, err := watcher.New(watcherOptions(cfg, wc, nil, log))
 		if err != nil {
 			return st, err
 		}

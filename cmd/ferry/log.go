@@ -9,13 +9,8 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"gopkg.in/natefinch/lumberjack.v2"
-)
 
-// Log rotation defaults ([log] max_size_mb, max_backups, max_age_days).
-const (
-	defaultLogMaxSizeMB  = 100
-	defaultLogMaxBackups = 10
-	defaultLogMaxAgeDays = 0 // keep by count only
+	"github.com/ferry-data/ferry/internal/config"
 )
 
 // newLogger returns the process logger: JSON lines with RFC 3339 UTC
@@ -25,12 +20,12 @@ const (
 // that is a terminal gets every line too: a person running ferry by hand
 // sees what it does. When lv is not nil, it is set to [log] level and is
 // the logger's level from then on: a configuration reload changes it.
-func newLogger(c LogConfig, stderr io.Writer, lv *slog.LevelVar) (*slog.Logger, io.Closer, error) {
+func newLogger(c config.LogConfig, stderr io.Writer, lv *slog.LevelVar) (*slog.Logger, io.Closer, error) {
 	return newLoggerTee(c, stderr, isTerminal(stderr), lv)
 }
 
 // newLoggerTee is newLogger, told whether stderr is a terminal.
-func newLoggerTee(c LogConfig, stderr io.Writer, tty bool, lv *slog.LevelVar) (*slog.Logger, io.Closer, error) {
+func newLoggerTee(c config.LogConfig, stderr io.Writer, tty bool, lv *slog.LevelVar) (*slog.Logger, io.Closer, error) {
 	var w io.Writer = stderr
 	var closer io.Closer = io.NopCloser(nil)
 	if c.File != "" {
@@ -39,10 +34,10 @@ func newLoggerTee(c LogConfig, stderr io.Writer, tty bool, lv *slog.LevelVar) (*
 		}
 		lj := &lumberjack.Logger{Filename: c.File, MaxSize: c.MaxSizeMB, MaxBackups: c.MaxBackups, MaxAge: c.MaxAgeDays, Compress: true}
 		if lj.MaxSize <= 0 {
-			lj.MaxSize = defaultLogMaxSizeMB
+			lj.MaxSize = config.DefaultLogMaxSizeMB
 		}
 		if lj.MaxBackups <= 0 {
-			lj.MaxBackups = defaultLogMaxBackups
+			lj.MaxBackups = config.DefaultLogMaxBackups
 		}
 		w, closer = lj, lj
 		if tty {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/natefinch/lumberjack.v2"
+
+	"github.com/ferry-data/ferry/internal/config"
 )
 
 func TestLogTeesToATerminal(t *testing.T) {
@@ -26,7 +28,7 @@ func TestLogTeesToATerminal(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			cfg := LogConfig{Level: "info"}
+			cfg := config.LogConfig{Level: "info"}
 			if c.file {
 				cfg.File = filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_"), "ferry.log")
 			}
@@ -66,7 +68,7 @@ func TestLogTeesToATerminal(t *testing.T) {
 
 func TestLogRotationSettings(t *testing.T) {
 	dir := t.TempDir()
-	cfg := LogConfig{File: filepath.Join(dir, "ferry.log"), Level: "info", MaxSizeMB: 1, MaxBackups: 3, MaxAgeDays: 7}
+	cfg := config.LogConfig{File: filepath.Join(dir, "ferry.log"), Level: "info", MaxSizeMB: 1, MaxBackups: 3, MaxAgeDays: 7}
 	log, closer, err := newLoggerTee(cfg, &bytes.Buffer{}, false, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -17,12 +17,12 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/ferry-data/ferry/internal/config"
 )
 
 // Exit codes.
@@ -116,14 +116,9 @@ See config.example.toml for every configuration key.
 `)
 }
 
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
 // reportConfigError prints a configuration problem and returns exitUsage.
 func reportConfigError(stderr io.Writer, err error) int {
-	var ces ConfigErrors
+	var ces config.Errors
 	if errors.As(err, &ces) {
 		for _, e := range ces {
 			fmt.Fprintf(stderr, "ferry: %v\n", e)

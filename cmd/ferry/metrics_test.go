@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferry-data/ferry/internal/testcfg"
 )
 
 func TestMetricsEndpoints(t *testing.T) {
@@ -31,7 +33,7 @@ func TestMetricsEndpoints(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		var out, errb strings.Builder
-		done <- run(ctx, []string{"run", "--config", cfg}, &out, &errb, cfgEnv(nil))
+		done <- run(ctx, []string{"run", "--config", cfg}, &out, &errb, testcfg.Env(nil))
 	}()
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + addr + path)

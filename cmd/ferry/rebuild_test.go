@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ferry-data/ferry/internal/testcfg"
 	"github.com/ferry-data/ferry/internal/testsrv"
 )
 
@@ -54,7 +55,7 @@ target = "s3"
 settle = "100ms"
 exclude = ["**/*.tmp", "**/~$*"]
 `, endpoint)), 0o644)
-	env := cfgEnv(map[string]string{"AK": srv.AccessKey, "SK": srv.SecretKey})
+	env := testcfg.Env(map[string]string{"AK": srv.AccessKey, "SK": srv.SecretKey})
 	ferry := func(args ...string) (int, string, string) {
 		var out, errb strings.Builder
 		code := run(t.Context(), args, &out, &errb, env)

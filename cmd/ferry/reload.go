@@ -13,6 +13,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/journal"
 )
 
@@ -31,17 +32,17 @@ const reloadQuiet = 500 * time.Millisecond
 // and the next valid edit applies.
 func (d *daemon) reload(wctx, uctx context.Context, rs *runState) {
 	old := d.now()
-	file := old.cfg.file
-	cfg, err := LoadConfig(file, d.getenv)
+	file := old.cfg.File()
+	cfg, err := config.Load(file, d.getenv)
 	if err != nil {
 		d.refused(wctx, file, err)
 		return
 	}
-	if cfg.sum == old.cfg.sum {
-		d.log.Info("configuration unchanged; nothing to apply", "config", file, "config_sha256", cfg.sum)
+	if cfg.SHA256() == old.cfg.SHA256() {
+		d.log.Info("configuration unchanged; nothing to apply", "config", file, "config_sha256", cfg.SHA256())
 		return
 	}
-	changed := changedSettings(configSettings(old.cfg), configSettings(cfg))
+	changed := config.ChangedSettings(old.cfg.Settings(), cfg.Settings())
 	// What only a restart can change ([journal]: the journal stays open;
 	// [log]: the log file stays open) keeps its running value.
 	// [log] level applies at once.
@@ -111,7 +112,7 @@ func (d *daemon) reload(wctx, uctx context.Context, rs *runState) {
 	slices.Sort(added)
 	slices.Sort(removed)
 	slices.Sort(restarted)
-	d.log.Info("configuration reloaded", "config", file, "config_sha256", cfg.sum, "changed_settings", changed,
+	d.log.Info("configuration reloaded", "config", file, "config_sha256", cfg.SHA256(), "changed_settings", changed,
 		"watches_added", added, "watches_removed", removed, "watches_restarted", restarted, "uploader_restarted", newUploader)
 	if _, err := auditConfig(wctx, d.j, cfg, journal.AuditConfigChanged); err != nil {
 		d.log.Error("cannot record the configuration change in the audit log", "error", err.Error())
@@ -128,7 +129,7 @@ func (d *daemon) refused(ctx context.Context, file string, err error) {
 	if aerr := auditConfigRejected(ctx, d.j, file, err); aerr != nil {
 		d.log.Error("cannot record the refused configuration in the audit log", "error", aerr.Error())
 	}
-	var ces ConfigErrors
+	var ces config.Errors
 	if errors.As(err, &ces) {
 		for _, e := range ces {
 			d.log.Error("configuration edit refused; ferry goes on with the previous configuration", "config", file, "error", e.Error())

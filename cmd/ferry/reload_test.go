@@ -13,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/testcfg"
 	"github.com/ferry-data/ferry/journal"
 )
 
@@ -289,7 +290,7 @@ func TestJournalCommandsBesideARunningDaemon(t *testing.T) {
 	}
 	ferry := func(args ...string) (int, string, string) {
 		var out, errb strings.Builder
-		code := run(t.Context(), args, &out, &errb, cfgEnv(nil))
+		code := run(t.Context(), args, &out, &errb, testcfg.Env(nil))
 		return code, out.String(), errb.String()
 	}
 	arch := filepath.Join(r.dir, "old.jsonl")

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/pace"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader"
@@ -45,7 +46,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		fmt.Fprintln(stderr, "ferry run: --config FILE is required (try: ferry run --config config.example.toml)")
 		return exitUsage
 	}
-	cfg, err := LoadConfig(*configPath, getenv)
+	cfg, err := config.Load(*configPath, getenv)
 	if err != nil {
 		return reportConfigError(stderr, err)
 	}
@@ -65,7 +66,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 
 // runDaemon runs ferry until ctx ends (or, with once, the work is done)
 // and returns its exit code.
-func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.LevelVar, once bool, stdout, stderr io.Writer, getenv env) int {
+func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.LevelVar, once bool, stdout, stderr io.Writer, getenv env) int {
 	d, err := newDaemon(cfg, log, level, getenv)
 	if err != nil {
 		log.Error("cannot start", "error", err.Error())
@@ -76,7 +77,7 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.L
 	var reload chan struct{}
 	if !once {
 		reload = make(chan struct{}, 1)
-		go watchConfig(ctx, cfg.file, reload, log)
+		go watchConfig(ctx, cfg.File(), reload, log)
 	}
 	res, err := d.run(ctx, once, reload)
 	if err != nil {
@@ -111,7 +112,7 @@ type daemon struct {
 // wiring is what one configuration made: read it whole through d.now(),
 // never field by field across a reload.
 type wiring struct {
-	cfg   *Config
+	cfg   *config.Config
 	up    *uploader.Uploader
 	sinks map[string]sink.Sink // by target name
 	// watches are the watchers by watch root, made but not necessarily
@@ -123,7 +124,7 @@ type wiring struct {
 // route is where the files of one watch root go.
 type route struct {
 	target string
-	t      TargetConfig
+	t      config.TargetConfig
 }
 
 func (d *daemon) now() *wiring { return d.cur.Load() }
@@ -131,11 +132,11 @@ func (d *daemon) now() *wiring { return d.cur.Load() }
 // uploader is the current uploader.
 func (d *daemon) uploader() *uploader.Uploader { return d.now().up }
 
-func newDaemon(cfg *Config, log *slog.Logger, level *slog.LevelVar, getenv env) (*daemon, error) {
+func newDaemon(cfg *config.Config, log *slog.Logger, level *slog.LevelVar, getenv env) (*daemon, error) {
 	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: versionString()})
 	if err != nil {
 		if errors.Is(err, journal.ErrCorrupt) {
-			return nil, fmt.Errorf("%w\nferry will not start on a corrupt journal. To recover, run:\n  ferry journal rebuild --config %s\nIt keeps the corrupt file beside the new one and records as uploaded every file the target already holds, so nothing is sent twice", err, cfg.file)
+			return nil, fmt.Errorf("%w\nferry will not start on a corrupt journal. To recover, run:\n  ferry journal rebuild --config %s\nIt keeps the corrupt file beside the new one and records as uploaded every file the target already holds, so nothing is sent twice", err, cfg.File())
 		}
 		return nil, err
 	}
@@ -154,7 +155,7 @@ func newDaemon(cfg *Config, log *slog.Logger, level *slog.LevelVar, getenv env) 
 // started. With old, it reuses what cfg does not change: the uploader
 // (with its sinks and breakers) when neither the targets nor the upload
 // settings changed, and each watcher whose settings are the same.
-func (d *daemon) wire(cfg *Config, old *wiring) (*wiring, error) {
+func (d *daemon) wire(cfg *config.Config, old *wiring) (*wiring, error) {
 	w := &wiring{cfg: cfg, watches: map[string]*watcher.Watcher{}, routes: map[string]route{}}
 	if old != nil && !uploadChanged(old.cfg, cfg) {
 		w.up, w.sinks = old.up, old.sinks
@@ -206,7 +207,7 @@ func (d *daemon) wire(cfg *Config, old *wiring) (*wiring, error) {
 		w.up = up
 	}
 	for _, wc := range cfg.Watch {
-		opts := cfg.watcherOptions(wc, d.known, d.log)
+		opts := watcherOptions(cfg, wc, d.known, d.log)
 		root := filepath.Clean(wc.Path)
 		w.routes[root] = route{target: wc.Target, t: cfg.Target[wc.Target]}
 		if old != nil && old.watches[root] != nil && sameWatch(old.cfg, cfg, root) {
@@ -224,8 +225,8 @@ func (d *daemon) wire(cfg *Config, old *wiring) (*wiring, error) {
 
 // uploadChanged says whether the uploader must be made anew for cfg:
 // targets, upload settings or a watch's on_change differ.
-func uploadChanged(a, b *Config) bool {
-	onChange := func(c *Config) map[string]string {
+func uploadChanged(a, b *config.Config) bool {
+	onChange := func(c *config.Config) map[string]string {
 		m := map[string]string{}
 		for _, w := range c.Watch {
 			m[filepath.Clean(w.Path)] = w.OnChange
@@ -239,29 +240,29 @@ func uploadChanged(a, b *Config) bool {
 // sameWatch says whether the watch at root would get the same watcher
 // under both configurations: the same [[watch]] settings, the same target
 // prefix, and the same files of ferry's own to ignore.
-func sameWatch(a, b *Config, root string) bool {
-	find := func(c *Config) (WatchConfig, bool) {
+func sameWatch(a, b *config.Config, root string) bool {
+	find := func(c *config.Config) (config.WatchConfig, bool) {
 		for _, w := range c.Watch {
 			if filepath.Clean(w.Path) == root {
 				return w, true
 			}
 		}
-		return WatchConfig{}, false
+		return config.WatchConfig{}, false
 	}
 	wa, okA := find(a)
 	wb, okB := find(b)
 	if !okA || !okB || !reflect.DeepEqual(wa, wb) || a.Target[wa.Target].Prefix != b.Target[wb.Target].Prefix {
 		return false
 	}
-	oa := a.watcherOptions(wa, nil, nil)
-	ob := b.watcherOptions(wb, nil, nil)
+	oa := watcherOptions(a, wa, nil, nil)
+	ob := watcherOptions(b, wb, nil, nil)
 	return reflect.DeepEqual(oa.Ignore, ob.Ignore)
 }
 
 // watcherOptions are a [[watch]]'s options for the watcher, which never
 // reports ferry's own files (journal, logs, fs targets) when they sit
 // inside a watched folder.
-func (c *Config) watcherOptions(w WatchConfig, known func(context.Context, watcher.File) (bool, error), log *slog.Logger) watcher.Options {
+func watcherOptions(c *config.Config, w config.WatchConfig, known func(context.Context, watcher.File) (bool, error), log *slog.Logger) watcher.Options {
 	j := c.Journal.Path
 	ignore := []string{j, j + "-wal", j + "-shm", j + "-journal", j + ".rebuild*", j + ".corrupt-*", j + ".old-*"}
 	if c.Log.File != "" {
@@ -289,7 +290,7 @@ func (c *Config) watcherOptions(w WatchConfig, known func(context.Context, watch
 
 // newSink makes a target's sink; an S3 target's connection pool is sized to
 // the workers (each keeps at most one request in flight, plus a spare).
-func newSink(t TargetConfig, workers int, lim *pace.Limiter, onRateLimit func(sink.RateLimit)) (sink.Sink, error) {
+func newSink(t config.TargetConfig, workers int, lim *pace.Limiter, onRateLimit func(sink.RateLimit)) (sink.Sink, error) {
 	switch t.Type {
 	case "fs":
 		s, err := fssink.New(t.Path)
@@ -298,12 +299,13 @@ func newSink(t TargetConfig, workers int, lim *pace.Limiter, onRateLimit func(si
 		}
 		return s.Pace(lim), nil
 	case "s3":
+		access, secret := t.Credentials()
 		return s3sink.New(s3sink.Options{
 			Endpoint:    t.Endpoint,
 			Region:      t.Region,
 			Bucket:      t.Bucket,
-			AccessKey:   t.creds.access.Reveal(),
-			SecretKey:   t.creds.secret.Reveal(),
+			AccessKey:   access.Reveal(),
+			SecretKey:   secret.Reveal(),
 			MaxConns:    workers + 2,
 			Limiter:     lim,
 			OnRateLimit: onRateLimit,
@@ -418,7 +420,7 @@ func (d *daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (on
 	d.abortOrphans(ctx)
 	w := d.now()
 	roots := w.roots()
-	d.log.Info("ferry started", "version", versionString(), "config", w.cfg.file, "config_sha256", w.cfg.sum,
+	d.log.Info("ferry started", "version", versionString(), "config", w.cfg.File(), "config_sha256", w.cfg.SHA256(),
 		"journal", w.cfg.Journal.Path, "schema_version", journal.SchemaVersion(), "watches", roots, "once", once)
 	cp := d.auditStart(ctx) // audit log: start, configuration; checkpoints (below)
 

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/kardianos/service"
+
+	"github.com/ferry-data/ferry/internal/config"
 )
 
 // The service as the operating system's service manager knows it.
@@ -111,7 +113,7 @@ func cmdInstall(args []string, stdout, stderr io.Writer, getenv env) int {
 		unset = append(unset, name)
 		return "unset-at-install", true
 	}
-	cfg, err := LoadConfig(*configPath, lookup)
+	cfg, err := config.Load(*configPath, lookup)
 	if err != nil {
 		return reportConfigError(stderr, err)
 	}
@@ -138,7 +140,7 @@ func cmdInstall(args []string, stdout, stderr io.Writer, getenv env) int {
 		return exitFailed
 	}
 	if err := checkPrivileged(); err != nil {
-		fmt.Fprintf(stderr, "ferry install: %v (try: %s)\n", err, elevatedCommand("ferry install --config "+cfg.file))
+		fmt.Fprintf(stderr, "ferry install: %v (try: %s)\n", err, elevatedCommand("ferry install --config "+cfg.File()))
 		return exitFailed
 	}
 	if _, err := s.Status(); !errors.Is(err, service.ErrNotInstalled) {
@@ -176,8 +178,8 @@ func cmdInstall(args []string, stdout, stderr io.Writer, getenv env) int {
 // installConfig is the service registration for cfg: this binary, run
 // with the absolute config path, plus each platform's options (Linux: the
 // systemd unit; Windows: delayed start and recovery).
-func installConfig(cfg *Config, exe, user string) (*service.Config, error) {
-	args := []string{"run", "--config", cfg.file}
+func installConfig(cfg *config.Config, exe, user string) (*service.Config, error) {
+	args := []string{"run", "--config", cfg.File()}
 	opts, err := serviceOptions(cfg, append([]string{exe}, args...), user)
 	if err != nil {
 		return nil, err
@@ -206,7 +208,7 @@ func newService(c *service.Config) (service.Service, error) {
 // writablePaths are the folders the service writes to, computed from the
 // configuration: the journal's folder, the log file's folder and every fs
 // target. Everything else (the watched folders included) it only reads.
-func writablePaths(cfg *Config) []string {
+func writablePaths(cfg *config.Config) []string {
 	ps := []string{filepath.Dir(cfg.Journal.Path)}
 	if cfg.Log.File != "" {
 		ps = append(ps, filepath.Dir(cfg.Log.File))

@@ -11,6 +11,8 @@ import (
 	"strconv"
 
 	"github.com/kardianos/service"
+
+	"github.com/ferry-data/ferry/internal/config"
 )
 
 const (
@@ -29,7 +31,7 @@ var exitAfterFatal func(code int)
 
 // serviceOptions are the kardianos options for Linux: ferry's own systemd
 // unit.
-func serviceOptions(cfg *Config, exec []string, user string) (service.KeyValue, error) {
+func serviceOptions(cfg *config.Config, exec []string, user string) (service.KeyValue, error) {
 	unit, err := systemdUnit(exec, user, writablePaths(cfg))
 	if err != nil {
 		return nil, err
@@ -63,7 +65,7 @@ func elevatedCommand(cmd string) string { return "sudo " + cmd }
 // prepareServiceDirs creates the folders the service writes to when they
 // do not exist yet (ProtectSystem=strict leaves it no way to create them
 // itself), owned by the service's account.
-func prepareServiceDirs(cfg *Config, account string) error {
+func prepareServiceDirs(cfg *config.Config, account string) error {
 	uid, gid := -1, -1
 	if account != "" {
 		u, err := user.Lookup(account)

@@ -16,6 +16,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/config"
+	"github.com/ferry-data/ferry/internal/testcfg"
 	"github.com/ferry-data/ferry/internal/testtmp"
 )
 
@@ -53,7 +55,7 @@ func TestServiceCommandLine(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(t.Context(), tc.args, &stdout, &stderr, cfgEnv(nil))
+			code := run(t.Context(), tc.args, &stdout, &stderr, testcfg.Env(nil))
 			if code != exitUsage {
 				t.Errorf("exit %d, want %d (stderr: %s)", code, exitUsage, stderr.String())
 			}
@@ -128,7 +130,7 @@ target = "nas"
 	if err := os.WriteFile(cfgPath, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := LoadConfig(cfgPath, cfgEnv(nil))
+	cfg, err := config.Load(cfgPath, testcfg.Env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +138,7 @@ target = "nas"
 	if err != nil {
 		t.Fatal(err)
 	}
-	unit, err := systemdUnit([]string{exe, "run", "--config", cfg.file}, "ferry", writablePaths(cfg))
+	unit, err := systemdUnit([]string{exe, "run", "--config", cfg.File()}, "ferry", writablePaths(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +181,7 @@ target = "nas"
 		}
 	}
 	// Without --user: no User= line (root).
-	rootUnit, err := systemdUnit([]string{exe, "run", "--config", cfg.file}, "", writablePaths(cfg))
+	rootUnit, err := systemdUnit([]string{exe, "run", "--config", cfg.File()}, "", writablePaths(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}

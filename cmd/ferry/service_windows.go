@@ -10,6 +10,8 @@ import (
 	"github.com/kardianos/service"
 	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/svc/mgr"
+
+	"github.com/ferry-data/ferry/internal/config"
 )
 
 const (
@@ -42,7 +44,7 @@ const (
 
 // serviceOptions are the kardianos options for Windows: automatic start
 // once the boot has settled, and restart on failure.
-func serviceOptions(cfg *Config, exec []string, user string) (service.KeyValue, error) {
+func serviceOptions(cfg *config.Config, exec []string, user string) (service.KeyValue, error) {
 	return service.KeyValue{
 		"StartType":              "automatic",
 		"DelayedAutoStart":       true,
@@ -68,7 +70,7 @@ func elevatedCommand(cmd string) string {
 // packagedService: on Windows, only "ferry install" registers the service.
 func packagedService() string { return "" }
 
-func prepareServiceDirs(cfg *Config, account string) error { return nil }
+func prepareServiceDirs(cfg *config.Config, account string) error { return nil }
 
 // afterInstall makes the recovery actions fire on a failed start as well
 // (the process reports STOPPED with an error), not only on a crash.

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/windows/registry"
 	"golang.org/x/sys/windows/svc/mgr"
 
+	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/testtmp"
 )
 
@@ -89,7 +90,7 @@ settle = "200ms"
 	// the same.
 	wine := runningUnderWine()
 	if wine {
-		loaded, err := LoadConfig(cfgPath, os.LookupEnv)
+		loaded, err := config.Load(cfgPath, os.LookupEnv)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/journal"
 )
 
@@ -35,7 +36,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, _ e
 	}
 	// Status reads no target: the credentials the targets name need not be
 	// in this shell's environment.
-	cfg, err := LoadConfig(*configPath, func(string) (string, bool) { return "unused", true })
+	cfg, err := config.Load(*configPath, func(string) (string, bool) { return "unused", true })
 	if err != nil {
 		return reportConfigError(stderr, err)
 	}
@@ -56,7 +57,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, _ e
 
 // readStatus asks the daemon, then the journal. note says where the status
 // came from, for a person.
-func readStatus(ctx context.Context, cfg *Config) (status, string, error) {
+func readStatus(ctx context.Context, cfg *config.Config) (status, string, error) {
 	listen := *cfg.Metrics.Listen
 	var why string
 	if listen == "" {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/testcfg"
 	"github.com/ferry-data/ferry/internal/testsrv"
 )
 
@@ -108,7 +109,7 @@ func TestStatusCommand(t *testing.T) {
 	ferryStatus := func(args ...string) (int, string, string) {
 		t.Helper()
 		var out, errb strings.Builder
-		code := run(t.Context(), append([]string{"status", "--config", e.cfgPath}, args...), &out, &errb, cfgEnv(nil))
+		code := run(t.Context(), append([]string{"status", "--config", e.cfgPath}, args...), &out, &errb, testcfg.Env(nil))
 		return code, out.String(), errb.String()
 	}
 	var st status

@@ -1,24 +1,20 @@
-package main
+package config
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/ferry-data/ferry/journal"
 )
 
-// secretSetting is what configSettings records for a setting that holds a
+// SecretSetting is what Settings records for a setting that holds a
 // secret value: only that it is set.
-const secretSetting = "(set)"
+const SecretSetting = "(set)"
 
-// configSettings flattens a loaded configuration into dotted keys and
+// Settings flattens a loaded configuration into dotted keys and
 // their values as ferry applies them (defaults filled in, paths resolved):
 // "upload.max_chunk_size" = "16MiB", "target.<name>.bucket",
 // "watch[<path>].settle" = "5s". Lists are JSON arrays. It reads the
@@ -27,7 +23,7 @@ const secretSetting = "(set)"
 // (secret, password, token, credential, without the _env suffix that
 // marks the *name* of an environment variable), is recorded as "(set)".
 // The audit log stores this map, so nothing secret may ever reach it.
-func configSettings(c *Config) map[string]string {
+func (c *Config) Settings() map[string]string {
 	m := map[string]string{}
 	flattenSettings(m, "", reflect.ValueOf(c).Elem())
 	return m
@@ -62,7 +58,7 @@ func flattenSettings(m map[string]string, prefix string, v reflect.Value) {
 		fv := v.Field(i)
 		if secretKey(tag) || f.Type == secretType {
 			if !fv.IsZero() {
-				m[key] = secretSetting
+				m[key] = SecretSetting
 			}
 			continue
 		}
@@ -115,9 +111,9 @@ func settingValue(v reflect.Value) (string, bool) {
 	return fmt.Sprint(v.Interface()), true
 }
 
-// changedSettings names the settings added, removed or changed from old to
+// ChangedSettings names the settings added, removed or changed from old to
 // new, sorted.
-func changedSettings(old, new map[string]string) []string {
+func ChangedSettings(old, new map[string]string) []string {
 	var keys []string
 	for k, v := range new {
 		if o, ok := old[k]; !ok || o != v {
@@ -131,40 +127,4 @@ func changedSettings(old, new map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// auditConfig records a configuration in the audit log: kind is
-// journal.AuditConfigLoaded (at start) or journal.AuditConfigChanged (a
-// running daemon applied it). The record holds the file, its SHA-256, its
-// settings (configSettings: no secret values) and the names of those that
-// changed since the last configuration the log recorded (all of them when
-// there was none), which it returns. Calls must not overlap (the daemon
-// makes them from one goroutine): each diffs against the one before.
-func auditConfig(ctx context.Context, j *journal.Journal, c *Config, kind string) ([]string, error) {
-	last, ok, err := j.LastConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("audit log: %w", err)
-	}
-	settings := configSettings(c)
-	changed := changedSettings(last.Settings, settings)
-	if !ok {
-		changed = changedSettings(nil, settings)
-	}
-	err = j.Audit(ctx, journal.AuditRecord{Kind: kind, FerryVersion: versionString(), Subject: c.file, SHA256: c.sum,
-		Changed: changed, Settings: settings})
-	if err != nil {
-		return nil, fmt.Errorf("audit log: %w", err)
-	}
-	return changed, nil
-}
-
-// auditConfigRejected records that the configuration file at path was
-// refused (cause: its errors, which name keys and lines, never values of
-// secrets); the configuration in force stays.
-func auditConfigRejected(ctx context.Context, j *journal.Journal, path string, cause error) error {
-	r := journal.AuditRecord{Kind: journal.AuditConfigRejected, FerryVersion: versionString(), Subject: path, Detail: cause.Error()}
-	if b, err := os.ReadFile(path); err == nil {
-		r.SHA256 = sha256Hex(b)
-	}
-	return j.Audit(ctx, r)
 }
