@@ -156,3 +156,53 @@ func TestParseSize(t *testing.T) {
 		t.Errorf("Size.String = %q", s)
 	}
 }
+
+// One file with a problem in every section: Load reports each, in file
+// order, with its line, not only the first.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	p := testcfg.Write(t, `[journal]
+checkpoint_interval = "10s"
+[log]
+level = "loud"
+[upload]
+max_concurrent_uploads = 1000
+[upload.breaker]
+half_open_probes = 500
+[upload.retry]
+attempts = 101
+[metrics]
+listen = "9464"
+[target.t]
+type = "fs"
+path = "out"
+bucket = "b"
+[[watch]]
+path = "in"
+target = "nope"
+settle = "-1s"
+`)
+	_, err := Load(p, testcfg.Env(nil))
+	var es Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("error %v (%T), want Errors", err, err)
+	}
+	want := []string{
+		":2: journal.checkpoint_interval: must be at least 1m (got 10s)",
+		":4: log.level: must be one of debug, info, warn, error",
+		":6: upload.max_concurrent_uploads: must be between 1 and 256 (got 1000)",
+		":8: upload.breaker.half_open_probes: must be between 1 and 100 (got 500)",
+		":10: upload.retry.attempts: must be between 1 and 100 (got 101)",
+		":12: metrics.listen: must be host:port, such as 127.0.0.1:9464",
+		":16: target.t.bucket: applies only to s3 targets",
+		":19: watch[1].target: no target named \"nope\" (targets: t)",
+		":20: watch[1].settle: must be positive",
+	}
+	if len(es) != len(want) {
+		t.Fatalf("%d errors, want %d:\n%v", len(es), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(es[i].Error(), p+w) {
+			t.Errorf("error %d = %q, want %q", i, es[i].Error(), p+w)
+		}
+	}
+}
