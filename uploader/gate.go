@@ -16,20 +16,20 @@ import (
 // BreakerPolicy configures each target's circuit breaker. Zero values mean
 // the documented defaults.
 type BreakerPolicy struct {
-	FailureThreshold int           // consecutive transient failures that open it (default 5)
-	OpenTimeout      time.Duration // how long it stays open before a probe (default 30 s)
-	HalfOpenProbes   int           // requests let through to probe (default 1)
+	FailureThreshold int           // consecutive transient failures that open it (DefaultBreakerFailureThreshold)
+	OpenTimeout      time.Duration // how long it stays open before a probe (DefaultBreakerOpenTimeout)
+	HalfOpenProbes   int           // requests let through to probe (DefaultBreakerHalfOpenProbes)
 }
 
 func (p BreakerPolicy) withDefaults() BreakerPolicy {
 	if p.FailureThreshold <= 0 {
-		p.FailureThreshold = 5
+		p.FailureThreshold = DefaultBreakerFailureThreshold
 	}
 	if p.OpenTimeout <= 0 {
-		p.OpenTimeout = 30 * time.Second
+		p.OpenTimeout = DefaultBreakerOpenTimeout
 	}
 	if p.HalfOpenProbes <= 0 {
-		p.HalfOpenProbes = 1
+		p.HalfOpenProbes = DefaultBreakerHalfOpenProbes
 	}
 	return p
 }

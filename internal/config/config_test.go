@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/ferry-data/ferry/internal/testcfg"
+	"github.com/ferry-data/ferry/uploader"
+	"github.com/ferry-data/ferry/uploader/sink/s3sink"
+	"github.com/ferry-data/ferry/watcher"
 )
 
 func TestLoadValid(t *testing.T) {
@@ -203,6 +206,40 @@ settle = "-1s"
 	for i, w := range want {
 		if !strings.HasPrefix(es[i].Error(), p+w) {
 			t.Errorf("error %d = %q, want %q", i, es[i].Error(), p+w)
+		}
+	}
+}
+
+// A configuration that leaves everything out gets the defaults the
+// components themselves apply to zero options.
+func TestDefaultsAreTheComponents(t *testing.T) {
+	p := testcfg.Write(t, "[target.t]\ntype = \"s3\"\nendpoint = \"http://127.0.0.1:1\"\nbucket = \"b\"\naccess_key_env = \"AK\"\nsecret_key_env = \"SK\"\n[[watch]]\npath = \"in\"\ntarget = \"t\"\n")
+	c, err := Load(p, testcfg.Env(map[string]string{"AK": "a", "SK": "s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, w := c.Upload, c.Watch[0]
+	for _, d := range []struct {
+		name      string
+		got, want any
+	}{
+		{"max_concurrent_uploads", u.MaxConcurrentUploads, uploader.DefaultWorkers},
+		{"max_chunk_size", int64(u.MaxChunkSize), int64(uploader.DefaultChunkSize)},
+		{"retry.attempts", u.Retry.Attempts, uploader.DefaultRetryAttempts},
+		{"retry.initial_delay", time.Duration(u.Retry.InitialDelay), uploader.DefaultRetryInitialDelay},
+		{"retry.max_delay", time.Duration(u.Retry.MaxDelay), uploader.DefaultRetryMaxDelay},
+		{"breaker.failure_threshold", u.Breaker.FailureThreshold, uploader.DefaultBreakerFailureThreshold},
+		{"breaker.open_timeout", time.Duration(u.Breaker.OpenTimeout), uploader.DefaultBreakerOpenTimeout},
+		{"breaker.half_open_probes", u.Breaker.HalfOpenProbes, uploader.DefaultBreakerHalfOpenProbes},
+		{"region", c.Target["t"].Region, s3sink.DefaultRegion},
+		{"settle", time.Duration(w.Settle), watcher.DefaultSettle},
+		{"rescan_interval", time.Duration(w.RescanInterval), watcher.DefaultRescanInterval},
+		{"journal.path", c.Journal.Path, filepath.Join(filepath.Dir(p), DefaultJournal)},
+		{"metrics.listen", *c.Metrics.Listen, DefaultMetricsListen},
+		{"log.level", c.Log.Level, DefaultLogLevel},
+	} {
+		if d.got != d.want {
+			t.Errorf("%s = %v, want %v", d.name, d.got, d.want)
 		}
 	}
 }

@@ -2,29 +2,28 @@ package config
 
 import "time"
 
-// DefaultMetricsListen is loopback: metrics are not for the network unless
-// a person says so.
-const DefaultMetricsListen = "127.0.0.1:9464"
-
-// Defaults for keys left out.
+// Defaults of the keys a configuration leaves out. Where a component has
+// a default of its own for a zero option, the configuration uses that very
+// constant (uploader.DefaultWorkers, uploader.DefaultChunkSize, the
+// uploader's retry and breaker defaults, s3sink.DefaultRegion,
+// watcher.DefaultSettle, watcher.DefaultRescanInterval): each default is
+// written once.
 const (
-	defaultJournal     = "ferry.db"
-	defaultWorkers     = 4
-	defaultChunkSize   = 16 << 20
-	minS3PartSize      = 5 << 20
-	maxChunkSize       = 5 << 30
-	minChunkSize       = 64 << 10
-	defaultRegion      = "us-east-1"
-	defaultRetryTries  = 5
-	defaultRetryFirst  = time.Second
-	defaultRetryMaxGap = 30 * time.Second
-	defaultOrphanTTL   = 24 * time.Hour
-	defaultCheckpoint  = time.Hour
-	defaultCPRetention = 365 * 24 * time.Hour
+	DefaultJournal             = "ferry.db"           // [journal] path, beside the configuration file
+	DefaultCheckpointInterval  = time.Hour            // [journal] checkpoint_interval
+	DefaultCheckpointRetention = 365 * 24 * time.Hour // [journal] checkpoint_retention
+	DefaultLogLevel            = "info"               // [log] level
+	DefaultLogMaxSizeMB        = 100                  // [log] max_size_mb
+	DefaultLogMaxBackups       = 10                   // [log] max_backups
+	DefaultOrphanUploadTTL     = 24 * time.Hour       // [upload] orphan_upload_ttl
+	// DefaultMetricsListen is loopback: metrics are not for the network
+	// unless a person says so.
+	DefaultMetricsListen = "127.0.0.1:9464"
 )
 
-// Log rotation defaults ([log] max_size_mb, max_backups, max_age_days).
+// Bounds of [upload] max_chunk_size (an s3 target also needs at least
+// s3sink.MinPartSize).
 const (
-	DefaultLogMaxSizeMB  = 100
-	DefaultLogMaxBackups = 10
+	minChunkSize = 64 << 10
+	maxChunkSize = 5 << 30
 )

@@ -15,6 +15,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/ferry-data/ferry/uploader"
+	"github.com/ferry-data/ferry/uploader/sink/s3sink"
 	"github.com/ferry-data/ferry/watcher"
 )
 
@@ -60,16 +61,16 @@ func (c *Config) validate(v *checker, lookupEnv func(string) (string, bool)) {
 func (c *Config) validateJournal(v *checker) {
 	j := &c.Journal
 	if j.Path == "" {
-		j.Path = defaultJournal
+		j.Path = DefaultJournal
 	}
 	j.Path = c.resolve(j.Path)
 	if j.CheckpointInterval == 0 {
-		j.CheckpointInterval = Duration(defaultCheckpoint)
+		j.CheckpointInterval = Duration(DefaultCheckpointInterval)
 	} else if j.CheckpointInterval < Duration(time.Minute) {
 		v.badKey("journal", "checkpoint_interval", "must be at least 1m (got %s)", time.Duration(j.CheckpointInterval))
 	}
 	if j.CheckpointRetention == 0 {
-		j.CheckpointRetention = Duration(defaultCPRetention)
+		j.CheckpointRetention = Duration(DefaultCheckpointRetention)
 	} else if j.CheckpointRetention < Duration(time.Hour) {
 		v.badKey("journal", "checkpoint_retention", "must be at least 1h (got %s)", time.Duration(j.CheckpointRetention))
 	}
@@ -81,7 +82,7 @@ func (c *Config) validateLog(v *checker) {
 	l.File = c.resolve(l.File)
 	switch strings.ToLower(l.Level) {
 	case "":
-		l.Level = "info"
+		l.Level = DefaultLogLevel
 	case "debug", "info", "warn", "error":
 		l.Level = strings.ToLower(l.Level)
 	default:
@@ -96,9 +97,9 @@ func (c *Config) validateLog(v *checker) {
 
 // validate checks [upload], [upload.breaker] and [upload.retry].
 func (u *UploadConfig) validate(v *checker) {
-	v.intIn(&u.MaxConcurrentUploads, defaultWorkers, 1, 256, "upload", "max_concurrent_uploads", "")
+	v.intIn(&u.MaxConcurrentUploads, uploader.DefaultWorkers, 1, 256, "upload", "max_concurrent_uploads", "")
 	if u.MaxChunkSize == 0 {
-		u.MaxChunkSize = defaultChunkSize
+		u.MaxChunkSize = uploader.DefaultChunkSize
 	} else if u.MaxChunkSize < minChunkSize || u.MaxChunkSize > maxChunkSize {
 		v.badKey("upload", "max_chunk_size", "must be between %s and %s (got %s)", Size(minChunkSize), Size(maxChunkSize), u.MaxChunkSize)
 	}
@@ -108,7 +109,7 @@ func (u *UploadConfig) validate(v *checker) {
 		v.badKey("upload", "max_inflight_bytes", "must be at least max_chunk_size (%s), got %s", u.MaxChunkSize, u.MaxInflightBytes)
 	}
 	if u.OrphanUploadTTL == 0 {
-		u.OrphanUploadTTL = Duration(defaultOrphanTTL)
+		u.OrphanUploadTTL = Duration(DefaultOrphanUploadTTL)
 	} else if u.OrphanUploadTTL < 0 {
 		v.badKey("upload", "orphan_upload_ttl", "must be positive")
 	}
@@ -119,26 +120,26 @@ func (u *UploadConfig) validate(v *checker) {
 // validate checks [upload.breaker].
 func (b *BreakerConfig) validate(v *checker) {
 	const table = "upload.breaker"
-	v.intIn(&b.FailureThreshold, 5, 1, 1000, table, "failure_threshold", "")
+	v.intIn(&b.FailureThreshold, uploader.DefaultBreakerFailureThreshold, 1, 1000, table, "failure_threshold", "")
 	if b.OpenTimeout == 0 {
-		b.OpenTimeout = Duration(30 * time.Second)
+		b.OpenTimeout = Duration(uploader.DefaultBreakerOpenTimeout)
 	} else if b.OpenTimeout < Duration(time.Second) {
 		v.badKey(table, "open_timeout", "must be at least 1s")
 	}
-	v.intIn(&b.HalfOpenProbes, 1, 1, 100, table, "half_open_probes", "")
+	v.intIn(&b.HalfOpenProbes, uploader.DefaultBreakerHalfOpenProbes, 1, 100, table, "half_open_probes", "")
 }
 
 // validate checks [upload.retry].
 func (r *RetryConfig) validate(v *checker) {
 	const table = "upload.retry"
-	v.intIn(&r.Attempts, defaultRetryTries, 1, 100, table, "attempts", "")
+	v.intIn(&r.Attempts, uploader.DefaultRetryAttempts, 1, 100, table, "attempts", "")
 	if r.InitialDelay == 0 {
-		r.InitialDelay = Duration(defaultRetryFirst)
+		r.InitialDelay = Duration(uploader.DefaultRetryInitialDelay)
 	} else if r.InitialDelay < 0 {
 		v.badKey(table, "initial_delay", "must be positive")
 	}
 	if r.MaxDelay == 0 {
-		r.MaxDelay = Duration(defaultRetryMaxGap)
+		r.MaxDelay = Duration(uploader.DefaultRetryMaxDelay)
 	} else if r.MaxDelay < r.InitialDelay {
 		v.badKey(table, "max_delay", "must not be below initial_delay")
 	}
@@ -180,9 +181,9 @@ func (c *Config) validateTarget(v *checker, name string, t *TargetConfig, lookup
 	switch t.Type {
 	case "s3":
 		t.validateS3(v, tbl, lookupEnv)
-		if c.Upload.MaxChunkSize < minS3PartSize {
+		if c.Upload.MaxChunkSize < s3sink.MinPartSize {
 			v.badKey("upload", "max_chunk_size", "must be at least %s with an s3 target (%s: S3's minimum part size), got %s",
-				Size(minS3PartSize), name, c.Upload.MaxChunkSize)
+				Size(s3sink.MinPartSize), name, c.Upload.MaxChunkSize)
 		}
 	case "fs":
 		t.validateFS(v, tbl)
@@ -212,7 +213,7 @@ func (t *TargetConfig) validateS3(v *checker, tbl string, lookupEnv func(string)
 		}
 	}
 	if t.Region == "" {
-		t.Region = defaultRegion
+		t.Region = s3sink.DefaultRegion
 	}
 	t.validatePrefix(v, tbl)
 	t.creds = &credentials{}
