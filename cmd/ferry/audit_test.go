@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"database/sql"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,67 +14,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferry-data/ferry/internal/config"
-	"github.com/ferry-data/ferry/internal/testcfg"
+	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/internal/testsrv"
 	"github.com/ferry-data/ferry/journal"
 )
-
-// The load path twice, with configurations that differ in two settings and
-// in a credential's value: the second record names exactly those two
-// settings, and no record holds a credential.
-func TestAuditConfigRecordsWhatChanged(t *testing.T) {
-	ctx := context.Background()
-	p := testcfg.Write(t, testcfg.Valid)
-	c1, err := config.Load(p, testcfg.Env(map[string]string{"AK": "acc3ss", "SK": "s3cr3t"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := journal.Open(c1.Journal.Path, journal.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	first, err := auditConfig(ctx, j, c1, journal.AuditConfigLoaded)
-	if err != nil || len(first) != len(c1.Settings()) {
-		t.Fatalf("first record: %d changed, %v; want every setting (%d)", len(first), err, len(c1.Settings()))
-	}
-	text := strings.Replace(strings.Replace(testcfg.Valid, `max_chunk_size = "8MiB"`, `max_chunk_size = "16MiB"`, 1), `settle = "2s"`, `settle = "3s"`, 1)
-	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c2, err := config.Load(p, testcfg.Env(map[string]string{"AK": "acc3ss", "SK": "an0ther-s3cr3t"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := auditConfig(ctx, j, c2, journal.AuditConfigChanged); err != nil {
-		t.Fatal(err)
-	}
-	var recs []journal.AuditRecord
-	var all bytes.Buffer
-	j.AuditRecords(ctx, journal.EventFilter{}, func(r journal.AuditRecord) error {
-		b, _ := json.Marshal(r)
-		all.Write(b)
-		all.WriteString(strings.Join(r.CSVRecord(), ","))
-		recs = append(recs, r)
-		return nil
-	})
-	last := recs[len(recs)-1]
-	in := filepath.Join(filepath.Dir(p), "in")
-	if last.Kind != journal.AuditConfigChanged || last.SHA256 != config.Sum([]byte(text)) || last.Subject != p ||
-		!slices.Equal(last.Changed, []string{"upload.max_chunk_size", "upload.max_inflight_bytes", "watch[" + in + "].settle"}) {
-		// max_inflight_bytes follows max_chunk_size (its default is workers x chunk): it changed too.
-		t.Fatalf("second record = %+v", last)
-	}
-	if s := all.String(); strings.Contains(s, "s3cr3t") || strings.Contains(s, "acc3ss") {
-		t.Fatalf("a credential reached the audit log: %s", s)
-	}
-	if err := auditConfigRejected(ctx, j, p, fmt.Errorf("%s:3: bad", p)); err != nil {
-		t.Fatal(err)
-	}
-	if r, ok, err := j.LastConfig(ctx); err != nil || !ok || r.Seq != last.Seq {
-		t.Fatalf("LastConfig after a rejected one = %d, %v, %v; want the applied one (%d)", r.Seq, ok, err, last.Seq)
-	}
-}
 
 // The daemon's audit log, export and verify of both chains, checkpoints
 // on the target and verify --against-target, end to end against versitygw.
@@ -160,14 +100,14 @@ func TestAuditLogAndCheckpoints(t *testing.T) {
 	}
 
 	// Checkpoints on the target, and verify against them.
-	listed, err := srv.Client().ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(e.bucket), Prefix: aws.String(e2ePrefix + checkpointDir)})
+	listed, err := srv.Client().ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(e.bucket), Prefix: aws.String(e2ePrefix + daemon.CheckpointDir)})
 	if err != nil || len(listed.Contents) == 0 {
-		t.Fatalf("no checkpoint under %s%s: %v", e2ePrefix, checkpointDir, err)
+		t.Fatalf("no checkpoint under %s%s: %v", e2ePrefix, daemon.CheckpointDir, err)
 	}
 	latestKey := aws.ToString(listed.Contents[len(listed.Contents)-1].Key)
 	b, _, err := e2eGet(srv, e.bucket, latestKey)
 	var latest journal.Checkpoint
-	if err != nil || json.Unmarshal(b, &latest) != nil || latest.Host != checkpointHost() || latest.EventSeq == 0 {
+	if err != nil || json.Unmarshal(b, &latest) != nil || latest.Host != daemon.CheckpointHost() || latest.EventSeq == 0 {
 		t.Fatalf("latest checkpoint %s: %s, %v", latestKey, b, err)
 	}
 	if last := recs[len(recs)-1]; last.Kind != journal.AuditCheckpoint || last.Seq != latest.AuditSeq || last.Hash != latest.AuditHash {

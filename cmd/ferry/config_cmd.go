@@ -2,17 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"time"
 
 	"github.com/ferry-data/ferry/internal/config"
-	"github.com/ferry-data/ferry/uploader/sink"
+	"github.com/ferry-data/ferry/internal/daemon"
 )
 
 // cmdConfig handles "ferry config check".
@@ -69,42 +66,15 @@ func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		if !*online {
 			continue
 		}
-		if err := probeTarget(ctx, cfg, t); err != nil {
+		if err := daemon.ProbeTarget(ctx, t); err != nil {
 			failed = true
 			fmt.Fprintf(stdout, "           NOT usable: %v\n", err)
 		} else {
-			fmt.Fprintf(stdout, "           reachable, credentials accepted, writable (%s)\n", probeKey(t))
+			fmt.Fprintf(stdout, "           reachable, credentials accepted, writable (%s)\n", daemon.ProbeKey(t))
 		}
 	}
 	if failed {
 		return exitFailed
 	}
 	return exitOK
-}
-
-func probeKey(t config.TargetConfig) string { return t.Prefix + "_ferry/config-check" }
-
-// probeTarget writes (and reads back) a small object under the target's
-// prefix: the endpoint answers, the credentials work, ferry may write.
-func probeTarget(ctx context.Context, cfg *config.Config, t config.TargetConfig) error {
-	s, err := newSink(t, 1, nil, nil)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	host, _ := os.Hostname()
-	body := []byte(fmt.Sprintf("ferry config check from %s at %s\n", host, time.Now().UTC().Format(time.RFC3339)))
-	sum := sink.Digest(sha256.Sum256(body))
-	if err := s.Put(ctx, probeKey(t), body, sum, false); err != nil {
-		return err
-	}
-	info, err := s.Stat(ctx, probeKey(t))
-	if err != nil {
-		return err
-	}
-	if info.Size != int64(len(body)) || info.SHA256 != sum.Hex() {
-		return errors.New("the object written does not read back the same")
-	}
-	return nil
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/ferry-data/ferry/internal/config"
+	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/internal/testsrv"
 	"github.com/ferry-data/ferry/journal"
 )
@@ -256,7 +257,7 @@ func (e *e2eEnv) startDaemon() *e2eDaemon {
 			e.t.Errorf("ferry daemon did not stop within 15 s of cancellation")
 		}
 	})
-	e2eEventually(e.t, e2eWait, "ferry to start watching", func() (bool, string) {
+	testsrv.Eventually(e.t, e2eWait, "ferry to start watching", func() (bool, string) {
 		select {
 		case code := <-d.done:
 			d.done <- code
@@ -289,24 +290,6 @@ func (d *e2eDaemon) wait(t *testing.T, start time.Time) (int, time.Duration) {
 		t.Fatalf("ferry daemon did not return within 30 s of cancellation")
 	}
 	return -1, 0
-}
-
-// e2eEventually polls cond until it holds or timeout passes. Polling is
-// what an integration test of a real process does; ferry's timer logic is
-// tested elsewhere with fakes.
-func e2eEventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; last state:\n%s", timeout, what, state)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // e2eData returns n deterministic pseudo-random bytes.
@@ -377,7 +360,7 @@ func e2eList(t *testing.T, srv *testsrv.S3, bucket string) map[string]e2eObject 
 			t.Fatalf("ListObjectsV2 %s: %v", bucket, err)
 		}
 		for _, o := range page.Contents {
-			if strings.Contains(aws.ToString(o.Key), checkpointDir) {
+			if strings.Contains(aws.ToString(o.Key), daemon.CheckpointDir) {
 				continue
 			}
 			got[aws.ToString(o.Key)] = e2eObject{Size: aws.ToInt64(o.Size), LastModified: aws.ToTime(o.LastModified)}
@@ -478,7 +461,7 @@ func e2eAssertNoMultipart(t *testing.T, srv *testsrv.S3, bucket string) {
 // metadata is that of its expected bytes.
 func e2eWaitObjects(t *testing.T, srv *testsrv.S3, bucket string, want map[string][]byte, logf func() string) {
 	t.Helper()
-	e2eEventually(t, e2eWait, fmt.Sprintf("%d objects to land in %s", len(want), bucket), func() (bool, string) {
+	testsrv.Eventually(t, e2eWait, fmt.Sprintf("%d objects to land in %s", len(want), bucket), func() (bool, string) {
 		var missing []string
 		for _, k := range e2eSortedKeys(want) {
 			if sha, _, ok := e2eHead(t, srv, bucket, k); !ok || sha != config.Sum(want[k]) {

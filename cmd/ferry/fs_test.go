@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/internal/testcfg"
 )
 
@@ -80,7 +81,7 @@ exclude = ["**/*.tmp", "**/~$*", "**/.DS_Store"]
 		if strings.HasSuffix(rel, ".sha256") {
 			return nil
 		}
-		if strings.HasPrefix(rel, checkpointDir) {
+		if strings.HasPrefix(rel, daemon.CheckpointDir) {
 			checkpoints++
 			return nil
 		}
@@ -102,7 +103,7 @@ exclude = ["**/*.tmp", "**/~$*", "**/.DS_Store"]
 		t.Fatalf("archive holds %q, want %q", got, want)
 	}
 	if checkpoints == 0 {
-		t.Fatalf("no checkpoint under %s in the archive", checkpointDir)
+		t.Fatalf("no checkpoint under %s in the archive", daemon.CheckpointDir)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(archive, ".ferry-uploads")); len(ents) != 0 {
 		t.Fatal("staged uploads left behind")

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/internal/testcfg"
 	"github.com/ferry-data/ferry/internal/testsrv"
 )
@@ -21,7 +22,7 @@ func TestJournalRebuild(t *testing.T) {
 	srv.CreateBucket(t, "rebuild")
 	var putBytes atomic.Int64
 	endpoint := e2eStartProxy(t, srv, func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method == http.MethodPut && !strings.Contains(r.URL.Path, checkpointDir) {
+		if r.Method == http.MethodPut && !strings.Contains(r.URL.Path, daemon.CheckpointDir) {
 			putBytes.Add(r.ContentLength)
 		}
 		return false

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bytes"
@@ -55,10 +55,10 @@ func TestCheckpointOutageAndDebounce(t *testing.T) {
 		var logs bytes.Buffer
 		cfg := &config.Config{Journal: config.JournalConfig{CheckpointInterval: config.Duration(time.Hour), CheckpointRetention: config.Duration(time.Hour)},
 			Target: map[string]config.TargetConfig{"up": {Prefix: "a/"}, "down": {Prefix: "b/"}}}
-		c := newCheckpointer(cfg, j, map[string]sink.Sink{"up": up, "down": down}, slog.New(slog.NewJSONHandler(&logs, nil)))
+		c := newCheckpointer(cfg, j, map[string]sink.Sink{"up": up, "down": down}, "ferry test", slog.New(slog.NewJSONHandler(&logs, nil)))
 		count := func(s sink.Sink, prefix string) int {
 			t.Helper()
-			keys, err := s.List(t.Context(), prefix+checkpointDir)
+			keys, err := s.List(t.Context(), prefix+CheckpointDir)
 			if err != nil {
 				return -1
 			}
@@ -111,11 +111,11 @@ func TestCheckpointOutageAndDebounce(t *testing.T) {
 		}
 		time.Sleep(30 * time.Minute)
 		synctest.Wait()
-		keys, err := down.List(t.Context(), "b/"+checkpointDir)
+		keys, err := down.List(t.Context(), "b/"+CheckpointDir)
 		if err != nil || len(keys) != 1 {
 			t.Fatalf("down after the tick: %q, %v; want the latest checkpoint", keys, err)
 		}
-		upKeys, _ := up.List(t.Context(), "a/"+checkpointDir)
+		upKeys, _ := up.List(t.Context(), "a/"+CheckpointDir)
 		if strings.TrimPrefix(keys[0], "b/") != strings.TrimPrefix(upKeys[len(upKeys)-1], "a/") {
 			t.Fatalf("down got %s, want the latest, %s", keys[0], upKeys[len(upKeys)-1])
 		}

@@ -1,10 +1,9 @@
-package main
+package daemon
 
 import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferry-data/ferry/internal/testcfg"
+	"github.com/ferry-data/ferry/internal/testsrv"
 	"github.com/ferry-data/ferry/journal"
 )
 
@@ -24,16 +24,11 @@ type reloadEnv struct {
 	dir     string
 	cfg     string
 	metrics string // host:port of /metrics
-	d       *e2eDaemon
+	d       *testDaemon
 }
 
 func newReloadEnv(t *testing.T) *reloadEnv {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testsrv.FreeAddr(t)
 	dir := t.TempDir()
 	for _, d := range []string{"in1", "in2"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
@@ -75,14 +70,13 @@ func (r *reloadEnv) log() string {
 
 func (r *reloadEnv) start() {
 	r.t.Helper()
-	e := &e2eEnv{t: r.t, cfgPath: r.cfg, logFile: filepath.Join(r.dir, "ferry.log")}
-	r.d = e.startDaemon()
+	r.d = startDaemon(r.t, r.cfg, testcfg.Env(nil))
 }
 
 // waitLog waits until the log has n lines containing all of the parts.
 func (r *reloadEnv) waitLog(n int, parts ...string) {
 	r.t.Helper()
-	e2eEventually(r.t, 15*time.Second, fmt.Sprintf("%d log lines with %q", n, parts), func() (bool, string) {
+	testsrv.Eventually(r.t, 15*time.Second, fmt.Sprintf("%d log lines with %q", n, parts), func() (bool, string) {
 		got := 0
 		for _, line := range strings.Split(r.log(), "\n") {
 			all := true
@@ -106,7 +100,7 @@ func (r *reloadEnv) drop(watch, name, target string) {
 		r.t.Fatal(err)
 	}
 	dst := filepath.Join(r.dir, "archive-"+target, name)
-	e2eEventually(r.t, 15*time.Second, name+" in "+target, func() (bool, string) {
+	testsrv.Eventually(r.t, 15*time.Second, name+" in "+target, func() (bool, string) {
 		got, err := os.ReadFile(dst)
 		return err == nil && string(got) == string(body), r.log()
 	})
@@ -170,8 +164,8 @@ func TestReloadAppliesEditsAndKeepsRunningOnBadOnes(t *testing.T) {
 	r.write(r.config([]string{"a", "b"}, [][2]string{{"in2", "b"}}))
 	r.waitLog(1, "configuration reloaded", `"watches_removed":["`)
 	r.drop("in2", "after-removal.txt", "b")
-	if code, _ := r.d.stop(t); code != exitOK {
-		t.Fatalf("exit %d\n%s", code, r.log())
+	if err := r.d.stop(); err != nil {
+		t.Fatalf("%v\n%s", err, r.log())
 	}
 	if n := strings.Count(r.log(), `"level":"ERROR"`); n != 1 {
 		t.Errorf("errors other than the refused edit were logged:\n%s", r.log())
@@ -275,47 +269,6 @@ func TestCoalesce(t *testing.T) {
 			t.Fatal("signalled without an edit")
 		}
 	})
-}
-
-// TestJournalCommandsBesideARunningDaemon: `journal archive` (which
-// deletes and appends events) and `journal verify` run while the daemon
-// uploads; the daemon's next events continue the chain the archive left,
-// and everything verifies afterwards.
-func TestJournalCommandsBesideARunningDaemon(t *testing.T) {
-	r := newReloadEnv(t)
-	r.write(r.config([]string{"a"}, [][2]string{{"in1", "a"}}))
-	r.start()
-	for _, n := range []string{"1.txt", "2.txt", "3.txt"} {
-		r.drop("in1", n, "a")
-	}
-	ferry := func(args ...string) (int, string, string) {
-		var out, errb strings.Builder
-		code := run(t.Context(), args, &out, &errb, testcfg.Env(nil))
-		return code, out.String(), errb.String()
-	}
-	arch := filepath.Join(r.dir, "old.jsonl")
-	before := time.Now().UTC().Format(time.RFC3339Nano)
-	if code, out, errs := ferry("journal", "archive", "--config", r.cfg, "--before", before, "--out", arch); code != 0 {
-		t.Fatalf("archive beside the daemon: %d %q %q", code, out, errs)
-	}
-	// The daemon goes on writing events after the archive's.
-	r.drop("in1", "4.txt", "a")
-	r.drop("in1", "5.txt", "a")
-	if code, out, errs := ferry("journal", "verify", "--config", r.cfg); code != 0 {
-		t.Fatalf("verify beside the daemon: %d %q %q\n%s", code, out, errs, r.log())
-	}
-	if code, _ := r.d.stop(t); code != exitOK {
-		t.Fatalf("exit %d\n%s", code, r.log())
-	}
-	if strings.Contains(r.log(), `"level":"ERROR"`) {
-		t.Errorf("the daemon logged errors:\n%s", r.log())
-	}
-	if code, out, errs := ferry("journal", "verify", "--config", r.cfg); code != 0 || !strings.Contains(out, "agree with a replay") {
-		t.Fatalf("verify after the stop: %d %q %q", code, out, errs)
-	}
-	if code, out, errs := ferry("journal", "verify", "--export", arch); code != 0 {
-		t.Fatalf("verify of the archive: %d %q %q", code, out, errs)
-	}
 }
 
 // TestReloadLogLevel: [log] level applies at once; the log file itself

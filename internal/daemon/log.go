@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"io"
@@ -13,18 +13,18 @@ import (
 	"github.com/ferry-data/ferry/internal/config"
 )
 
-// newLogger returns the process logger: JSON lines with RFC 3339 UTC
+// NewLogger returns the process logger: JSON lines with RFC 3339 UTC
 // timestamps, to the log file (rotated at max_size_mb, max_backups
 // compressed old files kept, each at most max_age_days old when that is
 // set) or, when none is configured, to stderr. With a log file, a stderr
 // that is a terminal gets every line too: a person running ferry by hand
 // sees what it does. When lv is not nil, it is set to [log] level and is
 // the logger's level from then on: a configuration reload changes it.
-func newLogger(c config.LogConfig, stderr io.Writer, lv *slog.LevelVar) (*slog.Logger, io.Closer, error) {
+func NewLogger(c config.LogConfig, stderr io.Writer, lv *slog.LevelVar) (*slog.Logger, io.Closer, error) {
 	return newLoggerTee(c, stderr, isTerminal(stderr), lv)
 }
 
-// newLoggerTee is newLogger, told whether stderr is a terminal.
+// newLoggerTee is NewLogger, told whether stderr is a terminal.
 func newLoggerTee(c config.LogConfig, stderr io.Writer, tty bool, lv *slog.LevelVar) (*slog.Logger, io.Closer, error) {
 	var w io.Writer = stderr
 	var closer io.Closer = io.NopCloser(nil)

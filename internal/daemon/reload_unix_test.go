@@ -1,6 +1,6 @@
 //go:build !windows
 
-package main
+package daemon
 
 import (
 	"os"
@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferry-data/ferry/internal/testsrv"
 )
 
 // TestReloadOnSIGHUP: SIGHUP (systemctl reload) makes the daemon read its
@@ -24,7 +26,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	r.write(r.config([]string{"a"}, [][2]string{{"in1", "a"}}))
 	r.start()
 	// The daemon's signal handler starts with it: send until it answers.
-	e2eEventually(t, 15*time.Second, "the daemon to answer SIGHUP", func() (bool, string) {
+	testsrv.Eventually(t, 15*time.Second, "the daemon to answer SIGHUP", func() (bool, string) {
 		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}

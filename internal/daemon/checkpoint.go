@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -20,7 +22,7 @@ import (
 // CheckpointDir is where checkpoints go on every target, under its prefix:
 // <prefix>_ferry/checkpoints/<host>/<event seq>-<audit seq>.json, both
 // seqs zero-padded to 20 digits so that the latest sorts last.
-const checkpointDir = "_ferry/checkpoints/"
+const CheckpointDir = "_ferry/checkpoints/"
 
 // checkpointGap is the least time between two checkpoints taken for
 // completed batches: a burst of small batches makes one right away and one
@@ -34,9 +36,9 @@ const checkpointTimeout = 30 * time.Second
 // maxCheckpointSize bounds what verify --against-target reads back.
 const maxCheckpointSize = 64 << 10
 
-// checkpointHost is the host name as it appears in checkpoint keys: the
+// CheckpointHost is the host name as it appears in checkpoint keys: the
 // characters of a DNS name kept, anything else replaced by '_'.
-func checkpointHost() string {
+func CheckpointHost() string {
 	h, err := os.Hostname()
 	if err != nil || h == "" {
 		h = "unknown-host"
@@ -51,7 +53,7 @@ func checkpointHost() string {
 
 // checkpointPrefix is the folder of a host's checkpoints on a target.
 func checkpointPrefix(targetPrefix, host string) string {
-	return targetPrefix + checkpointDir + host + "/"
+	return targetPrefix + CheckpointDir + host + "/"
 }
 
 // checkpointKey names a checkpoint object.
@@ -88,10 +90,10 @@ type checkpointer struct {
 	done      chan struct{} // closed when run returns
 }
 
-func newCheckpointer(cfg *config.Config, j *journal.Journal, sinks map[string]sink.Sink, log *slog.Logger) *checkpointer {
+func newCheckpointer(cfg *config.Config, j *journal.Journal, sinks map[string]sink.Sink, version string, log *slog.Logger) *checkpointer {
 	prefixes := targetPrefixes(cfg)
 	return &checkpointer{j: j, targets: func() (map[string]sink.Sink, map[string]string) { return sinks, prefixes },
-		host: checkpointHost(), version: versionString(),
+		host: CheckpointHost(), version: version,
 		interval: time.Duration(cfg.Journal.CheckpointInterval), retain: time.Duration(cfg.Journal.CheckpointRetention),
 		log: log, delivered: map[string]journal.Checkpoint{}, failing: map[string]string{}, done: make(chan struct{})}
 }
@@ -244,29 +246,6 @@ func (c *checkpointer) final() {
 	c.take(ctx)
 }
 
-// auditStart records the daemon's start and its configuration in the
-// audit log and returns the checkpointer for run to start.
-func (d *daemon) auditStart(ctx context.Context) *checkpointer {
-	err := d.j.Audit(ctx, journal.AuditRecord{Kind: journal.AuditStart, FerryVersion: versionString(), Subject: checkpointHost(),
-		Detail: "config=" + d.now().cfg.File()})
-	if err != nil {
-		d.log.Error("cannot record the start in the audit log", "error", err.Error())
-	}
-	w := d.now()
-	if changed, err := auditConfig(ctx, d.j, w.cfg, journal.AuditConfigLoaded); err != nil {
-		d.log.Error("cannot record the configuration in the audit log", "error", err.Error())
-	} else if len(changed) > 0 {
-		d.log.Info("configuration recorded in the audit log", "config_sha256", w.cfg.SHA256(), "changed_settings", changed)
-	}
-	c := newCheckpointer(w.cfg, d.j, w.sinks, d.log)
-	// The targets of the configuration in force at each checkpoint.
-	c.targets = func() (map[string]sink.Sink, map[string]string) {
-		w := d.now()
-		return w.sinks, targetPrefixes(w.cfg)
-	}
-	return c
-}
-
 // targetPrefixes are the targets' prefixes, by target name.
 func targetPrefixes(cfg *config.Config) map[string]string {
 	prefixes := make(map[string]string, len(cfg.Target))
@@ -276,15 +255,31 @@ func targetPrefixes(cfg *config.Config) map[string]string {
 	return prefixes
 }
 
-// auditStop records the daemon's stop in the audit log, then takes the
-// final checkpoint (which anchors that record too).
-func (d *daemon) auditStop(cp *checkpointer) {
-	ctx, cancel := context.WithTimeout(context.Background(), finalCheckpointTimeout)
-	defer cancel()
-	err := d.j.Audit(ctx, journal.AuditRecord{Kind: journal.AuditStop, FerryVersion: versionString(), Subject: checkpointHost(),
-		Detail: fmt.Sprintf("uploaded_files=%d failed_files=%d", d.stats.Uploaded.Load(), d.stats.Failed.Load())})
-	if err != nil {
-		d.log.Error("cannot record the stop in the audit log", "error", err.Error())
+// VerifyAgainstTargets compares the journal with the latest checkpoint
+// this host uploaded to each target of cfg, in name order, and returns how
+// many it compared: a chain shorter than a checkpoint (its tail was cut) or
+// different at the checkpoint's seq fails, naming the seq. A target
+// without a checkpoint, or out of reach, fails too: it proves nothing.
+func VerifyAgainstTargets(ctx context.Context, j *journal.Journal, cfg *config.Config) (int, error) {
+	host := CheckpointHost()
+	names := slices.Sorted(maps.Keys(cfg.Target))
+	for _, name := range names {
+		t := cfg.Target[name]
+		s, err := NewSink(t, 1, nil, nil)
+		if err != nil {
+			return 0, fmt.Errorf("target %s: %v", name, err)
+		}
+		cp, key, ok, err := latestCheckpoint(ctx, s, t.Prefix, host)
+		switch {
+		case err != nil:
+			return 0, fmt.Errorf("target %s: cannot read its checkpoints: %v", name, err)
+		case !ok:
+			return 0, fmt.Errorf("target %s: no checkpoint of host %s under %s: nothing to compare with (the daemon uploads one at start)",
+				name, host, strings.TrimSuffix(checkpointPrefix(t.Prefix, host), "/"))
+		}
+		if err := j.MatchCheckpoint(ctx, cp); err != nil {
+			return 0, fmt.Errorf("%s: NOT intact against target %s (checkpoint %s): %v", j.Path(), name, key, err)
+		}
 	}
-	cp.final()
+	return len(names), nil
 }

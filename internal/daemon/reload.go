@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -30,7 +30,7 @@ const reloadQuiet = 500 * time.Millisecond
 // touched by a reload). An invalid file changes nothing: the error is
 // logged with FILE:LINE and counted in ferry_config_reload_failures_total,
 // and the next valid edit applies.
-func (d *daemon) reload(wctx, uctx context.Context, rs *runState) {
+func (d *Daemon) reload(wctx, uctx context.Context, rs *runState) {
 	old := d.now()
 	file := old.cfg.File()
 	cfg, err := config.Load(file, d.getenv)
@@ -77,7 +77,7 @@ func (d *daemon) reload(wctx, uctx context.Context, rs *runState) {
 	newUploader := nw.up != old.up
 	if newUploader {
 		d.log.Info("targets or upload settings changed: the uploader restarts; files in flight stay queued and resume",
-			"timeout", stopTimeout.String())
+			"timeout", StopTimeout.String())
 		if err := stopUploader(wctx, old.up, rs.up); err != nil {
 			d.log.Error("the previous uploader ended with an error", "error", err.Error())
 		}
@@ -114,7 +114,7 @@ func (d *daemon) reload(wctx, uctx context.Context, rs *runState) {
 	slices.Sort(restarted)
 	d.log.Info("configuration reloaded", "config", file, "config_sha256", cfg.SHA256(), "changed_settings", changed,
 		"watches_added", added, "watches_removed", removed, "watches_restarted", restarted, "uploader_restarted", newUploader)
-	if _, err := auditConfig(wctx, d.j, cfg, journal.AuditConfigChanged); err != nil {
+	if _, err := d.auditConfig(wctx, cfg, journal.AuditConfigChanged); err != nil {
 		d.log.Error("cannot record the configuration change in the audit log", "error", err.Error())
 	}
 	if len(later) > 0 {
@@ -124,9 +124,9 @@ func (d *daemon) reload(wctx, uctx context.Context, rs *runState) {
 
 // refused logs a configuration edit that was not applied, counts it and
 // records it in the audit log.
-func (d *daemon) refused(ctx context.Context, file string, err error) {
+func (d *Daemon) refused(ctx context.Context, file string, err error) {
 	d.reloadFailures.Add(1)
-	if aerr := auditConfigRejected(ctx, d.j, file, err); aerr != nil {
+	if aerr := d.auditConfigRejected(ctx, file, err); aerr != nil {
 		d.log.Error("cannot record the refused configuration in the audit log", "error", aerr.Error())
 	}
 	var ces config.Errors
