@@ -23,13 +23,14 @@ import (
 	"os"
 
 	"github.com/ferry-data/ferry/internal/config"
+	"github.com/ferry-data/ferry/internal/service"
 )
 
-// Exit codes.
+// Exit codes, defined in internal/service: the systemd unit relies on them.
 const (
-	exitOK     = 0
-	exitFailed = 1 // the run ended with files not uploaded, or a runtime error
-	exitUsage  = 2 // bad command line or configuration: nothing was started
+	exitOK     = service.ExitOK
+	exitFailed = service.ExitFailed // the run ended with files not uploaded, or a runtime error
+	exitUsage  = service.ExitUsage  // bad command line or configuration: nothing was started
 )
 
 func main() {

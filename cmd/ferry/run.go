@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/daemon"
+	"github.com/ferry-data/ferry/internal/service"
 )
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
@@ -41,7 +42,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return exitUsage
 	}
 	defer closeLog.Close()
-	return serveOrRun(ctx, log, func(ctx context.Context, log *slog.Logger) int {
+	return service.Serve(ctx, log, func(ctx context.Context, log *slog.Logger) int {
 		return runDaemon(ctx, cfg, log, level, *once, stdout, stderr, getenv)
 	})
 }

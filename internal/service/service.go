@@ -1,193 +1,65 @@
-package main
+// Package service runs ferry under the operating system's service manager
+// (systemd, the Windows service control manager) through
+// kardianos/service, and registers it there: the command line, ferry's own
+// systemd unit (restart policy, hardening, the folders it may write), and
+// on Windows delayed start and recovery. Serve runs the daemon's body the
+// same way in a terminal and under a manager: a stop cancels its context.
+// Windows-only code sits behind build tags (service_windows.go).
+package service
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/kardianos/service"
+	kardianos "github.com/kardianos/service"
 
 	"github.com/ferry-data/ferry/internal/config"
 )
 
 // The service as the operating system's service manager knows it.
 const (
-	serviceName        = "ferry"
-	serviceDisplayName = "ferry"
-	serviceDescription = "ferry: moves settled instrument files, verified, to research storage"
+	Name        = "ferry"
+	DisplayName = "ferry"
+	Description = "ferry: moves settled instrument files, verified, to research storage"
 )
 
-// serviceStopWait bounds how long the service manager's Stop waits for the
-// daemon to finish: in-flight parts are abandoned before that (stopTimeout)
-// and their files stay queued in the journal.
-const serviceStopWait = 10 * time.Second
+// Exit codes of ferry's process. The unit ferry installs relies on
+// ExitUsage (no restart after a configuration error); Serve returns
+// ExitFailed when the service manager cannot run ferry.
+const (
+	ExitOK     = 0
+	ExitFailed = 1 // the run ended with files not uploaded, or a runtime error
+	ExitUsage  = 2 // bad command line or configuration: nothing was started
+)
 
-// cmdService handles install, uninstall, start, stop and restart.
-func cmdService(verb string, args []string, stdout, stderr io.Writer, getenv env) int {
-	if verb == "install" {
-		return cmdInstall(args, stdout, stderr, getenv)
-	}
-	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "ferry %s: takes no arguments (got %q)\n", verb, fs.Args())
-		return exitUsage
-	}
-	s, err := newService(&service.Config{})
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry %s: %v\n", verb, err)
-		return exitFailed
-	}
-	if err := checkServicePlatform(); err != nil {
-		fmt.Fprintf(stderr, "ferry %s: %v\n", verb, err)
-		return exitFailed
-	}
-	if err := checkPrivileged(); err != nil {
-		fmt.Fprintf(stderr, "ferry %s: %v (try: %s)\n", verb, err, elevatedCommand("ferry "+verb))
-		return exitFailed
-	}
-	if _, err := s.Status(); errors.Is(err, service.ErrNotInstalled) {
-		fmt.Fprintf(stderr, "ferry %s: ferry is not installed as a service (install it with: ferry install --config FILE)\n", verb)
-		return exitFailed
-	}
-	if why := packagedService(); why != "" && verb == "uninstall" {
-		fmt.Fprintf(stderr, "ferry uninstall: %s\n", why)
-		return exitFailed
-	}
-	var do func() error
-	switch verb {
-	case "uninstall":
-		do = func() error {
-			_ = s.Stop() // a running service is stopped first; one already stopped is fine
-			return s.Uninstall()
-		}
-	case "start":
-		do = s.Start
-	case "stop":
-		do = s.Stop
-	case "restart":
-		do = s.Restart
-	}
-	if err := do(); err != nil {
-		fmt.Fprintf(stderr, "ferry %s: %v\n%s\n", verb, err, serviceLogsHint)
-		return exitFailed
-	}
-	fmt.Fprintf(stdout, "ferry %s: done\n", verb)
-	return exitOK
-}
+// StopWait bounds how long the service manager's Stop waits for the
+// daemon to finish: in-flight parts are abandoned before that
+// (daemon.StopTimeout) and their files stay queued in the journal.
+const StopWait = 10 * time.Second
 
-// cmdInstall validates the configuration and registers "ferry run --config
-// FILE" with the service manager, started at boot.
-func cmdInstall(args []string, stdout, stderr io.Writer, getenv env) int {
-	fs := flag.NewFlagSet("install", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file (TOML) the service runs with")
-	user := fs.String("user", "", "account the service runs as (default: root on Linux, LocalSystem on Windows)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if *configPath == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: ferry install --config FILE [--user NAME]")
-		return exitUsage
-	}
-	// Credentials usually live only in the service's environment
-	// (/etc/ferry/ferry.env), not in the installing shell: a missing one is
-	// a note here, not an error; everything else must be valid.
-	var unset []string
-	lookup := func(name string) (string, bool) {
-		if v, ok := getenv(name); ok && v != "" {
-			return v, true
-		}
-		unset = append(unset, name)
-		return "unset-at-install", true
-	}
-	cfg, err := config.Load(*configPath, lookup)
-	if err != nil {
-		return reportConfigError(stderr, err)
-	}
-	exe, err := os.Executable()
-	if err == nil {
-		exe, err = filepath.EvalSymlinks(exe)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry install: cannot find this program's own path: %v\n", err)
-		return exitFailed
-	}
-	sc, err := installConfig(cfg, exe, *user)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry install: %v\n", err)
-		return exitFailed
-	}
-	s, err := newService(sc)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry install: %v\n", err)
-		return exitFailed
-	}
-	if err := checkServicePlatform(); err != nil {
-		fmt.Fprintf(stderr, "ferry install: %v\n", err)
-		return exitFailed
-	}
-	if err := checkPrivileged(); err != nil {
-		fmt.Fprintf(stderr, "ferry install: %v (try: %s)\n", err, elevatedCommand("ferry install --config "+cfg.File()))
-		return exitFailed
-	}
-	if _, err := s.Status(); !errors.Is(err, service.ErrNotInstalled) {
-		if why := packagedService(); why != "" {
-			fmt.Fprintf(stderr, "ferry install: ferry is already installed as a service: %s\n", why)
-		} else {
-			fmt.Fprintln(stderr, "ferry install: ferry is already installed as a service; to change it, run: ferry uninstall, then ferry install again")
-		}
-		return exitFailed
-	}
-	if err := prepareServiceDirs(cfg, *user); err != nil {
-		fmt.Fprintf(stderr, "ferry install: %v\n", err)
-		return exitFailed
-	}
-	if err := s.Install(); err != nil {
-		fmt.Fprintf(stderr, "ferry install: %v\n", err)
-		return exitFailed
-	}
-	if err := afterInstall(); err != nil {
-		fmt.Fprintf(stderr, "ferry install: installed, but %v\n", err)
-		return exitFailed
-	}
-	fmt.Fprintf(stdout, "installed the ferry service: %s\n", strings.Join(append([]string{sc.Executable}, sc.Arguments...), " "))
-	fmt.Fprintf(stdout, "it writes only to: %s\n", strings.Join(writablePaths(cfg), ", "))
-	if *user == "" {
-		fmt.Fprintf(stdout, "it runs as %s; --user NAME picks an account that can read the watched folders\n", defaultServiceAccount)
-	}
-	for _, name := range slices.Compact(slices.Sorted(slices.Values(unset))) {
-		fmt.Fprintf(stdout, "note: %s is not set here; %s\n", name, serviceEnvHint)
-	}
-	fmt.Fprintln(stdout, "start it with: ferry start")
-	return exitOK
-}
+// ErrNotInstalled is what a Service's Status returns when ferry is not
+// installed as a service.
+var ErrNotInstalled = kardianos.ErrNotInstalled
 
-// installConfig is the service registration for cfg: this binary, run
+// InstallConfig is the service registration for cfg: this binary, run
 // with the absolute config path, plus each platform's options (Linux: the
 // systemd unit; Windows: delayed start and recovery).
-func installConfig(cfg *config.Config, exe, user string) (*service.Config, error) {
+func InstallConfig(cfg *config.Config, exe, user string) (*kardianos.Config, error) {
 	args := []string{"run", "--config", cfg.File()}
 	opts, err := serviceOptions(cfg, append([]string{exe}, args...), user)
 	if err != nil {
 		return nil, err
 	}
-	return &service.Config{
-		Name:        serviceName,
-		DisplayName: serviceDisplayName,
-		Description: serviceDescription,
+	return &kardianos.Config{
+		Name:        Name,
+		DisplayName: DisplayName,
+		Description: Description,
 		Executable:  exe,
 		Arguments:   args,
 		UserName:    user,
@@ -195,20 +67,24 @@ func installConfig(cfg *config.Config, exe, user string) (*service.Config, error
 	}, nil
 }
 
-// newService is the service manager's handle on "ferry", for commands that
-// manage the service rather than run it.
-func newService(c *service.Config) (service.Service, error) {
-	c.Name = serviceName
-	if c.DisplayName == "" {
-		c.DisplayName = serviceDisplayName
+// New is the service manager's handle on "ferry", for commands that
+// manage the service rather than run it: registered as c says (from
+// InstallConfig), or, with nil, only by its name.
+func New(c *kardianos.Config) (kardianos.Service, error) {
+	if c == nil {
+		c = &kardianos.Config{}
 	}
-	return service.New(&program{}, c)
+	c.Name = Name
+	if c.DisplayName == "" {
+		c.DisplayName = DisplayName
+	}
+	return kardianos.New(&program{}, c)
 }
 
-// writablePaths are the folders the service writes to, computed from the
+// WritablePaths are the folders the service writes to, computed from the
 // configuration: the journal's folder, the log file's folder and every fs
 // target. Everything else (the watched folders included) it only reads.
-func writablePaths(cfg *config.Config) []string {
+func WritablePaths(cfg *config.Config) []string {
 	ps := []string{filepath.Dir(cfg.Journal.Path)}
 	if cfg.Log.File != "" {
 		ps = append(ps, filepath.Dir(cfg.Log.File))
@@ -243,7 +119,7 @@ func systemdUnit(exec []string, user string, writable []string) (string, error) 
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
 	w("# Installed by \"ferry install\"; remove it with \"ferry uninstall\".")
 	w("[Unit]")
-	w("Description=%s", serviceDescription)
+	w("Description=%s", Description)
 	w("After=network-online.target local-fs.target remote-fs.target")
 	w("Wants=network-online.target")
 	w("")
@@ -266,8 +142,8 @@ func systemdUnit(exec []string, user string, writable []string) (string, error) 
 	w("KillSignal=SIGTERM")
 	w("Restart=on-failure")
 	w("RestartSec=5")
-	w("# Exit code 2 is a configuration error: restarting will not help.")
-	w("RestartPreventExitStatus=2")
+	w("# Exit code %d is a configuration error: restarting will not help.", ExitUsage)
+	w("RestartPreventExitStatus=%d", ExitUsage)
 	w("NoNewPrivileges=yes")
 	w("PrivateTmp=yes")
 	w("# Read-only everywhere (watched folders are only read) but for the")
@@ -298,29 +174,29 @@ func systemdQuote(s string, command bool) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
 
-// serveOrRun runs body: directly when ferry was started from a terminal, a
+// Serve runs body: directly when ferry was started from a terminal, a
 // container or a plain process supervisor, and under the service manager's
 // protocol (Start, Stop) when the service manager started it. Either way,
 // a stop (Ctrl-C, SIGTERM, the service manager's Stop) cancels body's ctx,
 // and body's exit code is ferry's.
-func serveOrRun(ctx context.Context, log *slog.Logger, body func(ctx context.Context, log *slog.Logger) int) int {
-	if service.Interactive() {
+func Serve(ctx context.Context, log *slog.Logger, body func(ctx context.Context, log *slog.Logger) int) int {
+	if kardianos.Interactive() {
 		return body(ctx, log)
 	}
 	return serveUnderManager(ctx, log, body)
 }
 
-// serveUnderManager runs body as the service manager's service. A body that
+// serveUnderManager runs body as the service manager's kardianos. A body that
 // ends on its own (a fatal error) ends the service with its exit code, so
 // that systemd's Restart=on-failure and Windows' recovery actions restart it.
 func serveUnderManager(ctx context.Context, log *slog.Logger, body func(ctx context.Context, log *slog.Logger) int) int {
-	p := &program{parent: ctx, body: body, wait: serviceStopWait, log: log}
-	s, err := service.New(p, &service.Config{
-		Name: serviceName,
+	p := &program{parent: ctx, body: body, wait: StopWait, log: log}
+	s, err := kardianos.New(p, &kardianos.Config{
+		Name: Name,
 		// Where the service manager's Run waits for a stop (all but
 		// Windows): SIGTERM, already turned into ctx by the caller, or body
 		// ending by itself.
-		Option: service.KeyValue{"RunWait": func() {
+		Option: kardianos.KeyValue{"RunWait": func() {
 			select {
 			case <-ctx.Done():
 			case <-p.done:
@@ -329,7 +205,7 @@ func serveUnderManager(ctx context.Context, log *slog.Logger, body func(ctx cont
 	})
 	if err != nil {
 		log.Error("cannot run under the service manager", "error", err.Error())
-		return exitFailed
+		return ExitFailed
 	}
 	if eventLogWanted {
 		if events, err := s.Logger(nil); err != nil {
@@ -340,10 +216,10 @@ func serveUnderManager(ctx context.Context, log *slog.Logger, body func(ctx cont
 		}
 	}
 	p.onFatal = exitAfterFatal
-	p.log.Info("running under the service manager", "service_manager", service.Platform())
+	p.log.Info("running under the service manager", "service_manager", kardianos.Platform())
 	if err := s.Run(); err != nil {
 		p.log.Error("service manager", "error", err.Error())
-		return exitFailed
+		return ExitFailed
 	}
 	return p.exitCode()
 }
@@ -356,8 +232,8 @@ type program struct {
 	body    func(ctx context.Context, log *slog.Logger) int
 	wait    time.Duration
 	log     *slog.Logger
-	events  service.Logger // the Windows Event Log when run as a Windows service, else nil
-	onFatal func(code int) // called when body ends on its own, not asked to stop
+	events  kardianos.Logger // the Windows Event Log when run as a Windows service, else nil
+	onFatal func(code int)   // called when body ends on its own, not asked to stop
 
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when body has returned
@@ -368,7 +244,7 @@ type program struct {
 }
 
 // Start begins body and returns at once.
-func (p *program) Start(service.Service) error {
+func (p *program) Start(kardianos.Service) error {
 	ctx, cancel := context.WithCancel(p.parent)
 	p.cancel = cancel
 	p.done = make(chan struct{})
@@ -386,7 +262,7 @@ func (p *program) Start(service.Service) error {
 			return
 		}
 		// Nobody asked it to stop: a fatal error (or, with --once, the end).
-		if code != exitOK {
+		if code != ExitOK {
 			// Also in the Event Log (p.log tees errors there).
 			p.log.Error("ferry stopped on an error; the service manager restarts it", "exit_code", code)
 		}
@@ -401,7 +277,7 @@ func (p *program) Start(service.Service) error {
 // A body that takes longer is left behind (its files stay queued in the
 // journal); Stop still returns nil, so that a deliberate stop never looks
 // like a failure that recovery actions would answer with a restart.
-func (p *program) Stop(service.Service) error {
+func (p *program) Stop(kardianos.Service) error {
 	p.mu.Lock()
 	p.stopping = true
 	p.mu.Unlock()
@@ -419,12 +295,12 @@ func (p *program) Stop(service.Service) error {
 	return nil
 }
 
-// exitCode is body's exit code, or exitFailed when it has not returned.
+// exitCode is body's exit code, or ExitFailed when it has not returned.
 func (p *program) exitCode() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.finished {
-		return exitFailed
+		return ExitFailed
 	}
 	return p.code
 }
@@ -434,7 +310,7 @@ func (p *program) exitCode() int {
 // look first: the message, then key=value pairs.
 type eventHandler struct {
 	slog.Handler
-	events service.Logger
+	events kardianos.Logger
 	prefix string // attributes from WithAttrs, already formatted
 	group  string // "a.b." from WithGroup
 }

@@ -1,23 +1,26 @@
 //go:build windows
 
-package main
+package service
 
 import (
 	"errors"
 	"fmt"
 	"os"
 
-	"github.com/kardianos/service"
+	kardianos "github.com/kardianos/service"
 	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/svc/mgr"
 
 	"github.com/ferry-data/ferry/internal/config"
 )
 
+// DefaultAccount is who the service runs as without --user; EnvHint where
+// it reads the credentials the configuration names; LogsHint where to look
+// when the service manager reports a failure.
 const (
-	defaultServiceAccount = "LocalSystem"
-	serviceEnvHint        = `set it for the service in the registry: HKLM\SYSTEM\CurrentControlSet\Services\ferry, multi-string value "Environment" (NAME=VALUE lines)`
-	serviceLogsHint       = "see: the Windows Event Log (Application, source ferry) and ferry's log file"
+	DefaultAccount = "LocalSystem"
+	EnvHint        = `set it for the service in the registry: HKLM\SYSTEM\CurrentControlSet\Services\ferry, multi-string value "Environment" (NAME=VALUE lines)`
+	LogsHint       = "see: the Windows Event Log (Application, source ferry) and ferry's log file"
 )
 
 // eventLogWanted: a Windows service has no console; its start, stop and
@@ -27,10 +30,10 @@ const eventLogWanted = true
 // exitAfterFatal ends the process when ferry stops on its own: the service
 // control manager sees it die without reporting STOPPED and runs the
 // recovery actions (restart). kardianos offers no way to report a stop
-// from inside the service.
+// from inside the kardianos.
 var exitAfterFatal = func(code int) {
-	if code == exitOK {
-		code = exitFailed // ended although nobody stopped it: still a failure for recovery
+	if code == ExitOK {
+		code = ExitFailed // ended although nobody stopped it: still a failure for recovery
 	}
 	os.Exit(code)
 }
@@ -44,8 +47,8 @@ const (
 
 // serviceOptions are the kardianos options for Windows: automatic start
 // once the boot has settled, and restart on failure.
-func serviceOptions(cfg *config.Config, exec []string, user string) (service.KeyValue, error) {
-	return service.KeyValue{
+func serviceOptions(cfg *config.Config, exec []string, user string) (kardianos.KeyValue, error) {
+	return kardianos.KeyValue{
 		"StartType":              "automatic",
 		"DelayedAutoStart":       true,
 		"OnFailure":              "restart",
@@ -54,33 +57,33 @@ func serviceOptions(cfg *config.Config, exec []string, user string) (service.Key
 	}, nil
 }
 
-func checkServicePlatform() error { return nil }
+func CheckPlatform() error { return nil }
 
-func checkPrivileged() error {
+func CheckPrivileged() error {
 	if !windows.GetCurrentProcessToken().IsElevated() {
 		return errors.New("managing the service needs an administrator")
 	}
 	return nil
 }
 
-func elevatedCommand(cmd string) string {
+func ElevatedCommand(cmd string) string {
 	return "an elevated prompt (Run as administrator), then: " + cmd
 }
 
-// packagedService: on Windows, only "ferry install" registers the service.
-func packagedService() string { return "" }
+// PackagedService: on Windows, only "ferry install" registers the kardianos.
+func PackagedService() string { return "" }
 
-func prepareServiceDirs(cfg *config.Config, account string) error { return nil }
+func PrepareDirs(cfg *config.Config, account string) error { return nil }
 
-// afterInstall makes the recovery actions fire on a failed start as well
+// AfterInstall makes the recovery actions fire on a failed start as well
 // (the process reports STOPPED with an error), not only on a crash.
-func afterInstall() error {
+func AfterInstall() error {
 	m, err := mgr.Connect()
 	if err != nil {
 		return fmt.Errorf("cannot reach the service control manager to set recovery on failed starts: %w", err)
 	}
 	defer m.Disconnect()
-	s, err := m.OpenService(serviceName)
+	s, err := m.OpenService(Name)
 	if err != nil {
 		return fmt.Errorf("cannot open the service to set recovery on failed starts: %w", err)
 	}

@@ -1,6 +1,6 @@
 //go:build !windows
 
-package main
+package service
 
 import (
 	"errors"
@@ -10,15 +10,18 @@ import (
 	"os/user"
 	"strconv"
 
-	"github.com/kardianos/service"
+	kardianos "github.com/kardianos/service"
 
 	"github.com/ferry-data/ferry/internal/config"
 )
 
+// DefaultAccount is who the service runs as without --user; EnvHint where
+// it reads the credentials the configuration names; LogsHint where to look
+// when the service manager reports a failure.
 const (
-	defaultServiceAccount = "root (read-only outside its own folders)"
-	serviceEnvHint        = "the service reads credentials from /etc/ferry/ferry.env (KEY=VALUE lines, mode 0600)"
-	serviceLogsHint       = "see: systemctl status ferry; journalctl -u ferry"
+	DefaultAccount = "root (read-only outside its own folders)"
+	EnvHint        = "the service reads credentials from /etc/ferry/ferry.env (KEY=VALUE lines, mode 0600)"
+	LogsHint       = "see: systemctl status ferry; journalctl -u ferry"
 )
 
 // eventLogWanted: on Linux, systemd's journal already holds ferry's stderr
@@ -31,18 +34,18 @@ var exitAfterFatal func(code int)
 
 // serviceOptions are the kardianos options for Linux: ferry's own systemd
 // unit.
-func serviceOptions(cfg *config.Config, exec []string, user string) (service.KeyValue, error) {
-	unit, err := systemdUnit(exec, user, writablePaths(cfg))
+func serviceOptions(cfg *config.Config, exec []string, user string) (kardianos.KeyValue, error) {
+	unit, err := systemdUnit(exec, user, WritablePaths(cfg))
 	if err != nil {
 		return nil, err
 	}
-	return service.KeyValue{"SystemdScript": unit}, nil
+	return kardianos.KeyValue{"SystemdScript": unit}, nil
 }
 
-// checkServicePlatform accepts systemd only: kardianos would otherwise
+// CheckPlatform accepts systemd only: kardianos would otherwise
 // fall back to a SysV script without ferry's restart policy and hardening.
-func checkServicePlatform() error {
-	if p := service.ChosenSystem(); p == nil || p.String() != "linux-systemd" {
+func CheckPlatform() error {
+	if p := kardianos.ChosenSystem(); p == nil || p.String() != "linux-systemd" {
 		name := "none"
 		if p != nil {
 			name = p.String()
@@ -53,19 +56,19 @@ func checkServicePlatform() error {
 	return nil
 }
 
-func checkPrivileged() error {
+func CheckPrivileged() error {
 	if os.Geteuid() != 0 {
 		return errors.New("managing the system service needs root")
 	}
 	return nil
 }
 
-func elevatedCommand(cmd string) string { return "sudo " + cmd }
+func ElevatedCommand(cmd string) string { return "sudo " + cmd }
 
-// prepareServiceDirs creates the folders the service writes to when they
+// PrepareDirs creates the folders the service writes to when they
 // do not exist yet (ProtectSystem=strict leaves it no way to create them
 // itself), owned by the service's account.
-func prepareServiceDirs(cfg *config.Config, account string) error {
+func PrepareDirs(cfg *config.Config, account string) error {
 	uid, gid := -1, -1
 	if account != "" {
 		u, err := user.Lookup(account)
@@ -75,7 +78,7 @@ func prepareServiceDirs(cfg *config.Config, account string) error {
 		uid, _ = strconv.Atoi(u.Uid)
 		gid, _ = strconv.Atoi(u.Gid)
 	}
-	for _, p := range writablePaths(cfg) {
+	for _, p := range WritablePaths(cfg) {
 		if _, err := os.Stat(p); err == nil {
 			continue
 		} else if !errors.Is(err, fs.ErrNotExist) {
@@ -93,16 +96,16 @@ func prepareServiceDirs(cfg *config.Config, account string) error {
 	return nil
 }
 
-func afterInstall() error { return nil }
+func AfterInstall() error { return nil }
 
 // ownUnit is where ferry install writes its unit (kardianos, system
 // service).
 const ownUnit = "/etc/systemd/system/ferry.service"
 
-// packagedService explains, when ferry's installed unit is not the one
+// PackagedService explains, when ferry's installed unit is not the one
 // "ferry install" writes (the .deb or .rpm ships its own under
 // /usr/lib/systemd/system), that the package manages it.
-func packagedService() string {
+func PackagedService() string {
 	if _, err := os.Stat(ownUnit); err == nil {
 		return ""
 	}

@@ -1,6 +1,6 @@
 //go:build !windows
 
-package main
+package service
 
 import (
 	"context"
@@ -28,9 +28,9 @@ func TestServiceServeUnderManager(t *testing.T) {
 			close(started)
 			<-ctx.Done()
 			sawCancel.Store(true)
-			return exitOK
+			return ExitOK
 		})
-		if code != exitOK || !sawCancel.Load() {
+		if code != ExitOK || !sawCancel.Load() {
 			t.Errorf("exit %d, body saw the cancel: %v", code, sawCancel.Load())
 		}
 	})
@@ -41,21 +41,21 @@ func TestServiceServeUnderManager(t *testing.T) {
 		code := serveUnderManager(ctx, log, func(ctx context.Context, _ *slog.Logger) int {
 			if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 				t.Error(err)
-				return exitFailed
+				return ExitFailed
 			}
 			<-ctx.Done()
-			return exitOK
+			return ExitOK
 		})
-		if code != exitOK {
+		if code != ExitOK {
 			t.Errorf("exit %d after SIGTERM", code)
 		}
 	})
 	t.Run("fails on its own", func(t *testing.T) {
 		code := serveUnderManager(t.Context(), log, func(ctx context.Context, _ *slog.Logger) int {
-			return exitFailed
+			return ExitFailed
 		})
-		if code != exitFailed {
-			t.Errorf("exit %d, want %d", code, exitFailed)
+		if code != ExitFailed {
+			t.Errorf("exit %d, want %d", code, ExitFailed)
 		}
 	})
 }
