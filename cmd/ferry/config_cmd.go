@@ -2,33 +2,28 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
 	"time"
 
-	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/daemon"
 )
 
 // cmdConfig handles "ferry config check".
 func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
+	const usage = "usage: ferry config check --config FILE [--online]"
 	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprintln(stderr, "usage: ferry config check --config FILE [--online]")
-		return exitUsage
+		return usageError(stderr, usage)
 	}
-	fset := flag.NewFlagSet("config check", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	configPath := fset.String("config", "", "configuration file (TOML)")
+	fset, configPath := newFlags("config check", stderr)
 	online := fset.Bool("online", false, "also reach every target, check the credentials and write a small object under _ferry/")
 	if err := fset.Parse(args[1:]); err != nil || fset.NArg() > 0 || *configPath == "" {
-		fmt.Fprintln(stderr, "usage: ferry config check --config FILE [--online]")
-		return exitUsage
+		return usageError(stderr, usage)
 	}
-	cfg, err := config.Load(*configPath, getenv)
-	if err != nil {
-		return reportConfigError(stderr, err)
+	cfg, code := loadConfig(*configPath, getenv, stderr)
+	if cfg == nil {
+		return code
 	}
 	names := make([]string, 0, len(cfg.Target))
 	for n := range cfg.Target {

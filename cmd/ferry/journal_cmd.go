@@ -6,14 +6,11 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
-	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/journal"
 )
@@ -36,42 +33,20 @@ time-range export verifies on its own (from its first event's prev_hash); a
 --batch export is a selection, not a chain. An archive verifies on its own,
 and the live chain keeps the link to it.`
 
-func cmdJournal(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "rebuild":
-			return cmdJournalRebuild(ctx, args[1:], stdout, stderr, getenv)
-		case "export":
-			return cmdJournalExport(ctx, args[1:], stdout, stderr, getenv)
-		case "verify":
-			return cmdJournalVerify(ctx, args[1:], stdout, stderr, getenv)
-		case "state":
-			return cmdJournalState(ctx, args[1:], stdout, stderr, getenv)
-		case "archive":
-			return cmdJournalArchive(ctx, args[1:], stdout, stderr, getenv)
-		}
-	}
-	fmt.Fprintln(stderr, journalUsage)
-	return exitUsage
+// journalVerbs are the verbs of "ferry journal".
+var journalVerbs = map[string]verb{
+	"export":  cmdJournalExport,
+	"verify":  cmdJournalVerify,
+	"state":   cmdJournalState,
+	"archive": cmdJournalArchive,
+	"rebuild": cmdJournalRebuild,
 }
 
-// openJournal loads the configuration and opens its journal for a
-// command that works on the journal alone. On failure it has told stderr
-// why and returns nil with the exit code.
-func openJournal(configPath string, getenv env, stderr io.Writer) (*journal.Journal, int) {
-	cfg, err := config.Load(configPath, getenv)
-	if err != nil {
-		return nil, reportConfigError(stderr, err)
+func cmdJournal(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
+	if code, ok := dispatch(ctx, journalVerbs, args, stdout, stderr, getenv); ok {
+		return code
 	}
-	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: versionString()})
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry: %v\n", err)
-		if errors.Is(err, journal.ErrCorrupt) {
-			fmt.Fprintf(stderr, "to recover: ferry journal rebuild --config %s\n", cfg.File())
-		}
-		return nil, exitFailed
-	}
-	return j, exitOK
+	return usageError(stderr, journalUsage)
 }
 
 func parseTime(s string) (time.Time, error) {
@@ -88,9 +63,7 @@ func parseTime(s string) (time.Time, error) {
 // row with every field, seq, prev_hash and hash included, so that the
 // export verifies on its own.
 func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	fset := flag.NewFlagSet("journal export", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	configPath := fset.String("config", "", "configuration file (TOML)")
+	fset, configPath := newFlags("journal export", stderr)
 	format := fset.String("format", "jsonl", "jsonl or csv")
 	since := fset.String("since", "", "only events at or after this time")
 	until := fset.String("until", "", "only events at or before this time")
@@ -98,8 +71,7 @@ func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writ
 	logName := fset.String("log", "events", "which log: events or audit")
 	outPath := fset.String("out", "", "write to this file instead of standard output")
 	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || *configPath == "" {
-		fmt.Fprintln(stderr, journalUsage)
-		return exitUsage
+		return usageError(stderr, journalUsage)
 	}
 	var f journal.EventFilter
 	var err error
@@ -192,14 +164,11 @@ func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writ
 // exported JSONL file with only the ferry binary: exit 0 with a summary
 // when intact, 1 naming the first bad seq.
 func cmdJournalVerify(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	fset := flag.NewFlagSet("journal verify", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	configPath := fset.String("config", "", "configuration file (TOML)")
+	fset, configPath := newFlags("journal verify", stderr)
 	exportPath := fset.String("export", "", "an exported JSONL file to check offline")
 	against := fset.Bool("against-target", false, "also compare the chains with the latest checkpoint on every target")
 	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || (*configPath == "") == (*exportPath == "") || (*against && *configPath == "") {
-		fmt.Fprintln(stderr, journalUsage)
-		return exitUsage
+		return usageError(stderr, journalUsage)
 	}
 	report := func(what string, v *journal.ChainVerifier, err error) int {
 		if err != nil {
@@ -257,25 +226,15 @@ func readJSONL[T any](r io.Reader, fn func(T) error) error {
 // cmdJournalRebuild makes a new journal from the watched folders and what
 // the targets hold (daemon.Rebuild).
 func cmdJournalRebuild(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	fset := flag.NewFlagSet("journal rebuild", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	configPath := fset.String("config", "", "configuration file (TOML)")
+	fset, configPath := newFlags("journal rebuild", stderr)
 	force := fset.Bool("force", false, "rebuild even though the journal is readable (it is kept, moved aside)")
-	if err := fset.Parse(args); err != nil {
-		return exitUsage
+	cfg, code := parseAndLoad(fset, configPath, args, getenv, stderr, "ferry journal rebuild: --config FILE is required")
+	if cfg == nil {
+		return code
 	}
-	if *configPath == "" || fset.NArg() > 0 {
-		fmt.Fprintln(stderr, "ferry journal rebuild: --config FILE is required")
-		return exitUsage
-	}
-	cfg, err := config.Load(*configPath, getenv)
-	if err != nil {
-		return reportConfigError(stderr, err)
-	}
-	log, closeLog, err := daemon.NewLogger(cfg.Log, stderr, nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry: log file %s: %v\n", cfg.Log.File, err)
-		return exitUsage
+	log, closeLog, code := openLog(cfg, stderr, nil)
+	if log == nil {
+		return code
 	}
 	defer closeLog.Close()
 	res, err := daemon.Rebuild(ctx, cfg, *force, versionString(), log)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,28 +17,18 @@ import (
 )
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file (TOML)")
+	fs, configPath := newFlags("run", stderr)
 	once := fs.Bool("once", false, "upload what is in the watched folders now, then exit")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if *configPath == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "ferry run: --config FILE is required (try: ferry run --config config.example.toml)")
-		return exitUsage
-	}
-	cfg, err := config.Load(*configPath, getenv)
-	if err != nil {
-		return reportConfigError(stderr, err)
+	cfg, code := parseAndLoad(fs, configPath, args, getenv, stderr, "ferry run: --config FILE is required (try: ferry run --config config.example.toml)")
+	if cfg == nil {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	level := new(slog.LevelVar) // [log] level, which a reload may change
-	log, closeLog, err := daemon.NewLogger(cfg.Log, stderr, level)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry: log file %s: %v\n", cfg.Log.File, err)
-		return exitUsage
+	log, closeLog, code := openLog(cfg, stderr, level)
+	if log == nil {
+		return code
 	}
 	defer closeLog.Close()
 	return service.Serve(ctx, log, func(ctx context.Context, log *slog.Logger) int {

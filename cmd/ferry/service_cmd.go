@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,70 +11,76 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/service"
 )
 
-// cmdService handles install, uninstall, start, stop and restart.
-func cmdService(verb string, args []string, stdout, stderr io.Writer, getenv env) int {
-	if verb == "install" {
-		return cmdInstall(args, stdout, stderr, getenv)
+// cmdService is the verb that uninstalls, starts, stops or restarts the
+// installed service (name says which).
+func cmdService(name string) verb {
+	return func(_ context.Context, args []string, stdout, stderr io.Writer, _ env) int {
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		if err := fs.Parse(args); err != nil {
+			return exitUsage
+		}
+		if fs.NArg() > 0 {
+			fmt.Fprintf(stderr, "ferry %s: takes no arguments (got %q)\n", name, fs.Args())
+			return exitUsage
+		}
+		s, code := serviceHandle(name, nil, "ferry "+name, stderr)
+		if s == nil {
+			return code
+		}
+		if _, err := s.Status(); errors.Is(err, service.ErrNotInstalled) {
+			fmt.Fprintf(stderr, "ferry %s: ferry is not installed as a service (install it with: ferry install --config FILE)\n", name)
+			return exitFailed
+		}
+		if why := service.PackagedService(); why != "" && name == "uninstall" {
+			fmt.Fprintf(stderr, "ferry uninstall: %s\n", why)
+			return exitFailed
+		}
+		do := map[string]func() error{
+			"uninstall": func() error {
+				_ = s.Stop() // a running service is stopped first; one already stopped is fine
+				return s.Uninstall()
+			},
+			"start":   s.Start,
+			"stop":    s.Stop,
+			"restart": s.Restart,
+		}[name]
+		if err := do(); err != nil {
+			fmt.Fprintf(stderr, "ferry %s: %v\n%s\n", name, err, service.LogsHint)
+			return exitFailed
+		}
+		fmt.Fprintf(stdout, "ferry %s: done\n", name)
+		return exitOK
 	}
-	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+}
+
+// serviceHandle is the service manager's handle on ferry, registered as sc
+// says (nil: by name only), for verb, once this machine has the service
+// manager ferry installs itself into and this user may manage services
+// (elevated is the command to run elevated). On failure it has told stderr
+// why and returns nil and exitFailed.
+func serviceHandle(verb string, sc *service.Registration, elevated string, stderr io.Writer) (service.Service, int) {
+	s, err := service.New(sc)
+	if err == nil {
+		err = service.CheckPlatform()
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "ferry %s: takes no arguments (got %q)\n", verb, fs.Args())
-		return exitUsage
-	}
-	s, err := service.New(nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry %s: %v\n", verb, err)
-		return exitFailed
-	}
-	if err := service.CheckPlatform(); err != nil {
-		fmt.Fprintf(stderr, "ferry %s: %v\n", verb, err)
-		return exitFailed
+		return nil, exitFailed
 	}
 	if err := service.CheckPrivileged(); err != nil {
-		fmt.Fprintf(stderr, "ferry %s: %v (try: %s)\n", verb, err, service.ElevatedCommand("ferry "+verb))
-		return exitFailed
+		fmt.Fprintf(stderr, "ferry %s: %v (try: %s)\n", verb, err, service.ElevatedCommand(elevated))
+		return nil, exitFailed
 	}
-	if _, err := s.Status(); errors.Is(err, service.ErrNotInstalled) {
-		fmt.Fprintf(stderr, "ferry %s: ferry is not installed as a service (install it with: ferry install --config FILE)\n", verb)
-		return exitFailed
-	}
-	if why := service.PackagedService(); why != "" && verb == "uninstall" {
-		fmt.Fprintf(stderr, "ferry uninstall: %s\n", why)
-		return exitFailed
-	}
-	var do func() error
-	switch verb {
-	case "uninstall":
-		do = func() error {
-			_ = s.Stop() // a running service is stopped first; one already stopped is fine
-			return s.Uninstall()
-		}
-	case "start":
-		do = s.Start
-	case "stop":
-		do = s.Stop
-	case "restart":
-		do = s.Restart
-	}
-	if err := do(); err != nil {
-		fmt.Fprintf(stderr, "ferry %s: %v\n%s\n", verb, err, service.LogsHint)
-		return exitFailed
-	}
-	fmt.Fprintf(stdout, "ferry %s: done\n", verb)
-	return exitOK
+	return s, exitOK
 }
 
 // cmdInstall validates the configuration and registers "ferry run --config
 // FILE" with the service manager, started at boot.
-func cmdInstall(args []string, stdout, stderr io.Writer, getenv env) int {
+func cmdInstall(_ context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
 	fs := flag.NewFlagSet("install", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file (TOML) the service runs with")
@@ -82,8 +89,7 @@ func cmdInstall(args []string, stdout, stderr io.Writer, getenv env) int {
 		return exitUsage
 	}
 	if *configPath == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: ferry install --config FILE [--user NAME]")
-		return exitUsage
+		return usageError(stderr, "usage: ferry install --config FILE [--user NAME]")
 	}
 	// Credentials usually live only in the service's environment
 	// (/etc/ferry/ferry.env), not in the installing shell: a missing one is
@@ -96,55 +102,43 @@ func cmdInstall(args []string, stdout, stderr io.Writer, getenv env) int {
 		unset = append(unset, name)
 		return "unset-at-install", true
 	}
-	cfg, err := config.Load(*configPath, lookup)
-	if err != nil {
-		return reportConfigError(stderr, err)
+	cfg, code := loadConfig(*configPath, lookup, stderr)
+	if cfg == nil {
+		return code
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "ferry install: "+format+"\n", a...)
+		return exitFailed
 	}
 	exe, err := os.Executable()
 	if err == nil {
 		exe, err = filepath.EvalSymlinks(exe)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ferry install: cannot find this program's own path: %v\n", err)
-		return exitFailed
+		return fail("cannot find this program's own path: %v", err)
 	}
 	sc, err := service.InstallConfig(cfg, exe, *user)
 	if err != nil {
-		fmt.Fprintf(stderr, "ferry install: %v\n", err)
-		return exitFailed
+		return fail("%v", err)
 	}
-	s, err := service.New(sc)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry install: %v\n", err)
-		return exitFailed
-	}
-	if err := service.CheckPlatform(); err != nil {
-		fmt.Fprintf(stderr, "ferry install: %v\n", err)
-		return exitFailed
-	}
-	if err := service.CheckPrivileged(); err != nil {
-		fmt.Fprintf(stderr, "ferry install: %v (try: %s)\n", err, service.ElevatedCommand("ferry install --config "+cfg.File()))
-		return exitFailed
+	s, code := serviceHandle("install", sc, "ferry install --config "+cfg.File(), stderr)
+	if s == nil {
+		return code
 	}
 	if _, err := s.Status(); !errors.Is(err, service.ErrNotInstalled) {
 		if why := service.PackagedService(); why != "" {
-			fmt.Fprintf(stderr, "ferry install: ferry is already installed as a service: %s\n", why)
-		} else {
-			fmt.Fprintln(stderr, "ferry install: ferry is already installed as a service; to change it, run: ferry uninstall, then ferry install again")
+			return fail("ferry is already installed as a service: %s", why)
 		}
-		return exitFailed
+		return fail("ferry is already installed as a service; to change it, run: ferry uninstall, then ferry install again")
 	}
 	if err := service.PrepareDirs(cfg, *user); err != nil {
-		fmt.Fprintf(stderr, "ferry install: %v\n", err)
-		return exitFailed
+		return fail("%v", err)
 	}
 	if err := s.Install(); err != nil {
-		fmt.Fprintf(stderr, "ferry install: %v\n", err)
-		return exitFailed
+		return fail("%v", err)
 	}
 	if err := service.AfterInstall(); err != nil {
-		fmt.Fprintf(stderr, "ferry install: installed, but %v\n", err)
-		return exitFailed
+		return fail("installed, but %v", err)
 	}
 	fmt.Fprintf(stdout, "installed the ferry service: %s\n", strings.Join(append([]string{sc.Executable}, sc.Arguments...), " "))
 	fmt.Fprintf(stdout, "it writes only to: %s\n", strings.Join(service.WritablePaths(cfg), ", "))

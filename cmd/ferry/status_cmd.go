@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -27,19 +26,16 @@ const statusTimeout = 2 * time.Second
 // and, when no daemon answers there, reads the journal (read-only, so it
 // works beside a running daemon too).
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, _ env) int {
-	fset := flag.NewFlagSet("status", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	configPath := fset.String("config", "", "configuration file (TOML)")
+	fset, configPath := newFlags("status", stderr)
 	asJSON := fset.Bool("json", false, "print the status as one JSON object (the shape of the daemon's /status)")
 	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || *configPath == "" {
-		fmt.Fprintln(stderr, "usage: ferry status --config FILE [--json]")
-		return exitUsage
+		return usageError(stderr, "usage: ferry status --config FILE [--json]")
 	}
 	// Status reads no target: the credentials the targets name need not be
 	// in this shell's environment.
-	cfg, err := config.Load(*configPath, func(string) (string, bool) { return "unused", true })
-	if err != nil {
-		return reportConfigError(stderr, err)
+	cfg, code := loadConfig(*configPath, func(string) (string, bool) { return "unused", true }, stderr)
+	if cfg == nil {
+		return code
 	}
 	st, note, err := readStatus(ctx, cfg)
 	if err != nil {

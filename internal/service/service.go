@@ -43,6 +43,13 @@ const (
 // (daemon.StopTimeout) and their files stay queued in the journal.
 const StopWait = 10 * time.Second
 
+// Service is the service manager's handle on ferry; Registration is how
+// ferry is registered with it (both kardianos/service's).
+type (
+	Service      = kardianos.Service
+	Registration = kardianos.Config
+)
+
 // ErrNotInstalled is what a Service's Status returns when ferry is not
 // installed as a service.
 var ErrNotInstalled = kardianos.ErrNotInstalled
@@ -50,7 +57,7 @@ var ErrNotInstalled = kardianos.ErrNotInstalled
 // InstallConfig is the service registration for cfg: this binary, run
 // with the absolute config path, plus each platform's options (Linux: the
 // systemd unit; Windows: delayed start and recovery).
-func InstallConfig(cfg *config.Config, exe, user string) (*kardianos.Config, error) {
+func InstallConfig(cfg *config.Config, exe, user string) (*Registration, error) {
 	args := []string{"run", "--config", cfg.File()}
 	opts, err := serviceOptions(cfg, append([]string{exe}, args...), user)
 	if err != nil {
@@ -70,7 +77,7 @@ func InstallConfig(cfg *config.Config, exe, user string) (*kardianos.Config, err
 // New is the service manager's handle on "ferry", for commands that
 // manage the service rather than run it: registered as c says (from
 // InstallConfig), or, with nil, only by its name.
-func New(c *kardianos.Config) (kardianos.Service, error) {
+func New(c *Registration) (Service, error) {
 	if c == nil {
 		c = &kardianos.Config{}
 	}
