@@ -17,3 +17,10 @@ const (
 	DefaultBreakerOpenTimeout      = 30 * time.Second // BreakerPolicy.OpenTimeout
 	DefaultBreakerHalfOpenProbes   = 1                // BreakerPolicy.HalfOpenProbes
 )
+
+// orDefault sets *v to def when it is not positive (left out).
+func orDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}

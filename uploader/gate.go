@@ -22,15 +22,9 @@ type BreakerPolicy struct {
 }
 
 func (p BreakerPolicy) withDefaults() BreakerPolicy {
-	if p.FailureThreshold <= 0 {
-		p.FailureThreshold = DefaultBreakerFailureThreshold
-	}
-	if p.OpenTimeout <= 0 {
-		p.OpenTimeout = DefaultBreakerOpenTimeout
-	}
-	if p.HalfOpenProbes <= 0 {
-		p.HalfOpenProbes = DefaultBreakerHalfOpenProbes
-	}
+	orDefault(&p.FailureThreshold, DefaultBreakerFailureThreshold)
+	orDefault(&p.OpenTimeout, DefaultBreakerOpenTimeout)
+	orDefault(&p.HalfOpenProbes, DefaultBreakerHalfOpenProbes)
 	return p
 }
 

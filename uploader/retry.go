@@ -20,15 +20,9 @@ type RetryPolicy struct {
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
-	if p.Attempts <= 0 {
-		p.Attempts = DefaultRetryAttempts
-	}
-	if p.InitialDelay <= 0 {
-		p.InitialDelay = DefaultRetryInitialDelay
-	}
-	if p.MaxDelay <= 0 {
-		p.MaxDelay = DefaultRetryMaxDelay
-	}
+	orDefault(&p.Attempts, DefaultRetryAttempts)
+	orDefault(&p.InitialDelay, DefaultRetryInitialDelay)
+	orDefault(&p.MaxDelay, DefaultRetryMaxDelay)
 	return p
 }
 
