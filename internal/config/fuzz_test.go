@@ -14,61 +14,42 @@ import (
 	"github.com/ferry-data/ferry/internal/testcfg"
 )
 
-// Sizes parse or are refused, never panic; what parses is not negative
-// and reads back the same from its String.
+// fuzzRoundTrip fuzzes parse from seeds: any string parses or is refused,
+// never panics; what parses is not negative (unless negative is allowed)
+// and reads back the same from format.
+func fuzzRoundTrip[T ~int64](f *testing.F, seeds []string, negative bool, parse func(string) (T, error), format func(T) string) {
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := parse(s)
+		if err != nil {
+			return
+		}
+		if v < 0 && !negative {
+			t.Fatalf("%q parses as %d: negative", s, v)
+		}
+		if back, err := parse(format(v)); err != nil || back != v {
+			t.Fatalf("%q parses as %d, which %q reads back as %d, %v", s, v, format(v), back, err)
+		}
+	})
+}
+
+// Sizes: "16MiB", "512 KiB", a number of bytes.
 func FuzzParseSize(f *testing.F) {
-	for _, s := range []string{"16MiB", "16 MiB", "5mib", "1GiB", "512KiB", "1048576", "10MB", "1B", "2TiB", "", "MiB", "16XB", "-1MiB",
-		"1.5MiB", "99999999999999999999TiB", "4194304TiB", "4194305TiB", " 7 k ", "0"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		z, err := ParseSize(s)
-		if err != nil {
-			return
-		}
-		if z < 0 {
-			t.Fatalf("ParseSize(%q) = %d: negative", s, z)
-		}
-		if back, err := ParseSize(z.String()); err != nil || back != z {
-			t.Fatalf("ParseSize(%q) = %d, whose String %q reads back as %d, %v", s, z, z.String(), back, err)
-		}
-	})
+	fuzzRoundTrip(f, []string{"16MiB", "16 MiB", "5mib", "1GiB", "512KiB", "1048576", "10MB", "1B", "2TiB", "", "MiB", "16XB", "-1MiB",
+		"1.5MiB", "99999999999999999999TiB", "4194304TiB", "4194305TiB", " 7 k ", "0"}, false, ParseSize, Size.String)
 }
 
-// Rates likewise: "20MiB/s", "20MiB", a number of bytes.
+// Rates: "20MiB/s", "20MiB", a number of bytes per second.
 func FuzzParseRate(f *testing.F) {
-	for _, s := range []string{"20MiB/s", "20MiB", "1048576", "0", "fast", "/s", "1 KiB /s", "5GB/s/s"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		r, err := ParseRate(s)
-		if err != nil {
-			return
-		}
-		if r < 0 {
-			t.Fatalf("ParseRate(%q) = %d: negative", s, r)
-		}
-		if back, err := ParseRate(r.String()); err != nil || back != r {
-			t.Fatalf("ParseRate(%q) = %d, whose String %q reads back as %d, %v", s, r, r.String(), back, err)
-		}
-	})
+	fuzzRoundTrip(f, []string{"20MiB/s", "20MiB", "1048576", "0", "fast", "/s", "1 KiB /s", "5GB/s/s"}, false, ParseRate, Rate.String)
 }
 
-// Durations parse as Go's, or are refused; what parses reads back the
-// same from time.Duration's String.
+// Durations: Go's syntax (negative ones parse; validation refuses them).
 func FuzzParseDuration(f *testing.F) {
-	for _, s := range []string{"30s", "10m", "1h30m", "500ms", "-1s", "0", "soon", "1.5h", "9223372036854775807ns", "1e3s", ""} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		d, err := ParseDuration(s)
-		if err != nil {
-			return
-		}
-		if back, err := ParseDuration(time.Duration(d).String()); err != nil || back != d {
-			t.Fatalf("ParseDuration(%q) = %v, which reads back as %v, %v", s, time.Duration(d), time.Duration(back), err)
-		}
-	})
+	fuzzRoundTrip(f, []string{"30s", "10m", "1h30m", "500ms", "-1s", "0", "soon", "1.5h", "9223372036854775807ns", "1e3s", ""}, true,
+		ParseDuration, func(d Duration) string { return time.Duration(d).String() })
 }
 
 // Any bytes as a configuration file: Load never panics, succeeds or says

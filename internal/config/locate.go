@@ -60,39 +60,38 @@ func (l *locator) scan(fn func(line int, table string, index int, key string, he
 	}
 }
 
+// first is the first line that match accepts (given its table, its index
+// among the [[table]]s, its key, and whether it is a table header), 0 when
+// none does.
+func (l *locator) first(match func(table string, index int, key string, header bool) bool) int {
+	found := 0
+	l.scan(func(line int, t string, i int, k string, header bool) bool {
+		if match(t, i, k, header) {
+			found = line
+			return true
+		}
+		return false
+	})
+	return found
+}
+
 // line is the line of key in table (or of the table header when the key is
 // absent), 0 when neither is found.
 func (l *locator) line(table, key string) int {
-	found, header := 0, 0
-	l.scan(func(line int, t string, _ int, k string, isHeader bool) bool {
-		switch {
-		case isHeader && t == table && header == 0:
-			header = line
-		case !isHeader && t == table && k == key:
-			found = line
-			return true
-		}
-		return false
-	})
-	if found > 0 {
-		return found
+	if n := l.first(func(t string, _ int, k string, header bool) bool { return !header && t == table && k == key }); n > 0 {
+		return n
 	}
 	// A dotted key at top level or in a parent table: upload.retry.attempts.
-	l.scan(func(line int, t string, _ int, k string, isHeader bool) bool {
-		full := k
+	dotted := func(t string, _ int, k string, header bool) bool {
 		if t != "" {
-			full = t + "." + k
+			k = t + "." + k
 		}
-		if !isHeader && full == table+"."+key {
-			found = line
-			return true
-		}
-		return false
-	})
-	if found > 0 {
-		return found
+		return !header && k == table+"."+key
 	}
-	return header
+	if n := l.first(dotted); n > 0 {
+		return n
+	}
+	return l.first(func(t string, _ int, _ string, header bool) bool { return header && t == table })
 }
 
 func (l *locator) table(table string) int { return l.line(table, "\x00") }
@@ -100,25 +99,14 @@ func (l *locator) table(table string) int { return l.line(table, "\x00") }
 // arrayLine is the line of key in the index-th [[table]] (its header when
 // key is "" or absent).
 func (l *locator) arrayLine(table string, index int, key string) int {
-	found, header := 0, 0
-	l.scan(func(line int, t string, i int, k string, isHeader bool) bool {
-		if t != table || i != index {
-			return false
+	if key != "" {
+		if n := l.first(func(t string, i int, k string, header bool) bool {
+			return !header && t == table && i == index && k == key
+		}); n > 0 {
+			return n
 		}
-		if isHeader {
-			header = line
-			return key == ""
-		}
-		if k == key {
-			found = line
-			return true
-		}
-		return false
-	})
-	if found > 0 {
-		return found
 	}
-	return header
+	return l.first(func(t string, i int, _ string, header bool) bool { return header && t == table && i == index })
 }
 
 // keyLine locates an undecoded key reported by toml.MetaData and names it
