@@ -12,6 +12,7 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/ferry-data/ferry/internal/config"
+	"github.com/ferry-data/ferry/internal/testsrv"
 )
 
 func TestLogTeesToATerminal(t *testing.T) {
@@ -97,4 +98,17 @@ func TestLogRotationSettings(t *testing.T) {
 	if st, err := os.Stat(cfg.File); err != nil || st.Size() > 1<<20 || rotated == 0 {
 		t.Errorf("after 1.2 MB of lines: current log %v (%v), %d rotated files; want a rotation at 1 MB", st, err, rotated)
 	}
+	// lumberjack compresses the rotated file in its own goroutine, after
+	// Close too: wait for it, or it writes into the folder being removed.
+	testsrv.Eventually(t, 10*time.Second, "the rotated log to be compressed", func() (bool, string) {
+		entries, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+			if e.Name() != "ferry.log" && !strings.HasSuffix(e.Name(), ".gz") {
+				return false, strings.Join(names, " ")
+			}
+		}
+		return true, ""
+	})
 }

@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/ferry-data/ferry/internal/config"
@@ -158,27 +156,4 @@ func hashFile(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func exists(path string) bool {
-	_, err := os.Lstat(path)
-	return !errors.Is(err, fs.ErrNotExist)
-}
-
-// moveDB renames a SQLite database with its WAL and shared-memory files.
-func moveDB(from, to string) error {
-	for _, suffix := range []string{"-wal", "-shm"} {
-		if exists(from + suffix) {
-			if err := os.Rename(from+suffix, to+suffix); err != nil {
-				return err
-			}
-		}
-	}
-	return os.Rename(from, to)
-}
-
-func removeDB(path string) {
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		os.Remove(path + suffix)
-	}
 }
