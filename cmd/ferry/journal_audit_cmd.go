@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/journal"
 )
@@ -96,9 +95,9 @@ func verifyChains(ctx context.Context, j *journal.Journal, configPath string, ag
 // this host uploaded to each target (daemon.VerifyAgainstTargets) and
 // returns how many it compared and the exit code.
 func verifyAgainstTargets(ctx context.Context, j *journal.Journal, configPath string, getenv env, stderr io.Writer) (int, int) {
-	cfg, err := config.Load(configPath, getenv)
-	if err != nil {
-		return 0, reportConfigError(stderr, err)
+	cfg, code := loadConfig(configPath, getenv, stderr)
+	if cfg == nil {
+		return 0, code
 	}
 	n, err := daemon.VerifyAgainstTargets(ctx, j, cfg)
 	if err != nil {
