@@ -77,7 +77,7 @@ test-windows: export LC_ALL = C.UTF-8
 test-windows:
 	bash $(WINE_DIR)/setup.sh
 	GOOS=windows $(GO) test -exec "$(abspath $(WINE_DIR))/exec" -timeout 10m $(WINE_PKGS)
-	GOOS=windows $(GO) test -exec "$(abspath $(WINE_DIR))/exec" -timeout 5m -run 'TestService' ./cmd/ferry/
+	GOOS=windows $(GO) test -exec "$(abspath $(WINE_DIR))/exec" -timeout 5m -run 'TestService' ./cmd/ferry/ ./internal/service/
 
 # Throughput and peak RSS for a 100 MiB and a 2 GiB file against versitygw.
 bench: test-servers

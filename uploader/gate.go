@@ -16,21 +16,15 @@ import (
 // BreakerPolicy configures each target's circuit breaker. Zero values mean
 // the documented defaults.
 type BreakerPolicy struct {
-	FailureThreshold int           // consecutive transient failures that open it (default 5)
-	OpenTimeout      time.Duration // how long it stays open before a probe (default 30 s)
-	HalfOpenProbes   int           // requests let through to probe (default 1)
+	FailureThreshold int           // consecutive transient failures that open it (DefaultBreakerFailureThreshold)
+	OpenTimeout      time.Duration // how long it stays open before a probe (DefaultBreakerOpenTimeout)
+	HalfOpenProbes   int           // requests let through to probe (DefaultBreakerHalfOpenProbes)
 }
 
 func (p BreakerPolicy) withDefaults() BreakerPolicy {
-	if p.FailureThreshold <= 0 {
-		p.FailureThreshold = 5
-	}
-	if p.OpenTimeout <= 0 {
-		p.OpenTimeout = 30 * time.Second
-	}
-	if p.HalfOpenProbes <= 0 {
-		p.HalfOpenProbes = 1
-	}
+	orDefault(&p.FailureThreshold, DefaultBreakerFailureThreshold)
+	orDefault(&p.OpenTimeout, DefaultBreakerOpenTimeout)
+	orDefault(&p.HalfOpenProbes, DefaultBreakerHalfOpenProbes)
 	return p
 }
 

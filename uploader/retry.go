@@ -14,21 +14,15 @@ import (
 // RetryPolicy bounds the retries of one request. The zero value means the
 // documented defaults.
 type RetryPolicy struct {
-	Attempts     int           // tries per request, including the first (default 5)
-	InitialDelay time.Duration // first backoff (default 1s)
-	MaxDelay     time.Duration // backoff cap, also caps Retry-After (default 30s)
+	Attempts     int           // tries per request, including the first (DefaultRetryAttempts)
+	InitialDelay time.Duration // first backoff (DefaultRetryInitialDelay)
+	MaxDelay     time.Duration // backoff cap, also caps Retry-After (DefaultRetryMaxDelay)
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
-	if p.Attempts <= 0 {
-		p.Attempts = 5
-	}
-	if p.InitialDelay <= 0 {
-		p.InitialDelay = time.Second
-	}
-	if p.MaxDelay <= 0 {
-		p.MaxDelay = 30 * time.Second
-	}
+	orDefault(&p.Attempts, DefaultRetryAttempts)
+	orDefault(&p.InitialDelay, DefaultRetryInitialDelay)
+	orDefault(&p.MaxDelay, DefaultRetryMaxDelay)
 	return p
 }
 

@@ -115,7 +115,7 @@ func New(o Options) (*Uploader, error) {
 		return nil, errors.New("uploader: no sinks")
 	}
 	if o.Workers <= 0 {
-		o.Workers = 4
+		o.Workers = DefaultWorkers
 	}
 	if o.ChunkSize <= 0 {
 		o.ChunkSize = DefaultChunkSize

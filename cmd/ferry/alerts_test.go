@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ferry-data/ferry/internal/testcfg"
 )
 
 // alertRulesFile is the example Prometheus rule file that the packages ship.
@@ -171,7 +173,7 @@ func scrapeMetricNames(t *testing.T) map[string]bool {
 	done := make(chan int, 1)
 	go func() {
 		var out, errb strings.Builder
-		done <- run(ctx, []string{"run", "--config", cfg}, &out, &errb, cfgEnv(nil))
+		done <- run(ctx, []string{"run", "--config", cfg}, &out, &errb, testcfg.Env(nil))
 	}()
 	defer func() {
 		cancel()

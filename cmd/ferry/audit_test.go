@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"database/sql"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -17,129 +13,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/ferry-data/ferry/internal/config"
+	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/internal/testsrv"
 	"github.com/ferry-data/ferry/journal"
 )
-
-func TestConfigSettings(t *testing.T) {
-	p := writeConfig(t, validConfig)
-	c, err := LoadConfig(p, cfgEnv(map[string]string{"AK": "acc3ss", "SK": "s3cr3t"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := configSettings(c)
-	in := filepath.Join(filepath.Dir(p), "in")
-	for k, want := range map[string]string{
-		"upload.max_chunk_size":                 "8MiB",
-		"upload.max_concurrent_uploads":         "2",
-		"upload.retry.initial_delay":            "500ms",
-		"upload.max_bandwidth":                  "20MiB/s",
-		"journal.checkpoint_interval":           "1h0m0s",
-		"target.archive.bucket":                 "data",
-		"target.archive.secret_key_env":         "SK", // the variable's name, not its value
-		"target.local.path":                     filepath.Join(filepath.Dir(p), "archive"),
-		"watch[" + in + "].settle":              "2s",
-		"watch[" + in + "].exclude":             `["**/*.tmp"]`,
-		"watch[" + in + "].recursive":           "true",
-		"watch[" + filepath.Dir(p) + "].target": "local",
-		"metrics.listen":                        defaultMetricsListen,
-	} {
-		if m[k] != want {
-			t.Errorf("%s = %q, want %q", k, m[k], want)
-		}
-	}
-	for k, v := range m {
-		if strings.Contains(v, "s3cr3t") || strings.Contains(v, "acc3ss") {
-			t.Errorf("%s holds a credential", k)
-		}
-	}
-
-	// Secret-bearing fields: a Secret, or a key naming a secret, is only
-	// said to be set.
-	var x struct {
-		Token    string `toml:"token"`
-		Password Secret `toml:"password_file_contents"`
-		Key      Secret `toml:"key"`
-		TokenEnv string `toml:"token_env"`
-		Empty    string `toml:"secret"`
-		hidden   string
-	}
-	x.Token, x.Password, x.Key, x.TokenEnv, x.hidden = "t0k", "pw", "k3y", "TOKEN", "h"
-	got := map[string]string{}
-	flattenSettings(got, "s", reflect.ValueOf(&x).Elem())
-	want := map[string]string{"s.token": secretSetting, "s.password_file_contents": secretSetting, "s.key": secretSetting, "s.token_env": "TOKEN"}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("secret fields flattened to %v, want %v", got, want)
-	}
-}
-
-func TestChangedSettings(t *testing.T) {
-	old := map[string]string{"a": "1", "b": "2", "gone": "x"}
-	new := map[string]string{"a": "1", "b": "3", "added": "y"}
-	if got := changedSettings(old, new); !slices.Equal(got, []string{"added", "b", "gone"}) {
-		t.Fatalf("changedSettings = %q", got)
-	}
-	if got := changedSettings(new, new); len(got) != 0 {
-		t.Fatalf("no change: %q", got)
-	}
-}
-
-// The load path twice, with configurations that differ in two settings and
-// in a credential's value: the second record names exactly those two
-// settings, and no record holds a credential.
-func TestAuditConfigRecordsWhatChanged(t *testing.T) {
-	ctx := context.Background()
-	p := writeConfig(t, validConfig)
-	c1, err := LoadConfig(p, cfgEnv(map[string]string{"AK": "acc3ss", "SK": "s3cr3t"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := journal.Open(c1.Journal.Path, journal.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	first, err := auditConfig(ctx, j, c1, journal.AuditConfigLoaded)
-	if err != nil || len(first) != len(configSettings(c1)) {
-		t.Fatalf("first record: %d changed, %v; want every setting (%d)", len(first), err, len(configSettings(c1)))
-	}
-	text := strings.Replace(strings.Replace(validConfig, `max_chunk_size = "8MiB"`, `max_chunk_size = "16MiB"`, 1), `settle = "2s"`, `settle = "3s"`, 1)
-	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c2, err := LoadConfig(p, cfgEnv(map[string]string{"AK": "acc3ss", "SK": "an0ther-s3cr3t"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := auditConfig(ctx, j, c2, journal.AuditConfigChanged); err != nil {
-		t.Fatal(err)
-	}
-	var recs []journal.AuditRecord
-	var all bytes.Buffer
-	j.AuditRecords(ctx, journal.EventFilter{}, func(r journal.AuditRecord) error {
-		b, _ := json.Marshal(r)
-		all.Write(b)
-		all.WriteString(strings.Join(r.CSVRecord(), ","))
-		recs = append(recs, r)
-		return nil
-	})
-	last := recs[len(recs)-1]
-	in := filepath.Join(filepath.Dir(p), "in")
-	if last.Kind != journal.AuditConfigChanged || last.SHA256 != sha256Hex([]byte(text)) || last.Subject != p ||
-		!slices.Equal(last.Changed, []string{"upload.max_chunk_size", "upload.max_inflight_bytes", "watch[" + in + "].settle"}) {
-		// max_inflight_bytes follows max_chunk_size (its default is workers x chunk): it changed too.
-		t.Fatalf("second record = %+v", last)
-	}
-	if s := all.String(); strings.Contains(s, "s3cr3t") || strings.Contains(s, "acc3ss") {
-		t.Fatalf("a credential reached the audit log: %s", s)
-	}
-	if err := auditConfigRejected(ctx, j, p, fmt.Errorf("%s:3: bad", p)); err != nil {
-		t.Fatal(err)
-	}
-	if r, ok, err := j.LastConfig(ctx); err != nil || !ok || r.Seq != last.Seq {
-		t.Fatalf("LastConfig after a rejected one = %d, %v, %v; want the applied one (%d)", r.Seq, ok, err, last.Seq)
-	}
-}
 
 // The daemon's audit log, export and verify of both chains, checkpoints
 // on the target and verify --against-target, end to end against versitygw.
@@ -191,7 +69,7 @@ func TestAuditLogAndCheckpoints(t *testing.T) {
 	if want := []string{"upload.breaker.failure_threshold", "watch[" + e.watch + "].settle"}; !slices.Equal(second.Changed, want) {
 		t.Errorf("second config record changed %q, want %q", second.Changed, want)
 	}
-	if second.Settings["target.s3.secret_key_env"] != e2eSecretKeyEnv || second.SHA256 != sha256Hex([]byte(c.text())) {
+	if second.Settings["target.s3.secret_key_env"] != e2eSecretKeyEnv || second.SHA256 != config.Sum([]byte(c.text())) {
 		t.Errorf("second config record: %+v", second)
 	}
 	for k, v := range second.Settings {
@@ -222,14 +100,14 @@ func TestAuditLogAndCheckpoints(t *testing.T) {
 	}
 
 	// Checkpoints on the target, and verify against them.
-	listed, err := srv.Client().ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(e.bucket), Prefix: aws.String(e2ePrefix + checkpointDir)})
+	listed, err := srv.Client().ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(e.bucket), Prefix: aws.String(e2ePrefix + daemon.CheckpointDir)})
 	if err != nil || len(listed.Contents) == 0 {
-		t.Fatalf("no checkpoint under %s%s: %v", e2ePrefix, checkpointDir, err)
+		t.Fatalf("no checkpoint under %s%s: %v", e2ePrefix, daemon.CheckpointDir, err)
 	}
 	latestKey := aws.ToString(listed.Contents[len(listed.Contents)-1].Key)
 	b, _, err := e2eGet(srv, e.bucket, latestKey)
 	var latest journal.Checkpoint
-	if err != nil || json.Unmarshal(b, &latest) != nil || latest.Host != checkpointHost() || latest.EventSeq == 0 {
+	if err != nil || json.Unmarshal(b, &latest) != nil || latest.Host != daemon.CheckpointHost() || latest.EventSeq == 0 {
 		t.Fatalf("latest checkpoint %s: %s, %v", latestKey, b, err)
 	}
 	if last := recs[len(recs)-1]; last.Kind != journal.AuditCheckpoint || last.Seq != latest.AuditSeq || last.Hash != latest.AuditHash {

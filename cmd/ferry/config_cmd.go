@@ -2,42 +2,35 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"time"
 
-	"github.com/ferry-data/ferry/uploader/sink"
+	"github.com/ferry-data/ferry/internal/daemon"
 )
 
 // cmdConfig handles "ferry config check".
 func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
+	const usage = "usage: ferry config check --config FILE [--online]"
 	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprintln(stderr, "usage: ferry config check --config FILE [--online]")
-		return exitUsage
+		return usageError(stderr, usage)
 	}
-	fset := flag.NewFlagSet("config check", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	configPath := fset.String("config", "", "configuration file (TOML)")
+	fset, configPath := newFlags("config check", stderr)
 	online := fset.Bool("online", false, "also reach every target, check the credentials and write a small object under _ferry/")
 	if err := fset.Parse(args[1:]); err != nil || fset.NArg() > 0 || *configPath == "" {
-		fmt.Fprintln(stderr, "usage: ferry config check --config FILE [--online]")
-		return exitUsage
+		return usageError(stderr, usage)
 	}
-	cfg, err := LoadConfig(*configPath, getenv)
-	if err != nil {
-		return reportConfigError(stderr, err)
+	cfg, code := loadConfig(*configPath, getenv, stderr)
+	if cfg == nil {
+		return code
 	}
 	names := make([]string, 0, len(cfg.Target))
 	for n := range cfg.Target {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	fmt.Fprintf(stdout, "%s: valid (sha256 %s)\n", cfg.file, cfg.sum)
+	fmt.Fprintf(stdout, "%s: valid (sha256 %s)\n", cfg.File(), cfg.SHA256())
 	fmt.Fprintf(stdout, "  journal  %s\n", cfg.Journal.Path)
 	if cfg.Log.File == "" {
 		fmt.Fprintf(stdout, "  log      stderr (level %s)\n", cfg.Log.Level)
@@ -68,42 +61,15 @@ func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		if !*online {
 			continue
 		}
-		if err := probeTarget(ctx, cfg, t); err != nil {
+		if err := daemon.ProbeTarget(ctx, t); err != nil {
 			failed = true
 			fmt.Fprintf(stdout, "           NOT usable: %v\n", err)
 		} else {
-			fmt.Fprintf(stdout, "           reachable, credentials accepted, writable (%s)\n", probeKey(t))
+			fmt.Fprintf(stdout, "           reachable, credentials accepted, writable (%s)\n", daemon.ProbeKey(t))
 		}
 	}
 	if failed {
 		return exitFailed
 	}
 	return exitOK
-}
-
-func probeKey(t TargetConfig) string { return t.Prefix + "_ferry/config-check" }
-
-// probeTarget writes (and reads back) a small object under the target's
-// prefix: the endpoint answers, the credentials work, ferry may write.
-func probeTarget(ctx context.Context, cfg *Config, t TargetConfig) error {
-	s, err := newSink(t, 1, nil, nil)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	host, _ := os.Hostname()
-	body := []byte(fmt.Sprintf("ferry config check from %s at %s\n", host, time.Now().UTC().Format(time.RFC3339)))
-	sum := sink.Digest(sha256.Sum256(body))
-	if err := s.Put(ctx, probeKey(t), body, sum, false); err != nil {
-		return err
-	}
-	info, err := s.Stat(ctx, probeKey(t))
-	if err != nil {
-		return err
-	}
-	if info.Size != int64(len(body)) || info.SHA256 != sum.Hex() {
-		return errors.New("the object written does not read back the same")
-	}
-	return nil
 }

@@ -7,15 +7,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-data/ferry/internal/testcfg"
 	"github.com/ferry-data/ferry/internal/testsrv"
 )
 
 func TestConfigCheck(t *testing.T) {
 	srv := testsrv.StartS3(t)
 	srv.CreateBucket(t, "check")
-	env := cfgEnv(map[string]string{"AK": srv.AccessKey, "SK": srv.SecretKey, "BADSK": "wrong"})
+	env := testcfg.Env(map[string]string{"AK": srv.AccessKey, "SK": srv.SecretKey, "BADSK": "wrong"})
 	write := func(secretEnv, bucket string) string {
-		p := writeConfig(t, fmt.Sprintf("[target.s3]\ntype = \"s3\"\nendpoint = %q\nbucket = %q\naccess_key_env = \"AK\"\nsecret_key_env = %q\nprefix = \"scope/\"\n[target.local]\ntype = \"fs\"\npath = \"archive\"\n[[watch]]\npath = \"in\"\ntarget = \"s3\"\n", srv.Endpoint, bucket, secretEnv))
+		p := testcfg.Write(t, fmt.Sprintf("[target.s3]\ntype = \"s3\"\nendpoint = %q\nbucket = %q\naccess_key_env = \"AK\"\nsecret_key_env = %q\nprefix = \"scope/\"\n[target.local]\ntype = \"fs\"\npath = \"archive\"\n[[watch]]\npath = \"in\"\ntarget = \"s3\"\n", srv.Endpoint, bucket, secretEnv))
 		return p
 	}
 	check := func(args ...string) (int, string, string) {
@@ -39,7 +40,7 @@ func TestConfigCheck(t *testing.T) {
 			t.Errorf("%s: exit %d\n%s", name, code, out)
 		}
 	}
-	bad := writeConfig(t, "[target.t]\ntype = \"fs\"\npath = \"o\"\n[[watch]]\npath = \"in\"\ntarget = \"x\"\n")
+	bad := testcfg.Write(t, "[target.t]\ntype = \"fs\"\npath = \"o\"\n[[watch]]\npath = \"in\"\ntarget = \"x\"\n")
 	if code, _, errs := check("--config", bad); code != exitUsage || !strings.Contains(errs, bad+":6:") {
 		t.Errorf("invalid config: exit %d, %q", code, errs)
 	}
@@ -55,7 +56,7 @@ func TestConfigCheckGolden(t *testing.T) {
 	if err != nil || len(cases) == 0 {
 		t.Fatalf("no cases: %v", err)
 	}
-	env := cfgEnv(map[string]string{"AK": "access", "SK": "secret"})
+	env := testcfg.Env(map[string]string{"AK": "access", "SK": "secret"})
 	for _, src := range cases {
 		name := strings.TrimSuffix(filepath.Base(src), ".toml")
 		t.Run(name, func(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/internal/testsrv"
 	"github.com/ferry-data/ferry/journal"
 )
@@ -85,7 +86,7 @@ func TestCrashKill9(t *testing.T) {
 	rate := float64(total) / (float64(kills) * 0.2)
 	var sent atomic.Int64
 	endpoint := e2eStartProxy(t, srv, func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method == http.MethodPut && r.Body != nil && !strings.Contains(r.URL.Path, checkpointDir) {
+		if r.Method == http.MethodPut && r.Body != nil && !strings.Contains(r.URL.Path, daemon.CheckpointDir) {
 			r.Body = &crashCountingBody{r: r.Body, n: &sent, rate: rate}
 		}
 		return false
@@ -155,7 +156,7 @@ settle = "100ms"
 	}
 	data := 0
 	for _, o := range listed.Contents {
-		if !strings.Contains(aws.ToString(o.Key), checkpointDir) {
+		if !strings.Contains(aws.ToString(o.Key), daemon.CheckpointDir) {
 			data++
 		}
 	}

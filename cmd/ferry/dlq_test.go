@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-data/ferry/internal/testcfg"
 	"github.com/ferry-data/ferry/journal"
 )
 
@@ -22,7 +23,7 @@ func TestDeadLetterCommands(t *testing.T) {
 	os.WriteFile(cfg, []byte("[journal]\npath = \"ferry.db\"\n[log]\nfile = \"ferry.log\"\n[target.local]\ntype = \"fs\"\npath = \"archive\"\n[[watch]]\npath = \"in\"\ntarget = \"local\"\nsettle = \"100ms\"\n"), 0o644)
 	ferry := func(args ...string) (int, string, string) {
 		var out, errb strings.Builder
-		code := run(t.Context(), append(args, "--config", cfg), &out, &errb, cfgEnv(nil))
+		code := run(t.Context(), append(args, "--config", cfg), &out, &errb, testcfg.Env(nil))
 		return code, out.String(), errb.String()
 	}
 	if code, out, _ := ferry("run", "--once"); code != exitFailed || !strings.Contains(out, "uploaded 1 files") || !strings.Contains(out, "bad\x01name.txt") {

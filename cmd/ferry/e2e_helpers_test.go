@@ -29,6 +29,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
+	"github.com/ferry-data/ferry/internal/config"
+	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/internal/testsrv"
 	"github.com/ferry-data/ferry/journal"
 )
@@ -255,7 +257,7 @@ func (e *e2eEnv) startDaemon() *e2eDaemon {
 			e.t.Errorf("ferry daemon did not stop within 15 s of cancellation")
 		}
 	})
-	e2eEventually(e.t, e2eWait, "ferry to start watching", func() (bool, string) {
+	testsrv.Eventually(e.t, e2eWait, "ferry to start watching", func() (bool, string) {
 		select {
 		case code := <-d.done:
 			d.done <- code
@@ -288,24 +290,6 @@ func (d *e2eDaemon) wait(t *testing.T, start time.Time) (int, time.Duration) {
 		t.Fatalf("ferry daemon did not return within 30 s of cancellation")
 	}
 	return -1, 0
-}
-
-// e2eEventually polls cond until it holds or timeout passes. Polling is
-// what an integration test of a real process does; ferry's timer logic is
-// tested elsewhere with fakes.
-func e2eEventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; last state:\n%s", timeout, what, state)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // e2eData returns n deterministic pseudo-random bytes.
@@ -376,7 +360,7 @@ func e2eList(t *testing.T, srv *testsrv.S3, bucket string) map[string]e2eObject 
 			t.Fatalf("ListObjectsV2 %s: %v", bucket, err)
 		}
 		for _, o := range page.Contents {
-			if strings.Contains(aws.ToString(o.Key), checkpointDir) {
+			if strings.Contains(aws.ToString(o.Key), daemon.CheckpointDir) {
 				continue
 			}
 			got[aws.ToString(o.Key)] = e2eObject{Size: aws.ToInt64(o.Size), LastModified: aws.ToTime(o.LastModified)}
@@ -423,9 +407,9 @@ func e2eAssertObject(t *testing.T, srv *testsrv.S3, bucket, key string, want []b
 		return
 	}
 	if !bytes.Equal(body, want) {
-		t.Errorf("object %s: %d bytes (sha256 %s), want %d bytes (sha256 %s)", key, len(body), sha256Hex(body), len(want), sha256Hex(want))
+		t.Errorf("object %s: %d bytes (sha256 %s), want %d bytes (sha256 %s)", key, len(body), config.Sum(body), len(want), config.Sum(want))
 	}
-	if got, w := meta["sha256"], sha256Hex(want); got != w {
+	if got, w := meta["sha256"], config.Sum(want); got != w {
 		t.Errorf("object %s: metadata sha256 = %q, want %q (all metadata: %v)", key, got, w, meta)
 	}
 }
@@ -477,10 +461,10 @@ func e2eAssertNoMultipart(t *testing.T, srv *testsrv.S3, bucket string) {
 // metadata is that of its expected bytes.
 func e2eWaitObjects(t *testing.T, srv *testsrv.S3, bucket string, want map[string][]byte, logf func() string) {
 	t.Helper()
-	e2eEventually(t, e2eWait, fmt.Sprintf("%d objects to land in %s", len(want), bucket), func() (bool, string) {
+	testsrv.Eventually(t, e2eWait, fmt.Sprintf("%d objects to land in %s", len(want), bucket), func() (bool, string) {
 		var missing []string
 		for _, k := range e2eSortedKeys(want) {
-			if sha, _, ok := e2eHead(t, srv, bucket, k); !ok || sha != sha256Hex(want[k]) {
+			if sha, _, ok := e2eHead(t, srv, bucket, k); !ok || sha != config.Sum(want[k]) {
 				missing = append(missing, k)
 			}
 		}
@@ -603,9 +587,9 @@ func e2eAssertUploaded(t *testing.T, j e2eJournal, want map[string][]byte) {
 			t.Errorf("journal has a row for %q (state %s), which should never have been taken on", f.RelPath, f.State)
 			continue
 		}
-		if f.State != journal.Uploaded || f.SHA256 != sha256Hex(b) || f.Size != int64(len(b)) || f.Key != e2ePrefix+f.RelPath {
+		if f.State != journal.Uploaded || f.SHA256 != config.Sum(b) || f.Size != int64(len(b)) || f.Key != e2ePrefix+f.RelPath {
 			t.Errorf("journal row %q: state %s size %d sha256 %s key %q error %q; want uploaded, size %d, sha256 %s, key %q",
-				f.RelPath, f.State, f.Size, f.SHA256, f.Key, f.Error, len(b), sha256Hex(b), e2ePrefix+f.RelPath)
+				f.RelPath, f.State, f.Size, f.SHA256, f.Key, f.Error, len(b), config.Sum(b), e2ePrefix+f.RelPath)
 		}
 	}
 	for _, rel := range e2eSortedKeys(want) {

@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/internal/srcfile"
 	"github.com/ferry-data/ferry/internal/testsrv"
 	"github.com/ferry-data/ferry/journal"
@@ -786,7 +787,7 @@ func e2eTestCorruptionAndSlowDown(t *testing.T, srv *testsrv.S3) {
 	tries := map[string]int{}
 	var damaged, refused int
 	endpoint := e2eStartProxy(t, srv, func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method != http.MethodPut || strings.Contains(r.URL.Path, checkpointDir) {
+		if r.Method != http.MethodPut || strings.Contains(r.URL.Path, daemon.CheckpointDir) {
 			return false
 		}
 		id := r.URL.Path + "?part=" + r.URL.Query().Get("partNumber")

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferry-data/ferry/internal/testcfg"
 )
 
 func TestJournalExportAndVerify(t *testing.T) {
@@ -15,7 +17,7 @@ func TestJournalExportAndVerify(t *testing.T) {
 	os.WriteFile(cfg, []byte("[journal]\npath = \"ferry.db\"\n[log]\nfile = \"ferry.log\"\n[target.local]\ntype = \"fs\"\npath = \"archive\"\n[[watch]]\npath = \"in\"\ntarget = \"local\"\nsettle = \"100ms\"\nexclude = [\"**/*.tmp\", \"**/~$*\"]\n"), 0o644)
 	ferry := func(args ...string) (int, string, string) {
 		var out, errb strings.Builder
-		code := run(t.Context(), args, &out, &errb, cfgEnv(nil))
+		code := run(t.Context(), args, &out, &errb, testcfg.Env(nil))
 		return code, out.String(), errb.String()
 	}
 	if code, out, _ := ferry("run", "--once", "--config", cfg); code != 0 {

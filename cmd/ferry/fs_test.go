@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ferry-data/ferry/internal/daemon"
+	"github.com/ferry-data/ferry/internal/testcfg"
 )
 
 // copyTree copies a testdata tree into dst.
@@ -58,7 +61,7 @@ exclude = ["**/*.tmp", "**/~$*", "**/.DS_Store"]
 	runOnce := func() string {
 		t.Helper()
 		var out, errb strings.Builder
-		if code := run(t.Context(), []string{"run", "--once", "--config", cfg}, &out, &errb, cfgEnv(nil)); code != 0 {
+		if code := run(t.Context(), []string{"run", "--once", "--config", cfg}, &out, &errb, testcfg.Env(nil)); code != 0 {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
 		}
 		return out.String()
@@ -78,7 +81,7 @@ exclude = ["**/*.tmp", "**/~$*", "**/.DS_Store"]
 		if strings.HasSuffix(rel, ".sha256") {
 			return nil
 		}
-		if strings.HasPrefix(rel, checkpointDir) {
+		if strings.HasPrefix(rel, daemon.CheckpointDir) {
 			checkpoints++
 			return nil
 		}
@@ -100,7 +103,7 @@ exclude = ["**/*.tmp", "**/~$*", "**/.DS_Store"]
 		t.Fatalf("archive holds %q, want %q", got, want)
 	}
 	if checkpoints == 0 {
-		t.Fatalf("no checkpoint under %s in the archive", checkpointDir)
+		t.Fatalf("no checkpoint under %s in the archive", daemon.CheckpointDir)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(archive, ".ferry-uploads")); len(ents) != 0 {
 		t.Fatal("staged uploads left behind")

@@ -8,9 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
-	"strings"
 
+	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/journal"
 )
 
@@ -93,42 +92,17 @@ func verifyChains(ctx context.Context, j *journal.Journal, configPath string, ag
 }
 
 // verifyAgainstTargets compares the journal with the latest checkpoint
-// this host uploaded to each target: a chain shorter than a checkpoint
-// (its tail was cut) or different at the checkpoint's seq fails, naming
-// the seq. A target without a checkpoint, or out of reach, fails too: it
-// proves nothing.
+// this host uploaded to each target (daemon.VerifyAgainstTargets) and
+// returns how many it compared and the exit code.
 func verifyAgainstTargets(ctx context.Context, j *journal.Journal, configPath string, getenv env, stderr io.Writer) (int, int) {
-	cfg, err := LoadConfig(configPath, getenv)
+	cfg, code := loadConfig(configPath, getenv, stderr)
+	if cfg == nil {
+		return 0, code
+	}
+	n, err := daemon.VerifyAgainstTargets(ctx, j, cfg)
 	if err != nil {
-		return 0, reportConfigError(stderr, err)
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		return 0, exitFailed
 	}
-	host := checkpointHost()
-	names := make([]string, 0, len(cfg.Target))
-	for name := range cfg.Target {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		t := cfg.Target[name]
-		s, err := newSink(t, 1, nil, nil)
-		if err != nil {
-			fmt.Fprintf(stderr, "ferry: target %s: %v\n", name, err)
-			return 0, exitFailed
-		}
-		cp, key, ok, err := latestCheckpoint(ctx, s, t.Prefix, host)
-		switch {
-		case err != nil:
-			fmt.Fprintf(stderr, "ferry: target %s: cannot read its checkpoints: %v\n", name, err)
-			return 0, exitFailed
-		case !ok:
-			fmt.Fprintf(stderr, "ferry: target %s: no checkpoint of host %s under %s: nothing to compare with (the daemon uploads one at start)\n",
-				name, host, strings.TrimSuffix(checkpointPrefix(t.Prefix, host), "/"))
-			return 0, exitFailed
-		}
-		if err := j.MatchCheckpoint(ctx, cp); err != nil {
-			fmt.Fprintf(stderr, "ferry: %s: NOT intact against target %s (checkpoint %s): %v\n", j.Path(), name, key, err)
-			return 0, exitFailed
-		}
-	}
-	return len(names), exitOK
+	return n, exitOK
 }

@@ -4,24 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"os"
 	"time"
 
-	"github.com/ferry-data/ferry/internal/srcfile"
+	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/journal"
-	"github.com/ferry-data/ferry/uploader"
-	"github.com/ferry-data/ferry/uploader/sink"
-	"github.com/ferry-data/ferry/watcher"
 )
 
 const journalUsage = `usage:
@@ -42,42 +33,20 @@ time-range export verifies on its own (from its first event's prev_hash); a
 --batch export is a selection, not a chain. An archive verifies on its own,
 and the live chain keeps the link to it.`
 
-func cmdJournal(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "rebuild":
-			return cmdJournalRebuild(ctx, args[1:], stdout, stderr, getenv)
-		case "export":
-			return cmdJournalExport(ctx, args[1:], stdout, stderr, getenv)
-		case "verify":
-			return cmdJournalVerify(ctx, args[1:], stdout, stderr, getenv)
-		case "state":
-			return cmdJournalState(ctx, args[1:], stdout, stderr, getenv)
-		case "archive":
-			return cmdJournalArchive(ctx, args[1:], stdout, stderr, getenv)
-		}
-	}
-	fmt.Fprintln(stderr, journalUsage)
-	return exitUsage
+// journalVerbs are the verbs of "ferry journal".
+var journalVerbs = map[string]verb{
+	"export":  cmdJournalExport,
+	"verify":  cmdJournalVerify,
+	"state":   cmdJournalState,
+	"archive": cmdJournalArchive,
+	"rebuild": cmdJournalRebuild,
 }
 
-// openJournal loads the configuration and opens its journal for a
-// command that works on the journal alone. On failure it has told stderr
-// why and returns nil with the exit code.
-func openJournal(configPath string, getenv env, stderr io.Writer) (*journal.Journal, int) {
-	cfg, err := LoadConfig(configPath, getenv)
-	if err != nil {
-		return nil, reportConfigError(stderr, err)
+func cmdJournal(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
+	if code, ok := dispatch(ctx, journalVerbs, args, stdout, stderr, getenv); ok {
+		return code
 	}
-	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: versionString()})
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry: %v\n", err)
-		if errors.Is(err, journal.ErrCorrupt) {
-			fmt.Fprintf(stderr, "to recover: ferry journal rebuild --config %s\n", cfg.file)
-		}
-		return nil, exitFailed
-	}
-	return j, exitOK
+	return usageError(stderr, journalUsage)
 }
 
 func parseTime(s string) (time.Time, error) {
@@ -94,9 +63,7 @@ func parseTime(s string) (time.Time, error) {
 // row with every field, seq, prev_hash and hash included, so that the
 // export verifies on its own.
 func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	fset := flag.NewFlagSet("journal export", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	configPath := fset.String("config", "", "configuration file (TOML)")
+	fset, configPath := newFlags("journal export", stderr)
 	format := fset.String("format", "jsonl", "jsonl or csv")
 	since := fset.String("since", "", "only events at or after this time")
 	until := fset.String("until", "", "only events at or before this time")
@@ -104,8 +71,7 @@ func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writ
 	logName := fset.String("log", "events", "which log: events or audit")
 	outPath := fset.String("out", "", "write to this file instead of standard output")
 	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || *configPath == "" {
-		fmt.Fprintln(stderr, journalUsage)
-		return exitUsage
+		return usageError(stderr, journalUsage)
 	}
 	var f journal.EventFilter
 	var err error
@@ -198,14 +164,11 @@ func cmdJournalExport(ctx context.Context, args []string, stdout, stderr io.Writ
 // exported JSONL file with only the ferry binary: exit 0 with a summary
 // when intact, 1 naming the first bad seq.
 func cmdJournalVerify(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	fset := flag.NewFlagSet("journal verify", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	configPath := fset.String("config", "", "configuration file (TOML)")
+	fset, configPath := newFlags("journal verify", stderr)
 	exportPath := fset.String("export", "", "an exported JSONL file to check offline")
 	against := fset.Bool("against-target", false, "also compare the chains with the latest checkpoint on every target")
 	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || (*configPath == "") == (*exportPath == "") || (*against && *configPath == "") {
-		fmt.Fprintln(stderr, journalUsage)
-		return exitUsage
+		return usageError(stderr, journalUsage)
 	}
 	report := func(what string, v *journal.ChainVerifier, err error) int {
 		if err != nil {
@@ -264,191 +227,32 @@ func readJSONL[T any](r io.Reader, fn func(T) error) error {
 	return nil
 }
 
-// rebuildStats counts what a rebuild found.
-type rebuildStats struct {
-	files, uploaded, missing, differ, unstorable int
-}
-
 // cmdJournalRebuild makes a new journal from the watched folders and what
-// the targets hold: a file whose object exists with the same size and
-// sha256 is recorded as uploaded, so nothing is sent twice; every other file
-// is left for the daemon to take as new. The old journal (corrupt, or
-// readable with --force) is moved aside, never deleted. The new journal is
-// built under a temporary name and only moved into place when complete.
+// the targets hold (daemon.Rebuild).
 func cmdJournalRebuild(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	fset := flag.NewFlagSet("journal rebuild", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	configPath := fset.String("config", "", "configuration file (TOML)")
+	fset, configPath := newFlags("journal rebuild", stderr)
 	force := fset.Bool("force", false, "rebuild even though the journal is readable (it is kept, moved aside)")
-	if err := fset.Parse(args); err != nil {
-		return exitUsage
+	cfg, code := parseAndLoad(fset, configPath, args, getenv, stderr, "ferry journal rebuild: --config FILE is required")
+	if cfg == nil {
+		return code
 	}
-	if *configPath == "" || fset.NArg() > 0 {
-		fmt.Fprintln(stderr, "ferry journal rebuild: --config FILE is required")
-		return exitUsage
-	}
-	cfg, err := LoadConfig(*configPath, getenv)
-	if err != nil {
-		return reportConfigError(stderr, err)
-	}
-	log, closeLog, err := newLogger(cfg.Log, stderr, nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry: log file %s: %v\n", cfg.Log.File, err)
-		return exitUsage
+	log, closeLog, code := openLog(cfg, stderr, nil)
+	if log == nil {
+		return code
 	}
 	defer closeLog.Close()
-	path := cfg.Journal.Path
-	oldExists := exists(path)
-	if oldExists {
-		j, err := journal.Open(path, journal.Options{})
-		switch {
-		case err == nil:
-			j.Close()
-			if !*force {
-				fmt.Fprintf(stderr, "ferry: journal %s is readable and intact: rebuild is for a corrupt or lost journal (add --force to rebuild anyway; the old one is kept beside it)\n", path)
-				return exitFailed
-			}
-		case errors.Is(err, journal.ErrCorrupt):
-		default:
-			fmt.Fprintf(stderr, "ferry: %v\n", err)
-			return exitFailed
-		}
-	}
-	tmp := path + ".rebuild"
-	removeDB(tmp)
-	st, err := rebuild(ctx, cfg, tmp, log)
+	res, err := daemon.Rebuild(ctx, cfg, *force, versionString(), log)
 	if err != nil {
-		removeDB(tmp)
-		fmt.Fprintf(stderr, "ferry: journal rebuild: %v (nothing was changed)\n", err)
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
 		return exitFailed
 	}
-	aside := ""
-	if oldExists {
-		kind := "corrupt"
-		if *force {
-			kind = "old"
-		}
-		aside = fmt.Sprintf("%s.%s-%s", path, kind, time.Now().UTC().Format("20060102T150405Z"))
-		if err := moveDB(path, aside); err != nil {
-			removeDB(tmp)
-			fmt.Fprintf(stderr, "ferry: cannot move the old journal aside: %v (nothing was changed)\n", err)
-			return exitFailed
-		}
-	}
-	if err := moveDB(tmp, path); err != nil {
-		fmt.Fprintf(stderr, "ferry: cannot put the rebuilt journal in place: %v (it is at %s)\n", err, tmp)
-		return exitFailed
-	}
-	log.Info("journal rebuilt", "journal", path, "old_journal", aside, "files", st.files, "recorded_uploaded", st.uploaded,
-		"not_on_target", st.missing, "different_on_target", st.differ)
 	fmt.Fprintf(stdout, "rebuilt %s from %d files: %d already on their target (recorded as uploaded), %d not there and %d different there (to be uploaded)\n",
-		path, st.files, st.uploaded, st.missing, st.differ)
-	if st.unstorable > 0 {
-		fmt.Fprintf(stdout, "%d files have names that cannot be keys; the daemon records them as failed\n", st.unstorable)
+		cfg.Journal.Path, res.Files, res.Uploaded, res.Missing, res.Differ)
+	if res.Unstorable > 0 {
+		fmt.Fprintf(stdout, "%d files have names that cannot be keys; the daemon records them as failed\n", res.Unstorable)
 	}
-	if aside != "" {
-		fmt.Fprintf(stdout, "the old journal is kept as %s\n", aside)
+	if res.Aside != "" {
+		fmt.Fprintf(stdout, "the old journal is kept as %s\n", res.Aside)
 	}
 	return exitOK
-}
-
-func rebuild(ctx context.Context, cfg *Config, path string, log *slog.Logger) (rebuildStats, error) {
-	var st rebuildStats
-	j, err := journal.Open(path, journal.Options{FerryVersion: versionString()})
-	if err != nil {
-		return st, err
-	}
-	defer j.Close()
-	sinks := map[string]sink.Sink{}
-	for name, t := range cfg.Target {
-		s, err := newSink(t, cfg.Upload.MaxConcurrentUploads, nil, nil)
-		if err != nil {
-			return st, fmt.Errorf("target %s: %w", name, err)
-		}
-		sinks[name] = s
-	}
-	for _, wc := range cfg.Watch {
-		w, err := watcher.New(cfg.watcherOptions(wc, nil, log))
-		if err != nil {
-			return st, err
-		}
-		t, s := cfg.Target[wc.Target], sinks[wc.Target]
-		err = w.Walk(ctx, func(f watcher.File) error {
-			st.files++
-			key, err := uploader.ObjectKey(t.Prefix, f.RelPath)
-			if err != nil {
-				st.unstorable++
-				return nil
-			}
-			info, err := s.Stat(ctx, key)
-			if errors.Is(err, sink.ErrNotFound) {
-				st.missing++
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("target %s: %s: %w", wc.Target, key, err)
-			}
-			settled := journal.Settled{
-				Watch: f.Root, RelPath: f.RelPath, Target: wc.Target, Key: key, BatchID: uploader.BatchID(f.RelPath),
-				Version: fileVersion(f), Signal: "rebuild",
-			}
-			if info.SHA256 == "" {
-				// Not put there by ferry: the daemon's create-only upload
-				// will report the conflict.
-				st.differ++
-				return nil
-			}
-			same := false
-			if info.Size == f.Stat.Size {
-				sum, err := hashFile(f.Path)
-				same = err == nil && sum == info.SHA256
-			}
-			if same {
-				st.uploaded++
-				return j.RecordFromTarget(ctx, settled, info.SHA256, true, "rebuild: the target holds this content under "+key)
-			}
-			st.differ++
-			return j.RecordFromTarget(ctx, settled, info.SHA256, false, "rebuild: the target holds an earlier content under "+key)
-		})
-		if err != nil {
-			return st, err
-		}
-	}
-	return st, nil
-}
-
-func hashFile(path string) (string, error) {
-	f, err := srcfile.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func exists(path string) bool {
-	_, err := os.Lstat(path)
-	return !errors.Is(err, fs.ErrNotExist)
-}
-
-// moveDB renames a SQLite database with its WAL and shared-memory files.
-func moveDB(from, to string) error {
-	for _, suffix := range []string{"-wal", "-shm"} {
-		if exists(from + suffix) {
-			if err := os.Rename(from+suffix, to+suffix); err != nil {
-				return err
-			}
-		}
-	}
-	return os.Rename(from, to)
-}
-
-func removeDB(path string) {
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		os.Remove(path + suffix)
-	}
 }

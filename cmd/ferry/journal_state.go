@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -74,16 +73,13 @@ type stateLine struct {
 // cmdJournalState replays the chain up to a time and prints every file as
 // it stood then.
 func cmdJournalState(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	fset := flag.NewFlagSet("journal state", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	configPath := fset.String("config", "", "configuration file (TOML)")
+	fset, configPath := newFlags("journal state", stderr)
 	exportPath := fset.String("export", "", "replay an exported JSONL file (or an archive) instead of the journal")
 	at := fset.String("at", "", "the time to show the files at (RFC 3339 or a date)")
 	batch := fset.String("batch", "", "only the files of this dataset (batch_id)")
 	format := fset.String("format", "text", "text or jsonl")
 	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || (*configPath == "") == (*exportPath == "") || *at == "" {
-		fmt.Fprintln(stderr, journalUsage)
-		return exitUsage
+		return usageError(stderr, journalUsage)
 	}
 	t, err := parseTime(*at)
 	if err != nil {
@@ -145,14 +141,11 @@ func cmdJournalState(ctx context.Context, args []string, stdout, stderr io.Write
 // (the export format: it verifies on its own) and deletes them from the
 // live journal, which keeps the link (see journal/archive.go).
 func cmdJournalArchive(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	fset := flag.NewFlagSet("journal archive", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	configPath := fset.String("config", "", "configuration file (TOML)")
+	fset, configPath := newFlags("journal archive", stderr)
 	before := fset.String("before", "", "archive the events older than this time (RFC 3339 or a date)")
 	outPath := fset.String("out", "", "the archive file to write (must not exist)")
 	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || *configPath == "" || *before == "" || *outPath == "" {
-		fmt.Fprintln(stderr, journalUsage)
-		return exitUsage
+		return usageError(stderr, journalUsage)
 	}
 	t, err := parseTime(*before)
 	if err != nil {

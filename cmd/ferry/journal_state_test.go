@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/testcfg"
 	"github.com/ferry-data/ferry/journal"
 )
 
@@ -24,7 +25,7 @@ func stateSetup(t *testing.T) (dir, cfg string, ferry func(args ...string) (int,
 	os.WriteFile(cfg, []byte("[journal]\npath = \"ferry.db\"\n[log]\nfile = \"ferry.log\"\n[target.local]\ntype = \"fs\"\npath = \"archive\"\n[[watch]]\npath = \"in\"\ntarget = \"local\"\nsettle = \"50ms\"\n"), 0o644)
 	ferry = func(args ...string) (int, string, string) {
 		var out, errb strings.Builder
-		code := run(t.Context(), args, &out, &errb, cfgEnv(nil))
+		code := run(t.Context(), args, &out, &errb, testcfg.Env(nil))
 		return code, out.String(), errb.String()
 	}
 	return dir, cfg, ferry

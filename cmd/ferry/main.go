@@ -17,27 +17,37 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/ferry-data/ferry/internal/service"
 )
 
-// Exit codes.
+// Exit codes, defined in internal/service: the systemd unit relies on them.
 const (
-	exitOK     = 0
-	exitFailed = 1 // the run ended with files not uploaded, or a runtime error
-	exitUsage  = 2 // bad command line or configuration: nothing was started
+	exitOK     = service.ExitOK
+	exitFailed = service.ExitFailed // the run ended with files not uploaded, or a runtime error
+	exitUsage  = service.ExitUsage  // bad command line or configuration: nothing was started
 )
 
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
 }
 
-// env is how commands read the environment (credentials).
-type env func(string) (string, bool)
+// verbs are ferry's commands by name (version and help aside).
+var verbs = map[string]verb{
+	"run":       cmdRun,
+	"journal":   cmdJournal,
+	"dlq":       cmdDLQ,
+	"config":    cmdConfig,
+	"status":    cmdStatus,
+	"install":   cmdInstall,
+	"uninstall": cmdService("uninstall"),
+	"start":     cmdService("start"),
+	"stop":      cmdService("stop"),
+	"restart":   cmdService("restart"),
+}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
 	if len(args) == 0 {
@@ -45,24 +55,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv en
 		return exitUsage
 	}
 	switch args[0] {
-	case "run":
-		return cmdRun(ctx, args[1:], stdout, stderr, getenv)
-	case "journal":
-		return cmdJournal(ctx, args[1:], stdout, stderr, getenv)
-	case "dlq":
-		return cmdDLQ(ctx, args[1:], stdout, stderr, getenv)
-	case "config":
-		return cmdConfig(ctx, args[1:], stdout, stderr, getenv)
-	case "status":
-		return cmdStatus(ctx, args[1:], stdout, stderr, getenv)
-	case "install", "uninstall", "start", "stop", "restart":
-		return cmdService(args[0], args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
 	case "help", "--help", "-h":
 		usage(stdout)
 		return exitOK
+	}
+	if code, ok := dispatch(ctx, verbs, args, stdout, stderr, getenv); ok {
+		return code
 	}
 	fmt.Fprintf(stderr, "ferry: unknown command %q\n\n", args[0])
 	usage(stderr)
@@ -114,22 +115,4 @@ Usage:
 Exit codes: 0 ok, 1 files not uploaded or a runtime error, 2 bad command line or configuration.
 See config.example.toml for every configuration key.
 `)
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
-// reportConfigError prints a configuration problem and returns exitUsage.
-func reportConfigError(stderr io.Writer, err error) int {
-	var ces ConfigErrors
-	if errors.As(err, &ces) {
-		for _, e := range ces {
-			fmt.Fprintf(stderr, "ferry: %v\n", e)
-		}
-		return exitUsage
-	}
-	fmt.Fprintf(stderr, "ferry: %v\n", err)
-	return exitUsage
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ferry-data/ferry/internal/daemon"
+	"github.com/ferry-data/ferry/internal/testcfg"
 	"github.com/ferry-data/ferry/internal/testsrv"
 )
 
@@ -20,7 +22,7 @@ func TestJournalRebuild(t *testing.T) {
 	srv.CreateBucket(t, "rebuild")
 	var putBytes atomic.Int64
 	endpoint := e2eStartProxy(t, srv, func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method == http.MethodPut && !strings.Contains(r.URL.Path, checkpointDir) {
+		if r.Method == http.MethodPut && !strings.Contains(r.URL.Path, daemon.CheckpointDir) {
 			putBytes.Add(r.ContentLength)
 		}
 		return false
@@ -54,7 +56,7 @@ target = "s3"
 settle = "100ms"
 exclude = ["**/*.tmp", "**/~$*"]
 `, endpoint)), 0o644)
-	env := cfgEnv(map[string]string{"AK": srv.AccessKey, "SK": srv.SecretKey})
+	env := testcfg.Env(map[string]string{"AK": srv.AccessKey, "SK": srv.SecretKey})
 	ferry := func(args ...string) (int, string, string) {
 		var out, errb strings.Builder
 		code := run(t.Context(), args, &out, &errb, env)

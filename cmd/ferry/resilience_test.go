@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/internal/testsrv"
 )
 
@@ -33,7 +34,7 @@ func resilienceReset(t *testing.T, srv *testsrv.S3) {
 	resets := 0
 	seen := map[string]bool{}
 	endpoint := e2eStartProxy(t, srv, func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method != http.MethodPut || r.ContentLength < 1000 || strings.Contains(r.URL.Path, checkpointDir) {
+		if r.Method != http.MethodPut || r.ContentLength < 1000 || strings.Contains(r.URL.Path, daemon.CheckpointDir) {
 			return false
 		}
 		mu.Lock()
@@ -120,7 +121,7 @@ func resilienceRetryAfter(t *testing.T, srv *testsrv.S3) {
 	var told, pausedUntil time.Time
 	var inside []time.Duration
 	endpoint := e2eStartProxy(t, srv, func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method != http.MethodPut || strings.Contains(r.URL.Path, checkpointDir) {
+		if r.Method != http.MethodPut || strings.Contains(r.URL.Path, daemon.CheckpointDir) {
 			return false
 		}
 		mu.Lock()

@@ -13,11 +13,13 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/kardianos/service"
+	kardianos "github.com/kardianos/service"
 	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/registry"
 	"golang.org/x/sys/windows/svc/mgr"
 
+	"github.com/ferry-data/ferry/internal/config"
+	"github.com/ferry-data/ferry/internal/service"
 	"github.com/ferry-data/ferry/internal/testtmp"
 )
 
@@ -39,11 +41,11 @@ func TestServiceWindowsLifecycle(t *testing.T) {
 	if !windows.GetCurrentProcessToken().IsElevated() {
 		t.Skip("installing a service needs an administrator")
 	}
-	probe, err := newService(&service.Config{})
+	probe, err := service.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := probe.Status(); !errors.Is(err, service.ErrNotInstalled) {
+	if _, err := probe.Status(); !errors.Is(err, kardianos.ErrNotInstalled) {
 		t.Skipf("a ferry service is already installed here (%v): not touching it", err)
 	}
 	dir := testtmp.Dir(t)
@@ -89,7 +91,7 @@ settle = "200ms"
 	// the same.
 	wine := runningUnderWine()
 	if wine {
-		loaded, err := LoadConfig(cfgPath, os.LookupEnv)
+		loaded, err := config.Load(cfgPath, os.LookupEnv)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,12 +99,12 @@ settle = "200ms"
 		if err != nil {
 			t.Fatal(err)
 		}
-		sc, err := installConfig(loaded, exe, "")
+		sc, err := service.InstallConfig(loaded, exe, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		delete(sc.Option, "DelayedAutoStart")
-		s, err := newService(sc)
+		s, err := service.New(sc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +118,7 @@ settle = "200ms"
 		if code, _ := ferry("uninstall"); code != exitOK {
 			t.Error("uninstall failed")
 		}
-		if _, err := probe.Status(); !errors.Is(err, service.ErrNotInstalled) {
+		if _, err := probe.Status(); !errors.Is(err, kardianos.ErrNotInstalled) {
 			t.Errorf("after uninstall, status: %v", err)
 		}
 	})
@@ -130,7 +132,7 @@ settle = "200ms"
 		t.Fatal(err)
 	}
 	defer m.Disconnect()
-	s, err := m.OpenService(serviceName)
+	s, err := m.OpenService(service.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +207,7 @@ settle = "200ms"
 	if code, _ := ferry("stop"); code != exitOK {
 		t.Error("stop failed")
 	}
-	if took := time.Since(start); took > serviceStopWait+5*time.Second {
+	if took := time.Since(start); took > service.StopWait+5*time.Second {
 		t.Errorf("stop took %v", took)
 	}
 	if st, err := s.Query(); err != nil || st.State != windows.SERVICE_STOPPED {

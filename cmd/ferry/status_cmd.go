@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/config"
+	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/journal"
 )
 
@@ -25,19 +26,16 @@ const statusTimeout = 2 * time.Second
 // and, when no daemon answers there, reads the journal (read-only, so it
 // works beside a running daemon too).
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, _ env) int {
-	fset := flag.NewFlagSet("status", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	configPath := fset.String("config", "", "configuration file (TOML)")
+	fset, configPath := newFlags("status", stderr)
 	asJSON := fset.Bool("json", false, "print the status as one JSON object (the shape of the daemon's /status)")
 	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || *configPath == "" {
-		fmt.Fprintln(stderr, "usage: ferry status --config FILE [--json]")
-		return exitUsage
+		return usageError(stderr, "usage: ferry status --config FILE [--json]")
 	}
 	// Status reads no target: the credentials the targets name need not be
 	// in this shell's environment.
-	cfg, err := LoadConfig(*configPath, func(string) (string, bool) { return "unused", true })
-	if err != nil {
-		return reportConfigError(stderr, err)
+	cfg, code := loadConfig(*configPath, func(string) (string, bool) { return "unused", true }, stderr)
+	if cfg == nil {
+		return code
 	}
 	st, note, err := readStatus(ctx, cfg)
 	if err != nil {
@@ -56,7 +54,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, _ e
 
 // readStatus asks the daemon, then the journal. note says where the status
 // came from, for a person.
-func readStatus(ctx context.Context, cfg *Config) (status, string, error) {
+func readStatus(ctx context.Context, cfg *config.Config) (daemon.Status, string, error) {
 	listen := *cfg.Metrics.Listen
 	var why string
 	if listen == "" {
@@ -75,14 +73,14 @@ func readStatus(ctx context.Context, cfg *Config) (status, string, error) {
 	j, err := journal.OpenReadOnly(cfg.Journal.Path)
 	if err != nil {
 		if errors.Is(err, journal.ErrNoJournal) {
-			return status{}, "", fmt.Errorf("%s, and no journal at %s (has ferry run with this configuration?)", why, cfg.Journal.Path)
+			return daemon.Status{}, "", fmt.Errorf("%s, and no journal at %s (has ferry run with this configuration?)", why, cfg.Journal.Path)
 		}
-		return status{}, "", fmt.Errorf("%s, and the journal cannot be read: %v", why, err)
+		return daemon.Status{}, "", fmt.Errorf("%s, and the journal cannot be read: %v", why, err)
 	}
 	defer j.Close()
-	st, err := journalStatus(ctx, j, time.Now())
+	st, err := daemon.JournalStatus(ctx, j, time.Now())
 	if err != nil {
-		return status{}, "", fmt.Errorf("%s, and the journal %s cannot be read: %v", why, cfg.Journal.Path, err)
+		return daemon.Status{}, "", fmt.Errorf("%s, and the journal %s cannot be read: %v", why, cfg.Journal.Path, err)
 	}
 	for _, w := range cfg.Watch {
 		st.Watches = append(st.Watches, filepath.Clean(w.Path))
@@ -107,35 +105,35 @@ func dialAddr(listen string) string {
 	return net.JoinHostPort(host, port)
 }
 
-func askDaemon(ctx context.Context, listen string) (status, error) {
+func askDaemon(ctx context.Context, listen string) (daemon.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+dialAddr(listen)+"/status", nil)
 	if err != nil {
-		return status{}, err
+		return daemon.Status{}, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return status{}, err
+		return daemon.Status{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return status{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+		return daemon.Status{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
 	}
-	var st status
+	var st daemon.Status
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&st); err != nil {
-		return status{}, fmt.Errorf("not ferry's status: %v", err)
+		return daemon.Status{}, fmt.Errorf("not ferry's status: %v", err)
 	}
 	if st.Source != "daemon" {
-		return status{}, errors.New("not ferry's status (no source)")
+		return daemon.Status{}, errors.New("not ferry's status (no source)")
 	}
 	return st, nil
 }
 
 // writeStatus prints the status for a person, in aligned label: value
 // lines, like systemctl status.
-func writeStatus(w io.Writer, st status, note string, now time.Time) {
+func writeStatus(w io.Writer, st daemon.Status, note string, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	line := func(label, format string, args ...any) {
 		fmt.Fprintf(tw, "%s\t%s\n", label, fmt.Sprintf(format, args...))
@@ -164,7 +162,7 @@ func writeStatus(w io.Writer, st status, note string, now time.Time) {
 		line("Rate:", "%s/s", iec(int64(*st.Rate)))
 	}
 	var counts []string
-	for _, s := range allStates {
+	for _, s := range daemon.States {
 		counts = append(counts, fmt.Sprintf("%s %d", s, st.States[string(s)]))
 	}
 	line("Files:", "%s", strings.Join(counts, ", "))

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/daemon"
+	"github.com/ferry-data/ferry/internal/testcfg"
 	"github.com/ferry-data/ferry/internal/testsrv"
 	"github.com/ferry-data/ferry/journal"
 )
@@ -25,32 +26,32 @@ func ptr[T any](v T) *T { return &v }
 func TestStatusText(t *testing.T) {
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	started := now.Add(-(2*time.Hour + 3*time.Minute))
-	daemon := status{
+	fromDaemon := daemon.Status{
 		Source: "daemon", Version: "ferry 1.4.0 (go1.26.8 linux/amd64)", StartedAt: &started, UptimeSeconds: ptr(started.Sub(now).Abs().Seconds()),
 		Queue: 3, QueueBytes: 3<<30 + 5<<20, DeadLetters: 1, OldestWait: 252, Uploaded: 1204, Bytes: 300 << 30,
 		Breakers: map[string]string{"archive": "closed", "nas": "open"},
 		Watches:  []string{"/data/scope1", "/data/scope2"},
 		States:   map[string]int{"queued": 2, "uploading": 1, "uploaded": 1204, "failed": 1, "changed": 0, "ignored": 3, "dropped": 0},
-		InFlight: []inFlightStatus{
+		InFlight: []daemon.InFlight{
 			{Watch: "/data/scope1", Path: "run-0003/image-0003.tif", Target: "archive", Key: "scope1/run-0003/image-0003.tif",
 				Done: 512 << 20, Size: 1 << 30, Percent: 50, StartedAt: now.Add(-50 * time.Second), Rate: 512 << 20 / 50, ETASeconds: ptr(50.0)},
 			{Watch: "/data/scope2", Path: "a.csv", Target: "nas", Key: "a.csv", Size: 12 << 10, StartedAt: now},
 		},
 		Rate: ptr(float64(12<<20 + 512<<10)), ETASeconds: ptr(205.0),
-		LastError: &lastStatus{Time: now.Add(-4 * time.Minute), Watch: "/data/scope2", Path: "a.csv", Target: "nas", Class: "transient",
+		LastError: &daemon.Failure{Time: now.Add(-4 * time.Minute), Watch: "/data/scope2", Path: "a.csv", Target: "nas", Class: "transient",
 			Message: "Put: transient: dial tcp 10.0.0.7:443: connect: connection refused"},
 	}
-	journal := status{
+	fromJournal := daemon.Status{
 		Source: "journal", Queue: 2, QueueBytes: 2048, DeadLetters: 0, OldestWait: 3 * 86400,
 		Watches: []string{"/data/scope1"},
 		States:  map[string]int{"queued": 2, "uploaded": 10},
 	}
 	for name, c := range map[string]struct {
-		st   status
+		st   daemon.Status
 		note string
 	}{
-		"daemon":  {daemon, "from the daemon at 127.0.0.1:9464"},
-		"journal": {journal, "daemon not running: from the journal /var/lib/ferry/ferry.db (in-flight uploads, rate and breakers unknown)"},
+		"daemon":  {fromDaemon, "from the daemon at 127.0.0.1:9464"},
+		"journal": {fromJournal, "daemon not running: from the journal /var/lib/ferry/ferry.db (in-flight uploads, rate and breakers unknown)"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var b strings.Builder
@@ -58,17 +59,6 @@ func TestStatusText(t *testing.T) {
 			golden(t, filepath.Join("testdata", "status", name+".golden"), b.String())
 		})
 	}
-}
-
-// freeAddr returns a loopback address no one listens on (now).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // TestStatusCommand runs ferry status against a running daemon (an upload
@@ -95,7 +85,7 @@ func TestStatusCommand(t *testing.T) {
 		}
 		return false
 	})
-	addr := freeAddr(t)
+	addr := testsrv.FreeAddr(t)
 	c := e.config()
 	c.Endpoint = endpoint
 	text := e.writeConfig(c) + fmt.Sprintf("[metrics]\nlisten = %q\n", addr)
@@ -109,13 +99,13 @@ func TestStatusCommand(t *testing.T) {
 	ferryStatus := func(args ...string) (int, string, string) {
 		t.Helper()
 		var out, errb strings.Builder
-		code := run(t.Context(), append([]string{"status", "--config", e.cfgPath}, args...), &out, &errb, cfgEnv(nil))
+		code := run(t.Context(), append([]string{"status", "--config", e.cfgPath}, args...), &out, &errb, testcfg.Env(nil))
 		return code, out.String(), errb.String()
 	}
-	var st status
-	e2eEventually(t, e2eWait, "the held upload to show its first two parts", func() (bool, string) {
+	var st daemon.Status
+	testsrv.Eventually(t, e2eWait, "the held upload to show its first two parts", func() (bool, string) {
 		code, out, errs := ferryStatus("--json")
-		st = status{}
+		st = daemon.Status{}
 		if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
 			return false, out + errs
 		}
@@ -149,7 +139,7 @@ func TestStatusCommand(t *testing.T) {
 	}
 
 	releaseAll()
-	e2eEventually(t, e2eWait, "the big file to land", func() (bool, string) {
+	testsrv.Eventually(t, e2eWait, "the big file to land", func() (bool, string) {
 		_, out, _ := ferryStatus("--json")
 		return strings.Contains(out, `"uploaded": 2`), out
 	})

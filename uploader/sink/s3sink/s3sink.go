@@ -39,6 +39,10 @@ import (
 	"github.com/ferry-data/ferry/uploader/sink"
 )
 
+// DefaultRegion is the SigV4 signing region of an Options without one
+// (and of an s3 target without region in the configuration).
+const DefaultRegion = "us-east-1"
+
 // MinPartSize is the smallest part S3 accepts, except for the last part of
 // an upload.
 const MinPartSize = 5 << 20
@@ -65,7 +69,7 @@ type Options struct {
 	// "https://s3.eu-central-1.amazonaws.com" or "http://127.0.0.1:7070".
 	// Buckets are addressed path-style (Endpoint/Bucket/Key).
 	Endpoint string
-	// Region is the SigV4 signing region; "us-east-1" when empty.
+	// Region is the SigV4 signing region; DefaultRegion when empty.
 	Region string
 	// Bucket receives the objects. It must exist.
 	Bucket string
@@ -120,7 +124,7 @@ func New(opts Options) (*Sink, error) {
 	}
 	region := opts.Region
 	if region == "" {
-		region = "us-east-1"
+		region = DefaultRegion
 	}
 	hc := opts.HTTPClient
 	if hc == nil {

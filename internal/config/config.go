@@ -1,0 +1,206 @@
+// Package config is ferry's configuration: the TOML file's types, their
+// parsing (BurntSushi/toml), the defaults of left-out keys and the
+// validation of every section. Every problem is reported with the file and
+// line it concerns (Error), all of them at once (Errors), so that a person
+// fixes the file in one pass. A Config that Load returns is complete:
+// defaults filled in, relative paths resolved against the file's folder,
+// credentials read from the environment variables the targets name.
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is ferry.toml.
+type Config struct {
+	Journal JournalConfig           `toml:"journal"`
+	Log     LogConfig               `toml:"log"`
+	Upload  UploadConfig            `toml:"upload"`
+	Target  map[string]TargetConfig `toml:"target"`
+	Watch   []WatchConfig           `toml:"watch"`
+	Metrics MetricsConfig           `toml:"metrics"`
+
+	file string // absolute path of the config file
+	sum  string // SHA-256 of its bytes
+}
+
+// File is the absolute path of the configuration file.
+func (c *Config) File() string { return c.file }
+
+// SHA256 is the hex SHA-256 of the configuration file's bytes as loaded.
+func (c *Config) SHA256() string { return c.sum }
+
+// JournalConfig is [journal].
+type JournalConfig struct {
+	Path string `toml:"path"`
+	// CheckpointInterval is how often a checkpoint of the chains is
+	// taken and uploaded to every target (also after each completed batch).
+	CheckpointInterval Duration `toml:"checkpoint_interval"`
+	// CheckpointRetention is the S3 Object Lock retention of an uploaded
+	// checkpoint, where the bucket has Object Lock enabled.
+	CheckpointRetention Duration `toml:"checkpoint_retention"`
+}
+
+// MetricsConfig is [metrics].
+type MetricsConfig struct {
+	// Listen is where /metrics, /healthz and /status are served; nil means
+	// the default (loopback), "" disables them.
+	Listen *string `toml:"listen"`
+}
+
+// LogConfig is [log].
+type LogConfig struct {
+	File  string `toml:"file"`
+	Level string `toml:"level"`
+	// Rotation of File: rotated at MaxSizeMB megabytes, MaxBackups
+	// compressed old files kept, and, when MaxAgeDays is set, none older
+	// than that (defaults: DefaultLogMaxSizeMB, DefaultLogMaxBackups, by
+	// count only).
+	MaxSizeMB  int `toml:"max_size_mb"`
+	MaxBackups int `toml:"max_backups"`
+	MaxAgeDays int `toml:"max_age_days"`
+}
+
+// UploadConfig is [upload].
+type UploadConfig struct {
+	MaxConcurrentUploads int           `toml:"max_concurrent_uploads"`
+	MaxChunkSize         Size          `toml:"max_chunk_size"`
+	MaxInflightBytes     Size          `toml:"max_inflight_bytes"`
+	MaxBandwidth         Rate          `toml:"max_bandwidth"`
+	OrphanUploadTTL      Duration      `toml:"orphan_upload_ttl"`
+	Retry                RetryConfig   `toml:"retry"`
+	Breaker              BreakerConfig `toml:"breaker"`
+}
+
+// BreakerConfig is [upload.breaker].
+type BreakerConfig struct {
+	FailureThreshold int      `toml:"failure_threshold"`
+	OpenTimeout      Duration `toml:"open_timeout"`
+	HalfOpenProbes   int      `toml:"half_open_probes"`
+}
+
+// RetryConfig is [upload.retry].
+type RetryConfig struct {
+	Attempts     int      `toml:"attempts"`
+	InitialDelay Duration `toml:"initial_delay"`
+	MaxDelay     Duration `toml:"max_delay"`
+}
+
+// TargetConfig is one [target.NAME].
+type TargetConfig struct {
+	Type         string `toml:"type"`
+	Endpoint     string `toml:"endpoint"`
+	Bucket       string `toml:"bucket"`
+	Region       string `toml:"region"`
+	AccessKeyEnv string `toml:"access_key_env"`
+	SecretKeyEnv string `toml:"secret_key_env"`
+	Prefix       string `toml:"prefix"`
+	Path         string `toml:"path"`
+
+	// creds is a pointer so that printing a TargetConfig (%v, %+v, %#v)
+	// shows an address, never the values.
+	creds *credentials
+}
+
+type credentials struct {
+	access, secret Secret
+}
+
+// Credentials are an s3 target's access key and secret key, read from the
+// environment variables it names (empty for other targets).
+func (t TargetConfig) Credentials() (access, secret Secret) {
+	if t.creds == nil {
+		return "", ""
+	}
+	return t.creds.access, t.creds.secret
+}
+
+// WatchConfig is one [[watch]].
+type WatchConfig struct {
+	Path           string   `toml:"path"`
+	Target         string   `toml:"target"`
+	Settle         Duration `toml:"settle"`
+	Recursive      *bool    `toml:"recursive"`
+	Include        []string `toml:"include"`
+	Exclude        []string `toml:"exclude"`
+	RescanInterval Duration `toml:"rescan_interval"`
+	OnChange       string   `toml:"on_change"`
+}
+
+// Load reads, decodes and validates a config file. Environment variables
+// named by the targets are read here (lookupEnv). Problems come back as an
+// *Error (the file cannot be read or parsed) or as Errors (every problem
+// found), each naming the file and, where it can, the line.
+func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(abs)
+	if err != nil {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read the configuration: %v", err)}
+	}
+	return parse(path, abs, data, lookupEnv)
+}
+
+// Sum is the hex SHA-256 of a configuration file's bytes (Config.SHA256).
+func Sum(data []byte) string {
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}
+
+var lineRE = regexp.MustCompile(`line (\d+)`)
+
+// parse decodes and validates data, the bytes of the file at abs, which
+// errors call name (the path as the user gave it).
+func parse(name, abs string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	c := &Config{file: abs, sum: Sum(data)}
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		return nil, decodeError(name, err)
+	}
+	loc := newLocator(data)
+	v := &checker{file: name, loc: loc}
+	for _, k := range md.Undecoded() {
+		line, key := loc.keyLine(k)
+		v.errs = append(v.errs, &Error{File: name, Line: line, Key: key, Msg: "unknown key"})
+	}
+	c.validate(v, lookupEnv)
+	if errs := v.errs; len(errs) > 0 {
+		sort.SliceStable(errs, func(a, b int) bool { return errs[a].Line < errs[b].Line })
+		return nil, errs
+	}
+	return c, nil
+}
+
+// decodeError is a TOML syntax or type error at its line.
+func decodeError(name string, err error) *Error {
+	ce := &Error{File: name, Msg: err.Error()}
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		ce.Line, ce.Msg = pe.Position.Line, pe.Message
+	} else if m := lineRE.FindStringSubmatch(err.Error()); m != nil {
+		ce.Line, _ = strconv.Atoi(m[1])
+		ce.Msg = strings.TrimPrefix(err.Error(), "toml: ")
+	}
+	return ce
+}
+
+// resolve makes a path of the file relative to the file's folder.
+func (c *Config) resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.file), filepath.FromSlash(p))
+}

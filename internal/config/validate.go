@@ -1,0 +1,332 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/ferry-data/ferry/uploader"
+	"github.com/ferry-data/ferry/uploader/sink/s3sink"
+	"github.com/ferry-data/ferry/watcher"
+)
+
+// checker collects the problems of one file, each at its line.
+type checker struct {
+	file string
+	loc  *locator
+	errs Errors
+}
+
+// bad records a problem with key at line.
+func (v *checker) bad(line int, key, format string, args ...any) {
+	v.errs = append(v.errs, &Error{File: v.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// badKey records a problem with table.key, at its line (or its table's).
+func (v *checker) badKey(table, key, format string, args ...any) {
+	v.bad(v.loc.line(table, key), table+"."+key, format, args...)
+}
+
+// intIn fills a left-out integer table.key with def, and reports one
+// outside [lo, hi] (unit names what it counts, after the bounds).
+func (v *checker) intIn(p *int, def, lo, hi int, table, key, unit string) {
+	if *p == 0 {
+		*p = def
+	} else if *p < lo || *p > hi {
+		v.badKey(table, key, "must be between %d and %d%s (got %d)", lo, hi, unit, *p)
+	}
+}
+
+// validate fills in the defaults of c, resolves its paths and reports
+// every problem, section by section.
+func (c *Config) validate(v *checker, lookupEnv func(string) (string, bool)) {
+	c.validateJournal(v)
+	c.validateLog(v)
+	c.Upload.validate(v)
+	c.Metrics.validate(v)
+	names := c.validateTargets(v, lookupEnv)
+	c.validateWatches(v, names)
+}
+
+// validateJournal checks [journal].
+func (c *Config) validateJournal(v *checker) {
+	j := &c.Journal
+	if j.Path == "" {
+		j.Path = DefaultJournal
+	}
+	j.Path = c.resolve(j.Path)
+	if j.CheckpointInterval == 0 {
+		j.CheckpointInterval = Duration(DefaultCheckpointInterval)
+	} else if j.CheckpointInterval < Duration(time.Minute) {
+		v.badKey("journal", "checkpoint_interval", "must be at least 1m (got %s)", time.Duration(j.CheckpointInterval))
+	}
+	if j.CheckpointRetention == 0 {
+		j.CheckpointRetention = Duration(DefaultCheckpointRetention)
+	} else if j.CheckpointRetention < Duration(time.Hour) {
+		v.badKey("journal", "checkpoint_retention", "must be at least 1h (got %s)", time.Duration(j.CheckpointRetention))
+	}
+}
+
+// validateLog checks [log].
+func (c *Config) validateLog(v *checker) {
+	l := &c.Log
+	l.File = c.resolve(l.File)
+	switch strings.ToLower(l.Level) {
+	case "":
+		l.Level = DefaultLogLevel
+	case "debug", "info", "warn", "error":
+		l.Level = strings.ToLower(l.Level)
+	default:
+		v.badKey("log", "level", "must be one of debug, info, warn, error (got %q)", l.Level)
+	}
+	v.intIn(&l.MaxSizeMB, DefaultLogMaxSizeMB, 1, 100_000, "log", "max_size_mb", " megabytes")
+	v.intIn(&l.MaxBackups, DefaultLogMaxBackups, 1, 10_000, "log", "max_backups", " files")
+	if l.MaxAgeDays < 0 || l.MaxAgeDays > 36_500 {
+		v.badKey("log", "max_age_days", "must be between 0 (keep by count only) and 36500 days (got %d)", l.MaxAgeDays)
+	}
+}
+
+// validate checks [upload], [upload.breaker] and [upload.retry].
+func (u *UploadConfig) validate(v *checker) {
+	v.intIn(&u.MaxConcurrentUploads, uploader.DefaultWorkers, 1, 256, "upload", "max_concurrent_uploads", "")
+	if u.MaxChunkSize == 0 {
+		u.MaxChunkSize = uploader.DefaultChunkSize
+	} else if u.MaxChunkSize < minChunkSize || u.MaxChunkSize > maxChunkSize {
+		v.badKey("upload", "max_chunk_size", "must be between %s and %s (got %s)", Size(minChunkSize), Size(maxChunkSize), u.MaxChunkSize)
+	}
+	if u.MaxInflightBytes == 0 {
+		u.MaxInflightBytes = Size(int64(u.MaxConcurrentUploads) * int64(u.MaxChunkSize))
+	} else if u.MaxInflightBytes < u.MaxChunkSize {
+		v.badKey("upload", "max_inflight_bytes", "must be at least max_chunk_size (%s), got %s", u.MaxChunkSize, u.MaxInflightBytes)
+	}
+	if u.OrphanUploadTTL == 0 {
+		u.OrphanUploadTTL = Duration(DefaultOrphanUploadTTL)
+	} else if u.OrphanUploadTTL < 0 {
+		v.badKey("upload", "orphan_upload_ttl", "must be positive")
+	}
+	u.Breaker.validate(v)
+	u.Retry.validate(v)
+}
+
+// validate checks [upload.breaker].
+func (b *BreakerConfig) validate(v *checker) {
+	const table = "upload.breaker"
+	v.intIn(&b.FailureThreshold, uploader.DefaultBreakerFailureThreshold, 1, 1000, table, "failure_threshold", "")
+	if b.OpenTimeout == 0 {
+		b.OpenTimeout = Duration(uploader.DefaultBreakerOpenTimeout)
+	} else if b.OpenTimeout < Duration(time.Second) {
+		v.badKey(table, "open_timeout", "must be at least 1s")
+	}
+	v.intIn(&b.HalfOpenProbes, uploader.DefaultBreakerHalfOpenProbes, 1, 100, table, "half_open_probes", "")
+}
+
+// validate checks [upload.retry].
+func (r *RetryConfig) validate(v *checker) {
+	const table = "upload.retry"
+	v.intIn(&r.Attempts, uploader.DefaultRetryAttempts, 1, 100, table, "attempts", "")
+	if r.InitialDelay == 0 {
+		r.InitialDelay = Duration(uploader.DefaultRetryInitialDelay)
+	} else if r.InitialDelay < 0 {
+		v.badKey(table, "initial_delay", "must be positive")
+	}
+	if r.MaxDelay == 0 {
+		r.MaxDelay = Duration(uploader.DefaultRetryMaxDelay)
+	} else if r.MaxDelay < r.InitialDelay {
+		v.badKey(table, "max_delay", "must not be below initial_delay")
+	}
+}
+
+// validate checks [metrics].
+func (m *MetricsConfig) validate(v *checker) {
+	if m.Listen == nil {
+		l := DefaultMetricsListen
+		m.Listen = &l
+	} else if l := *m.Listen; l != "" {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			v.badKey("metrics", "listen", "must be host:port, such as %s, or \"\" to disable (got %q)", DefaultMetricsListen, l)
+		}
+	}
+}
+
+// validateTargets checks every [target.NAME] and returns the names, sorted.
+func (c *Config) validateTargets(v *checker, lookupEnv func(string) (string, bool)) []string {
+	if len(c.Target) == 0 {
+		v.bad(0, "target", "no targets: add at least one [target.NAME] section")
+	}
+	names := make([]string, 0, len(c.Target))
+	for name := range c.Target {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		t := c.Target[name]
+		c.validateTarget(v, name, &t, lookupEnv)
+		c.Target[name] = t
+	}
+	return names
+}
+
+// validateTarget checks one [target.NAME].
+func (c *Config) validateTarget(v *checker, name string, t *TargetConfig, lookupEnv func(string) (string, bool)) {
+	tbl := "target." + name
+	switch t.Type {
+	case "s3":
+		t.validateS3(v, tbl, lookupEnv)
+		if c.Upload.MaxChunkSize < s3sink.MinPartSize {
+			v.badKey("upload", "max_chunk_size", "must be at least %s with an s3 target (%s: S3's minimum part size), got %s",
+				Size(s3sink.MinPartSize), name, c.Upload.MaxChunkSize)
+		}
+	case "fs":
+		t.validateFS(v, tbl)
+		t.Path = c.resolve(t.Path)
+	case "":
+		v.bad(v.loc.table(tbl), tbl+".type", `required: "s3" or "fs"`)
+	default:
+		v.badKey(tbl, "type", `must be "s3" or "fs" (got %q)`, t.Type)
+	}
+}
+
+// validateS3 checks an s3 target and reads its credentials.
+func (t *TargetConfig) validateS3(v *checker, tbl string, lookupEnv func(string) (string, bool)) {
+	for _, k := range []struct{ key, value string }{
+		{"endpoint", t.Endpoint}, {"bucket", t.Bucket}, {"access_key_env", t.AccessKeyEnv}, {"secret_key_env", t.SecretKeyEnv},
+	} {
+		if k.value == "" {
+			v.bad(v.loc.table(tbl), tbl+"."+k.key, "required for an s3 target")
+		}
+	}
+	if t.Path != "" {
+		v.badKey(tbl, "path", "applies only to fs targets")
+	}
+	if t.Endpoint != "" {
+		if eu, err := url.Parse(t.Endpoint); err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
+			v.badKey(tbl, "endpoint", "must be an http:// or https:// URL (got %q)", t.Endpoint)
+		}
+	}
+	if t.Region == "" {
+		t.Region = s3sink.DefaultRegion
+	}
+	t.validatePrefix(v, tbl)
+	t.creds = &credentials{}
+	for _, e := range []struct {
+		key, name string
+		dst       *Secret
+	}{{"access_key_env", t.AccessKeyEnv, &t.creds.access}, {"secret_key_env", t.SecretKeyEnv, &t.creds.secret}} {
+		if e.name == "" {
+			continue
+		}
+		value, ok := lookupEnv(e.name)
+		if !ok || value == "" {
+			v.badKey(tbl, e.key, "environment variable %s is not set (it must hold the credential; the TOML only names it)", e.name)
+		}
+		*e.dst = Secret(value)
+	}
+}
+
+// validateFS checks an fs target.
+func (t *TargetConfig) validateFS(v *checker, tbl string) {
+	if t.Path == "" {
+		v.bad(v.loc.table(tbl), tbl+".path", "required for an fs target")
+	}
+	for _, k := range []struct{ key, value string }{
+		{"endpoint", t.Endpoint}, {"bucket", t.Bucket}, {"region", t.Region}, {"access_key_env", t.AccessKeyEnv}, {"secret_key_env", t.SecretKeyEnv},
+	} {
+		if k.value != "" {
+			v.badKey(tbl, k.key, "applies only to s3 targets")
+		}
+	}
+	t.validatePrefix(v, tbl)
+}
+
+// validatePrefix checks a target's prefix: empty, or relative and ending in /.
+func (t *TargetConfig) validatePrefix(v *checker, tbl string) {
+	if strings.HasPrefix(t.Prefix, "/") || (t.Prefix != "" && !strings.HasSuffix(t.Prefix, "/")) {
+		v.badKey(tbl, "prefix", "must be empty or a relative path ending in / (got %q)", t.Prefix)
+	}
+}
+
+// validateWatches checks every [[watch]]; targets are the target names.
+func (c *Config) validateWatches(v *checker, targets []string) {
+	if len(c.Watch) == 0 {
+		v.bad(0, "watch", "no watches: add at least one [[watch]] section")
+	}
+	seen := map[string]int{} // folder -> index of the watch that has it
+	for i := range c.Watch {
+		c.validateWatch(v, i, seen, targets)
+	}
+}
+
+// validateWatch checks the i-th [[watch]].
+func (c *Config) validateWatch(v *checker, i int, seen map[string]int, targets []string) {
+	w := &c.Watch[i]
+	tbl := fmt.Sprintf("watch[%d]", i+1)
+	line := func(k string) int { return v.loc.arrayLine("watch", i, k) }
+	if w.Path == "" {
+		v.bad(line(""), tbl+".path", "required")
+	} else {
+		w.Path = c.resolve(w.Path)
+		if fi, err := os.Stat(w.Path); err != nil {
+			v.bad(line("path"), tbl+".path", "watch path %s does not exist or cannot be read: %v", w.Path, unwrapPath(err))
+		} else if !fi.IsDir() {
+			v.bad(line("path"), tbl+".path", "watch path %s is not a folder", w.Path)
+		}
+		if j, dup := seen[filepath.Clean(w.Path)]; dup {
+			v.bad(line("path"), tbl+".path", "the same folder is already watched by watch[%d]", j+1)
+		}
+		seen[filepath.Clean(w.Path)] = i
+	}
+	if w.Target == "" {
+		v.bad(line(""), tbl+".target", "required: the name of a [target.NAME] section")
+	} else if !slices.Contains(targets, w.Target) {
+		v.bad(line("target"), tbl+".target", "no target named %q (targets: %s)", w.Target, strings.Join(targets, ", "))
+	}
+	if w.Settle == 0 {
+		w.Settle = Duration(watcher.DefaultSettle)
+	} else if w.Settle < 0 {
+		v.bad(line("settle"), tbl+".settle", "must be positive")
+	}
+	if w.RescanInterval == 0 {
+		w.RescanInterval = Duration(watcher.DefaultRescanInterval)
+	} else if w.RescanInterval < Duration(time.Second) {
+		v.bad(line("rescan_interval"), tbl+".rescan_interval", "must be at least 1s")
+	}
+	if p, err := uploader.ParseOnChange(w.OnChange); err != nil {
+		v.bad(line("on_change"), tbl+".on_change", "%v", err)
+	} else {
+		w.OnChange = string(p)
+	}
+	if w.Recursive == nil {
+		t := true
+		w.Recursive = &t
+	}
+	if len(w.Include) == 0 {
+		w.Include = []string{"**/*"}
+	}
+	for _, k := range []struct {
+		key   string
+		globs []string
+	}{{"include", w.Include}, {"exclude", w.Exclude}} {
+		for _, g := range k.globs {
+			if !doublestar.ValidatePattern(g) || strings.Contains(g, "\\") {
+				v.bad(line(k.key), tbl+"."+k.key, "invalid glob %q (doublestar syntax, / as separator)", g)
+			}
+		}
+	}
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

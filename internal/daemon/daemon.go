@@ -1,0 +1,391 @@
+// Package daemon is ferry running: one journal and, from the current
+// configuration, one sink per target, one uploader and one watcher per
+// watch, wired together (wire), started, stopped, and rewired when the
+// configuration file changes (reload). Beside them it runs the
+// checkpointer, the hourly sweep of orphaned uploads, and the metrics and
+// status endpoints, which read the daemon through StatusSource only. It is,
+// with cmd/ferry, the one place that wires concrete types together; the
+// verbs of cmd/ferry that need a target or the journal's rebuild find those
+// here too (NewSink, ProbeTarget, VerifyAgainstTargets, Rebuild).
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-data/ferry/internal/config"
+	"github.com/ferry-data/ferry/journal"
+	"github.com/ferry-data/ferry/uploader"
+	"github.com/ferry-data/ferry/watcher"
+)
+
+// orphanSweep is how often a running daemon looks for orphaned uploads.
+const orphanSweep = time.Hour
+
+// StopTimeout bounds how long a stop waits for in-flight work: then the
+// parts in flight are abandoned and their files stay queued.
+const StopTimeout = 8 * time.Second
+
+// Options are what a daemon needs besides its configuration.
+type Options struct {
+	Log *slog.Logger
+	// Level is the logger's level, which a reload sets to [log] level;
+	// nil when the logger's level is fixed.
+	Level *slog.LevelVar
+	// Getenv reads the environment variables the targets name (the
+	// credentials), at start and at each reload.
+	Getenv func(string) (string, bool)
+	// Version is ferry's version, recorded in the journal, the audit log
+	// and the checkpoints, and shown by /status.
+	Version string
+}
+
+// Daemon is ferry wired together: one journal, and, from the current
+// configuration, one sink per target, one uploader and one watcher per
+// watch. A configuration reload swaps the wiring while the journal (the
+// queue) stays.
+type Daemon struct {
+	log     *slog.Logger
+	level   *slog.LevelVar // the logger's level ([log] level: a reload changes it)
+	j       *journal.Journal
+	getenv  func(string) (string, bool)
+	version string
+	stats   *uploader.Stats // running totals, across reloads
+	metrics *metrics
+	cur     atomic.Pointer[wiring]
+	started time.Time
+
+	reloads        atomic.Int64 // configuration reloads applied
+	reloadFailures atomic.Int64 // edits refused (invalid, or could not be applied)
+}
+
+// New opens the journal of cfg and wires the daemon, starting nothing. A
+// corrupt journal is refused with the way out (ferry journal rebuild).
+func New(cfg *config.Config, o Options) (*Daemon, error) {
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: o.Version})
+	if err != nil {
+		if errors.Is(err, journal.ErrCorrupt) {
+			return nil, fmt.Errorf("%w\nferry will not start on a corrupt journal. To recover, run:\n  ferry journal rebuild --config %s\nIt keeps the corrupt file beside the new one and records as uploaded every file the target already holds, so nothing is sent twice", err, cfg.File())
+		}
+		return nil, err
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Daemon{log: log, level: o.Level, j: j, getenv: o.Getenv, version: o.Version, stats: new(uploader.Stats), started: time.Now()}
+	w, err := d.wire(cfg, nil)
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	d.cur.Store(w)
+	d.metrics = newMetrics(d)
+	return d, nil
+}
+
+// now is the current wiring: read it whole, never field by field across a
+// reload.
+func (d *Daemon) now() *wiring { return d.cur.Load() }
+
+// uploader is the current uploader.
+func (d *Daemon) uploader() *uploader.Uploader { return d.now().up }
+
+// Close closes the journal.
+func (d *Daemon) Close() {
+	if err := d.j.Close(); err != nil {
+		d.log.Error("closing the journal", "error", err.Error())
+	}
+}
+
+func fileVersion(f watcher.File) journal.Version {
+	return journal.Version{Size: f.Stat.Size, MtimeNS: f.Stat.ModTime.UnixNano(), FileID: f.Stat.ID.String()}
+}
+
+func (d *Daemon) known(ctx context.Context, f watcher.File) (bool, error) {
+	return d.j.Known(ctx, f.Root, f.RelPath, fileVersion(f))
+}
+
+// record journals settled files and nudges the uploader.
+func (d *Daemon) record(ctx context.Context, files []watcher.File) error {
+	w := d.now()
+	ss := make([]journal.Settled, len(files))
+	for i, f := range files {
+		r, ok := w.routes[f.Root]
+		if !ok {
+			// A watch taken out of the configuration: its watcher is
+			// stopped before the new wiring is published, so this does
+			// not happen; if it did, the file is found again by a walk.
+			return fmt.Errorf("watch %s is not in the configuration", f.Root)
+		}
+		s := journal.Settled{
+			Watch: f.Root, RelPath: f.RelPath, Target: r.target,
+			BatchID: uploader.BatchID(f.RelPath), Version: fileVersion(f), Signal: f.Signal,
+		}
+		key, err := uploader.ObjectKey(r.t.Prefix, f.RelPath)
+		if err != nil {
+			s.Invalid = err.Error()
+		}
+		s.Key = key
+		ss[i] = s
+	}
+	outs, err := d.j.RecordSettledBatch(ctx, ss)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	queued := false
+	for i, s := range ss {
+		switch {
+		case s.Invalid != "":
+			d.log.Error("file cannot be stored under its name", "path", s.RelPath, "batch_id", s.BatchID, "error", s.Invalid)
+		case outs[i] != journal.Unchanged:
+			d.log.Debug("settled", "path", s.RelPath, "batch_id", s.BatchID, "size", s.Version.Size, "signal", s.Signal, "new_version", outs[i] == journal.Requeued)
+			queued = true
+		}
+	}
+	if queued {
+		d.uploader().Notify()
+	}
+	return nil
+}
+
+// running is a started watcher or uploader: cancel ends it, done says
+// when it has.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error // receives the result once, then is closed
+}
+
+func start(ctx context.Context, fn func(ctx context.Context) error) *running {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		err := fn(ctx)
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err = nil // stopped by us
+		}
+		r.done <- err
+		close(r.done)
+	}()
+	return r
+}
+
+// stopUploader makes up start nothing new, gives the parts in flight
+// StopTimeout (or until ctx ends: the daemon is stopping), then cancels
+// them (their files stay queued in the journal), and waits for it to end.
+func stopUploader(ctx context.Context, up *uploader.Uploader, r *running) error {
+	up.Stop()
+	t := time.AfterFunc(StopTimeout, r.cancel)
+	defer t.Stop()
+	defer context.AfterFunc(ctx, r.cancel)()
+	err := <-r.done
+	r.cancel()
+	return err
+}
+
+// Run starts the watchers and the uploader and waits until ctx ends or,
+// with once, until the work that was there at start is done (its result
+// says what was uploaded and what was not). Without once, edits of the
+// configuration file (and SIGHUP on Unix) are applied as they come (see
+// reload).
+func (d *Daemon) Run(ctx context.Context, once bool) (OnceResult, error) {
+	var reload chan struct{}
+	if !once {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		reload = make(chan struct{}, 1)
+		go watchConfig(wctx, d.now().cfg.File(), reload, d.log)
+	}
+	return d.run(ctx, once, reload)
+}
+
+// run is Run, reading the configuration again at each signal on reload.
+func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (OnceResult, error) {
+	if n, err := d.j.Recover(ctx); err != nil {
+		return OnceResult{}, fmt.Errorf("journal: %w", err)
+	} else if n > 0 {
+		d.log.Info("resuming files that were being uploaded when ferry last stopped", "files", n)
+	}
+	if dl, err := d.j.DeadLetters(ctx); err == nil && len(dl) > 0 {
+		d.log.Warn("files failed permanently and wait for a person: see ferry dlq list", "dead_letters", len(dl))
+	}
+	d.abortOrphans(ctx)
+	w := d.now()
+	roots := w.roots()
+	d.log.Info("ferry started", "version", d.version, "config", w.cfg.File(), "config_sha256", w.cfg.SHA256(),
+		"journal", w.cfg.Journal.Path, "schema_version", journal.SchemaVersion(), "watches", roots, "once", once)
+	cp := d.auditStart(ctx) // audit log: start, configuration; checkpoints (below)
+
+	// The watchers stop first, at once; the uploader gets StopTimeout to
+	// finish what is in flight.
+	wctx, cancelWatch := context.WithCancel(ctx)
+	defer cancelWatch()
+	go cp.run(wctx) // ends with the watchers; auditStop waits for it
+	uctx := context.WithoutCancel(ctx)
+	rs := &runState{watches: map[string]*running{}, errc: make(chan error, 1)}
+	for _, root := range roots {
+		rs.startWatch(wctx, d, w.watches[root], once)
+	}
+	var wg sync.WaitGroup
+	if once {
+		// The input is done once every watcher has walked its folder.
+		go func() {
+			for _, r := range rs.watches {
+				<-r.done
+			}
+			w.up.InputDone()
+		}()
+	}
+	rs.up = start(uctx, w.up.Run)
+	if !once {
+		rs.metrics = start(wctx, func(ctx context.Context) error {
+			d.metrics.serve(ctx, *w.cfg.Metrics.Listen, d.log)
+			return nil
+		})
+		// Uploads abandoned while running (a version superseded mid-upload
+		// whose abort failed, say) are found by the same sweep, hourly.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(orphanSweep)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					d.abortOrphans(wctx)
+				case <-wctx.Done():
+					return
+				}
+			}
+		}()
+	}
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("stopping: finishing or abandoning in-flight uploads", "timeout", StopTimeout.String())
+			break loop
+		case runErr = <-rs.errc:
+			break loop
+		case runErr = <-rs.up.done:
+			// Done (--once) or failed; done is closed now, so the stop
+			// below does not wait.
+			break loop
+		case <-reload:
+			d.reload(wctx, uctx, rs)
+		}
+	}
+	cancelWatch()
+	// Start nothing new; give the parts in flight a few seconds, then
+	// cancel them: their files stay queued in the journal.
+	if err := stopUploader(context.Background(), d.uploader(), rs.up); err != nil && runErr == nil {
+		runErr = err
+	}
+	for _, r := range rs.watches {
+		<-r.done
+	}
+	if rs.metrics != nil {
+		<-rs.metrics.done
+	}
+	wg.Wait()
+	d.log.Info("ferry stopped", "uploaded_files", d.stats.Uploaded.Load(), "uploaded_bytes", d.stats.Bytes.Load(), "failed_files", d.stats.Failed.Load())
+	d.auditStop(cp) // audit log: stop; a final checkpoint
+	if runErr != nil {
+		return OnceResult{}, runErr
+	}
+	if !once {
+		return OnceResult{}, nil
+	}
+	if ctx.Err() != nil {
+		return OnceResult{}, errors.New("interrupted before the work was done")
+	}
+	return d.onceResult(context.Background(), roots)
+}
+
+// runState is what run started: the watchers by root, the uploader and the
+// metrics server; a reload replaces some of them.
+type runState struct {
+	watches map[string]*running
+	up      *running
+	metrics *running
+	errc    chan error // the first watcher failure
+}
+
+// startWatch runs w until ctx ends or the watch is stopped by a reload; a
+// watcher failing on its own ends the daemon (through errc).
+func (rs *runState) startWatch(ctx context.Context, d *Daemon, w *watcher.Watcher, once bool) {
+	rs.watches[w.Root()] = start(ctx, func(ctx context.Context) error {
+		var err error
+		if once {
+			err = w.Once(ctx, d.record)
+		} else {
+			err = w.Run(ctx, d.record)
+		}
+		if err != nil && ctx.Err() == nil {
+			select {
+			case rs.errc <- fmt.Errorf("watch %s: %w", w.Root(), err):
+			default:
+			}
+		}
+		return nil
+	})
+}
+
+// abortOrphans aborts, on every target, the multipart uploads under its
+// prefix that the journal does not know, once older than orphan_upload_ttl.
+// A target that cannot be reached now is left for the next start.
+func (d *Daemon) abortOrphans(ctx context.Context) {
+	known, err := d.j.UploadIDs(ctx)
+	if err != nil {
+		d.log.Error("cannot read the journal's uploads; orphans are left for the next start", "error", err.Error())
+		return
+	}
+	w := d.now()
+	for name, s := range w.sinks {
+		n, err := uploader.AbortOrphans(ctx, s, w.cfg.Target[name].Prefix, known, time.Duration(w.cfg.Upload.OrphanUploadTTL), time.Now(), d.log.With("target", name))
+		if err != nil {
+			d.log.Warn("could not clean up orphaned multipart uploads; trying again at the next start", "target", name, "error", err.Error())
+		}
+		if n > 0 {
+			d.log.Info("aborted orphaned multipart uploads", "target", name, "uploads", n)
+		}
+	}
+}
+
+// OnceResult is what a run with once did: the files uploaded (and their
+// bytes), the files of its watches that are not uploaded (still pending,
+// or dead letters), and those deleted or renamed during the run before
+// they landed (vanished: nothing is left to send for them).
+type OnceResult struct {
+	Uploaded int
+	Bytes    int64
+	Pending  []journal.FileRow
+	Vanished []journal.FileRow
+}
+
+func (d *Daemon) onceResult(ctx context.Context, roots []string) (OnceResult, error) {
+	res := OnceResult{Uploaded: int(d.stats.Uploaded.Load()), Bytes: d.stats.Bytes.Load()}
+	rows, err := d.j.Files(ctx, append(journal.PendingStates(), journal.Failed, journal.Vanished)...)
+	if err != nil {
+		return res, err
+	}
+	for _, r := range rows {
+		for _, root := range roots {
+			switch {
+			case r.Watch != root:
+			case r.State != journal.Vanished:
+				res.Pending = append(res.Pending, r)
+			case !r.UpdatedAt.Before(d.started):
+				res.Vanished = append(res.Vanished, r)
+			}
+		}
+	}
+	return res, nil
+}

@@ -1,0 +1,33 @@
+package daemon
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+)
+
+// The files of a SQLite database: the database, and its WAL and
+// shared-memory files beside it while it is open or after a crash.
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// moveDB renames a SQLite database with its WAL and shared-memory files.
+func moveDB(from, to string) error {
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if exists(from + suffix) {
+			if err := os.Rename(from+suffix, to+suffix); err != nil {
+				return err
+			}
+		}
+	}
+	return os.Rename(from, to)
+}
+
+func removeDB(path string) {
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(path + suffix)
+	}
+}

@@ -1,0 +1,103 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics is ferry's private Prometheus registry. Its collectors read a
+// StatusSource at each scrape, never the daemon itself.
+type metrics struct {
+	reg    *prometheus.Registry
+	chunks *prometheus.HistogramVec
+	src    StatusSource
+}
+
+func newMetrics(src StatusSource) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry(), src: src}
+	m.chunks = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "ferry_chunk_upload_seconds",
+		Help:    "Time to send one chunk (a part, or a whole small file) and have it acknowledged.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12), // 5 ms .. ~5 min
+	}, []string{"target"})
+	counter := func(name, help string, f func(Counters) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(src.Counters())) })
+	}
+	m.reg.MustRegister(
+		m.chunks,
+		counter("ferry_uploaded_files_total", "Files uploaded and verified since start.", func(c Counters) int64 { return c.UploadedFiles }),
+		counter("ferry_uploaded_bytes_total", "Bytes of the files uploaded since start.", func(c Counters) int64 { return c.UploadedBytes }),
+		counter("ferry_retries_total", "Requests retried after a transient failure, and files sent back to the queue for later, since start.",
+			func(c Counters) int64 { return c.Retries }),
+		counter("ferry_failed_files_total", "Files that failed permanently (dead-lettered) since start.", func(c Counters) int64 { return c.FailedFiles }),
+		counter("ferry_config_reloads_total", "Configuration edits applied without a restart since start.", func(c Counters) int64 { return c.Reloads }),
+		counter("ferry_config_reload_failures_total", "Configuration edits refused since start (invalid: ferry went on with the previous configuration).",
+			func(c Counters) int64 { return c.ReloadFailures }),
+		&queueCollector{src: src},
+		&breakerCollector{src: src},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+func (m *metrics) observeChunk(target string, _ int64, took time.Duration) {
+	m.chunks.WithLabelValues(target).Observe(took.Seconds())
+}
+
+// queueCollector reads the journal's queue at each scrape.
+type queueCollector struct{ src StatusSource }
+
+var (
+	queueFilesDesc = prometheus.NewDesc("ferry_queue_files", "Files settled and waiting to be uploaded, or being uploaded.", nil, nil)
+	queueBytesDesc = prometheus.NewDesc("ferry_queue_bytes", "Bytes of those files.", nil, nil)
+	deadDesc       = prometheus.NewDesc("ferry_dead_letter_files", "Files that failed permanently and wait for a person (ferry dlq list).", nil, nil)
+	oldestDesc     = prometheus.NewDesc("ferry_oldest_pending_seconds", "How long the longest-waiting file settled but not yet uploaded has waited: the data at risk.", nil, nil)
+	breakerDesc    = prometheus.NewDesc("ferry_breaker_state", "Circuit breaker of each target: 0 closed, 1 half-open, 2 open.", []string{"target"}, nil)
+)
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- queueFilesDesc
+	ch <- queueBytesDesc
+	ch <- deadDesc
+	ch <- oldestDesc
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	q, err := c.src.Queue(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(queueFilesDesc, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(queueFilesDesc, prometheus.GaugeValue, float64(q.Files))
+	ch <- prometheus.MustNewConstMetric(queueBytesDesc, prometheus.GaugeValue, float64(q.Bytes))
+	ch <- prometheus.MustNewConstMetric(deadDesc, prometheus.GaugeValue, float64(q.DeadLetters))
+	var oldest float64
+	if !q.Oldest.IsZero() {
+		oldest = time.Since(q.Oldest).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, oldest)
+}
+
+// breakerCollector reads the targets' breakers at each scrape.
+type breakerCollector struct{ src StatusSource }
+
+func (c *breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- breakerDesc }
+
+func (c *breakerCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, state := range c.src.Breakers() {
+		v := 0.0
+		switch state {
+		case "half-open":
+			v = 1
+		case "open":
+			v = 2
+		}
+		ch <- prometheus.MustNewConstMetric(breakerDesc, prometheus.GaugeValue, v, name)
+	}
+}

@@ -1,0 +1,212 @@
+package daemon
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/ferry-data/ferry/journal"
+)
+
+// Status is the JSON of /status and of "ferry status --json". Fields are
+// only ever added. Those the journal cannot know are null when ferry
+// status reads the journal (source "journal"): started_at, uptime_seconds,
+// in_flight, rate_bytes_per_second, eta_seconds, breakers.
+type Status struct {
+	// Source is where the status came from: "daemon" (its /status) or
+	// "journal" (read directly: the daemon is not running or serves no
+	// /status).
+	Source  string `json:"source"`
+	Version string `json:"version"` // the daemon's version ("" from the journal)
+	// StartedAt is when the daemon started; UptimeSeconds how long ago.
+	StartedAt     *time.Time `json:"started_at"`
+	UptimeSeconds *float64   `json:"uptime_seconds"`
+	// The queue: files settled and not yet uploaded (queued or uploading),
+	// their bytes, and how long the oldest has waited.
+	Queue       int     `json:"queue_files"`
+	QueueBytes  int64   `json:"queue_bytes"`
+	DeadLetters int     `json:"dead_letter_files"`
+	OldestWait  float64 `json:"oldest_pending_seconds"`
+	// Uploaded files and bytes since the daemon started.
+	Uploaded int64 `json:"uploaded_files"`
+	Bytes    int64 `json:"uploaded_bytes"`
+	// Breakers is each target's circuit breaker: "closed", "half-open" or "open".
+	Breakers map[string]string `json:"breakers"`
+	Watches  []string          `json:"watches"`
+	// States counts the journal's files in each state (every state named,
+	// zeros included): queued, uploading, uploaded, failed (dead letters),
+	// changed, ignored, dropped.
+	States map[string]int `json:"states"`
+	// InFlight is the uploads in progress, one per busy worker.
+	InFlight []InFlight `json:"in_flight"`
+	// Rate is the bytes per second the targets acknowledged over the last
+	// 20 s; ETASeconds the queue's bytes not yet acknowledged at that rate
+	// (null when nothing moves).
+	Rate       *float64 `json:"rate_bytes_per_second"`
+	ETASeconds *float64 `json:"eta_seconds"`
+	LastError  *Failure `json:"last_error"` // the most recent failure, or null
+}
+
+// InFlight is one upload in progress. Its rate is the file's average since
+// a worker took it (hashing included); its ETA the rest at that rate.
+type InFlight struct {
+	Watch      string    `json:"watch"`
+	Path       string    `json:"path"` // relative to the watch
+	Target     string    `json:"target"`
+	Key        string    `json:"key"`
+	Done       int64     `json:"bytes_done"`
+	Size       int64     `json:"bytes_total"`
+	Percent    float64   `json:"percent"`
+	StartedAt  time.Time `json:"started_at"`
+	Rate       float64   `json:"rate_bytes_per_second"`
+	ETASeconds *float64  `json:"eta_seconds"`
+}
+
+// Failure is a failure: when, which file, its class ("transient" for a
+// retried one, else the dead letter's class) and the message.
+type Failure struct {
+	Time    time.Time `json:"time"`
+	Watch   string    `json:"watch"`
+	Path    string    `json:"path"`
+	Target  string    `json:"target"`
+	Class   string    `json:"class"`
+	Message string    `json:"message"`
+}
+
+// States is every journal state, in the order status shows them (the
+// lifecycle table's).
+var States = journal.States()
+
+// Counters are a daemon's running totals since it started.
+type Counters struct {
+	UploadedFiles, UploadedBytes int64
+	// Retries are the requests retried after a transient failure and the
+	// files sent back to the queue for later.
+	Retries        int64
+	FailedFiles    int64 // dead-lettered
+	Reloads        int64 // configuration edits applied
+	ReloadFailures int64 // configuration edits refused
+}
+
+// StatusSource is what the metrics and the HTTP endpoints read: the
+// running Daemon, or anything else that can answer (a fake, in tests).
+type StatusSource interface {
+	// Status is the whole status (/status) as of now.
+	Status(ctx context.Context, now time.Time) (Status, error)
+	// Queue is the journal's queue, read at each scrape.
+	Queue(ctx context.Context) (journal.QueueStats, error)
+	// Breakers is each target's circuit breaker state, by target name.
+	Breakers() map[string]string
+	// Counters are the running totals.
+	Counters() Counters
+	// Healthy is nil while the journal can be written (/healthz).
+	Healthy(ctx context.Context) error
+}
+
+var _ StatusSource = (*Daemon)(nil)
+
+// JournalStatus is what the journal alone tells: counts, the queue, the
+// last error recorded on a file.
+func JournalStatus(ctx context.Context, j *journal.Journal, now time.Time) (Status, error) {
+	st := Status{Source: "journal", States: map[string]int{}}
+	q, err := j.Queue(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Queue, st.QueueBytes, st.DeadLetters = q.Files, q.Bytes, q.DeadLetters
+	if !q.Oldest.IsZero() {
+		st.OldestWait = max(now.Sub(q.Oldest).Seconds(), 0)
+	}
+	counts, err := j.Counts(ctx)
+	if err != nil {
+		return st, err
+	}
+	for _, s := range States {
+		st.States[string(s)] = counts[s]
+	}
+	e, ok, err := j.LastError(ctx)
+	if err != nil {
+		return st, err
+	}
+	if ok {
+		st.LastError = &Failure{Time: e.Time, Watch: e.Watch, Path: e.Path, Target: e.Target, Class: e.Class, Message: e.Message}
+	}
+	return st, nil
+}
+
+// Status is /status: the journal's view plus what only the running
+// daemon knows.
+func (d *Daemon) Status(ctx context.Context, now time.Time) (Status, error) {
+	st, err := JournalStatus(ctx, d.j, now)
+	if err != nil {
+		return st, err
+	}
+	cur := d.now()
+	up := cur.up
+	st.Source, st.Version = "daemon", d.version
+	started := d.started.UTC()
+	uptime := now.Sub(d.started).Seconds()
+	st.StartedAt, st.UptimeSeconds = &started, &uptime
+	st.Uploaded, st.Bytes = d.stats.Uploaded.Load(), d.stats.Bytes.Load()
+	st.Breakers = breakers(cur)
+	st.Watches = cur.roots()
+	st.InFlight = []InFlight{}
+	var done int64
+	for _, p := range up.InFlight() {
+		f := InFlight{Watch: p.Watch, Path: p.Path, Target: p.Target, Key: p.Key, Done: p.Done, Size: p.Size, StartedAt: p.StartedAt.UTC(), Percent: 100}
+		if p.Size > 0 {
+			f.Percent = math.Round(1000*float64(p.Done)/float64(p.Size)) / 10
+		}
+		if el := now.Sub(p.StartedAt).Seconds(); el > 0 && p.Done > 0 {
+			f.Rate = float64(p.Done) / el
+			f.ETASeconds = eta(p.Size-p.Done, f.Rate)
+		}
+		done += p.Done
+		st.InFlight = append(st.InFlight, f)
+	}
+	rate := up.Rate()
+	st.Rate = &rate
+	st.ETASeconds = eta(st.QueueBytes-done, rate)
+	if f, ok := up.LastFailure(); ok {
+		st.LastError = &Failure{Time: f.Time.UTC(), Watch: f.Watch, Path: f.Path, Target: f.Target, Class: f.Class, Message: f.Message}
+	}
+	return st, nil
+}
+
+// Queue is the journal's queue.
+func (d *Daemon) Queue(ctx context.Context) (journal.QueueStats, error) { return d.j.Queue(ctx) }
+
+// Breakers is the state of each current target's circuit breaker.
+func (d *Daemon) Breakers() map[string]string { return breakers(d.now()) }
+
+func breakers(w *wiring) map[string]string {
+	m := make(map[string]string, len(w.cfg.Target))
+	for name := range w.cfg.Target {
+		m[name] = w.up.BreakerState(name)
+	}
+	return m
+}
+
+// Counters are the daemon's running totals, across reloads.
+func (d *Daemon) Counters() Counters {
+	s := d.stats
+	return Counters{
+		UploadedFiles: s.Uploaded.Load(), UploadedBytes: s.Bytes.Load(),
+		Retries:     s.Requests.Load() + s.Retried.Load(),
+		FailedFiles: s.Failed.Load(),
+		Reloads:     d.reloads.Load(), ReloadFailures: d.reloadFailures.Load(),
+	}
+}
+
+// Healthy is nil while the journal can be written.
+func (d *Daemon) Healthy(ctx context.Context) error { return d.j.Healthy(ctx) }
+
+// eta is how long the rest takes at rate, in whole seconds; nil when
+// nothing moves.
+func eta(rest int64, rate float64) *float64 {
+	if rate <= 0 {
+		return nil
+	}
+	s := math.Ceil(float64(max(rest, 0)) / rate)
+	return &s
+}

@@ -1,0 +1,238 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ferry-data/ferry/internal/config"
+	"github.com/ferry-data/ferry/internal/pace"
+	"github.com/ferry-data/ferry/uploader"
+	"github.com/ferry-data/ferry/uploader/sink"
+	"github.com/ferry-data/ferry/uploader/sink/fssink"
+	"github.com/ferry-data/ferry/uploader/sink/s3sink"
+	"github.com/ferry-data/ferry/watcher"
+)
+
+// wiring is what one configuration made: read it whole through d.now(),
+// never field by field across a reload.
+type wiring struct {
+	cfg   *config.Config
+	up    *uploader.Uploader
+	sinks map[string]sink.Sink // by target name
+	// watches are the watchers by watch root, made but not necessarily
+	// running; routes gives each root its target.
+	watches map[string]*watcher.Watcher
+	routes  map[string]route
+}
+
+// route is where the files of one watch root go.
+type route struct {
+	target string
+	t      config.TargetConfig
+}
+
+// roots are the watch roots, sorted.
+func (w *wiring) roots() []string { return slices.Sorted(maps.Keys(w.watches)) }
+
+// wire makes the sinks, the uploader and the watchers of cfg, none of them
+// started. With old, it reuses what cfg does not change: the uploader
+// (with its sinks and breakers) when neither the targets nor the upload
+// settings changed, and each watcher whose settings are the same.
+func (d *Daemon) wire(cfg *config.Config, old *wiring) (*wiring, error) {
+	w := &wiring{cfg: cfg, watches: map[string]*watcher.Watcher{}, routes: map[string]route{}}
+	if old != nil && !uploadChanged(old.cfg, cfg) {
+		w.up, w.sinks = old.up, old.sinks
+	} else {
+		w.sinks = map[string]sink.Sink{}
+		lim := pace.New(int64(cfg.Upload.MaxBandwidth)) // shared by every target
+		for name, t := range cfg.Target {
+			// A server's announced request budget slows that target's
+			// uploads, in whichever uploader is current when it answers.
+			onRateLimit := func(rl sink.RateLimit) { d.uploader().RateLimited(name, rl) }
+			s, err := NewSink(t, cfg.Upload.MaxConcurrentUploads, lim, onRateLimit)
+			if err != nil {
+				return nil, fmt.Errorf("target %s: %w", name, err)
+			}
+			w.sinks[name] = s
+		}
+		onChange := map[string]uploader.OnChange{}
+		for _, wc := range cfg.Watch {
+			onChange[filepath.Clean(wc.Path)] = uploader.OnChange(wc.OnChange)
+		}
+		up, err := uploader.New(uploader.Options{
+			OnChange:         onChange,
+			Journal:          d.j,
+			Sinks:            w.sinks,
+			Workers:          cfg.Upload.MaxConcurrentUploads,
+			ChunkSize:        int64(cfg.Upload.MaxChunkSize),
+			MaxInflightBytes: int64(cfg.Upload.MaxInflightBytes),
+			Breaker: uploader.BreakerPolicy{
+				FailureThreshold: cfg.Upload.Breaker.FailureThreshold,
+				OpenTimeout:      time.Duration(cfg.Upload.Breaker.OpenTimeout),
+				HalfOpenProbes:   cfg.Upload.Breaker.HalfOpenProbes,
+			},
+			Retry: uploader.RetryPolicy{
+				Attempts:     cfg.Upload.Retry.Attempts,
+				InitialDelay: time.Duration(cfg.Upload.Retry.InitialDelay),
+				MaxDelay:     time.Duration(cfg.Upload.Retry.MaxDelay),
+			},
+			Logger: d.log,
+			Stats:  d.stats,
+			OnChunk: func(target string, size int64, took time.Duration) {
+				if d.metrics != nil {
+					d.metrics.observeChunk(target, size, took)
+				}
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		w.up = up
+	}
+	for _, wc := range cfg.Watch {
+		opts := watcherOptions(cfg, wc, d.known, d.log)
+		root := filepath.Clean(wc.Path)
+		w.routes[root] = route{target: wc.Target, t: cfg.Target[wc.Target]}
+		if old != nil && old.watches[root] != nil && sameWatch(old.cfg, cfg, root) {
+			w.watches[root] = old.watches[root]
+			continue
+		}
+		wa, err := watcher.New(opts)
+		if err != nil {
+			return nil, err
+		}
+		w.watches[wa.Root()] = wa
+	}
+	return w, nil
+}
+
+// uploadChanged says whether the uploader must be made anew for cfg:
+// targets, upload settings or a watch's on_change differ.
+func uploadChanged(a, b *config.Config) bool {
+	onChange := func(c *config.Config) map[string]string {
+		m := map[string]string{}
+		for _, w := range c.Watch {
+			m[filepath.Clean(w.Path)] = w.OnChange
+		}
+		return m
+	}
+	return !reflect.DeepEqual(a.Upload, b.Upload) || !reflect.DeepEqual(a.Target, b.Target) ||
+		!reflect.DeepEqual(onChange(a), onChange(b))
+}
+
+// sameWatch says whether the watch at root would get the same watcher
+// under both configurations: the same [[watch]] settings, the same target
+// prefix, and the same files of ferry's own to ignore.
+func sameWatch(a, b *config.Config, root string) bool {
+	find := func(c *config.Config) (config.WatchConfig, bool) {
+		for _, w := range c.Watch {
+			if filepath.Clean(w.Path) == root {
+				return w, true
+			}
+		}
+		return config.WatchConfig{}, false
+	}
+	wa, okA := find(a)
+	wb, okB := find(b)
+	if !okA || !okB || !reflect.DeepEqual(wa, wb) || a.Target[wa.Target].Prefix != b.Target[wb.Target].Prefix {
+		return false
+	}
+	oa := watcherOptions(a, wa, nil, nil)
+	ob := watcherOptions(b, wb, nil, nil)
+	return reflect.DeepEqual(oa.Ignore, ob.Ignore)
+}
+
+// watcherOptions are a [[watch]]'s options for the watcher, which never
+// reports ferry's own files (journal, logs, fs targets) when they sit
+// inside a watched folder.
+func watcherOptions(c *config.Config, w config.WatchConfig, known func(context.Context, watcher.File) (bool, error), log *slog.Logger) watcher.Options {
+	j := c.Journal.Path
+	ignore := []string{j, j + "-wal", j + "-shm", j + "-journal", j + ".rebuild*", j + ".corrupt-*", j + ".old-*"}
+	if c.Log.File != "" {
+		// The log and its rotated copies (lumberjack: NAME-TIMESTAMP.EXT[.gz]).
+		rotated := strings.TrimSuffix(c.Log.File, filepath.Ext(c.Log.File)) + "-*"
+		ignore = append(ignore, c.Log.File, rotated)
+	}
+	for _, t := range c.Target {
+		if t.Type == "fs" {
+			ignore = append(ignore, t.Path)
+		}
+	}
+	return watcher.Options{
+		Root:           w.Path,
+		Settle:         time.Duration(w.Settle),
+		Recursive:      *w.Recursive,
+		Include:        w.Include,
+		Exclude:        w.Exclude,
+		RescanInterval: time.Duration(w.RescanInterval),
+		Ignore:         ignore,
+		Known:          known,
+		Logger:         log,
+	}
+}
+
+// NewSink makes a target's sink; an S3 target's connection pool is sized to
+// the workers (each keeps at most one request in flight, plus a spare).
+// lim paces the bodies sent (nil: no limit); onRateLimit, when set, is told
+// of a server's announced request budget.
+func NewSink(t config.TargetConfig, workers int, lim *pace.Limiter, onRateLimit func(sink.RateLimit)) (sink.Sink, error) {
+	switch t.Type {
+	case "fs":
+		s, err := fssink.New(t.Path)
+		if err != nil {
+			return nil, err
+		}
+		return s.Pace(lim), nil
+	case "s3":
+		access, secret := t.Credentials()
+		return s3sink.New(s3sink.Options{
+			Endpoint:    t.Endpoint,
+			Region:      t.Region,
+			Bucket:      t.Bucket,
+			AccessKey:   access.Reveal(),
+			SecretKey:   secret.Reveal(),
+			MaxConns:    workers + 2,
+			Limiter:     lim,
+			OnRateLimit: onRateLimit,
+		})
+	}
+	return nil, fmt.Errorf("unknown target type %q", t.Type)
+}
+
+// ProbeKey is the object ProbeTarget writes on a target.
+func ProbeKey(t config.TargetConfig) string { return t.Prefix + "_ferry/config-check" }
+
+// ProbeTarget writes (and reads back) a small object under the target's
+// prefix: the endpoint answers, the credentials work, ferry may write.
+func ProbeTarget(ctx context.Context, t config.TargetConfig) error {
+	s, err := NewSink(t, 1, nil, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	host, _ := os.Hostname()
+	body := []byte(fmt.Sprintf("ferry config check from %s at %s\n", host, time.Now().UTC().Format(time.RFC3339)))
+	sum := sink.Digest(sha256.Sum256(body))
+	if err := s.Put(ctx, ProbeKey(t), body, sum, false); err != nil {
+		return err
+	}
+	info, err := s.Stat(ctx, ProbeKey(t))
+	if err != nil {
+		return err
+	}
+	if info.Size != int64(len(body)) || info.SHA256 != sum.Hex() {
+		return errors.New("the object written does not read back the same")
+	}
+	return nil
+}
