@@ -70,8 +70,12 @@ func testPutThenStat(t *testing.T, h Harness) {
 	s := h.New(t)
 	key := freshKey(t, "put/object.bin")
 	body := randomBytes(t, 100_003)
+	want := bytes.Clone(body)
 	put(t, s, key, body)
-	checkStored(t, h, s, key, body)
+	// The uploader reuses its buffers: what a sink stores must not change
+	// with them.
+	clear(body)
+	checkStored(t, h, s, key, want)
 }
 
 func testPutEmpty(t *testing.T, h Harness) {
@@ -113,11 +117,16 @@ func testMultipart(t *testing.T, h Harness) {
 	for i := len(parts) - 1; i >= 0; i-- {
 		parts[i].ETag = uploadPart(t, s, key, id, parts[i], body)
 	}
+	// A part sent again (a retry after a lost answer) replaces the first.
+	parts[0].ETag = uploadPart(t, s, key, id, parts[0], body)
+	// Nor may a sink keep the buffers of parts.
+	want := bytes.Clone(body)
+	clear(body)
 	ctx := testContext(t)
 	if err := s.CompleteMultipart(ctx, key, id, parts, false); err != nil {
 		t.Fatalf("CompleteMultipart(%q): %v", key, err)
 	}
-	checkStored(t, h, s, key, body)
+	checkStored(t, h, s, key, want)
 }
 
 func testStatMissing(t *testing.T, h Harness) {
@@ -143,6 +152,9 @@ func testAbortMultipart(t *testing.T, h Harness) {
 	}
 	if _, err := s.Stat(ctx, key); !errors.Is(err, sink.ErrNotFound) {
 		t.Fatalf("Stat after abort = %v, want sink.ErrNotFound", err)
+	}
+	if _, err := s.ListParts(ctx, key, id); !errors.Is(err, sink.ErrNotFound) {
+		t.Fatalf("ListParts of an aborted upload = %v, want sink.ErrNotFound", err)
 	}
 	// The upload no longer exists: aborting it again is not an error.
 	if err := s.AbortMultipart(ctx, key, id); err != nil {
@@ -193,6 +205,9 @@ func testUploadPartWrongDigest(t *testing.T, h Harness) {
 	p.SHA256[0] ^= 0xff
 	_, err := s.UploadPart(testContext(t), key, id, p, body[p.Offset:p.Offset+p.Size])
 	checkChecksumError(t, "UploadPart", err)
+	if got, err := s.ListParts(testContext(t), key, id); err != nil || len(got) != 0 {
+		t.Fatalf("ListParts after the rejected part = %+v, %v; want none", got, err)
+	}
 }
 
 func testOverwrite(t *testing.T, h Harness) {
