@@ -78,7 +78,8 @@ type Sink interface {
 	// only when the target confirmed them: a nil error verifies what landed
 	// (S3 rejects a mismatch with BadDigest, and the checksum it echoes is
 	// compared too). With ifAbsent, an object already under key is left as
-	// it is and the error matches ErrExists (S3: If-None-Match: *).
+	// it is and the error matches ErrExists (S3: If-None-Match: *). The
+	// sink keeps no reference to body once Put returns.
 	Put(ctx context.Context, key string, body []byte, sum Digest, ifAbsent bool) error
 
 	// CreateMultipart starts an upload of an object of the given size whose
@@ -86,7 +87,9 @@ type Sink interface {
 	CreateMultipart(ctx context.Context, key string, size int64, sum Digest) (uploadID string, err error)
 
 	// UploadPart sends one part. body holds exactly p.Size bytes whose
-	// SHA-256 is p.SHA256. It returns the part's ETag.
+	// SHA-256 is p.SHA256. It returns the part's ETag. Sending a part
+	// again replaces it. The sink keeps no reference to body once
+	// UploadPart returns.
 	UploadPart(ctx context.Context, key, uploadID string, p Part, body []byte) (etag string, err error)
 
 	// CompleteMultipart assembles the parts, in order, into the object.
@@ -179,7 +182,8 @@ func NewTransient(op string, err error) error { return &Error{Class: Transient, 
 // NewPermanent wraps err as a permanent failure of op.
 func NewPermanent(op string, err error) error { return &Error{Class: Permanent, Op: op, Err: err} }
 
-// ErrNotFound is matched (errors.Is) by Stat's error when no object exists.
+// ErrNotFound is matched (errors.Is) when no object exists under the key
+// (Stat, Get) or the multipart upload no longer exists (ListParts).
 var ErrNotFound = errors.New("object not found")
 
 // ErrExists is matched when a create-only write (ifAbsent) found an object
