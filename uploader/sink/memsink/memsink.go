@@ -9,8 +9,9 @@
 // last below MinPartSize (S3's EntityTooSmall, permanent), reports a missing
 // object or upload as sink.ErrNotFound (permanent, as s3sink classifies it),
 // and fails a call whose context is done with a transient error wrapping
-// ctx.Err(), as s3sink does. Each call is one attempt: the sink never
-// retries and never fails on its own.
+// ctx.Err(), as s3sink does. Each call is one attempt. Transient failures
+// (a network, a busy server) it has none of its own: a test injects them
+// with a Before hook.
 //
 // It never keeps a reference to a caller's slice, since the uploader reuses
 // its buffers, and returns copies of what it holds.
