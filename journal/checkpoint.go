@@ -65,6 +65,30 @@ func (j *Journal) Checkpoint(ctx context.Context, host, version string) (Checkpo
 	return cp, err
 }
 
+// EventsCheckpointed reports whether the latest checkpoint in the audit
+// log anchors the event chain's tail as it is now: no event was appended
+// since (by a process that stopped without its final checkpoint, or by
+// ferry dlq). A starting daemon then need not take one at once.
+func (j *Journal) EventsCheckpointed(ctx context.Context) (bool, error) {
+	var detail string
+	err := j.r.QueryRowContext(ctx, `SELECT detail FROM audit WHERE kind = ? ORDER BY seq DESC LIMIT 1`, AuditCheckpoint).Scan(&detail)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	var tail int64
+	if err := j.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&tail); err != nil {
+		return false, err
+	}
+	var seq int64
+	var hash string
+	if _, err := fmt.Sscanf(detail, "event_seq=%d event_hash=%s", &seq, &hash); err != nil {
+		return false, nil // not one ferry wrote: take a new one
+	}
+	return seq == tail, nil
+}
+
 // JournalID identifies the journal: the hash of its first audit record
 // (written when the journal was created or first opened by a ferry with
 // an audit log). "" before there is one.

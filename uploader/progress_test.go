@@ -12,6 +12,8 @@ import (
 
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader/sink"
+	"github.com/ferry-data/ferry/uploader/sink/gate"
+	"github.com/ferry-data/ferry/uploader/sink/retry"
 )
 
 // fixedClock is a clock a test moves by hand.
@@ -30,7 +32,7 @@ func (c *fixedClock) add(d time.Duration) {
 func TestInFlightReportsAcknowledgedBytes(t *testing.T) {
 	e := newEnv(t)
 	clock := &fixedClock{now: time.Unix(1_800_000_000, 0)}
-	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": e.sink}, Workers: 1, ChunkSize: testChunk, Now: clock.Now})
+	u, err := New(withTargets(Options{Journal: e.j, Workers: 1, ChunkSize: testChunk, Now: clock.Now}, map[string]sink.Sink{"t": e.sink}, retry.Policy{}, gate.Policy{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,9 +146,7 @@ func TestRepeatedFailuresAreLoggedOncePerChange(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	h := slog.NewJSONHandler(&syncWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug})
-	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": e.sink}, Workers: 1, ChunkSize: testChunk, Logger: slog.New(h),
-		Retry:   RetryPolicy{Attempts: 20, InitialDelay: time.Microsecond, MaxDelay: time.Microsecond},
-		Breaker: BreakerPolicy{FailureThreshold: 100}})
+	u, err := New(withTargets(Options{Journal: e.j, Workers: 1, ChunkSize: testChunk, Logger: slog.New(h)}, map[string]sink.Sink{"t": e.sink}, retry.Policy{Attempts: 20, InitialDelay: time.Microsecond, MaxDelay: time.Microsecond}, gate.Policy{FailureThreshold: 100}))
 	if err != nil {
 		t.Fatal(err)
 	}

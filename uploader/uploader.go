@@ -33,6 +33,8 @@ import (
 	"github.com/ferry-data/ferry/internal/srcfile"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader/sink"
+	"github.com/ferry-data/ferry/uploader/sink/gate"
+	"github.com/ferry-data/ferry/uploader/target"
 )
 
 // DefaultChunkSize is max_chunk_size's default.
@@ -40,23 +42,20 @@ const DefaultChunkSize = 16 << 20
 
 // Options configures an Uploader. Zero values mean the documented defaults.
 type Options struct {
-	Journal   *journal.Journal     // required
-	Sinks     map[string]sink.Sink // by target name; required
-	Workers   int                  // max_concurrent_uploads (default 4)
-	ChunkSize int64                // max_chunk_size (default 16 MiB)
+	Journal *journal.Journal // required
+	// Targets are the configured targets, by name, each with the
+	// decorators every request passes (uploader/target); required.
+	Targets   map[string]*target.Target
+	Workers   int   // max_concurrent_uploads (default 4)
+	ChunkSize int64 // max_chunk_size (default 16 MiB)
 	// MaxInflightBytes bounds the chunk buffers, so the file bytes held in
 	// memory and on the wire: at most this / ChunkSize buffers (at least
 	// one, at most one per worker). 0 means one per worker.
 	MaxInflightBytes int64
-	Retry            RetryPolicy
-	Breaker          BreakerPolicy // per target
 	// OnChange is, by watch root, what to do with a file modified after its
 	// upload (default Reupload).
 	OnChange map[string]OnChange
 	Logger   *slog.Logger // default: discard
-	// OnChunk, when set, is told of every chunk the target acknowledged (a
-	// part, or a whole small file): its size and how long the request took.
-	OnChunk func(target string, size int64, took time.Duration)
 	// Now is the clock for due times; nil means time.Now.
 	Now func() time.Time
 	// Stats, when set, is where the running totals go, so that they carry
@@ -82,6 +81,16 @@ type Stats struct {
 	lastFailure atomic.Pointer[Failure]
 }
 
+var _ target.Observer = (*Stats)(nil)
+
+// RequestRetried counts a request tried again (target.Observer): give
+// these Stats to the targets' options.
+func (s *Stats) RequestRetried(string, string) { s.Requests.Add(1) }
+
+// Attempt is target.Observer's: the totals take nothing from single
+// attempts (a worker's progress and failures come through its calls).
+func (s *Stats) Attempt(string, string, int64, bool, time.Duration, error) {}
+
 // Uploader runs the dispatcher and its workers.
 type Uploader struct {
 	o         Options
@@ -91,7 +100,6 @@ type Uploader struct {
 	doneOnce  sync.Once
 	stop      chan struct{}
 	stopOnce  sync.Once
-	gates     map[string]*gate // by target
 	// bufs holds the chunk buffers, one per worker (allocated on first use).
 	// A worker takes one for each file; a multipart upload borrows the
 	// idle ones to send several parts at once. Memory stays within
@@ -111,8 +119,8 @@ func New(o Options) (*Uploader, error) {
 	if o.Journal == nil {
 		return nil, errors.New("uploader: no journal")
 	}
-	if len(o.Sinks) == 0 {
-		return nil, errors.New("uploader: no sinks")
+	if len(o.Targets) == 0 {
+		return nil, errors.New("uploader: no targets")
 	}
 	if o.Workers <= 0 {
 		o.Workers = DefaultWorkers
@@ -120,9 +128,9 @@ func New(o Options) (*Uploader, error) {
 	if o.ChunkSize <= 0 {
 		o.ChunkSize = DefaultChunkSize
 	}
-	for name, s := range o.Sinks {
-		if o.ChunkSize < s.MinPartSize() {
-			return nil, fmt.Errorf("uploader: chunk size %d is below target %q's minimum part size %d", o.ChunkSize, name, s.MinPartSize())
+	for name, t := range o.Targets {
+		if min := t.Sink().MinPartSize(); o.ChunkSize < min {
+			return nil, fmt.Errorf("uploader: chunk size %d is below target %q's minimum part size %d", o.ChunkSize, name, min)
 		}
 	}
 	if o.Now == nil {
@@ -137,33 +145,22 @@ func New(o Options) (*Uploader, error) {
 		nbufs = int(min(max(o.MaxInflightBytes/o.ChunkSize, 1), int64(o.Workers)))
 	}
 	u := &Uploader{o: o, log: log, nudge: make(chan struct{}, 1), inputDone: make(chan struct{}), stop: make(chan struct{}),
-		bufs: make(chan []byte, nbufs), gates: map[string]*gate{}, Stats: o.Stats, slots: make([]slot, o.Workers)}
+		bufs: make(chan []byte, nbufs), Stats: o.Stats, slots: make([]slot, o.Workers)}
 	if u.Stats == nil {
 		u.Stats = new(Stats)
 	}
 	u.Stats.started.CompareAndSwap(0, o.Now().UnixNano())
-	for name := range o.Sinks {
-		u.gates[name] = newGate(name, o.Breaker, log)
-	}
 	for range nbufs {
 		u.bufs <- nil
 	}
 	return u, nil
 }
 
-// RateLimited takes in the request budget a target's server announced
-// (see s3sink.Options.OnRateLimit).
-func (u *Uploader) RateLimited(target string, rl sink.RateLimit) {
-	if g := u.gates[target]; g != nil {
-		g.rateLimit(rl)
-	}
-}
-
 // BreakerState is a target's circuit breaker state: "closed", "half-open"
 // or "open" ("" for an unknown target).
-func (u *Uploader) BreakerState(target string) string {
-	if g := u.gates[target]; g != nil {
-		return g.state().String()
+func (u *Uploader) BreakerState(name string) string {
+	if t := u.o.Targets[name]; t != nil {
+		return t.Gate().State()
 	}
 	return ""
 }
@@ -251,7 +248,7 @@ func (u *Uploader) park(ctx context.Context) error {
 	}
 	u.parked = u.parked[:0]
 	for name, n := range pending {
-		if u.o.Sinks[name] == nil {
+		if u.o.Targets[name] == nil {
 			u.parked = append(u.parked, name)
 			u.log.Warn("files are queued for a target that is not in the configuration; they wait in the journal until it is configured again",
 				"target", name, "files", n)
@@ -322,8 +319,8 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- task, ready <-chan 
 		// Claim nothing for targets whose breaker is open, nor for those
 		// that are no longer configured.
 		closed := append([]string(nil), u.parked...)
-		for name, g := range u.gates {
-			if g.open() {
+		for name, t := range u.o.Targets {
+			if t.Gate().Open() {
 				closed = append(closed, name)
 			}
 		}
@@ -373,8 +370,8 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- task, ready <-chan 
 		}
 		for _, name := range closed {
 			// Look again when the breaker lets a probe through.
-			if g := u.gates[name]; g != nil {
-				wait = min(wait, g.probeIn(time.Now()))
+			if t := u.o.Targets[name]; t != nil {
+				wait = min(wait, t.Gate().ProbeIn(u.o.Now()))
 			}
 		}
 		timer.Reset(wait)
@@ -418,7 +415,7 @@ func (u *Uploader) preload(ctx context.Context, claimed []journal.Job) []task {
 	for i := range claimed {
 		t := &ts[i]
 		t.jb = claimed[i]
-		if t.jb.Version.Size > preloadMax || t.jb.UploadID != "" || u.o.Sinks[t.jb.Target] == nil {
+		if t.jb.Version.Size > preloadMax || t.jb.UploadID != "" || u.o.Targets[t.jb.Target] == nil {
 			continue
 		}
 		body, ok := readVersion(filepath.Join(t.jb.Watch, filepath.FromSlash(t.jb.RelPath)), &t.jb)
@@ -520,8 +517,8 @@ type worker struct {
 	u           *Uploader
 	buf         []byte
 	completions chan<- completion
-	gate        *gate // the current job's target
-	slot        *slot // its upload in flight, for InFlight
+	gate        *gate.Gate // the current job's target's
+	slot        *slot      // its upload in flight, for InFlight
 	// landed is what the current job has put on the target so far (nil:
 	// nothing). Whatever the job's end, the journal records it: ferry
 	// always knows what it wrote.

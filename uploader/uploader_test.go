@@ -24,6 +24,9 @@ import (
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader/sink"
 	"github.com/ferry-data/ferry/uploader/sink/fssink"
+	"github.com/ferry-data/ferry/uploader/sink/gate"
+	"github.com/ferry-data/ferry/uploader/sink/retry"
+	"github.com/ferry-data/ferry/uploader/target"
 )
 
 const testChunk = 128 << 10 // above preloadMax, so both small-file paths run
@@ -80,6 +83,13 @@ func (f *faulty) CreateMultipart(ctx context.Context, key string, size int64, su
 	return f.Sink.CreateMultipart(ctx, key, size, sum)
 }
 
+func (f *faulty) Stat(ctx context.Context, key string) (sink.Info, error) {
+	if err := f.hook("Stat", key, nil); err != nil {
+		return sink.Info{}, err
+	}
+	return f.Sink.Stat(ctx, key)
+}
+
 func (f *faulty) CompleteMultipart(ctx context.Context, key, id string, parts []sink.Part, ifAbsent bool) error {
 	if err := f.hook("CompleteMultipart", key, nil); err != nil {
 		return err
@@ -110,8 +120,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.sink = &faulty{Sink: fs}
-	e.u, err = New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": e.sink}, Workers: 3, ChunkSize: testChunk,
-		Retry: RetryPolicy{Attempts: 3, InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}})
+	e.u, err = New(withTargets(Options{Journal: e.j, Workers: 3, ChunkSize: testChunk}, map[string]sink.Sink{"t": e.sink}, retry.Policy{Attempts: 3, InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}, gate.Policy{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +389,7 @@ func TestShutdownReleasesInFlightWork(t *testing.T) {
 func TestNewRejectsChunkBelowMinimumPart(t *testing.T) {
 	e := newEnv(t)
 	s3like := &minPart{Sink: e.sink, min: 5 << 20}
-	if _, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"s3": s3like}, ChunkSize: 1 << 20}); err == nil {
+	if _, err := New(withTargets(Options{Journal: e.j, ChunkSize: 1 << 20}, map[string]sink.Sink{"s3": s3like}, retry.Policy{}, gate.Policy{})); err == nil {
 		t.Fatal("a chunk size below the target's minimum part size was accepted")
 	}
 }
@@ -394,7 +403,7 @@ func (m *minPart) MinPartSize() int64 { return m.min }
 
 func TestStopFinishesInFlightAndStartsNothingNew(t *testing.T) {
 	e := newEnv(t)
-	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": e.sink}, Workers: 1, ChunkSize: testChunk})
+	u, err := New(withTargets(Options{Journal: e.j, Workers: 1, ChunkSize: testChunk}, map[string]sink.Sink{"t": e.sink}, retry.Policy{}, gate.Policy{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +468,7 @@ func (p *parallel) UploadPart(ctx context.Context, key, id string, part sink.Par
 func TestIdleWorkersBuffersSendPartsConcurrently(t *testing.T) {
 	e := newEnv(t)
 	ps := &parallel{Sink: e.sink, arrived: make(chan struct{})}
-	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": ps}, Workers: 3, ChunkSize: testChunk})
+	u, err := New(withTargets(Options{Journal: e.j, Workers: 3, ChunkSize: testChunk}, map[string]sink.Sink{"t": ps}, retry.Policy{}, gate.Policy{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +499,7 @@ func interruptAfter(t *testing.T, e *env, s sink.Sink, n int) {
 		}
 		return nil
 	}}
-	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": f}, Workers: 1, ChunkSize: testChunk})
+	u, err := New(withTargets(Options{Journal: e.j, Workers: 1, ChunkSize: testChunk}, map[string]sink.Sink{"t": f}, retry.Policy{}, gate.Policy{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +512,7 @@ func interruptAfter(t *testing.T, e *env, s sink.Sink, n int) {
 func rerun(t *testing.T, e *env, s sink.Sink) *faulty {
 	t.Helper()
 	f := &faulty{Sink: s}
-	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": f}, Workers: 1, ChunkSize: testChunk})
+	u, err := New(withTargets(Options{Journal: e.j, Workers: 1, ChunkSize: testChunk}, map[string]sink.Sink{"t": f}, retry.Policy{}, gate.Policy{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +579,7 @@ func TestCompletedBeforeCrashIsNotSentAgain(t *testing.T) {
 	data := randBytes(2*testChunk+5, 13)
 	e.add("big", data)
 	ctx, cancel := context.WithCancel(context.Background())
-	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": &completeThenCrash{Sink: e.sink.Sink, cancel: cancel}}, Workers: 1, ChunkSize: testChunk})
+	u, err := New(withTargets(Options{Journal: e.j, Workers: 1, ChunkSize: testChunk}, map[string]sink.Sink{"t": &completeThenCrash{Sink: e.sink.Sink, cancel: cancel}}, retry.Policy{}, gate.Policy{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -630,8 +639,8 @@ func TestAbortOrphans(t *testing.T) {
 
 func (e *env) uploaderWith(policy OnChange) *Uploader {
 	e.t.Helper()
-	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": e.sink}, Workers: 2, ChunkSize: testChunk,
-		OnChange: map[string]OnChange{e.watch: policy}})
+	u, err := New(withTargets(Options{Journal: e.j, Workers: 2, ChunkSize: testChunk,
+		OnChange: map[string]OnChange{e.watch: policy}}, map[string]sink.Sink{"t": e.sink}, retry.Policy{}, gate.Policy{}))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -781,8 +790,7 @@ func TestOutageWaitsInTheJournal(t *testing.T) {
 	}
 	run := func() {
 		t.Helper()
-		u, err := New(Options{Journal: j, Sinks: map[string]sink.Sink{"t": e.sink}, Workers: 3, ChunkSize: testChunk, Now: clock,
-			Retry: RetryPolicy{Attempts: 2, InitialDelay: time.Millisecond, MaxDelay: time.Millisecond}})
+		u, err := New(withTargets(Options{Journal: j, Workers: 3, ChunkSize: testChunk, Now: clock}, map[string]sink.Sink{"t": e.sink}, retry.Policy{Attempts: 2, InitialDelay: time.Millisecond, MaxDelay: time.Millisecond}, gate.Policy{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -833,8 +841,7 @@ func TestStalledRequestTimesOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
 		e.add("a", []byte("x"))
-		u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": stalls{e.sink}}, Workers: 1, ChunkSize: testChunk,
-			Retry: RetryPolicy{Attempts: 2, InitialDelay: time.Second, MaxDelay: time.Second}})
+		u, err := New(withTargets(Options{Journal: e.j, Workers: 1, ChunkSize: testChunk}, map[string]sink.Sink{"t": stalls{e.sink}}, retry.Policy{Attempts: 2, InitialDelay: time.Second, MaxDelay: time.Second}, gate.Policy{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -856,7 +863,7 @@ func TestMaxInflightBytesBoundsTheBuffers(t *testing.T) {
 	e := newEnv(t)
 	// Each part waits a moment for another: with one buffer none comes.
 	ps := &parallel{Sink: e.sink, arrived: make(chan struct{}), wait: 100 * time.Millisecond}
-	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": ps}, Workers: 3, ChunkSize: testChunk, MaxInflightBytes: testChunk})
+	u, err := New(withTargets(Options{Journal: e.j, Workers: 3, ChunkSize: testChunk, MaxInflightBytes: testChunk}, map[string]sink.Sink{"t": ps}, retry.Policy{}, gate.Policy{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -878,8 +885,7 @@ func TestLongOutageStaysFlat(t *testing.T) {
 		e.sink.before = func(op string, n int, key string) error {
 			return sink.NewTransient(op, errors.New("no route to host"))
 		}
-		u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": e.sink}, Workers: 4, ChunkSize: testChunk,
-			Retry: RetryPolicy{Attempts: 2, InitialDelay: time.Second, MaxDelay: time.Second}})
+		u, err := New(withTargets(Options{Journal: e.j, Workers: 4, ChunkSize: testChunk}, map[string]sink.Sink{"t": e.sink}, retry.Policy{Attempts: 2, InitialDelay: time.Second, MaxDelay: time.Second}, gate.Policy{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -956,8 +962,8 @@ func TestFilesOfAnUnconfiguredTargetWaitInTheJournal(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	stats := new(Stats)
-	u, err := New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": e.sink}, Workers: 2, ChunkSize: testChunk, Stats: stats,
-		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	u, err := New(withTargets(Options{Journal: e.j, Workers: 2, ChunkSize: testChunk, Stats: stats,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, map[string]sink.Sink{"t": e.sink}, retry.Policy{}, gate.Policy{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -972,7 +978,7 @@ func TestFilesOfAnUnconfiguredTargetWaitInTheJournal(t *testing.T) {
 		t.Errorf("the waiting files were not reported:\n%s", logs.String())
 	}
 	// The target is configured again (under the same name).
-	u, err = New(Options{Journal: e.j, Sinks: map[string]sink.Sink{"t": e.sink, "gone": e.sink}, Workers: 2, ChunkSize: testChunk, Stats: stats})
+	u, err = New(withTargets(Options{Journal: e.j, Workers: 2, ChunkSize: testChunk, Stats: stats}, map[string]sink.Sink{"t": e.sink, "gone": e.sink}, retry.Policy{}, gate.Policy{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -985,4 +991,18 @@ func TestFilesOfAnUnconfiguredTargetWaitInTheJournal(t *testing.T) {
 	if !u.StartedAt().Equal(first) {
 		t.Errorf("the second uploader starts its rate window at %v, not at the first's %v", u.StartedAt(), first)
 	}
+}
+
+// withTargets sets o.Targets from sinks, decorated as the daemon does
+// (uploader/target) with the given retry and breaker policies, and with
+// o.Stats (made if nil) as their observer.
+func withTargets(o Options, sinks map[string]sink.Sink, r retry.Policy, b gate.Policy) Options {
+	if o.Stats == nil {
+		o.Stats = new(Stats)
+	}
+	o.Targets = map[string]*target.Target{}
+	for name, s := range sinks {
+		o.Targets[name] = target.New(name, s, target.Options{Retry: r, Breaker: b, Observer: o.Stats, Log: o.Logger, Now: o.Now})
+	}
+	return o
 }

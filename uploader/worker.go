@@ -11,11 +11,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/avast/retry-go/v4"
-
 	"github.com/ferry-data/ferry/internal/srcfile"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader/sink"
+	"github.com/ferry-data/ferry/uploader/sink/retry"
 )
 
 // outcome is where a job stands: going on (end ""), or decided, with the
@@ -108,9 +107,16 @@ var ends = map[journal.Kind]struct {
 func (w *worker) run(ctx context.Context, tk task) {
 	u := w.u
 	jb := tk.jb
-	w.gate = u.gates[jb.Target]
+	w.gate = nil
+	if t := u.o.Targets[jb.Target]; t != nil {
+		w.gate = t.Gate()
+	}
 	w.landed = nil
 	log := u.log.With("correlation_id", jb.CorrelationID, "batch_id", jb.BatchID, "path", jb.RelPath, "target", jb.Target)
+	// Every call on the target passes its decorators (uploader/target);
+	// they log with the file's attributes, and report its progress and
+	// failures to this worker.
+	ctx = sink.WithCall(ctx, sink.CallInfo{Log: log, Progress: w.progress, Chunk: true, Failed: func(_ string, err error) { w.failed(ClassTransient, err) }})
 	start := u.o.Now()
 	w.slot.start(&Progress{Watch: jb.Watch, Path: jb.RelPath, Target: jb.Target, Key: jb.Key, Size: jb.Version.Size, StartedAt: start})
 	defer w.slot.end()
@@ -132,7 +138,7 @@ func (w *worker) run(ctx context.Context, tk task) {
 	switch {
 	case out.end == "" || out.end == journal.KindUploaded:
 		end.Kind = journal.KindUploaded
-	case (out.end == journal.KindRetryScheduled || out.end == journal.KindFailed) && (ctx.Err() != nil || errors.Is(out.err, ErrCircuitOpen)):
+	case (out.end == journal.KindRetryScheduled || out.end == journal.KindFailed) && (ctx.Err() != nil || errors.Is(out.err, sink.ErrUnavailable)):
 		// Not the file's failure: the daemon stops, or the target is
 		// unreachable and its breaker open. Back to the queue, unpenalised.
 		end.Kind, end.Class = journal.KindReleased, ""
@@ -161,7 +167,7 @@ func (w *worker) run(ctx context.Context, tk task) {
 		w.failed(out.class, out.err)
 		u.Stats.Failed.Add(1)
 	case journal.KindRetryScheduled:
-		d := requeueDelay(jb.Attempts, fullJitter)
+		d := requeueDelay(jb.Attempts, retry.FullJitter)
 		end.Class, end.Reason, end.Due = ClassTransient, out.err.Error(), u.o.Now().Add(d)
 		attrs = append(attrs, "error", end.Reason, "attempt", jb.Attempts, "retry_in", d.Round(time.Second).String())
 		w.failed(ClassTransient, out.err)
@@ -180,7 +186,7 @@ func (w *worker) run(ctx context.Context, tk task) {
 		// The breaker's state is logged once by the gate; each file
 		// going back is a detail.
 		log.Debug("target unreachable (circuit breaker open); the file goes back to the queue")
-	case end.Kind == journal.KindRetryScheduled && w.gate != nil && w.gate.trouble.failing.Load():
+	case end.Kind == journal.KindRetryScheduled && w.gate != nil && w.gate.Failing():
 		// The target's trouble is logged once (see trouble); each file
 		// going back to the queue is a state change of its own, at Info.
 		log.Info(how.msg, attrs...)
@@ -199,10 +205,11 @@ func (w *worker) run(ctx context.Context, tk task) {
 // upload sends one file and returns its hex SHA-256.
 func (w *worker) upload(ctx context.Context, jb *journal.Job, log *slog.Logger) (string, outcome) {
 	u := w.u
-	s := u.o.Sinks[jb.Target]
-	if s == nil {
+	t := u.o.Targets[jb.Target]
+	if t == nil {
 		return "", permanent(ClassNoTarget, fmt.Errorf("no target named %q in the configuration", jb.Target))
 	}
+	s := t.Sink()
 	path := filepath.Join(jb.Watch, filepath.FromSlash(jb.RelPath))
 	f, err := srcfile.Open(path)
 	if err != nil {
@@ -263,67 +270,10 @@ func (w *worker) recheck(f *os.File, path string, jb *journal.Job) outcome {
 	return outcome{}
 }
 
-func (w *worker) try(ctx context.Context, log *slog.Logger, op string, size int64, fn func(ctx context.Context) error) error {
-	g := w.gate
-	timeout := requestTimeout(size)
-	return w.u.o.Retry.do(ctx, func(n uint, err error) {
-		w.u.Stats.Requests.Add(1)
-		log.Debug("request failed; retrying", "op", op, "retry", n, "error", err.Error())
-	}, func() error {
-		// Every attempt passes the target's gate: a server's pause and an
-		// open breaker hold it here, without using up its retries.
-		var done func(error)
-		if g != nil {
-			var err error
-			if done, err = g.enter(ctx); err != nil {
-				return retry.Unrecoverable(err)
-			}
-		}
-		// A deadline for the attempt, scaled to what it carries, so that a
-		// stalled connection fails instead of holding the worker forever.
-		actx, cancel := context.WithTimeout(ctx, timeout)
-		began := time.Now()
-		err := fn(actx)
-		if err == nil && size > 0 {
-			w.slot.done.Add(size)
-			w.u.Stats.meter.add(w.u.o.Now(), size)
-			if w.u.o.OnChunk != nil && g != nil {
-				w.u.o.OnChunk(g.target, size, time.Since(began))
-			}
-		}
-		if err != nil && ctx.Err() == nil && actx.Err() != nil {
-			err = sink.NewTransient(op, fmt.Errorf("%w after %v", errStalled, timeout))
-		}
-		cancel()
-		switch {
-		case err == nil || sink.IsPermanent(err) || errors.Is(err, sink.ErrNotFound) || errors.Is(err, sink.ErrExists):
-			// The target answered.
-			if g != nil {
-				g.trouble.ok(w.u.o.Now())
-			}
-		case ctx.Err() == nil:
-			w.failed(ClassTransient, err)
-			if g != nil {
-				g.trouble.fail(w.u.o.Now(), op, err, log)
-			}
-		}
-		if done != nil {
-			done(err)
-		}
-		if ra := sink.RetryAfter(err); ra > 0 && g != nil {
-			g.pause(time.Now().Add(ra))
-		}
-		return err
-	})
-}
-
-// errStalled is a request that did not finish within its deadline.
-var errStalled = errors.New("request made no progress in time")
-
-// requestTimeout is the deadline of one request carrying n bytes: a minute,
-// plus the time to send them at a floor of 256 KiB/s.
-func requestTimeout(n int64) time.Duration {
-	return time.Minute + time.Duration(n/(256<<10))*time.Second
+// progress counts the body bytes of the worker's calls that succeeded.
+func (w *worker) progress(n int64) {
+	w.slot.done.Add(n)
+	w.u.Stats.meter.add(w.u.o.Now(), n)
 }
 
 // readChunkAt fills buf from f at off; a short read means the file shrank
@@ -366,7 +316,7 @@ func (w *worker) single(ctx context.Context, s sink.Sink, f *os.File, path strin
 
 // sendPreloaded sends a small file the dispatcher read and journaled.
 func (w *worker) sendPreloaded(ctx context.Context, jb *journal.Job, body []byte, sum sink.Digest, log *slog.Logger) (string, outcome) {
-	s := w.u.o.Sinks[jb.Target]
+	s := w.u.o.Targets[jb.Target].Sink()
 	hexSum := sum.Hex()
 	if out := w.whole(ctx, s, jb, body, sum, log); !out.going() {
 		return hexSum, out
@@ -408,13 +358,7 @@ func (w *worker) adopt(jb *journal.Job, l journal.Landed, log *slog.Logger) {
 // we send, so a checksum mismatch means damage in transit: retry. A
 // create-only write that finds the key taken is settled by what is there.
 func (w *worker) put(ctx context.Context, s sink.Sink, jb *journal.Job, body []byte, sum sink.Digest, ifAbsent bool, log *slog.Logger) outcome {
-	err := w.try(ctx, log, "Put", int64(len(body)), func(ctx context.Context) error {
-		err := s.Put(ctx, jb.Key, body, sum, ifAbsent)
-		if errors.Is(err, sink.ErrChecksum) {
-			return sink.NewTransient("Put", err)
-		}
-		return err
-	})
+	err := s.Put(ctx, jb.Key, body, sum, ifAbsent)
 	if errors.Is(err, sink.ErrExists) {
 		return w.taken(ctx, s, jb, sum.Hex(), log)
 	}
@@ -443,7 +387,7 @@ func (w *worker) plan(ctx context.Context, s sink.Sink, jb *journal.Job, hexSum 
 		if key == "" {
 			key = jb.Key
 		}
-		info, err := w.stat(ctx, s, key, log)
+		info, err := s.Stat(ctx, key)
 		if err == nil && info.Size == jb.Version.Size && info.SHA256 == hexSum {
 			log.Info("content unchanged since its upload and still on the target; nothing to send", "key", key)
 			w.landed = &journal.Landed{Key: key, SHA256: hexSum}
@@ -490,7 +434,7 @@ func (w *worker) plan(ctx context.Context, s sink.Sink, jb *journal.Job, hexSum 
 // crash), the object is ferry's own and the caller plans again (own);
 // otherwise it is a conflict for a person to resolve, never an overwrite.
 func (w *worker) taken(ctx context.Context, s sink.Sink, jb *journal.Job, hexSum string, log *slog.Logger) outcome {
-	info, err := w.stat(ctx, s, jb.Key, log)
+	info, err := s.Stat(ctx, jb.Key)
 	if err != nil {
 		return classifySink(err)
 	}
@@ -512,33 +456,14 @@ func (w *worker) taken(ctx context.Context, s sink.Sink, jb *journal.Job, hexSum
 		jb.Key, info.Size, info.SHA256, jb.Version.Size, hexSum))
 }
 
-func (w *worker) stat(ctx context.Context, s sink.Sink, key string, log *slog.Logger) (sink.Info, error) {
-	var info sink.Info
-	err := w.try(ctx, log, "Stat", 0, func(ctx context.Context) error {
-		var err error
-		info, err = s.Stat(ctx, key)
-		if errors.Is(err, sink.ErrNotFound) {
-			return retry.Unrecoverable(err)
-		}
-		return err
-	})
-	return info, err
-}
-
 // verify re-checks the source and checks what landed under the key.
 func (w *worker) verify(ctx context.Context, s sink.Sink, f *os.File, path string, jb *journal.Job, hexSum string, log *slog.Logger) outcome {
 	if out := w.recheck(f, path, jb); !out.going() {
 		return out
 	}
-	var info sink.Info
-	err := w.try(ctx, log, "Stat", 0, func(ctx context.Context) error {
-		var err error
-		info, err = s.Stat(ctx, jb.Key)
-		if errors.Is(err, sink.ErrNotFound) {
-			return sink.NewTransient("Stat", err) // not visible yet
-		}
-		return err
-	})
+	ci := sink.CallOf(ctx)
+	ci.RetryNotFound = true // just completed: not visible yet is worth another look
+	info, err := s.Stat(sink.WithCall(ctx, ci), jb.Key)
 	if err != nil {
 		return classifySink(err)
 	}
@@ -591,7 +516,7 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 	if ifAbsent && uploadID == "" {
 		// Before sending a large file create-only, look: a taken key is
 		// settled now rather than after all its parts.
-		if _, err := w.stat(ctx, s, jb.Key, log); err == nil {
+		if _, err := s.Stat(ctx, jb.Key); err == nil {
 			out := w.taken(ctx, s, jb, hexSum, log)
 			if out.own == nil {
 				return hexSum, out
@@ -605,12 +530,8 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 		}
 	}
 	if uploadID == "" {
-		err := w.try(ctx, log, "CreateMultipart", 0, func(ctx context.Context) error {
-			var err error
-			uploadID, err = s.CreateMultipart(ctx, jb.Key, size, sum)
-			return err
-		})
-		if err != nil {
+		var err error
+		if uploadID, err = s.CreateMultipart(ctx, jb.Key, size, sum); err != nil {
 			return "", classifySink(err)
 		}
 		if err := u.o.Journal.SetUploadID(ctx, jb, uploadID); err != nil {
@@ -624,9 +545,7 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 		out = w.recheck(f, path, jb)
 	}
 	if out.going() {
-		err := w.try(ctx, log, "CompleteMultipart", 0, func(ctx context.Context) error {
-			return s.CompleteMultipart(ctx, jb.Key, uploadID, parts, ifAbsent)
-		})
+		err := s.CompleteMultipart(ctx, jb.Key, uploadID, parts, ifAbsent)
 		switch {
 		case errors.Is(err, sink.ErrExists):
 			// Someone else's object (or an earlier attempt's) took the key.
@@ -673,18 +592,10 @@ func (w *worker) resume(ctx context.Context, s sink.Sink, jb *journal.Job, hexSu
 		w.abort(s, jb, jb.UploadID, log)
 		return "", nil, outcome{}
 	}
-	var listed []sink.Part
-	err := w.try(ctx, log, "ListParts", 0, func(ctx context.Context) error {
-		var err error
-		listed, err = s.ListParts(ctx, jb.Key, jb.UploadID)
-		if errors.Is(err, sink.ErrNotFound) {
-			return retry.Unrecoverable(err)
-		}
-		return err
-	})
+	listed, err := s.ListParts(ctx, jb.Key, jb.UploadID)
 	switch {
 	case errors.Is(err, sink.ErrNotFound):
-		info, err := w.stat(ctx, s, jb.Key, log)
+		info, err := s.Stat(ctx, jb.Key)
 		if err == nil && info.Size == jb.Version.Size && info.SHA256 == hexSum {
 			log.Info("the earlier attempt's upload was completed before ferry stopped; nothing to send", "upload_id", jb.UploadID)
 			w.landed = &journal.Landed{Key: jb.Key, SHA256: hexSum}
@@ -808,18 +719,14 @@ func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *jou
 		parts[i] = sink.Part{Number: c.Seq, Offset: c.Offset, Size: c.Size, SHA256: d}
 		inflight++
 		go func(i int, p *sink.Part) {
-			plog := log.With("chunk_sequence", p.Number)
-			err := w.try(pctx, plog, "UploadPart", int64(len(body)), func(pctx context.Context) error {
-				etag, err := s.UploadPart(pctx, jb.Key, uploadID, *p, body)
-				if errors.Is(err, sink.ErrChecksum) {
-					if sink.Digest(sha256.Sum256(body)) != p.SHA256 {
-						return err // the source changed since pass 1
-					}
-					return sink.NewTransient("UploadPart", err) // damaged in transit
-				}
-				p.ETag = etag
-				return err
-			})
+			ci := sink.CallOf(pctx)
+			ci.Log = log.With("chunk_sequence", p.Number)
+			// A part the target rejects against its SHA-256 is sent again
+			// if its bytes still match it (damage in transit), and ends
+			// with sink.ErrChecksum if not (the source changed since pass
+			// 1): the retry decorator tells which.
+			etag, err := s.UploadPart(sink.WithCall(pctx, ci), jb.Key, uploadID, *p, body)
+			p.ETag = etag
 			results <- result{i: i, buf: buf, err: err}
 		}(i, &parts[i])
 	}

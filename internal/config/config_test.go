@@ -10,6 +10,8 @@ import (
 
 	"github.com/ferry-data/ferry/internal/testcfg"
 	"github.com/ferry-data/ferry/uploader"
+	"github.com/ferry-data/ferry/uploader/sink/gate"
+	"github.com/ferry-data/ferry/uploader/sink/retry"
 	"github.com/ferry-data/ferry/uploader/sink/s3sink"
 	"github.com/ferry-data/ferry/watcher"
 )
@@ -225,12 +227,12 @@ func TestDefaultsAreTheComponents(t *testing.T) {
 	}{
 		{"max_concurrent_uploads", u.MaxConcurrentUploads, uploader.DefaultWorkers},
 		{"max_chunk_size", int64(u.MaxChunkSize), int64(uploader.DefaultChunkSize)},
-		{"retry.attempts", u.Retry.Attempts, uploader.DefaultRetryAttempts},
-		{"retry.initial_delay", time.Duration(u.Retry.InitialDelay), uploader.DefaultRetryInitialDelay},
-		{"retry.max_delay", time.Duration(u.Retry.MaxDelay), uploader.DefaultRetryMaxDelay},
-		{"breaker.failure_threshold", u.Breaker.FailureThreshold, uploader.DefaultBreakerFailureThreshold},
-		{"breaker.open_timeout", time.Duration(u.Breaker.OpenTimeout), uploader.DefaultBreakerOpenTimeout},
-		{"breaker.half_open_probes", u.Breaker.HalfOpenProbes, uploader.DefaultBreakerHalfOpenProbes},
+		{"retry.attempts", u.Retry.Attempts, retry.DefaultAttempts},
+		{"retry.initial_delay", time.Duration(u.Retry.InitialDelay), retry.DefaultInitialDelay},
+		{"retry.max_delay", time.Duration(u.Retry.MaxDelay), retry.DefaultMaxDelay},
+		{"breaker.failure_threshold", u.Breaker.FailureThreshold, gate.DefaultFailureThreshold},
+		{"breaker.open_timeout", time.Duration(u.Breaker.OpenTimeout), gate.DefaultOpenTimeout},
+		{"breaker.half_open_probes", u.Breaker.HalfOpenProbes, gate.DefaultHalfOpenProbes},
 		{"region", c.Target["t"].Region, s3sink.DefaultRegion},
 		{"settle", time.Duration(w.Settle), watcher.DefaultSettle},
 		{"rescan_interval", time.Duration(w.RescanInterval), watcher.DefaultRescanInterval},

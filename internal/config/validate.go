@@ -15,6 +15,8 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/ferry-data/ferry/uploader"
+	"github.com/ferry-data/ferry/uploader/sink/gate"
+	"github.com/ferry-data/ferry/uploader/sink/retry"
 	"github.com/ferry-data/ferry/uploader/sink/s3sink"
 	"github.com/ferry-data/ferry/watcher"
 )
@@ -120,26 +122,26 @@ func (u *UploadConfig) validate(v *checker) {
 // validate checks [upload.breaker].
 func (b *BreakerConfig) validate(v *checker) {
 	const table = "upload.breaker"
-	v.intIn(&b.FailureThreshold, uploader.DefaultBreakerFailureThreshold, 1, 1000, table, "failure_threshold", "")
+	v.intIn(&b.FailureThreshold, gate.DefaultFailureThreshold, 1, 1000, table, "failure_threshold", "")
 	if b.OpenTimeout == 0 {
-		b.OpenTimeout = Duration(uploader.DefaultBreakerOpenTimeout)
+		b.OpenTimeout = Duration(gate.DefaultOpenTimeout)
 	} else if b.OpenTimeout < Duration(time.Second) {
 		v.badKey(table, "open_timeout", "must be at least 1s")
 	}
-	v.intIn(&b.HalfOpenProbes, uploader.DefaultBreakerHalfOpenProbes, 1, 100, table, "half_open_probes", "")
+	v.intIn(&b.HalfOpenProbes, gate.DefaultHalfOpenProbes, 1, 100, table, "half_open_probes", "")
 }
 
 // validate checks [upload.retry].
 func (r *RetryConfig) validate(v *checker) {
 	const table = "upload.retry"
-	v.intIn(&r.Attempts, uploader.DefaultRetryAttempts, 1, 100, table, "attempts", "")
+	v.intIn(&r.Attempts, retry.DefaultAttempts, 1, 100, table, "attempts", "")
 	if r.InitialDelay == 0 {
-		r.InitialDelay = Duration(uploader.DefaultRetryInitialDelay)
+		r.InitialDelay = Duration(retry.DefaultInitialDelay)
 	} else if r.InitialDelay < 0 {
 		v.badKey(table, "initial_delay", "must be positive")
 	}
 	if r.MaxDelay == 0 {
-		r.MaxDelay = Duration(uploader.DefaultRetryMaxDelay)
+		r.MaxDelay = Duration(retry.DefaultMaxDelay)
 	} else if r.MaxDelay < r.InitialDelay {
 		v.badKey(table, "max_delay", "must not be below initial_delay")
 	}

@@ -61,6 +61,7 @@ func (d *Daemon) auditStart(ctx context.Context) *checkpointer {
 		d.log.Info("configuration recorded in the audit log", "config_sha256", w.cfg.SHA256(), "changed_settings", changed)
 	}
 	c := newCheckpointer(w.cfg, d.j, w.sinks, d.version, d.log)
+	c.now = d.clock
 	// The targets of the configuration in force at each checkpoint.
 	c.targets = func() (map[string]sink.Sink, map[string]string) {
 		w := d.now()

@@ -61,12 +61,6 @@ func checkpointKey(targetPrefix string, cp journal.Checkpoint) string {
 	return fmt.Sprintf("%s%020d-%020d.json", checkpointPrefix(targetPrefix, cp.Host), cp.EventSeq, cp.AuditSeq)
 }
 
-// retainer is a sink that can put an object under Object Lock retention
-// (s3sink on a bucket with Object Lock).
-type retainer interface {
-	PutRetained(ctx context.Context, key string, body []byte, sum sink.Digest, ifAbsent bool, retainUntil time.Time) (bool, error)
-}
-
 // checkpointer takes checkpoints and uploads them to every target, each
 // with its own goroutine-free state: a target that failed keeps the latest
 // checkpoint pending and gets it at the next attempt (the next tick or
@@ -86,7 +80,8 @@ type checkpointer struct {
 	cur       journal.Checkpoint
 	delivered map[string]journal.Checkpoint // the last checkpoint each target got
 	failing   map[string]string
-	last      time.Time     // when the last checkpoint was attempted
+	last      time.Time // when the last checkpoint was attempted
+	now       func() time.Time
 	done      chan struct{} // closed when run returns
 }
 
@@ -95,14 +90,18 @@ func newCheckpointer(cfg *config.Config, j *journal.Journal, sinks map[string]si
 	return &checkpointer{j: j, targets: func() (map[string]sink.Sink, map[string]string) { return sinks, prefixes },
 		host: CheckpointHost(), version: version,
 		interval: time.Duration(cfg.Journal.CheckpointInterval), retain: time.Duration(cfg.Journal.CheckpointRetention),
-		log: log, delivered: map[string]journal.Checkpoint{}, failing: map[string]string{}, done: make(chan struct{})}
+		log: log, delivered: map[string]journal.Checkpoint{}, failing: map[string]string{}, done: make(chan struct{}), now: time.Now}
 }
 
-// run takes a checkpoint at once, then every interval and after completed
-// batches (debounced), until ctx ends.
-func (c *checkpointer) run(ctx context.Context) {
+// run takes a checkpoint at once (with atStart), then every interval and
+// after completed batches (debounced: at most one a minute), until ctx
+// ends; final takes the one at stop.
+func (c *checkpointer) run(ctx context.Context, atStart bool) {
 	defer close(c.done)
-	c.take(ctx)
+	c.last = c.now() // completed batches wait a gap from the start too
+	if atStart {
+		c.take(ctx)
+	}
 	tick := time.NewTicker(c.interval)
 	defer tick.Stop()
 	var debounce *time.Timer
@@ -122,7 +121,7 @@ func (c *checkpointer) run(ctx context.Context) {
 			if fire != nil {
 				continue // one is already due at the end of the gap
 			}
-			if wait := checkpointGap - time.Since(c.last); wait > 0 {
+			if wait := checkpointGap - c.now().Sub(c.last); wait > 0 {
 				debounce = time.NewTimer(wait)
 				fire = debounce.C
 				continue
@@ -138,7 +137,7 @@ func (c *checkpointer) run(ctx context.Context) {
 // take records a checkpoint (the last one again when nothing changed) and
 // sends it to the targets that lack it.
 func (c *checkpointer) take(ctx context.Context) {
-	c.last = time.Now()
+	c.last = c.now()
 	cp, err := c.j.Checkpoint(ctx, c.host, c.version)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -202,10 +201,9 @@ func (c *checkpointer) upload(ctx context.Context) {
 func (c *checkpointer) put(ctx context.Context, s sink.Sink, key string, body []byte, sum sink.Digest) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, checkpointTimeout)
 	defer cancel()
-	if r, ok := s.(retainer); ok {
-		return r.PutRetained(ctx, key, body, sum, true, time.Now().Add(c.retain))
-	}
-	return false, s.Put(ctx, key, body, sum, true)
+	// Under Object Lock retention where the target can (s3sink on a
+	// bucket with Object Lock); through the decorators either way.
+	return sink.PutRetained(ctx, s, key, body, sum, true, c.now().Add(c.retain))
 }
 
 // latestCheckpoint reads the latest checkpoint this host uploaded to a
@@ -265,10 +263,11 @@ func VerifyAgainstTargets(ctx context.Context, j *journal.Journal, cfg *config.C
 	names := slices.Sorted(maps.Keys(cfg.Target))
 	for _, name := range names {
 		t := cfg.Target[name]
-		s, err := NewSink(t, 1, nil, nil)
+		tg, err := newTarget(name, t, cfg.Upload, nil, nil, nil, nil)
 		if err != nil {
 			return 0, fmt.Errorf("target %s: %v", name, err)
 		}
+		s := tg.Sink()
 		cp, key, ok, err := latestCheckpoint(ctx, s, t.Prefix, host)
 		switch {
 		case err != nil:

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferry-data/ferry/internal/config"
+	"github.com/ferry-data/ferry/internal/testcfg"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader/sink"
 	"github.com/ferry-data/ferry/uploader/sink/fssink"
@@ -64,7 +66,7 @@ func TestCheckpointOutageAndDebounce(t *testing.T) {
 			}
 			return len(keys)
 		}
-		go c.run(ctx)
+		go c.run(ctx, true)
 		synctest.Wait()
 		if n := count(up, "a/"); n != 1 {
 			t.Fatalf("up holds %d checkpoints after the start, want 1", n)
@@ -125,4 +127,64 @@ func TestCheckpointOutageAndDebounce(t *testing.T) {
 		cancel()
 		<-c.done
 	})
+}
+
+// The documented cadence over whole runs: a --once run takes one
+// checkpoint (at its end), not one at start and one at stop; a daemon
+// starting on a journal whose tail a checkpoint already anchors takes none
+// at start, and one at stop; the "checkpoint" lines come before "ferry
+// stopped".
+func TestCheckpointCadenceAcrossRuns(t *testing.T) {
+	cfgPath := testcfg.Write(t, "[journal]\npath = \"ferry.db\"\n[log]\nfile = \"ferry.log\"\n[metrics]\nlisten = \"\"\n"+
+		"[target.local]\ntype = \"fs\"\npath = \"archive\"\n[[watch]]\npath = \"in\"\ntarget = \"local\"\nsettle = \"100ms\"\n")
+	dir := filepath.Dir(cfgPath)
+	os.WriteFile(filepath.Join(dir, "in", "a.bin"), []byte("one"), 0o644)
+	checkpoints := func() int {
+		ents, _ := filepath.Glob(filepath.Join(dir, "archive", CheckpointDir, CheckpointHost(), "*.json"))
+		return len(ents) // not the .sha256 sidecars
+	}
+	once := func() {
+		t.Helper()
+		cfg, err := config.Load(cfgPath, testcfg.Env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		log, closeLog, err := NewLogger(cfg.Log, io.Discard, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeLog.Close()
+		d, err := New(cfg, Options{Log: log, Version: "ferry test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if _, err := d.Run(t.Context(), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	once()
+	if n := checkpoints(); n != 1 {
+		logs, _ := os.ReadFile(filepath.Join(dir, "ferry.log"))
+		t.Fatalf("%d checkpoints after a --once run, want 1\n%s", n, logs)
+	}
+	once()
+	if n := checkpoints(); n != 2 {
+		t.Fatalf("%d checkpoints after two --once runs, want 2", n)
+	}
+	d := startDaemon(t, cfgPath, testcfg.Env(nil))
+	if n := checkpoints(); n != 2 {
+		t.Fatalf("%d checkpoints after a daemon started on an anchored journal, want still 2", n)
+	}
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := checkpoints(); n != 3 {
+		t.Fatalf("%d checkpoints after the daemon stopped, want 3", n)
+	}
+	logs, _ := os.ReadFile(filepath.Join(dir, "ferry.log"))
+	last := strings.LastIndex(string(logs), `"msg":"checkpoint"`)
+	if stopped := strings.LastIndex(string(logs), `"msg":"ferry stopped"`); last < 0 || stopped < last {
+		t.Fatalf("the final checkpoint is logged after \"ferry stopped\":\n%s", logs)
+	}
 }

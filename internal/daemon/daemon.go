@@ -43,6 +43,9 @@ type Options struct {
 	// Version is ferry's version, recorded in the journal, the audit log
 	// and the checkpoints, and shown by /status.
 	Version string
+	// Now is the one clock of the daemon, its journal, watchers, uploader
+	// and targets; nil means time.Now.
+	Now func() time.Time
 }
 
 // Daemon is ferry wired together: one journal, and, from the current
@@ -59,6 +62,7 @@ type Daemon struct {
 	metrics *metrics
 	cur     atomic.Pointer[wiring]
 	started time.Time
+	clock   func() time.Time // Options.Now
 
 	reloads        atomic.Int64 // configuration reloads applied
 	reloadFailures atomic.Int64 // edits refused (invalid, or could not be applied)
@@ -67,7 +71,10 @@ type Daemon struct {
 // New opens the journal of cfg and wires the daemon, starting nothing. A
 // corrupt journal is refused with the way out (ferry journal rebuild).
 func New(cfg *config.Config, o Options) (*Daemon, error) {
-	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: o.Version})
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: o.Version, Now: o.Now})
 	if err != nil {
 		if errors.Is(err, journal.ErrCorrupt) {
 			return nil, fmt.Errorf("%w\nferry will not start on a corrupt journal. To recover, run:\n  ferry journal rebuild --config %s\nIt keeps the corrupt file beside the new one and records as uploaded every file the target already holds, so nothing is sent twice", err, cfg.File())
@@ -78,14 +85,14 @@ func New(cfg *config.Config, o Options) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{log: log, level: o.Level, j: j, getenv: o.Getenv, version: o.Version, stats: new(uploader.Stats), started: time.Now()}
+	d := &Daemon{log: log, level: o.Level, j: j, getenv: o.Getenv, version: o.Version, stats: new(uploader.Stats), started: o.Now(), clock: o.Now}
 	w, err := d.wire(cfg, nil)
 	if err != nil {
 		j.Close()
 		return nil, err
 	}
 	d.cur.Store(w)
-	d.metrics = newMetrics(d)
+	d.metrics = newMetrics(d, d.clock)
 	return d, nil
 }
 
@@ -214,7 +221,6 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 	if dl, err := d.j.DeadLetters(ctx); err == nil && len(dl) > 0 {
 		d.log.Warn("files failed permanently and wait for a person: see ferry dlq list", "dead_letters", len(dl))
 	}
-	d.abortOrphans(ctx)
 	w := d.now()
 	roots := w.roots()
 	d.log.Info("ferry started", "version", d.version, "config", w.cfg.File(), "config_sha256", w.cfg.SHA256(),
@@ -225,13 +231,31 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 	// finish what is in flight.
 	wctx, cancelWatch := context.WithCancel(ctx)
 	defer cancelWatch()
-	go cp.run(wctx) // ends with the watchers; auditStop waits for it
+	// A checkpoint at start anchors what an earlier process appended and
+	// did not anchor (it crashed, or ferry dlq wrote); a --once run takes
+	// only its final one.
+	atStart := false
+	if !once {
+		done, err := d.j.EventsCheckpointed(ctx)
+		atStart = err != nil || !done
+	}
+	go cp.run(wctx, atStart) // ends with the watchers; auditStop waits for it
 	uctx := context.WithoutCancel(ctx)
 	rs := &runState{watches: map[string]*running{}, errc: make(chan error, 1)}
 	for _, root := range roots {
 		rs.startWatch(wctx, d, w.watches[root], once)
 	}
 	var wg sync.WaitGroup
+	// Orphaned multipart uploads (a crash between creating one and
+	// journaling its ID) are aborted at start, beside the uploads: the
+	// sweep's requests pass the same decorators (a server's pause holds
+	// the uploads too; a target out of reach is retried, and does not
+	// hold up the start).
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.abortOrphans(wctx)
+	}()
 	if once {
 		// The input is done once every watcher has walked its folder.
 		go func() {
@@ -247,8 +271,8 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 			d.metrics.serve(ctx, *w.cfg.Metrics.Listen, d.log)
 			return nil
 		})
-		// Uploads abandoned while running (a version superseded mid-upload
-		// whose abort failed, say) are found by the same sweep, hourly.
+		// Uploads abandoned while running (an abort that failed, say) are
+		// found by the same sweep, hourly.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -295,8 +319,8 @@ loop:
 		<-rs.metrics.done
 	}
 	wg.Wait()
-	d.log.Info("ferry stopped", "uploaded_files", d.stats.Uploaded.Load(), "uploaded_bytes", d.stats.Bytes.Load(), "failed_files", d.stats.Failed.Load())
 	d.auditStop(cp) // audit log: stop; a final checkpoint
+	d.log.Info("ferry stopped", "uploaded_files", d.stats.Uploaded.Load(), "uploaded_bytes", d.stats.Bytes.Load(), "failed_files", d.stats.Failed.Load())
 	if runErr != nil {
 		return OnceResult{}, runErr
 	}
@@ -349,7 +373,7 @@ func (d *Daemon) abortOrphans(ctx context.Context) {
 	}
 	w := d.now()
 	for name, s := range w.sinks {
-		n, err := uploader.AbortOrphans(ctx, s, w.cfg.Target[name].Prefix, known, time.Duration(w.cfg.Upload.OrphanUploadTTL), time.Now(), d.log.With("target", name))
+		n, err := uploader.AbortOrphans(ctx, s, w.cfg.Target[name].Prefix, known, time.Duration(w.cfg.Upload.OrphanUploadTTL), d.clock(), d.log.With("target", name))
 		if err != nil {
 			d.log.Warn("could not clean up orphaned multipart uploads; trying again at the next start", "target", name, "error", err.Error())
 		}

@@ -29,7 +29,7 @@ func (m *metrics) handler() http.Handler {
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
 		sctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
-		st, err := m.src.Status(sctx, time.Now())
+		st, err := m.src.Status(sctx, m.now())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return

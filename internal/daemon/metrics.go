@@ -14,10 +14,16 @@ type metrics struct {
 	reg    *prometheus.Registry
 	chunks *prometheus.HistogramVec
 	src    StatusSource
+	now    func() time.Time // the clock /status reads
 }
 
-func newMetrics(src StatusSource) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry(), src: src}
+// newMetrics makes the collectors of src; now (nil: time.Now) is the
+// clock of /status.
+func newMetrics(src StatusSource, now func() time.Time) *metrics {
+	if now == nil {
+		now = time.Now
+	}
+	m := &metrics{reg: prometheus.NewRegistry(), src: src, now: now}
 	m.chunks = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "ferry_chunk_upload_seconds",
 		Help:    "Time to send one chunk (a part, or a whole small file) and have it acknowledged.",

@@ -37,7 +37,7 @@ func TestEndpointsReadTheStatusSource(t *testing.T) {
 		counters: Counters{UploadedFiles: 12, UploadedBytes: 3000, Retries: 5, FailedFiles: 2, Reloads: 1, ReloadFailures: 4},
 		status:   Status{Source: "daemon", Version: "ferry fake", Queue: 3, States: map[string]int{"queued": 3}},
 	}
-	m := newMetrics(src)
+	m := newMetrics(src, nil)
 	m.observeChunk("s3", 1<<20, 250*time.Millisecond)
 	srv := httptest.NewServer(m.handler())
 	defer srv.Close()

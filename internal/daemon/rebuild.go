@@ -87,20 +87,16 @@ func rebuild(ctx context.Context, cfg *config.Config, path, version string, log 
 		return st, err
 	}
 	defer j.Close()
-	sinks := map[string]sink.Sink{}
-	for name, t := range cfg.Target {
-		s, err := NewSink(t, cfg.Upload.MaxConcurrentUploads, nil, nil)
-		if err != nil {
-			return st, fmt.Errorf("target %s: %w", name, err)
-		}
-		sinks[name] = s
+	targets, err := NewTargets(cfg, nil, log, nil)
+	if err != nil {
+		return st, err
 	}
 	for _, wc := range cfg.Watch {
 		w, err := watcher.New(watcherOptions(cfg, wc, nil, log))
 		if err != nil {
 			return st, err
 		}
-		t, s := cfg.Target[wc.Target], sinks[wc.Target]
+		t, s := cfg.Target[wc.Target], targets[wc.Target].Sink()
 		err = w.Walk(ctx, func(f watcher.File) error {
 			st.Files++
 			key, err := uploader.ObjectKey(t.Prefix, f.RelPath)

@@ -19,16 +19,23 @@ import (
 	"github.com/ferry-data/ferry/uploader"
 	"github.com/ferry-data/ferry/uploader/sink"
 	"github.com/ferry-data/ferry/uploader/sink/fssink"
+	"github.com/ferry-data/ferry/uploader/sink/gate"
+	"github.com/ferry-data/ferry/uploader/sink/retry"
 	"github.com/ferry-data/ferry/uploader/sink/s3sink"
+	"github.com/ferry-data/ferry/uploader/target"
 	"github.com/ferry-data/ferry/watcher"
 )
 
 // wiring is what one configuration made: read it whole through d.now(),
 // never field by field across a reload.
 type wiring struct {
-	cfg   *config.Config
-	up    *uploader.Uploader
-	sinks map[string]sink.Sink // by target name
+	cfg     *config.Config
+	up      *uploader.Uploader
+	targets map[string]*target.Target // by name
+	// sinks are the targets' sinks, each with the decorators every request
+	// passes (uploader/target): the checkpointer and the orphan sweep use
+	// these, as the uploader does.
+	sinks map[string]sink.Sink
 	// watches are the watchers by watch root, made but not necessarily
 	// running; routes gives each root its target.
 	watches map[string]*watcher.Watcher
@@ -51,19 +58,15 @@ func (w *wiring) roots() []string { return slices.Sorted(maps.Keys(w.watches)) }
 func (d *Daemon) wire(cfg *config.Config, old *wiring) (*wiring, error) {
 	w := &wiring{cfg: cfg, watches: map[string]*watcher.Watcher{}, routes: map[string]route{}}
 	if old != nil && !uploadChanged(old.cfg, cfg) {
-		w.up, w.sinks = old.up, old.sinks
+		w.up, w.targets, w.sinks = old.up, old.targets, old.sinks
 	} else {
+		var err error
+		if w.targets, err = NewTargets(cfg, d.observer(), d.log, d.clock); err != nil {
+			return nil, err
+		}
 		w.sinks = map[string]sink.Sink{}
-		lim := pace.New(int64(cfg.Upload.MaxBandwidth)) // shared by every target
-		for name, t := range cfg.Target {
-			// A server's announced request budget slows that target's
-			// uploads, in whichever uploader is current when it answers.
-			onRateLimit := func(rl sink.RateLimit) { d.uploader().RateLimited(name, rl) }
-			s, err := NewSink(t, cfg.Upload.MaxConcurrentUploads, lim, onRateLimit)
-			if err != nil {
-				return nil, fmt.Errorf("target %s: %w", name, err)
-			}
-			w.sinks[name] = s
+		for name, t := range w.targets {
+			w.sinks[name] = t.Sink()
 		}
 		onChange := map[string]uploader.OnChange{}
 		for _, wc := range cfg.Watch {
@@ -72,27 +75,13 @@ func (d *Daemon) wire(cfg *config.Config, old *wiring) (*wiring, error) {
 		up, err := uploader.New(uploader.Options{
 			OnChange:         onChange,
 			Journal:          d.j,
-			Sinks:            w.sinks,
+			Targets:          w.targets,
 			Workers:          cfg.Upload.MaxConcurrentUploads,
 			ChunkSize:        int64(cfg.Upload.MaxChunkSize),
 			MaxInflightBytes: int64(cfg.Upload.MaxInflightBytes),
-			Breaker: uploader.BreakerPolicy{
-				FailureThreshold: cfg.Upload.Breaker.FailureThreshold,
-				OpenTimeout:      time.Duration(cfg.Upload.Breaker.OpenTimeout),
-				HalfOpenProbes:   cfg.Upload.Breaker.HalfOpenProbes,
-			},
-			Retry: uploader.RetryPolicy{
-				Attempts:     cfg.Upload.Retry.Attempts,
-				InitialDelay: time.Duration(cfg.Upload.Retry.InitialDelay),
-				MaxDelay:     time.Duration(cfg.Upload.Retry.MaxDelay),
-			},
-			Logger: d.log,
-			Stats:  d.stats,
-			OnChunk: func(target string, size int64, took time.Duration) {
-				if d.metrics != nil {
-					d.metrics.observeChunk(target, size, took)
-				}
-			},
+			Logger:           d.log,
+			Stats:            d.stats,
+			Now:              d.clock,
 		})
 		if err != nil {
 			return nil, err
@@ -101,6 +90,7 @@ func (d *Daemon) wire(cfg *config.Config, old *wiring) (*wiring, error) {
 	}
 	for _, wc := range cfg.Watch {
 		opts := watcherOptions(cfg, wc, d.known, d.log)
+		opts.Now = d.clock
 		root := filepath.Clean(wc.Path)
 		w.routes[root] = route{target: wc.Target, t: cfg.Target[wc.Target]}
 		if old != nil && old.watches[root] != nil && sameWatch(old.cfg, cfg, root) {
@@ -181,44 +171,101 @@ func watcherOptions(c *config.Config, w config.WatchConfig, known func(context.C
 	}
 }
 
-// NewSink makes a target's sink; an S3 target's connection pool is sized to
-// the workers (each keeps at most one request in flight, plus a spare).
-// lim paces the bodies sent (nil: no limit); onRateLimit, when set, is told
-// of a server's announced request budget.
-func NewSink(t config.TargetConfig, workers int, lim *pace.Limiter, onRateLimit func(sink.RateLimit)) (sink.Sink, error) {
-	switch t.Type {
+// NewTargets makes every target of cfg: its own sink (an S3 target's
+// connection pool sized to the workers: each keeps at most one request in
+// flight, plus a spare), wrapped in the decorators every request passes
+// (uploader/target: retry, the gate, the observer, one bandwidth limit
+// shared by all). obs (nil: none) is told of every request; now (nil:
+// time.Now) is their clock.
+func NewTargets(cfg *config.Config, obs target.Observer, log *slog.Logger, now func() time.Time) (map[string]*target.Target, error) {
+	lim := pace.New(int64(cfg.Upload.MaxBandwidth))
+	out := map[string]*target.Target{}
+	for name, tc := range cfg.Target {
+		t, err := newTarget(name, tc, cfg.Upload, lim, obs, log, now)
+		if err != nil {
+			return nil, fmt.Errorf("target %s: %w", name, err)
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
+func newTarget(name string, tc config.TargetConfig, up config.UploadConfig, lim *pace.Limiter, obs target.Observer, log *slog.Logger, now func() time.Time) (*target.Target, error) {
+	var t *target.Target
+	var raw sink.Sink
+	switch tc.Type {
 	case "fs":
-		s, err := fssink.New(t.Path)
+		s, err := fssink.New(tc.Path)
 		if err != nil {
 			return nil, err
 		}
-		return s.Pace(lim), nil
+		raw = s
 	case "s3":
-		access, secret := t.Credentials()
-		return s3sink.New(s3sink.Options{
-			Endpoint:    t.Endpoint,
-			Region:      t.Region,
-			Bucket:      t.Bucket,
-			AccessKey:   access.Reveal(),
-			SecretKey:   secret.Reveal(),
-			MaxConns:    workers + 2,
-			Limiter:     lim,
-			OnRateLimit: onRateLimit,
+		access, secret := tc.Credentials()
+		s, err := s3sink.New(s3sink.Options{
+			Endpoint:  tc.Endpoint,
+			Region:    tc.Region,
+			Bucket:    tc.Bucket,
+			AccessKey: access.Reveal(),
+			SecretKey: secret.Reveal(),
+			MaxConns:  max(up.MaxConcurrentUploads, 1) + 2,
+			// A server's announced request budget paces the target's
+			// requests, whoever makes them.
+			OnRateLimit: func(rl sink.RateLimit) { t.Gate().RateLimited(rl) },
 		})
+		if err != nil {
+			return nil, err
+		}
+		raw = s
+	default:
+		return nil, fmt.Errorf("unknown target type %q", tc.Type)
 	}
-	return nil, fmt.Errorf("unknown target type %q", t.Type)
+	t = target.New(name, raw, target.Options{
+		Retry: retry.Policy{
+			Attempts:     up.Retry.Attempts,
+			InitialDelay: time.Duration(up.Retry.InitialDelay),
+			MaxDelay:     time.Duration(up.Retry.MaxDelay),
+		},
+		Breaker: gate.Policy{
+			FailureThreshold: up.Breaker.FailureThreshold,
+			OpenTimeout:      time.Duration(up.Breaker.OpenTimeout),
+			HalfOpenProbes:   up.Breaker.HalfOpenProbes,
+		},
+		Limiter:  lim,
+		Observer: obs,
+		Log:      log,
+		Now:      now,
+	})
+	return t, nil
 }
+
+// observer is the daemon's target.Observer: the running totals and the
+// chunk durations of the metrics.
+func (d *Daemon) observer() target.Observer { return daemonObserver{d} }
+
+type daemonObserver struct{ d *Daemon }
+
+func (o daemonObserver) Attempt(name, op string, bytes int64, chunk bool, took time.Duration, err error) {
+	if err == nil && chunk && bytes > 0 && o.d.metrics != nil {
+		o.d.metrics.observeChunk(name, bytes, took)
+	}
+}
+
+func (o daemonObserver) RequestRetried(name, op string) { o.d.stats.RequestRetried(name, op) }
 
 // ProbeKey is the object ProbeTarget writes on a target.
 func ProbeKey(t config.TargetConfig) string { return t.Prefix + "_ferry/config-check" }
 
 // ProbeTarget writes (and reads back) a small object under the target's
 // prefix: the endpoint answers, the credentials work, ferry may write.
+// The probe passes the decorators every request does (a server's pause,
+// retries of a transient failure), with the default policies.
 func ProbeTarget(ctx context.Context, t config.TargetConfig) error {
-	s, err := NewSink(t, 1, nil, nil)
+	tg, err := newTarget("probe", t, config.UploadConfig{}, nil, nil, nil, nil)
 	if err != nil {
 		return err
 	}
+	s := tg.Sink()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	host, _ := os.Hostname()

@@ -1,6 +1,10 @@
 // Package pace shares one bandwidth limit (max_bandwidth) among every
 // upload: a token bucket (golang.org/x/time/rate) that readers and writers
 // draw from in small slices, so the rate stays smooth rather than bursty.
+//
+// The limit is a decorator of the targets' sinks (Middleware, stacked by
+// uploader/target): it puts the limiter in each call's context, and a sink
+// paces the body it sends with From(ctx), as it sends it.
 package pace
 
 import (
@@ -8,7 +12,28 @@ import (
 	"io"
 
 	"golang.org/x/time/rate"
+
+	"github.com/ferry-data/ferry/uploader/sink"
 )
+
+type limiterKey struct{}
+
+// Middleware makes every call through it pace its body by l (nil: no
+// limit, and the middleware does nothing).
+func Middleware(l *Limiter) sink.Middleware {
+	return func(ctx context.Context, c sink.Call, next func(context.Context) error) error {
+		if l != nil && c.Body != nil {
+			ctx = context.WithValue(ctx, limiterKey{}, l)
+		}
+		return next(ctx)
+	}
+}
+
+// From returns the limiter the call's context carries, or nil (no limit).
+func From(ctx context.Context) *Limiter {
+	l, _ := ctx.Value(limiterKey{}).(*Limiter)
+	return l
+}
 
 // Slice is the most bytes taken from the bucket at once (WaitN fails for
 // more than the burst).

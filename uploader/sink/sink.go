@@ -14,6 +14,7 @@ package sink
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -193,9 +194,40 @@ var ErrExists = errors.New("an object already exists under the key")
 // ErrTooLarge is matched when Get finds an object larger than asked for.
 var ErrTooLarge = errors.New("object larger than expected")
 
+// ErrUnavailable is matched when a decorator did not send a request at all
+// because the target is known to be unreachable (its circuit breaker is
+// open): not an answer, nothing to retry now.
+var ErrUnavailable = errors.New("target unavailable; the request was not sent")
+
+// ErrStalled is matched by a request that made no progress within its
+// deadline (a stalled connection): transient.
+var ErrStalled = errors.New("request made no progress in time")
+
 // ErrChecksum is matched when a server rejects bytes whose checksum does not
 // match the one sent (S3 BadDigest). It is permanent for that attempt.
 var ErrChecksum = errors.New("checksum mismatch")
+
+// InTransit classifies a checksum mismatch (ErrChecksum) the target
+// reported for body, sent with sum as its SHA-256: when body still hashes
+// to sum, the bytes were damaged on the way (a transient failure of the
+// attempt: sending them again can help); when it does not, they are not
+// what the caller hashed (its source changed under it), and err stays as
+// it is. Other errors are returned as they are.
+//
+// A classified error keeps its status and code; only its class changes.
+func InTransit(op string, err error, body []byte, sum Digest) error {
+	if err == nil || !errors.Is(err, ErrChecksum) || Digest(sha256.Sum256(body)) != sum {
+		return err
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		return NewTransient(op, fmt.Errorf("damaged in transit: %w", err))
+	}
+	c := *e
+	c.Class = Transient
+	c.Err = fmt.Errorf("damaged in transit: %w", e.Err)
+	return &c
+}
 
 // IsPermanent reports whether err is a classified permanent failure.
 // Unclassified errors are treated as transient: retrying an unknown failure

@@ -48,7 +48,6 @@ const SidecarSuffix = ".sha256"
 // Sink stores objects under a root folder.
 type Sink struct {
 	root string
-	lim  *pace.Limiter
 }
 
 var _ sink.Sink = (*Sink)(nil)
@@ -59,12 +58,6 @@ func New(root string) (*Sink, error) {
 		return nil, fmt.Errorf("fs target %s: %w", root, err)
 	}
 	return &Sink{root: root}, nil
-}
-
-// Pace makes every write wait for l (max_bandwidth, shared); nil, no limit.
-func (s *Sink) Pace(l *pace.Limiter) *Sink {
-	s.lim = l
-	return s
 }
 
 // MinPartSize is 1: a folder takes parts of any size.
@@ -111,7 +104,7 @@ func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest
 	if err := checkSum("Put", body, sum); err != nil {
 		return err
 	}
-	if err := s.lim.Wait(ctx, len(body)); err != nil {
+	if err := pace.From(ctx).Wait(ctx, len(body)); err != nil {
 		return sink.NewTransient("Put", err)
 	}
 	if err := writeAtomic(p, body, ifAbsent); err != nil {
@@ -278,7 +271,7 @@ func (s *Sink) UploadPart(ctx context.Context, key, uploadID string, p sink.Part
 	if err := checkSum("UploadPart", body, p.SHA256); err != nil {
 		return "", err
 	}
-	if err := s.lim.Wait(ctx, len(body)); err != nil {
+	if err := pace.From(ctx).Wait(ctx, len(body)); err != nil {
 		return "", sink.NewTransient("UploadPart", err)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY, 0)

@@ -35,6 +35,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ferry-data/ferry/internal/pace"
 	"github.com/ferry-data/ferry/uploader/sink"
 )
 
@@ -216,6 +217,15 @@ func (s *Sink) beginKey(ctx context.Context, op, key string) error {
 	return nil
 }
 
+// sent takes the time a body needs under the call's bandwidth limit
+// (pace.From: the pace decorator's), as a real target's transfer would.
+func sent(ctx context.Context, op string, body []byte) error {
+	if err := pace.From(ctx).Wait(ctx, len(body)); err != nil {
+		return sink.NewTransient(op, err)
+	}
+	return nil
+}
+
 // fail returns a permanent error with an S3 error code, wrapping err.
 func fail(op, code string, err error) error {
 	return &sink.Error{Class: sink.Permanent, Op: op, Code: code, Err: err}
@@ -235,6 +245,9 @@ func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest
 		return err
 	}
 	if err := checkSum(op, body, sum); err != nil {
+		return err
+	}
+	if err := sent(ctx, op, body); err != nil {
 		return err
 	}
 	o := object{data: bytes.Clone(body), sum: sum.Hex()}
@@ -292,6 +305,9 @@ func (s *Sink) UploadPart(ctx context.Context, key, uploadID string, p sink.Part
 		return "", sink.NewPermanent(op, fmt.Errorf("part %d: body has %d bytes, part size is %d", p.Number, len(body), p.Size))
 	}
 	if err := checkSum(op, body, p.SHA256); err != nil {
+		return "", err
+	}
+	if err := sent(ctx, op, body); err != nil {
 		return "", err
 	}
 	md := md5.Sum(body)

@@ -19,11 +19,11 @@ import (
 const maxRetryAfter = 24 * time.Hour
 
 // checksumCodes are the S3 error codes that mean the bytes received do not
-// match the checksum sent with them.
+// match the checksum sent with them (ErrChecksum; Put and UploadPart tell
+// damage in transit from bytes that changed, sink.InTransit).
 var checksumCodes = map[string]bool{
 	"BadDigest":                 true, // x-amz-checksum-* or Content-MD5 mismatch
 	"XAmzContentSHA256Mismatch": true, // SigV4 payload hash mismatch
-	"InvalidDigest":             true, // malformed checksum header
 }
 
 // transientCodes are S3 error codes that mean "try again later", whatever

@@ -182,18 +182,21 @@ func TestClassifyResponses(t *testing.T) {
 		{name: "403 HEAD", op: "Stat",
 			handler: respond(403, ""),
 			class:   sink.Permanent, status: 403, code: "Forbidden"},
+		// The body callOp sends still matches its SHA-256: what the server
+		// got was damaged on the way, and sending it again can help.
 		{name: "400 BadDigest", op: "Put",
 			handler: respond(400, errorXML("BadDigest")),
-			class:   sink.Permanent, status: 400, code: "BadDigest", checksum: true},
+			class:   sink.Transient, status: 400, code: "BadDigest", checksum: true},
 		{name: "400 BadDigest part", op: "UploadPart",
 			handler: respond(400, errorXML("BadDigest")),
-			class:   sink.Permanent, status: 400, code: "BadDigest", checksum: true},
+			class:   sink.Transient, status: 400, code: "BadDigest", checksum: true},
 		{name: "400 XAmzContentSHA256Mismatch", op: "UploadPart",
 			handler: respond(400, errorXML("XAmzContentSHA256Mismatch")),
-			class:   sink.Permanent, status: 400, code: "XAmzContentSHA256Mismatch", checksum: true},
+			class:   sink.Transient, status: 400, code: "XAmzContentSHA256Mismatch", checksum: true},
+		// A malformed checksum header is ferry's fault, not the bytes'.
 		{name: "400 InvalidDigest", op: "Put",
 			handler: respond(400, errorXML("InvalidDigest")),
-			class:   sink.Permanent, status: 400, code: "InvalidDigest", checksum: true},
+			class:   sink.Permanent, status: 400, code: "InvalidDigest"},
 		{name: "400 InvalidArgument", op: "Put",
 			handler: respond(400, errorXML("InvalidArgument")),
 			class:   sink.Permanent, status: 400, code: "InvalidArgument"},
@@ -633,5 +636,23 @@ func TestRateLimitHeadersAreReported(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].Remaining != 3 || time.Until(got[0].Reset) < 10*time.Second {
 		t.Fatalf("reported %+v, want one budget of 3 until about 12 s from now", got)
+	}
+}
+
+// A checksum mismatch for bytes that no longer match the SHA-256 the
+// caller gave (its source changed between hashing and sending) stays
+// permanent: sending them again cannot help.
+func TestBadDigestOfChangedBytesIsPermanent(t *testing.T) {
+	f := newFakeS3(t, respond(400, errorXML("BadDigest")))
+	s := newTestSink(t, f.URL)
+	body := []byte("0123456789")
+	sum := sink.Digest(sha256.Sum256([]byte("another content")))
+	err := s.Put(t.Context(), "dir/key.bin", body, sum, false)
+	if !errors.Is(err, sink.ErrChecksum) || !sink.IsPermanent(err) {
+		t.Fatalf("Put of changed bytes: %v, want a permanent ErrChecksum", err)
+	}
+	_, err = s.UploadPart(t.Context(), "dir/key.bin", "up-1", sink.Part{Number: 1, Size: 10, SHA256: sum}, body)
+	if !errors.Is(err, sink.ErrChecksum) || !sink.IsPermanent(err) {
+		t.Fatalf("UploadPart of changed bytes: %v, want a permanent ErrChecksum", err)
 	}
 }

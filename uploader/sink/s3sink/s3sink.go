@@ -81,9 +81,6 @@ type Options struct {
 	// MaxConns connections) is used. Cancellation and overall deadlines come
 	// from each call's context.
 	HTTPClient *http.Client
-	// Limiter, when set, paces every request body it sends (max_bandwidth,
-	// shared with the other targets).
-	Limiter *pace.Limiter
 	// OnRateLimit, when set, is told the request budget a response
 	// announces (X-RateLimit-Remaining / X-RateLimit-Reset), so the caller
 	// can slow down before the server has to refuse.
@@ -97,7 +94,6 @@ type Options struct {
 type Sink struct {
 	client *s3.Client
 	bucket string
-	lim    *pace.Limiter
 	lock   objectLock
 }
 
@@ -146,7 +142,6 @@ func New(opts Options) (*Sink, error) {
 	return &Sink{
 		client: newClient(opts.Endpoint, region, opts.AccessKey, opts.SecretKey, hc),
 		bucket: opts.Bucket,
-		lim:    opts.Limiter,
 	}, nil
 }
 
@@ -218,7 +213,7 @@ func (s *Sink) put(ctx context.Context, op, key string, body []byte, sum sink.Di
 	in := &s3.PutObjectInput{
 		Bucket:         aws.String(s.bucket),
 		Key:            aws.String(key),
-		Body:           s.lim.Reader(ctx, bytes.NewReader(body)),
+		Body:           pace.From(ctx).Reader(ctx, bytes.NewReader(body)),
 		ContentLength:  aws.Int64(int64(len(body))),
 		ChecksumSHA256: aws.String(b64(sum)),
 		Metadata:       map[string]string{MetaSHA256: sum.Hex()},
@@ -229,7 +224,7 @@ func (s *Sink) put(ctx context.Context, op, key string, body []byte, sum sink.Di
 	}
 	out, err := s.client.PutObject(ctx, in, withPayloadHash(sum))
 	if err != nil {
-		return classify(ctx, op, err)
+		return sink.InTransit(op, classify(ctx, op, err), body, sum)
 	}
 	// The server checked the body against ChecksumSHA256 (BadDigest
 	// otherwise); when it echoes the checksum it stored, compare that too.
@@ -286,12 +281,12 @@ func (s *Sink) UploadPart(ctx context.Context, key, uploadID string, p sink.Part
 		Key:            aws.String(key),
 		UploadId:       aws.String(uploadID),
 		PartNumber:     aws.Int32(int32(p.Number)),
-		Body:           s.lim.Reader(ctx, bytes.NewReader(body)),
+		Body:           pace.From(ctx).Reader(ctx, bytes.NewReader(body)),
 		ContentLength:  aws.Int64(p.Size),
 		ChecksumSHA256: aws.String(b64(p.SHA256)),
 	}, withPayloadHash(p.SHA256))
 	if err != nil {
-		return "", classify(ctx, op, err)
+		return "", sink.InTransit(op, classify(ctx, op, err), body, p.SHA256)
 	}
 	etag := aws.ToString(out.ETag)
 	if etag == "" {

@@ -220,15 +220,16 @@ func TestConcurrentUse(t *testing.T) {
 	}
 }
 
-// max_bandwidth: bodies are paced, and still land whole.
+// max_bandwidth: bodies are paced (through the pace decorator), and still
+// land whole.
 func TestPacedBodies(t *testing.T) {
 	srv := testsrv.StartS3(t)
 	srv.CreateBucket(t, "paced")
-	s, err := New(Options{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: "paced", AccessKey: srv.AccessKey, SecretKey: srv.SecretKey,
-		Limiter: pace.New(4 << 20)})
+	raw, err := New(Options{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: "paced", AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
 	if err != nil {
 		t.Fatal(err)
 	}
+	s := sink.Wrap(raw, pace.Middleware(pace.New(4<<20)))
 	ctx := t.Context()
 	body := bytes.Repeat([]byte("ferry "), (6<<20)/6)
 	sum := sha256.Sum256(body)

@@ -1,9 +1,8 @@
-package uploader
+package gate
 
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -19,11 +18,11 @@ var (
 	errDenied = &sink.Error{Class: sink.Permanent, Op: "Put", Status: 403}
 )
 
-func testGate() *gate {
-	return newGate("t", BreakerPolicy{FailureThreshold: 3, OpenTimeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
+func testGate() *Gate {
+	return New("t", Policy{FailureThreshold: 3, OpenTimeout: 10 * time.Second}, Options{})
 }
 
-func request(t *testing.T, g *gate, result error) {
+func request(t *testing.T, g *Gate, result error) {
 	t.Helper()
 	done, err := g.enter(context.Background())
 	if err != nil {
@@ -38,8 +37,8 @@ func TestBreakerOpensProbesAndCloses(t *testing.T) {
 		for range 3 {
 			request(t, g, errDown)
 		}
-		if g.state() != gobreaker.StateOpen {
-			t.Fatalf("after 3 transient failures: %v, want open", g.state())
+		if g.cb.State() != gobreaker.StateOpen {
+			t.Fatalf("after 3 transient failures: %v, want open", g.cb.State())
 		}
 		if _, err := g.enter(context.Background()); !errors.Is(err, ErrCircuitOpen) {
 			t.Fatalf("enter while open = %v, want ErrCircuitOpen (nothing sent)", err)
@@ -68,8 +67,8 @@ func TestBreakerOpensProbesAndCloses(t *testing.T) {
 		synctest.Wait()
 		probe(nil)
 		wg.Wait()
-		if g.state() != gobreaker.StateClosed || waited < 3*time.Second {
-			t.Fatalf("after a good probe: %v (second request waited %v), want closed after the probe", g.state(), waited)
+		if g.cb.State() != gobreaker.StateClosed || waited < 3*time.Second {
+			t.Fatalf("after a good probe: %v (second request waited %v), want closed after the probe", g.cb.State(), waited)
 		}
 	})
 }
@@ -96,16 +95,16 @@ func TestBreakerIgnoresRefusalsAndShutdown(t *testing.T) {
 			request(t, g, context.Canceled) // our own shutdown
 			request(t, g, context.DeadlineExceeded)
 		}
-		if g.state() != gobreaker.StateClosed {
-			t.Fatalf("%v after refusals and cancellations, want closed", g.state())
+		if g.cb.State() != gobreaker.StateClosed {
+			t.Fatalf("%v after refusals and cancellations, want closed", g.cb.State())
 		}
 		// Failures must be consecutive.
 		request(t, g, errDown)
 		request(t, g, errDown)
 		request(t, g, nil)
 		request(t, g, errDown)
-		if g.state() != gobreaker.StateClosed {
-			t.Fatalf("%v after interrupted failures, want closed", g.state())
+		if g.cb.State() != gobreaker.StateClosed {
+			t.Fatalf("%v after interrupted failures, want closed", g.cb.State())
 		}
 	})
 }
@@ -164,7 +163,7 @@ func TestRateLimitBudget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := testGate()
 		// Plenty left: no effect.
-		g.rateLimit(sink.RateLimit{Remaining: 500, Reset: time.Now().Add(time.Minute)})
+		g.RateLimited(sink.RateLimit{Remaining: 500, Reset: time.Now().Add(time.Minute)})
 		t0 := time.Now()
 		request(t, g, nil)
 		request(t, g, nil)
@@ -172,7 +171,7 @@ func TestRateLimitBudget(t *testing.T) {
 			t.Fatalf("a generous budget slowed requests down by %v", time.Since(t0))
 		}
 		// 4 left for the next 8 s: one request every 2 s.
-		g.rateLimit(sink.RateLimit{Remaining: 4, Reset: time.Now().Add(8 * time.Second)})
+		g.RateLimited(sink.RateLimit{Remaining: 4, Reset: time.Now().Add(8 * time.Second)})
 		t0 = time.Now()
 		var starts []time.Duration
 		for range 4 {
@@ -186,7 +185,7 @@ func TestRateLimitBudget(t *testing.T) {
 		}
 		// Nothing left: wait for the reset.
 		reset := time.Now().Add(30 * time.Second)
-		g.rateLimit(sink.RateLimit{Remaining: 0, Reset: reset})
+		g.RateLimited(sink.RateLimit{Remaining: 0, Reset: reset})
 		request(t, g, nil)
 		if now := time.Now(); now.Before(reset) {
 			t.Fatalf("a request started %v before the budget's reset", reset.Sub(now))

@@ -1,4 +1,4 @@
-package uploader
+package gate
 
 import (
 	"context"
@@ -89,7 +89,7 @@ func errorKind(err error) string {
 			return fmt.Sprintf("HTTP %d", se.Status)
 		}
 	}
-	if errors.Is(err, errStalled) {
+	if errors.Is(err, sink.ErrStalled) {
 		return "stalled"
 	}
 	var errno syscall.Errno
