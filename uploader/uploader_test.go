@@ -23,7 +23,7 @@ import (
 	"github.com/ferry-data/ferry/internal/testtmp"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader/sink"
-	"github.com/ferry-data/ferry/uploader/sink/fssink"
+	"github.com/ferry-data/ferry/uploader/sink/memsink"
 	"github.com/ferry-data/ferry/uploader/sink/gate"
 	"github.com/ferry-data/ferry/uploader/sink/retry"
 	"github.com/ferry-data/ferry/uploader/target"
@@ -98,28 +98,24 @@ func (f *faulty) CompleteMultipart(ctx context.Context, key, id string, parts []
 }
 
 type env struct {
-	t       *testing.T
-	watch   string
-	archive string
-	j       *journal.Journal
-	sink    *faulty
-	u       *Uploader
+	t     *testing.T
+	watch string
+	mem   *memsink.Sink // the target
+	j     *journal.Journal
+	sink  *faulty // mem, with the test's hooks
+	u     *Uploader
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, watch: testtmp.Dir(t), archive: testtmp.Dir(t)}
+	e := &env{t: t, watch: testtmp.Dir(t), mem: memsink.New(memsink.Options{})}
 	var err error
 	e.j, err = journal.Open(filepath.Join(testtmp.Dir(t), "j.db"), journal.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.j.Close() })
-	fs, err := fssink.New(e.archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.sink = &faulty{Sink: fs}
+	e.sink = &faulty{Sink: e.mem}
 	e.u, err = New(withTargets(Options{Journal: e.j, Workers: 3, ChunkSize: testChunk}, map[string]sink.Sink{"t": e.sink}, retry.Policy{Attempts: 3, InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}, gate.Policy{}))
 	if err != nil {
 		t.Fatal(err)
@@ -178,9 +174,9 @@ func (e *env) row(rel string) journal.FileRow {
 
 func (e *env) landed(rel string, want []byte) {
 	e.t.Helper()
-	got, err := os.ReadFile(filepath.Join(e.archive, filepath.FromSlash(rel)))
-	if err != nil {
-		e.t.Fatalf("%s did not land: %v", rel, err)
+	got, ok := e.mem.Object(rel)
+	if !ok {
+		e.t.Fatalf("%s did not land", rel)
 	}
 	if !bytes.Equal(got, want) {
 		e.t.Fatalf("%s landed with %d bytes that differ from the source's %d", rel, len(got), len(want))
@@ -228,8 +224,8 @@ func TestUploadSizes(t *testing.T) {
 	if _, err := e.j.VerifyChain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(e.archive, fssink.UploadsDir)); len(ents) != 0 {
-		t.Fatalf("%d multipart uploads left staged", len(ents))
+	if n := e.mem.Uploads(); n != 0 {
+		t.Fatalf("%d multipart uploads left open", n)
 	}
 }
 
@@ -277,13 +273,13 @@ func TestFileRewrittenMidUploadIsNotCompleted(t *testing.T) {
 	if r := e.row("grows"); r.State != journal.Changed {
 		t.Fatalf("rewritten file journaled as %+v, want changed", r)
 	}
-	if _, err := os.Stat(filepath.Join(e.archive, "grows")); err == nil {
+	if _, ok := e.mem.Object("grows"); ok {
 		t.Fatal("a stale version was completed")
 	}
 	if n := e.sink.count("CompleteMultipart"); n != 0 {
 		t.Fatalf("CompleteMultipart called %d times", n)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(e.archive, fssink.UploadsDir)); len(ents) != 0 {
+	if e.mem.Uploads() != 0 {
 		t.Fatal("the abandoned multipart upload was not aborted")
 	}
 }
@@ -545,11 +541,11 @@ func TestResumeAfterTheUploadWentAway(t *testing.T) {
 	e.add("big", data)
 	interruptAfter(t, e, e.sink.Sink, 2)
 	// The upload expires (or another tool aborts it) while ferry is down.
-	ents, _ := os.ReadDir(filepath.Join(e.archive, fssink.UploadsDir))
-	if len(ents) != 1 {
-		t.Fatalf("%d staged uploads, want the interrupted one", len(ents))
+	ups, _ := e.mem.ListUploads(context.Background(), "")
+	if len(ups) != 1 {
+		t.Fatalf("%d open uploads, want the interrupted one", len(ups))
 	}
-	if err := e.sink.Sink.AbortMultipart(context.Background(), "big", ents[0].Name()); err != nil {
+	if err := e.sink.Sink.AbortMultipart(context.Background(), "big", ups[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	sent := rerun(t, e, e.sink.Sink)
@@ -606,8 +602,8 @@ func TestChangedWhileDownStartsOver(t *testing.T) {
 	if sent.count("CreateMultipart") != 1 || sent.count("UploadPart") != 4 {
 		t.Fatalf("created %d uploads and sent %d parts, want a new upload of 4 parts", sent.count("CreateMultipart"), sent.count("UploadPart"))
 	}
-	if ents, _ := os.ReadDir(filepath.Join(e.archive, fssink.UploadsDir)); len(ents) != 0 {
-		t.Fatalf("the old version's upload was left behind (%d staged)", len(ents))
+	if n := e.mem.Uploads(); n != 0 {
+		t.Fatalf("the old version's upload was left behind (%d open)", n)
 	}
 }
 
@@ -649,9 +645,9 @@ func (e *env) uploaderWith(policy OnChange) *Uploader {
 
 func (e *env) stored(key string) []byte {
 	e.t.Helper()
-	b, err := os.ReadFile(filepath.Join(e.archive, filepath.FromSlash(key)))
-	if err != nil {
-		e.t.Fatalf("%s not on the target: %v", key, err)
+	b, ok := e.mem.Object(key)
+	if !ok {
+		e.t.Fatalf("%s not on the target", key)
 	}
 	return b
 }
@@ -734,8 +730,8 @@ func TestFirstUploadNeverOverwrites(t *testing.T) {
 			if !bytes.Equal(e.stored("other.bin"), other) {
 				t.Error("the object already there was overwritten")
 			}
-			if ents, _ := os.ReadDir(filepath.Join(e.archive, fssink.UploadsDir)); len(ents) != 0 {
-				t.Errorf("%d multipart uploads left behind", len(ents))
+			if n := e.mem.Uploads(); n != 0 {
+				t.Errorf("%d multipart uploads left behind", n)
 			}
 		})
 	}

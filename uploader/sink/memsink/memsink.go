@@ -184,6 +184,14 @@ func (s *Sink) Uploads() int {
 	return len(s.uploads)
 }
 
+// Delete removes the object under key, as if someone else had deleted it
+// on the target (for tests; ferry never deletes an object).
+func (s *Sink) Delete(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.objects, key)
+}
+
 // MinPartSize implements sink.Sink: Options.MinPartSize, at least 1.
 func (s *Sink) MinPartSize() int64 { return s.min }
 
