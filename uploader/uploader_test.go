@@ -23,8 +23,8 @@ import (
 	"github.com/ferry-data/ferry/internal/testtmp"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader/sink"
-	"github.com/ferry-data/ferry/uploader/sink/memsink"
 	"github.com/ferry-data/ferry/uploader/sink/gate"
+	"github.com/ferry-data/ferry/uploader/sink/memsink"
 	"github.com/ferry-data/ferry/uploader/sink/retry"
 	"github.com/ferry-data/ferry/uploader/target"
 )
