@@ -42,7 +42,7 @@ func newMetrics(src StatusSource, now func() time.Time) *metrics {
 		counter("ferry_config_reloads_total", "Configuration edits applied without a restart since start.", func(c Counters) int64 { return c.Reloads }),
 		counter("ferry_config_reload_failures_total", "Configuration edits refused since start (invalid: ferry went on with the previous configuration).",
 			func(c Counters) int64 { return c.ReloadFailures }),
-		&queueCollector{src: src},
+		&queueCollector{src: src, now: now},
 		&breakerCollector{src: src},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -55,7 +55,10 @@ func (m *metrics) observeChunk(target string, _ int64, took time.Duration) {
 }
 
 // queueCollector reads the journal's queue at each scrape.
-type queueCollector struct{ src StatusSource }
+type queueCollector struct {
+	src StatusSource
+	now func() time.Time
+}
 
 var (
 	queueFilesDesc = prometheus.NewDesc("ferry_queue_files", "Files settled and waiting to be uploaded, or being uploaded.", nil, nil)
@@ -85,7 +88,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(deadDesc, prometheus.GaugeValue, float64(q.DeadLetters))
 	var oldest float64
 	if !q.Oldest.IsZero() {
-		oldest = time.Since(q.Oldest).Seconds()
+		oldest = c.now().Sub(q.Oldest).Seconds()
 	}
 	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, oldest)
 }
