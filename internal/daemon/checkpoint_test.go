@@ -172,6 +172,7 @@ func TestCheckpointCadenceAcrossRuns(t *testing.T) {
 	if n := checkpoints(); n != 2 {
 		t.Fatalf("%d checkpoints after two --once runs, want 2", n)
 	}
+	os.Remove(filepath.Join(dir, "ferry.log")) // startDaemon waits for this daemon's "watching"
 	d := startDaemon(t, cfgPath, testcfg.Env(nil))
 	if n := checkpoints(); n != 2 {
 		t.Fatalf("%d checkpoints after a daemon started on an anchored journal, want still 2", n)

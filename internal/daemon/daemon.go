@@ -214,6 +214,9 @@ func (d *Daemon) Run(ctx context.Context, once bool) (OnceResult, error) {
 // run is Run, reading the configuration again at each signal on reload.
 func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (OnceResult, error) {
 	if n, err := d.j.Recover(ctx); err != nil {
+		if ctx.Err() != nil && !once {
+			return OnceResult{}, nil // stopped while starting: nothing began
+		}
 		return OnceResult{}, fmt.Errorf("journal: %w", err)
 	} else if n > 0 {
 		d.log.Info("resuming files that were being uploaded when ferry last stopped", "files", n)
