@@ -282,3 +282,36 @@ func TestArchitectureShowsTheLifecycle(t *testing.T) {
 		t.Errorf("ARCHITECTURE.md does not hold the lifecycle's diagram; put this in it:\n%s", want)
 	}
 }
+
+// Dead letters wait for a person across restarts: Recover puts back what
+// was being uploaded, and leaves failed files failed (ARCHITECTURE.md says
+// why); ferry dlq retry is what queues them again.
+func TestRecoverLeavesDeadLettersToAPerson(t *testing.T) {
+	j := open(t)
+	ctx := context.Background()
+	for _, rel := range []string{"run/bad", "run/busy"} {
+		if _, err := j.RecordSettled(ctx, settled(rel, 3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jobs := mustClaim(t, j, 2)
+	if err := j.Fail(ctx, &jobs[0], "permanent", "403"); err != nil {
+		t.Fatal(err)
+	}
+	// restart
+	if n, err := j.Recover(ctx); err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v; want the one being uploaded", n, err)
+	}
+	if r := state(t, j, jobs[0].RelPath); r.State != Failed {
+		t.Fatalf("%s after a restart: %s, want still failed", r.RelPath, r.State)
+	}
+	if r := state(t, j, jobs[1].RelPath); r.State != Queued {
+		t.Fatalf("%s after a restart: %s, want queued", r.RelPath, r.State)
+	}
+	if n, err := j.RetryDeadLetters(ctx); err != nil || n != 1 {
+		t.Fatalf("dlq retry: %d, %v", n, err)
+	}
+	if r := state(t, j, jobs[0].RelPath); r.State != Queued || r.ErrorClass != "" {
+		t.Fatalf("after dlq retry: %+v", r)
+	}
+}
