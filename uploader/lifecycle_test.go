@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -227,6 +228,14 @@ func TestDeletedOrRenamedDuringUploadEndsVanished(t *testing.T) {
 					}
 					e.drain()
 					r := e.row("run/f.bin")
+					if runtime.GOOS == "windows" && how == "deleted" && r.State == journal.Uploaded {
+						// Windows keeps the name of a file deleted while
+						// ferry holds it open until ferry closes it: the
+						// settled version was still there to the end, and
+						// landed whole.
+						e.landed("run/f.bin", data)
+						return
+					}
 					if r.State != journal.Vanished || r.Error == "" {
 						t.Fatalf("%+v, want vanished with a reason", r)
 					}
