@@ -3,25 +3,41 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"sort"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/ferry-data/ferry/internal/daemon"
 )
 
-// cmdConfig handles "ferry config check".
-func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	const usage = "usage: ferry config check --config FILE [--online]"
-	if len(args) == 0 || args[0] != "check" {
-		return usageError(stderr, usage)
+func (a *app) configCmd() *cobra.Command {
+	var configFlag string
+	var online bool
+	check := &cobra.Command{
+		Use:   "check",
+		Short: "Validate the configuration file, reporting every problem with FILE:LINE",
+		Long: `Validate the configuration as ferry run would and print what it configures;
+exit 2 with every problem found, one per line: FILE:LINE: KEY: PROBLEM.
+With --online, also reach every target, check its credentials and write a
+small object under _ferry/ (exit 1 when one is not usable).`,
+		Example: `  ferry config check --config /etc/ferry/ferry.toml
+  ferry config check --online   # $FERRY_CONFIG, else /etc/ferry/ferry.toml`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withConfig(configFlag, func(path string) int { return a.checkConfig(cmd.Context(), path, online) })
+		},
 	}
-	fset, configPath := newFlags("config check", stderr)
-	online := fset.Bool("online", false, "also reach every target, check the credentials and write a small object under _ferry/")
-	if err := fset.Parse(args[1:]); err != nil || fset.NArg() > 0 || *configPath == "" {
-		return usageError(stderr, usage)
-	}
-	cfg, code := loadConfig(*configPath, getenv, stderr)
+	a.configFlag(check, &configFlag)
+	check.Flags().BoolVar(&online, "online", false, "also reach every target, check the credentials and write a small object under _ferry/")
+	return group("config", "Check the configuration file", check)
+}
+
+// checkConfig validates the configuration at path and describes it (with
+// online, each target's probe too).
+func (a *app) checkConfig(ctx context.Context, path string, online bool) int {
+	stdout := a.stdout
+	cfg, code := loadConfig(path, a.getenv, a.stderr)
 	if cfg == nil {
 		return code
 	}
@@ -58,7 +74,7 @@ func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer, get
 			where = t.Endpoint + "/" + t.Bucket + "/" + t.Prefix
 		}
 		fmt.Fprintf(stdout, "  target   %s: %s %s\n", n, t.Type, where)
-		if !*online {
+		if !online {
 			continue
 		}
 		if err := daemon.ProbeTarget(ctx, t); err != nil {
