@@ -95,6 +95,9 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"fly"}, "ferry: unknown command \"fly\" for \"ferry\""},
+		{[]string{"help", "fly"}, "ferry help: unknown command \"fly\" for \"ferry\""},
+		{[]string{"completion"}, "ferry completion: give a command: bash, fish, powershell, zsh"},
+		{[]string{"completion", "tcsh"}, "ferry completion: unknown command \"tcsh\" for \"ferry completion\""},
 		{[]string{"journal", "fly"}, "ferry journal: unknown command \"fly\" for \"ferry journal\""},
 		{[]string{"dlq", "list", "-all"}, "ferry dlq list: unknown shorthand flag: 'a' in -all"},
 		{[]string{"dlq", "list", "--all"}, "ferry dlq list: unknown flag: --all"},

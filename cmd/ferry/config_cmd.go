@@ -36,7 +36,6 @@ small object under _ferry/ (exit 1 when one is not usable).`,
 // checkConfig validates the configuration at path and describes it (with
 // online, each target's probe too).
 func (a *app) checkConfig(ctx context.Context, path string, online bool) int {
-	stdout := a.stdout
 	cfg, code := loadConfig(path, a.getenv, a.stderr)
 	if cfg == nil {
 		return code
@@ -46,24 +45,24 @@ func (a *app) checkConfig(ctx context.Context, path string, online bool) int {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	fmt.Fprintf(stdout, "%s: valid (sha256 %s)\n", cfg.File(), cfg.SHA256())
-	fmt.Fprintf(stdout, "  journal  %s\n", cfg.Journal.Path)
+	fmt.Fprintf(a.stdout, "%s: valid (sha256 %s)\n", cfg.File(), cfg.SHA256())
+	fmt.Fprintf(a.stdout, "  journal  %s\n", cfg.Journal.Path)
 	if cfg.Log.File == "" {
-		fmt.Fprintf(stdout, "  log      stderr (level %s)\n", cfg.Log.Level)
+		fmt.Fprintf(a.stdout, "  log      stderr (level %s)\n", cfg.Log.Level)
 	} else {
 		age := "by count only"
 		if cfg.Log.MaxAgeDays > 0 {
 			age = fmt.Sprintf("at most %d days old", cfg.Log.MaxAgeDays)
 		}
-		fmt.Fprintf(stdout, "  log      %s (level %s; rotated at %d MB, %d kept, %s)\n", cfg.Log.File, cfg.Log.Level, cfg.Log.MaxSizeMB, cfg.Log.MaxBackups, age)
+		fmt.Fprintf(a.stdout, "  log      %s (level %s; rotated at %d MB, %d kept, %s)\n", cfg.Log.File, cfg.Log.Level, cfg.Log.MaxSizeMB, cfg.Log.MaxBackups, age)
 	}
 	if l := *cfg.Metrics.Listen; l != "" {
-		fmt.Fprintf(stdout, "  metrics  http://%s/metrics, /healthz, /status\n", l)
+		fmt.Fprintf(a.stdout, "  metrics  http://%s/metrics, /healthz, /status\n", l)
 	} else {
-		fmt.Fprintf(stdout, "  metrics  disabled\n")
+		fmt.Fprintf(a.stdout, "  metrics  disabled\n")
 	}
 	for _, w := range cfg.Watch {
-		fmt.Fprintf(stdout, "  watch    %s -> %s (settle %s, recursive %v, on_change %s)\n", w.Path, w.Target,
+		fmt.Fprintf(a.stdout, "  watch    %s -> %s (settle %s, recursive %v, on_change %s)\n", w.Path, w.Target,
 			time.Duration(w.Settle), *w.Recursive, w.OnChange)
 	}
 	failed := false
@@ -73,15 +72,15 @@ func (a *app) checkConfig(ctx context.Context, path string, online bool) int {
 		if t.Type == "s3" {
 			where = t.Endpoint + "/" + t.Bucket + "/" + t.Prefix
 		}
-		fmt.Fprintf(stdout, "  target   %s: %s %s\n", n, t.Type, where)
+		fmt.Fprintf(a.stdout, "  target   %s: %s %s\n", n, t.Type, where)
 		if !online {
 			continue
 		}
 		if err := daemon.ProbeTarget(ctx, t); err != nil {
 			failed = true
-			fmt.Fprintf(stdout, "           NOT usable: %v\n", err)
+			fmt.Fprintf(a.stdout, "           NOT usable: %v\n", err)
 		} else {
-			fmt.Fprintf(stdout, "           reachable, credentials accepted, writable (%s)\n", daemon.ProbeKey(t))
+			fmt.Fprintf(a.stdout, "           reachable, credentials accepted, writable (%s)\n", daemon.ProbeKey(t))
 		}
 	}
 	if failed {

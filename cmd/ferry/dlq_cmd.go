@@ -20,9 +20,7 @@ import (
 // dlqCmd is the dead-letter list: files failed permanently. Its verbs
 // work on the journal, whether or not the daemon is running.
 func (a *app) dlqCmd() *cobra.Command {
-	const note = `
-These work on the journal, whether or not the daemon is running; a running
-daemon picks retried files up within a minute.`
+	const note = "\n\nOn the journal, whether or not the daemon runs; it takes retried files within a minute."
 	var configFlag string
 	var asJSON, all bool
 	list := &cobra.Command{

@@ -254,28 +254,27 @@ readable one is rebuilt only with --force. Stop the daemon first.`,
 // rebuild makes a new journal from the watched folders and what the
 // targets hold (daemon.Rebuild).
 func (a *app) rebuild(ctx context.Context, path string, force bool) int {
-	stdout, stderr := a.stdout, a.stderr
-	cfg, code := loadConfig(path, a.getenv, stderr)
+	cfg, code := loadConfig(path, a.getenv, a.stderr)
 	if cfg == nil {
 		return code
 	}
-	log, closeLog, code := openLog(cfg, stderr, nil)
+	log, closeLog, code := openLog(cfg, a.stderr, nil)
 	if log == nil {
 		return code
 	}
 	defer closeLog.Close()
 	res, err := daemon.Rebuild(ctx, cfg, force, versionString(), log)
 	if err != nil {
-		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		fmt.Fprintf(a.stderr, "ferry: %v\n", err)
 		return exitFailed
 	}
-	fmt.Fprintf(stdout, "rebuilt %s from %d files: %d already on their target (recorded as uploaded), %d not there and %d different there (to be uploaded)\n",
+	fmt.Fprintf(a.stdout, "rebuilt %s from %d files: %d already on their target (recorded as uploaded), %d not there and %d different there (to be uploaded)\n",
 		cfg.Journal.Path, res.Files, res.Uploaded, res.Missing, res.Differ)
 	if res.Unstorable > 0 {
-		fmt.Fprintf(stdout, "%d files have names that cannot be keys; the daemon records them as failed\n", res.Unstorable)
+		fmt.Fprintf(a.stdout, "%d files have names that cannot be keys; the daemon records them as failed\n", res.Unstorable)
 	}
 	if res.Aside != "" {
-		fmt.Fprintf(stdout, "the old journal is kept as %s\n", res.Aside)
+		fmt.Fprintf(a.stdout, "the old journal is kept as %s\n", res.Aside)
 	}
 	return exitOK
 }

@@ -116,32 +116,42 @@ uploaded or a runtime error, 2 bad command line or configuration.`,
 	root.AddCommand(a.runCmd(), a.statusCmd(), a.configCmd(), a.journalCmd(), a.dlqCmd(),
 		a.installCmd(), a.serviceCmd("uninstall"), a.serviceCmd("start"), a.serviceCmd("stop"), a.serviceCmd("restart"),
 		a.versionCmd())
-	if c := manCmd(root); c != nil {
-		root.AddCommand(c)
+	addManCmd(root)
+	// cobra's own: "completion" wants a shell, "help" a command.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			needCommand(c)
+		} else if c.Name() == "help" {
+			c.Args = func(_ *cobra.Command, args []string) error { _, _, err := root.Find(args); return err }
+		}
 	}
 	return root
 }
 
-// group is a command that only holds others: without one of them it is a
-// bad command line.
+// group is a command that only holds others (needCommand).
 func group(use, short string, subs ...*cobra.Command) *cobra.Command {
-	c := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  cobra.NoArgs, // "unknown command" for a name it does not have
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var names []string
-			for _, s := range cmd.Commands() {
-				names = append(names, s.Name())
-			}
-			return fmt.Errorf("give a command: %s", strings.Join(names, ", "))
-		},
-	}
+	c := &cobra.Command{Use: use, Short: short}
 	for _, s := range subs { // an example of each
 		c.Example = strings.TrimPrefix(c.Example+"\n"+strings.SplitN(s.Example, "\n", 2)[0], "\n")
 	}
 	c.AddCommand(subs...)
+	needCommand(c)
 	return c
+}
+
+// needCommand makes c, which holds commands, a bad command line without
+// one of them (cobra would show its help and exit 0).
+func needCommand(c *cobra.Command) {
+	c.Args = cobra.NoArgs // "unknown command"
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		var names []string
+		for _, s := range cmd.Commands() {
+			names = append(names, s.Name())
+		}
+		return fmt.Errorf("give a command: %s", strings.Join(names, ", "))
+	}
 }
 
 // noArgs is cobra.NoArgs saying what was given.
@@ -175,10 +185,9 @@ func (a *app) withConfig(flag string, fn func(path string) int) error {
 	return done(fn(path))
 }
 
-// gnuFlags rewrites the single-dash long flags that ferry took before it
-// took GNU flags (-config FILE, -once) into their double-dash form, for
-// the scripts written then: only the flags of the command args name, not
-// their values, nor anything after "--".
+// gnuFlags rewrites the single-dash long flags ferry took before (-config,
+// -once) as GNU flags, for old scripts: only the flags of the command args
+// name, not their values, nor anything after "--".
 func gnuFlags(root *cobra.Command, args []string) []string {
 	cmd, _, err := root.Find(args)
 	if err != nil {

@@ -45,21 +45,20 @@ upload what is there now, then exit 0 if all landed, 1 if not (listed).`,
 // serve runs ferry with the configuration at path until ctx ends or a
 // signal stops it (with once: until the work is done).
 func (a *app) serve(ctx context.Context, path string, once bool) int {
-	stdout, stderr, getenv := a.stdout, a.stderr, a.getenv
-	cfg, code := loadConfig(path, getenv, stderr)
+	cfg, code := loadConfig(path, a.getenv, a.stderr)
 	if cfg == nil {
 		return code
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	level := new(slog.LevelVar) // [log] level, which a reload may change
-	log, closeLog, code := openLog(cfg, stderr, level)
+	log, closeLog, code := openLog(cfg, a.stderr, level)
 	if log == nil {
 		return code
 	}
 	defer closeLog.Close()
 	return service.Serve(ctx, log, func(ctx context.Context, log *slog.Logger) int {
-		return runDaemon(ctx, cfg, log, level, once, stdout, stderr, getenv)
+		return runDaemon(ctx, cfg, log, level, once, a.stdout, a.stderr, a.getenv)
 	})
 }
 

@@ -37,17 +37,16 @@ func (a *app) serviceCmd(name string) *cobra.Command {
 
 // manageService uninstalls, starts, stops or restarts the service.
 func (a *app) manageService(name string) int {
-	stdout, stderr := a.stdout, a.stderr
-	s, code := serviceHandle(name, nil, "ferry "+name, stderr)
+	s, code := serviceHandle(name, nil, "ferry "+name, a.stderr)
 	if s == nil {
 		return code
 	}
 	if _, err := s.Status(); errors.Is(err, service.ErrNotInstalled) {
-		fmt.Fprintf(stderr, "ferry %s: ferry is not installed as a service (install it with: ferry install --config FILE)\n", name)
+		fmt.Fprintf(a.stderr, "ferry %s: ferry is not installed as a service (install it with: ferry install --config FILE)\n", name)
 		return exitFailed
 	}
 	if why := service.PackagedService(); why != "" && name == "uninstall" {
-		fmt.Fprintf(stderr, "ferry uninstall: %s\n", why)
+		fmt.Fprintf(a.stderr, "ferry uninstall: %s\n", why)
 		return exitFailed
 	}
 	do := map[string]func() error{
@@ -60,10 +59,10 @@ func (a *app) manageService(name string) int {
 		"restart": s.Restart,
 	}[name]
 	if err := do(); err != nil {
-		fmt.Fprintf(stderr, "ferry %s: %v\n%s\n", name, err, service.LogsHint)
+		fmt.Fprintf(a.stderr, "ferry %s: %v\n%s\n", name, err, service.LogsHint)
 		return exitFailed
 	}
-	fmt.Fprintf(stdout, "ferry %s: done\n", name)
+	fmt.Fprintf(a.stdout, "ferry %s: done\n", name)
 	return exitOK
 }
 
@@ -112,24 +111,23 @@ credentials are read from the service's own environment.`,
 // install validates the configuration at path and registers "ferry run
 // --config FILE" with the service manager, started at boot.
 func (a *app) install(path, user string) int {
-	stdout, stderr, getenv := a.stdout, a.stderr, a.getenv
 	// Credentials usually live only in the service's environment
 	// (/etc/ferry/ferry.env), not in the installing shell: a missing one is
 	// a note here, not an error; everything else must be valid.
 	var unset []string
 	lookup := func(name string) (string, bool) {
-		if v, ok := getenv(name); ok && v != "" {
+		if v, ok := a.getenv(name); ok && v != "" {
 			return v, true
 		}
 		unset = append(unset, name)
 		return "unset-at-install", true
 	}
-	cfg, code := loadConfig(path, lookup, stderr)
+	cfg, code := loadConfig(path, lookup, a.stderr)
 	if cfg == nil {
 		return code
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "ferry install: "+format+"\n", a...)
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(a.stderr, "ferry install: "+format+"\n", args...)
 		return exitFailed
 	}
 	exe, err := os.Executable()
@@ -143,7 +141,7 @@ func (a *app) install(path, user string) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	s, code := serviceHandle("install", sc, "ferry install --config "+cfg.File(), stderr)
+	s, code := serviceHandle("install", sc, "ferry install --config "+cfg.File(), a.stderr)
 	if s == nil {
 		return code
 	}
@@ -162,14 +160,14 @@ func (a *app) install(path, user string) int {
 	if err := service.AfterInstall(); err != nil {
 		return fail("installed, but %v", err)
 	}
-	fmt.Fprintf(stdout, "installed the ferry service: %s\n", strings.Join(append([]string{sc.Executable}, sc.Arguments...), " "))
-	fmt.Fprintf(stdout, "it writes only to: %s\n", strings.Join(service.WritablePaths(cfg), ", "))
+	fmt.Fprintf(a.stdout, "installed the ferry service: %s\n", strings.Join(append([]string{sc.Executable}, sc.Arguments...), " "))
+	fmt.Fprintf(a.stdout, "it writes only to: %s\n", strings.Join(service.WritablePaths(cfg), ", "))
 	if user == "" {
-		fmt.Fprintf(stdout, "it runs as %s; --user NAME picks an account that can read the watched folders\n", service.DefaultAccount)
+		fmt.Fprintf(a.stdout, "it runs as %s; --user NAME picks an account that can read the watched folders\n", service.DefaultAccount)
 	}
 	for _, name := range slices.Compact(slices.Sorted(slices.Values(unset))) {
-		fmt.Fprintf(stdout, "note: %s is not set here; %s\n", name, service.EnvHint)
+		fmt.Fprintf(a.stdout, "note: %s is not set here; %s\n", name, service.EnvHint)
 	}
-	fmt.Fprintln(stdout, "start it with: ferry start")
+	fmt.Fprintln(a.stdout, "start it with: ferry start")
 	return exitOK
 }

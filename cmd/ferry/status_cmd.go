@@ -47,25 +47,24 @@ unknown, null in --json). Exit 0 with a status, 1 when none could be read.`,
 
 // status prints the status of the ferry configured at path.
 func (a *app) status(ctx context.Context, path string, asJSON bool) int {
-	stdout, stderr := a.stdout, a.stderr
 	// Status reads no target: the credentials the targets name need not be
 	// in this shell's environment.
-	cfg, code := loadConfig(path, func(string) (string, bool) { return "unused", true }, stderr)
+	cfg, code := loadConfig(path, func(string) (string, bool) { return "unused", true }, a.stderr)
 	if cfg == nil {
 		return code
 	}
 	st, note, err := readStatus(ctx, cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "ferry status: %v\n", err)
+		fmt.Fprintf(a.stderr, "ferry status: %v\n", err)
 		return exitFailed
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
+		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(st)
 		return exitOK
 	}
-	writeStatus(stdout, st, note, time.Now())
+	writeStatus(a.stdout, st, note, time.Now())
 	return exitOK
 }
 
