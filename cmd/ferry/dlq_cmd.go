@@ -20,7 +20,7 @@ import (
 // dlqCmd is the dead-letter list: files failed permanently. Its verbs
 // work on the journal, whether or not the daemon is running.
 func (a *app) dlqCmd() *cobra.Command {
-	const note = "\n\nOn the journal, whether or not the daemon runs; it takes retried files within a minute."
+	const note = "\n\nIt works on the journal, whether or not the daemon runs; a running one takes retried files within a minute."
 	var configFlag string
 	var asJSON, all bool
 	list := &cobra.Command{
