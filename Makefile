@@ -4,7 +4,7 @@ GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 VERSITYGW_VERSION := v1.8.0
 VERSITYGW := $(GOBIN)/versitygw
 
-.PHONY: all build package package-deb package-rpm package-zip version test test-servers test-windows vet bench crash-long clean
+.PHONY: all build man completion package package-deb package-rpm package-zip version test test-servers test-windows vet staticcheck bench crash-long clean
 
 all: build
 
@@ -41,9 +41,21 @@ $(LINUX_BIN) $(WINDOWS_BIN): pkg-version-check FORCE
 	CGO_ENABLED=0 GOOS=$(if $(filter %.exe,$@),windows,linux) GOARCH=amd64 \
 		$(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $@ ./cmd/ferry
 
-package-deb package-rpm: package-%: $(LINUX_BIN)
-	FERRY_PKG_VERSION='$(PKG_VERSION)' FERRY_BIN='$(LINUX_BIN)' \
+package-deb package-rpm: package-%: $(LINUX_BIN) man completion
+	FERRY_PKG_VERSION='$(PKG_VERSION)' FERRY_BIN='$(LINUX_BIN)' FERRY_DIST='$(DIST)' \
 		$(NFPM) package --config packaging/nfpm.yaml --packager $* --target $(DIST)/ferry_$(PKG_VERSION)_amd64.$*
+
+# The man pages, one per command (ferry.1, ferry-run.1, ...), generated from
+# the command tree by a build with -tags man (cmd/ferry/man.go), dated by
+# the last commit; and the bash completion. The .deb and .rpm install both.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+man:
+	rm -rf $(DIST)/man && mkdir -p $(DIST)/man
+	SOURCE_DATE_EPOCH='$(SOURCE_DATE_EPOCH)' $(GO) run -tags man -ldflags "$(LDFLAGS)" ./cmd/ferry __man $(DIST)/man
+
+completion:
+	mkdir -p $(DIST)/completion
+	$(GO) run ./cmd/ferry completion bash > $(DIST)/completion/ferry
 
 package-zip: $(WINDOWS_BIN)
 	$(GO) run ./packaging/mkzip -o $(DIST)/ferry_$(PKG_VERSION)_windows_amd64.zip \
@@ -58,10 +70,18 @@ test-servers: $(VERSITYGW)
 $(VERSITYGW):
 	GOFLAGS=-mod=mod $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
-vet:
+vet: staticcheck
 	$(GO) vet ./...
 	GOOS=windows $(GO) vet ./...
 	GOOS=windows $(GO) build ./...
+
+# staticcheck, pinned, from the Go module proxy. uploader/ is left out for
+# now: its unused outcome.failing (worker.go, U1000) belongs to the change
+# in flight there; take the filter out once it is gone.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK_PKGS = $(shell $(GO) list ./... | grep -v '/uploader$$')
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(STATICCHECK_PKGS)
 
 # The whole suite, with the race detector, against real servers on loopback.
 test: test-servers vet

@@ -381,7 +381,7 @@ func TestEventHashIsStable(t *testing.T) {
 	if got := string(canonical(e)); got != want {
 		t.Fatalf("canonical encoding changed:\n%s\nwant\n%s", got, want)
 	}
-	if EventHash(e) != EventHash(e) || len(EventHash(e)) != 64 {
+	if h1, h2 := EventHash(e), EventHash(e); h1 != h2 || len(h1) != 64 {
 		t.Fatal("EventHash is not a stable SHA-256 hex")
 	}
 }

@@ -169,6 +169,7 @@ func TestPackage(t *testing.T) {
 	}
 
 	t.Run("zip", func(t *testing.T) { checkZip(t, root, b) })
+	t.Run("deb contents", func(t *testing.T) { checkDebContents(t, b) })
 	t.Run("rpm", func(t *testing.T) { checkRPM(t, b) })
 	t.Run("deb", func(t *testing.T) { checkDeb(t, root, b) })
 }
@@ -236,7 +237,7 @@ func checkRPM(t *testing.T, b built) {
 		t.Skip("rpm is not installed: the rpm's file list is not checked")
 	}
 	list := run(t, "", "rpm", "-qlp", b.rpm)
-	for _, want := range []string{"/usr/bin/ferry", "/usr/lib/systemd/system/ferry.service", "/etc/ferry/ferry.toml", "/var/lib/ferry", "/var/log/ferry", "/usr/share/doc/ferry/README.md"} {
+	for _, want := range append([]string{"/usr/bin/ferry", "/usr/lib/systemd/system/ferry.service", "/etc/ferry/ferry.toml", "/var/lib/ferry", "/var/log/ferry", "/usr/share/doc/ferry/README.md"}, manAndCompletion...) {
 		if !strings.Contains("\n"+list, "\n"+want+"\n") {
 			t.Errorf("rpm -qlp lacks %s:\n%s", want, list)
 		}
@@ -246,6 +247,39 @@ func checkRPM(t *testing.T, b built) {
 	}
 	if v := run(t, "", "rpm", "-qp", "--qf", "%{VERSION}", b.rpm); v != b.pkgVersion {
 		t.Errorf("rpm version %q, want %q", v, b.pkgVersion)
+	}
+}
+
+// manAndCompletion are some of the man pages (one per command) and the
+// bash completion that both packages install.
+var manAndCompletion = []string{"/usr/share/man/man1/ferry.1", "/usr/share/man/man1/ferry-run.1", "/usr/share/man/man1/ferry-journal-export.1",
+	"/usr/share/man/man1/ferry-dlq-retry.1", "/usr/share/bash-completion/completions/ferry"}
+
+// checkDebContents reads the .deb's file list (dpkg-deb -c): the man pages
+// and the bash completion, generated at package time, are in it.
+func checkDebContents(t *testing.T, b built) {
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		skipOrFail(t, "dpkg-deb is not installed: the .deb's file list is not read")
+	}
+	var files []string
+	for _, l := range strings.Split(run(t, "", "dpkg-deb", "-c", b.deb), "\n") {
+		if f := strings.Fields(l); len(f) >= 6 {
+			files = append(files, strings.TrimPrefix(f[5], "."))
+		}
+	}
+	for _, want := range append([]string{"/usr/bin/ferry"}, manAndCompletion...) {
+		if !slices.Contains(files, want) {
+			t.Errorf("the .deb lacks %s; it holds:\n%s", want, strings.Join(files, "\n"))
+		}
+	}
+	man := 0
+	for _, f := range files {
+		if strings.HasPrefix(f, "/usr/share/man/man1/ferry") && strings.HasSuffix(f, ".1") {
+			man++
+		}
+	}
+	if man < 20 {
+		t.Errorf("the .deb holds %d man pages, want one per command (20 or more)", man)
 	}
 }
 
@@ -321,8 +355,10 @@ func checkDeb(t *testing.T, root string, b built) {
 	} else if want, _ := os.ReadFile(filepath.Join(root, "packaging/ferry.service")); !bytes.Equal(got, want) {
 		t.Errorf("%s differs from packaging/ferry.service", unit)
 	}
-	if _, err := os.Stat("/usr/share/doc/ferry/README.md"); err != nil {
-		t.Error(err)
+	for _, f := range append([]string{"/usr/share/doc/ferry/README.md"}, manAndCompletion...) {
+		if _, err := os.Stat(f); err != nil {
+			t.Error(err)
+		}
 	}
 
 	// The ferry system user and group, owning the journal and log folders.
@@ -361,6 +397,10 @@ func checkDeb(t *testing.T, root string, b built) {
 	out, err = runErr("", bin, "config", "check", "--config", conf)
 	if err == nil || !strings.Contains(out, conf+":") || !strings.Contains(out, "/srv/instrument/incoming") {
 		t.Errorf("ferry config check of the shipped %s: %v\n%s\nwant an error naming the example watch folder", conf, err, out)
+	}
+	// Without --config, ferry takes the packaged configuration.
+	if out, err := runErr("", bin, "config", "check"); err == nil || !strings.Contains(out, conf+":") {
+		t.Errorf("ferry config check without --config: %v\n%s\nwant the errors of %s", err, out, conf)
 	}
 	shipped, _ := os.ReadFile(conf)
 	watch := t.TempDir()

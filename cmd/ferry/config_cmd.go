@@ -3,25 +3,40 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"sort"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/ferry-data/ferry/internal/daemon"
 )
 
-// cmdConfig handles "ferry config check".
-func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	const usage = "usage: ferry config check --config FILE [--online]"
-	if len(args) == 0 || args[0] != "check" {
-		return usageError(stderr, usage)
+func (a *app) configCmd() *cobra.Command {
+	var configFlag string
+	var online bool
+	check := &cobra.Command{
+		Use:   "check",
+		Short: "Validate the configuration file, reporting every problem with FILE:LINE",
+		Long: `Validate the configuration as ferry run would and print what it configures;
+exit 2 with every problem found, one per line: FILE:LINE: KEY: PROBLEM.
+With --online, also reach every target, check its credentials and write a
+small object under _ferry/ (exit 1 when one is not usable).`,
+		Example: `  ferry config check --config /etc/ferry/ferry.toml
+  ferry config check --online   # $FERRY_CONFIG, else /etc/ferry/ferry.toml`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withConfig(configFlag, func(path string) int { return a.checkConfig(cmd.Context(), path, online) })
+		},
 	}
-	fset, configPath := newFlags("config check", stderr)
-	online := fset.Bool("online", false, "also reach every target, check the credentials and write a small object under _ferry/")
-	if err := fset.Parse(args[1:]); err != nil || fset.NArg() > 0 || *configPath == "" {
-		return usageError(stderr, usage)
-	}
-	cfg, code := loadConfig(*configPath, getenv, stderr)
+	a.configFlag(check, &configFlag)
+	check.Flags().BoolVar(&online, "online", false, "also reach every target, check the credentials and write a small object under _ferry/")
+	return group("config", "Check the configuration file", check)
+}
+
+// checkConfig validates the configuration at path and describes it (with
+// online, each target's probe too).
+func (a *app) checkConfig(ctx context.Context, path string, online bool) int {
+	cfg, code := loadConfig(path, a.getenv, a.stderr)
 	if cfg == nil {
 		return code
 	}
@@ -30,24 +45,24 @@ func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	fmt.Fprintf(stdout, "%s: valid (sha256 %s)\n", cfg.File(), cfg.SHA256())
-	fmt.Fprintf(stdout, "  journal  %s\n", cfg.Journal.Path)
+	fmt.Fprintf(a.stdout, "%s: valid (sha256 %s)\n", cfg.File(), cfg.SHA256())
+	fmt.Fprintf(a.stdout, "  journal  %s\n", cfg.Journal.Path)
 	if cfg.Log.File == "" {
-		fmt.Fprintf(stdout, "  log      stderr (level %s)\n", cfg.Log.Level)
+		fmt.Fprintf(a.stdout, "  log      stderr (level %s)\n", cfg.Log.Level)
 	} else {
 		age := "by count only"
 		if cfg.Log.MaxAgeDays > 0 {
 			age = fmt.Sprintf("at most %d days old", cfg.Log.MaxAgeDays)
 		}
-		fmt.Fprintf(stdout, "  log      %s (level %s; rotated at %d MB, %d kept, %s)\n", cfg.Log.File, cfg.Log.Level, cfg.Log.MaxSizeMB, cfg.Log.MaxBackups, age)
+		fmt.Fprintf(a.stdout, "  log      %s (level %s; rotated at %d MB, %d kept, %s)\n", cfg.Log.File, cfg.Log.Level, cfg.Log.MaxSizeMB, cfg.Log.MaxBackups, age)
 	}
 	if l := *cfg.Metrics.Listen; l != "" {
-		fmt.Fprintf(stdout, "  metrics  http://%s/metrics, /healthz, /status\n", l)
+		fmt.Fprintf(a.stdout, "  metrics  http://%s/metrics, /healthz, /status\n", l)
 	} else {
-		fmt.Fprintf(stdout, "  metrics  disabled\n")
+		fmt.Fprintf(a.stdout, "  metrics  disabled\n")
 	}
 	for _, w := range cfg.Watch {
-		fmt.Fprintf(stdout, "  watch    %s -> %s (settle %s, recursive %v, on_change %s)\n", w.Path, w.Target,
+		fmt.Fprintf(a.stdout, "  watch    %s -> %s (settle %s, recursive %v, on_change %s)\n", w.Path, w.Target,
 			time.Duration(w.Settle), *w.Recursive, w.OnChange)
 	}
 	failed := false
@@ -57,15 +72,15 @@ func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		if t.Type == "s3" {
 			where = t.Endpoint + "/" + t.Bucket + "/" + t.Prefix
 		}
-		fmt.Fprintf(stdout, "  target   %s: %s %s\n", n, t.Type, where)
-		if !*online {
+		fmt.Fprintf(a.stdout, "  target   %s: %s %s\n", n, t.Type, where)
+		if !online {
 			continue
 		}
 		if err := daemon.ProbeTarget(ctx, t); err != nil {
 			failed = true
-			fmt.Fprintf(stdout, "           NOT usable: %v\n", err)
+			fmt.Fprintf(a.stdout, "           NOT usable: %v\n", err)
 		} else {
-			fmt.Fprintf(stdout, "           reachable, credentials accepted, writable (%s)\n", daemon.ProbeKey(t))
+			fmt.Fprintf(a.stdout, "           reachable, credentials accepted, writable (%s)\n", daemon.ProbeKey(t))
 		}
 	}
 	if failed {

@@ -25,17 +25,13 @@ func TestConfigErrorsExitTwoAndStartNothing(t *testing.T) {
 }
 
 func TestCommandLine(t *testing.T) {
-	var out, errb strings.Builder
-	if code := run(t.Context(), []string{"version"}, &out, &errb, testcfg.Env(nil)); code != 0 || !strings.HasPrefix(out.String(), "ferry ") {
-		t.Errorf("version: %d %q", code, out.String())
+	none := filepath.Join(t.TempDir(), "absent.toml")
+	if code, out, _ := cli(t, nil, none, "version"); code != 0 || !strings.HasPrefix(out, "ferry ") {
+		t.Errorf("version: %d %q", code, out)
 	}
-	if code := run(t.Context(), []string{"fly"}, &out, &errb, testcfg.Env(nil)); code != exitUsage {
-		t.Errorf("unknown command: exit %d", code)
-	}
-	if code := run(t.Context(), []string{"run"}, &out, &errb, testcfg.Env(nil)); code != exitUsage {
-		t.Errorf("run without --config: exit %d", code)
-	}
-	if code := run(t.Context(), nil, &out, &errb, testcfg.Env(nil)); code != exitUsage {
-		t.Errorf("no command: exit %d", code)
+	for _, args := range [][]string{{"fly"}, {"run"}, nil} {
+		if code, _, _ := cli(t, nil, none, args...); code != exitUsage {
+			t.Errorf("ferry %q: exit %d, want %d", args, code, exitUsage)
+		}
 	}
 }

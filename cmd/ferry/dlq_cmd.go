@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -13,90 +12,86 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/ferry-data/ferry/journal"
 )
 
-const dlqUsage = `usage:
-  ferry dlq list [--json] --config FILE     the files that failed permanently, with why
-  ferry dlq retry ID... | --all --config FILE
-                                            queue them again (after fixing the cause)
-  ferry dlq drop ID... --config FILE        give up on them (recorded; the source stays):
-                                            dead letters, or any file not being or already
-                                            uploaded (queued, changed, vanished, ignored)
-These work on the journal, whether or not the daemon is running; a running
-daemon picks retried files up within a minute.`
+// dlqCmd is the dead-letter list: files failed permanently. Its verbs
+// work on the journal, whether or not the daemon is running.
+func (a *app) dlqCmd() *cobra.Command {
+	const note = "\n\nIt works on the journal, whether or not the daemon runs; a running one takes retried files within a minute."
+	var configFlag string
+	var asJSON, all bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the files that failed permanently, with why",
+		Long:  "List the dead letters: ID, time, class, attempts, file and error." + note,
+		Example: `  ferry dlq list --config /etc/ferry/ferry.toml
+  ferry dlq list --json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withJournal(configFlag, func(j *journal.Journal) int {
+				return dlqList(cmd.Context(), j, a.stdout, a.stderr, asJSON)
+			})
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "list as JSON")
+	retry := &cobra.Command{
+		Use:   "retry {ID... | --all}",
+		Short: "Queue dead letters again, after fixing the cause",
+		Long:  "Queue the dead letters with these IDs (see ferry dlq list), or all of them, to be uploaded again." + note,
+		Example: `  ferry dlq retry 12 17 --config /etc/ferry/ferry.toml
+  ferry dlq retry --all`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.dlqChange(configFlag, args, all, "give the IDs to retry, or --all", func(j *journal.Journal, ids []int64) (int, error) {
+				return j.RetryDeadLetters(cmd.Context(), ids...)
+			}, "queued %d files again\n")
+		},
+	}
+	retry.Flags().BoolVar(&all, "all", false, "every dead letter")
+	drop := &cobra.Command{
+		Use:   "drop ID...",
+		Short: "Give up on files (recorded; the source stays)",
+		Long: `Give up on the files with these IDs: dead letters, or any file not being or
+already uploaded (queued, changed, vanished, ignored); recorded in the
+journal, the source files untouched.` + note,
+		Example: `  ferry dlq drop 12 --config /etc/ferry/ferry.toml`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.dlqChange(configFlag, args, false, "give the IDs to drop (see ferry dlq list)", func(j *journal.Journal, ids []int64) (int, error) {
+				return j.DropDeadLetters(cmd.Context(), ids...)
+			}, "dropped %d files (recorded in the journal; the source files are untouched)\n")
+		},
+	}
+	for _, c := range []*cobra.Command{list, retry, drop} {
+		a.configFlag(c, &configFlag)
+	}
+	return group("dlq", "The dead letters: files that failed permanently", list, retry, drop)
+}
 
-// cmdDLQ handles the dead-letter list: files failed permanently.
-func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, dlqUsage)
-		return exitUsage
-	}
-	verb := args[0]
-	fs := flag.NewFlagSet("dlq "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file (TOML)")
-	asJSON := fs.Bool("json", false, "list as JSON")
-	all := fs.Bool("all", false, "every dead letter")
-	pos, err := parseInterspersed(fs, args[1:])
-	if err != nil {
-		return exitUsage
-	}
-	if *configPath == "" {
-		fmt.Fprintf(stderr, "ferry dlq %s: --config FILE is required\n", verb)
-		return exitUsage
-	}
+// dlqChange changes the files with the IDs args names (all: every dead
+// letter, with no IDs; neither is a bad command line, as none says) and
+// says how many it changed (done).
+func (a *app) dlqChange(flag string, args []string, all bool, none string, change func(*journal.Journal, []int64) (int, error), done string) error {
 	var ids []int64
-	for _, p := range pos {
+	for _, p := range args {
 		id, err := strconv.ParseInt(p, 10, 64)
 		if err != nil || id <= 0 {
-			fmt.Fprintf(stderr, "ferry dlq %s: %q is not a dead letter's ID (see ferry dlq list)\n", verb, p)
-			return exitUsage
+			return fmt.Errorf("%q is not a dead letter's ID (see ferry dlq list)", p)
 		}
 		ids = append(ids, id)
 	}
-	switch verb {
-	case "list":
-		if len(ids) > 0 || *all {
-			fmt.Fprintln(stderr, dlqUsage)
-			return exitUsage
-		}
-	case "retry":
-		if (len(ids) == 0) == !*all {
-			fmt.Fprintln(stderr, "ferry dlq retry: give the IDs to retry, or --all")
-			return exitUsage
-		}
-	case "drop":
-		if len(ids) == 0 || *all {
-			fmt.Fprintln(stderr, "ferry dlq drop: give the IDs to drop (see ferry dlq list)")
-			return exitUsage
-		}
-	default:
-		fmt.Fprintf(stderr, "ferry dlq: unknown command %q\n%s\n", verb, dlqUsage)
-		return exitUsage
+	if (len(ids) == 0) == !all {
+		return errors.New(none)
 	}
-	j, code := openJournal(*configPath, getenv, stderr)
-	if j == nil {
-		return code
-	}
-	defer j.Close()
-	switch verb {
-	case "list":
-		return dlqList(ctx, j, stdout, stderr, *asJSON)
-	case "retry":
-		n, err := j.RetryDeadLetters(ctx, ids...)
+	return a.withJournal(flag, func(j *journal.Journal) int {
+		n, err := change(j, ids)
 		if err != nil {
-			return dlqError(stderr, err)
+			return dlqError(a.stderr, err)
 		}
-		fmt.Fprintf(stdout, "queued %d files again\n", n)
-	case "drop":
-		n, err := j.DropDeadLetters(ctx, ids...)
-		if err != nil {
-			return dlqError(stderr, err)
-		}
-		fmt.Fprintf(stdout, "dropped %d files (recorded in the journal; the source files are untouched)\n", n)
-	}
-	return exitOK
+		fmt.Fprintf(a.stdout, done, n)
+		return exitOK
+	})
 }
 
 func dlqError(stderr io.Writer, err error) int {
@@ -136,21 +131,4 @@ func dlqList(ctx context.Context, j *journal.Journal, stdout, stderr io.Writer, 
 	}
 	tw.Flush()
 	return exitOK
-}
-
-// parseInterspersed parses flags that may come before, between or after
-// positional arguments ("retry 12 --config f"), which flag.Parse alone
-// does not allow.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
 }

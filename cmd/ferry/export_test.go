@@ -68,6 +68,9 @@ func TestJournalExportAndVerify(t *testing.T) {
 	}
 	// Filters.
 	code, out, _ = ferry("journal", "export", "--config", cfg, "--batch", "run 0001")
+	if code != 0 || strings.TrimSpace(out) == "" {
+		t.Fatalf("--batch: exit %d, %q", code, out)
+	}
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		if !strings.Contains(l, `"batch_id":"run 0001"`) {
 			t.Fatalf("--batch let through %s", l)

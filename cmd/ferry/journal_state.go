@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/ferry-data/ferry/journal"
 )
 
@@ -70,52 +72,66 @@ type stateLine struct {
 	LastEventAt  string `json:"last_event_time"`
 }
 
-// cmdJournalState replays the chain up to a time and prints every file as
-// it stood then.
-func cmdJournalState(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	fset, configPath := newFlags("journal state", stderr)
-	exportPath := fset.String("export", "", "replay an exported JSONL file (or an archive) instead of the journal")
-	at := fset.String("at", "", "the time to show the files at (RFC 3339 or a date)")
-	batch := fset.String("batch", "", "only the files of this dataset (batch_id)")
-	format := fset.String("format", "text", "text or jsonl")
-	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || (*configPath == "") == (*exportPath == "") || *at == "" {
-		return usageError(stderr, journalUsage)
+func (a *app) stateCmd() *cobra.Command {
+	var configFlag, exportPath, at, batch, format string
+	c := &cobra.Command{
+		Use:   "state --at T",
+		Short: "Every file as it stood at a time, from a replay of the events",
+		Long: `Replay the event chain up to T and print every file as it stood then: state,
+size, sha256, last event. Of the journal, or of an export or archive.` + timeHelp,
+		Example: `  ferry journal state --config /etc/ferry/ferry.toml --at 2026-11-01T12:00:00Z
+  ferry journal state --export journal-2025.jsonl --at 2025-06-30 --format jsonl`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := parseTime(at)
+			if err != nil {
+				return fmt.Errorf("--at: %v", err)
+			}
+			if format != "text" && format != "jsonl" {
+				return fmt.Errorf("--format must be text or jsonl (got %q)", format)
+			}
+			show := func(what string, r *journal.Replay, err error) int {
+				if err != nil {
+					fmt.Fprintf(a.stderr, "ferry journal state: %s: %v\n", what, err)
+					return exitFailed
+				}
+				return writeState(a.stdout, r, t, batch, format == "jsonl")
+			}
+			if exportPath != "" {
+				if configFlag != "" {
+					return errors.New("give --config or --export, not both")
+				}
+				r, err := journal.ReplayEvents(exportEvents(exportPath), t)
+				return done(show(exportPath, r, err))
+			}
+			return a.withJournal(configFlag, func(j *journal.Journal) int {
+				r, err := j.Replay(cmd.Context(), t)
+				return show(j.Path(), r, err)
+			})
+		},
 	}
-	t, err := parseTime(*at)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry journal state: --at: %v\n", err)
-		return exitUsage
-	}
-	if *format != "text" && *format != "jsonl" {
-		fmt.Fprintf(stderr, "ferry journal state: --format must be text or jsonl (got %q)\n", *format)
-		return exitUsage
-	}
-	var r *journal.Replay
-	what := *exportPath
-	if *exportPath != "" {
-		r, err = journal.ReplayEvents(exportEvents(*exportPath), t)
-	} else {
-		j, code := openJournal(*configPath, getenv, stderr)
-		if j == nil {
-			return code
-		}
-		defer j.Close()
-		what = j.Path()
-		r, err = j.Replay(ctx, t)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry journal state: %s: %v\n", what, err)
-		return exitFailed
-	}
+	a.configFlag(c, &configFlag)
+	c.Flags().StringVar(&exportPath, "export", "", "replay an exported JSONL `FILE` (or an archive) instead of the journal")
+	c.Flags().StringVar(&at, "at", "", "the time `T` to show the files at (RFC 3339 or a date)")
+	c.Flags().StringVar(&batch, "batch", "", "only the files of this dataset (batch_id)")
+	c.Flags().StringVar(&format, "format", "text", "text or jsonl")
+	c.MarkFlagRequired("at")
+	c.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "jsonl"}, cobra.ShellCompDirectiveNoFileComp))
+	return c
+}
+
+// writeState prints the files of r (of batch, when set) as of t, as a
+// table or as JSONL.
+func writeState(stdout io.Writer, r *journal.Replay, t time.Time, batch string, asJSONL bool) int {
 	var files []*journal.FileState
 	for _, f := range r.Files() {
-		if *batch == "" || f.BatchID == *batch {
+		if batch == "" || f.BatchID == batch {
 			files = append(files, f)
 		}
 	}
 	bw := bufio.NewWriter(stdout)
 	defer bw.Flush()
-	if *format == "jsonl" {
+	if asJSONL {
 		enc := json.NewEncoder(bw)
 		for _, f := range files {
 			enc.Encode(stateLine{Watch: f.Watch, RelPath: f.RelPath, FileID: f.FileID, BatchID: f.BatchID, State: string(f.State),
@@ -137,34 +153,44 @@ func cmdJournalState(ctx context.Context, args []string, stdout, stderr io.Write
 	return exitOK
 }
 
-// cmdJournalArchive moves the events older than --before to a JSONL file
-// (the export format: it verifies on its own) and deletes them from the
-// live journal, which keeps the link (see journal/archive.go).
-func cmdJournalArchive(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	fset, configPath := newFlags("journal archive", stderr)
-	before := fset.String("before", "", "archive the events older than this time (RFC 3339 or a date)")
-	outPath := fset.String("out", "", "the archive file to write (must not exist)")
-	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || *configPath == "" || *before == "" || *outPath == "" {
-		return usageError(stderr, journalUsage)
+func (a *app) archiveCmd() *cobra.Command {
+	var configFlag, before, outPath string
+	c := &cobra.Command{
+		Use:   "archive --before T --out FILE",
+		Short: "Move the events older than a time to a JSONL archive",
+		Long: `Move the events older than T to FILE (JSONL: it verifies on its own); the
+live journal records the archive and every file's state at that point.` + timeHelp,
+		Example: `  ferry journal archive --config /etc/ferry/ferry.toml --before 2026-01-01 --out journal-2025.jsonl`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := parseTime(before)
+			if err != nil {
+				return fmt.Errorf("--before: %v", err)
+			}
+			return a.withJournal(configFlag, func(j *journal.Journal) int {
+				return archive(cmd.Context(), j, t, outPath, a.stdout, a.stderr)
+			})
+		},
 	}
-	t, err := parseTime(*before)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry journal archive: --before: %v\n", err)
-		return exitUsage
-	}
-	j, code := openJournal(*configPath, getenv, stderr)
-	if j == nil {
-		return code
-	}
-	defer j.Close()
-	f, err := os.OpenFile(*outPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	a.configFlag(c, &configFlag)
+	c.Flags().StringVar(&before, "before", "", "archive the events older than this time `T` (RFC 3339 or a date)")
+	c.Flags().StringVar(&outPath, "out", "", "the archive `FILE` to write (must not exist)")
+	c.MarkFlagRequired("before")
+	c.MarkFlagRequired("out")
+	return c
+}
+
+// archive moves the events of j older than t to a new file at outPath
+// (see journal/archive.go).
+func archive(ctx context.Context, j *journal.Journal, t time.Time, outPath string, stdout, stderr io.Writer) int {
+	f, err := os.OpenFile(outPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry journal archive: %v\n", err)
 		return exitFailed
 	}
 	fail := func(err error) int {
 		f.Close()
-		os.Remove(*outPath)
+		os.Remove(outPath)
 		fmt.Fprintf(stderr, "ferry journal archive: %v (the journal is unchanged)\n", err)
 		return exitFailed
 	}
@@ -173,7 +199,7 @@ func cmdJournalArchive(ctx context.Context, args []string, stdout, stderr io.Wri
 	plan, err := j.WriteArchive(ctx, t, bw)
 	if errors.Is(err, journal.ErrNothingToArchive) {
 		f.Close()
-		os.Remove(*outPath)
+		os.Remove(outPath)
 		fmt.Fprintf(stdout, "no event before %s: nothing archived\n", t.UTC().Format(time.RFC3339Nano))
 		return exitOK
 	}
@@ -189,17 +215,17 @@ func cmdJournalArchive(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err := f.Close(); err != nil {
 		return fail(err)
 	}
-	syncDir(filepath.Dir(*outPath))
+	syncDir(filepath.Dir(outPath))
 	plan.Point.SHA256 = hex.EncodeToString(h.Sum(nil))
-	plan.Point.Name = filepath.Base(*outPath)
+	plan.Point.Name = filepath.Base(outPath)
 	a, err := j.CommitArchive(ctx, plan)
 	if err != nil {
-		os.Remove(*outPath)
+		os.Remove(outPath)
 		fmt.Fprintf(stderr, "ferry journal archive: %v (the journal is unchanged)\n", err)
 		return exitFailed
 	}
 	fmt.Fprintf(stdout, "archived %d events (seq %d..%d, before %s) to %s (sha256 %s); the live chain records it at seq %d with %d file states\n",
-		a.Count, a.FirstSeq, a.LastSeq, t.UTC().Format(time.RFC3339Nano), *outPath, a.SHA256, a.Seq, a.Files)
+		a.Count, a.FirstSeq, a.LastSeq, t.UTC().Format(time.RFC3339Nano), outPath, a.SHA256, a.Seq, a.Files)
 	return exitOK
 }
 

@@ -11,29 +11,54 @@ import (
 	"sort"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/internal/service"
 	"github.com/ferry-data/ferry/journal"
 )
 
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
-	fs, configPath := newFlags("run", stderr)
-	once := fs.Bool("once", false, "upload what is in the watched folders now, then exit")
-	cfg, code := parseAndLoad(fs, configPath, args, getenv, stderr, "ferry run: --config FILE is required (try: ferry run --config config.example.toml)")
+func (a *app) runCmd() *cobra.Command {
+	var configFlag string
+	var once bool
+	c := &cobra.Command{
+		Use:   "run",
+		Short: "Watch the folders and upload what settles, until stopped",
+		Long: `Upload every file of the watched folders once it has settled, until stopped
+(Ctrl-C, SIGTERM: within 10 s; what is in flight stays queued). A saved edit
+of the configuration (or SIGHUP) is applied without a restart. With --once,
+upload what is there now, then exit 0 if all landed, 1 if not (listed).`,
+		Example: `  ferry run --config config.example.toml   # the built-in example: demo/incoming -> demo/archive
+  ferry run --once --config /etc/ferry/ferry.toml
+  FERRY_CONFIG=/etc/ferry/ferry.toml ferry run`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withConfig(configFlag, func(path string) int { return a.serve(cmd.Context(), path, once) })
+		},
+	}
+	a.configFlag(c, &configFlag)
+	c.Flags().BoolVar(&once, "once", false, "upload what is in the watched folders now, then exit")
+	return c
+}
+
+// serve runs ferry with the configuration at path until ctx ends or a
+// signal stops it (with once: until the work is done).
+func (a *app) serve(ctx context.Context, path string, once bool) int {
+	cfg, code := loadConfig(path, a.getenv, a.stderr)
 	if cfg == nil {
 		return code
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	level := new(slog.LevelVar) // [log] level, which a reload may change
-	log, closeLog, code := openLog(cfg, stderr, level)
+	log, closeLog, code := openLog(cfg, a.stderr, level)
 	if log == nil {
 		return code
 	}
 	defer closeLog.Close()
 	return service.Serve(ctx, log, func(ctx context.Context, log *slog.Logger) int {
-		return runDaemon(ctx, cfg, log, level, *once, stdout, stderr, getenv)
+		return runDaemon(ctx, cfg, log, level, once, a.stdout, a.stderr, a.getenv)
 	})
 }
 

@@ -26,26 +26,29 @@ func TestServiceCommandLine(t *testing.T) {
 	bad := write("bad.toml", "[journal]\npath = \"ferry.db\"\nbogus_key = 1\n\n[[watch]]\npath = \".\"\ntarget = \"nowhere\"\n")
 	syntax := write("syntax.toml", "[journal]\npath = \n")
 	missing := filepath.Join(dir, "absent.toml")
+	// No --config, no FERRY_CONFIG, and no packaged configuration either.
+	none := "ferry install: no configuration file: --config FILE is not given, FERRY_CONFIG is not set, and " + missing + " does not exist\nRun 'ferry install --help' for usage."
 	for _, tc := range []struct {
 		name string
 		args []string
 		want []string // in stderr
 	}{
-		{"install without --config", []string{"install"}, []string{"usage: ferry install --config FILE [--user NAME]"}},
-		{"install with only --user", []string{"install", "--user", "ferry"}, []string{"usage: ferry install --config FILE [--user NAME]"}},
-		{"install unknown flag", []string{"install", "--config", bad, "--force"}, []string{"flag provided but not defined: -force"}},
-		{"install extra argument", []string{"install", "--config", bad, "now"}, []string{"usage: ferry install"}},
+		{"install without --config", []string{"install"}, []string{none}},
+		{"install with only --user", []string{"install", "--user", "ferry"}, []string{none}},
+		{"install unknown flag", []string{"install", "--config", bad, "--force"}, []string{"ferry install: unknown flag: --force\nRun 'ferry install --help' for usage."}},
+		{"install extra argument", []string{"install", "--config", bad, "now"}, []string{`ferry install: takes no arguments (got ["now"])`}},
 		{"install unknown key and target", []string{"install", "--config", bad}, []string{bad + ":3: journal.bogus_key: unknown key", bad + `:7: watch[1].target: no target named "nowhere"`}},
 		{"install syntax error", []string{"install", "--config", syntax}, []string{syntax + ":2: "}},
 		{"install missing file", []string{"install", "--config", missing}, []string{missing + ": cannot read the configuration"}},
 		{"uninstall extra argument", []string{"uninstall", "now"}, []string{`ferry uninstall: takes no arguments (got ["now"])`}},
-		{"start unknown flag", []string{"start", "--config", bad}, []string{"flag provided but not defined: -config"}},
+		{"start unknown flag", []string{"start", "--config", bad}, []string{"ferry start: unknown flag: --config"}},
 		{"stop extra argument", []string{"stop", "ferry"}, []string{"ferry stop: takes no arguments"}},
-		{"restart unknown flag", []string{"restart", "-now"}, []string{"flag provided but not defined: -now"}},
+		{"restart unknown flag", []string{"restart", "-now"}, []string{"ferry restart: unknown shorthand flag: 'n' in -now"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(t.Context(), tc.args, &stdout, &stderr, testcfg.Env(nil))
+			a := &app{stdout: &stdout, stderr: &stderr, getenv: testcfg.Env(nil), defaultConfig: missing}
+			code := a.run(t.Context(), tc.args)
 			if code != exitUsage {
 				t.Errorf("exit %d, want %d (stderr: %s)", code, exitUsage, stderr.String())
 			}

@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/journal"
@@ -22,33 +24,47 @@ import (
 // statusTimeout bounds the question to the running daemon.
 const statusTimeout = 2 * time.Second
 
-// cmdStatus handles "ferry status": it asks the running daemon's /status
-// and, when no daemon answers there, reads the journal (read-only, so it
-// works beside a running daemon too).
-func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, _ env) int {
-	fset, configPath := newFlags("status", stderr)
-	asJSON := fset.Bool("json", false, "print the status as one JSON object (the shape of the daemon's /status)")
-	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || *configPath == "" {
-		return usageError(stderr, "usage: ferry status --config FILE [--json]")
+func (a *app) statusCmd() *cobra.Command {
+	var configFlag string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Show the queue, the uploads in flight, rate and ETA, breakers and the last error",
+		Long: `Ask the running daemon ([metrics] listen, /status, 2 s timeout) or, when none
+answers, read the journal (read-only: what only the daemon knows is then
+unknown, null in --json). Exit 0 with a status, 1 when none could be read.`,
+		Example: `  ferry status --config /etc/ferry/ferry.toml
+  ferry status --json | jq .queue_files`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withConfig(configFlag, func(path string) int { return a.status(cmd.Context(), path, asJSON) })
+		},
 	}
+	a.configFlag(c, &configFlag)
+	c.Flags().BoolVar(&asJSON, "json", false, "print the status as one JSON object (the shape of the daemon's /status)")
+	return c
+}
+
+// status prints the status of the ferry configured at path.
+func (a *app) status(ctx context.Context, path string, asJSON bool) int {
 	// Status reads no target: the credentials the targets name need not be
 	// in this shell's environment.
-	cfg, code := loadConfig(*configPath, func(string) (string, bool) { return "unused", true }, stderr)
+	cfg, code := loadConfig(path, func(string) (string, bool) { return "unused", true }, a.stderr)
 	if cfg == nil {
 		return code
 	}
 	st, note, err := readStatus(ctx, cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "ferry status: %v\n", err)
+		fmt.Fprintf(a.stderr, "ferry status: %v\n", err)
 		return exitFailed
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
+	if asJSON {
+		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(st)
 		return exitOK
 	}
-	writeStatus(stdout, st, note, time.Now())
+	writeStatus(a.stdout, st, note, time.Now())
 	return exitOK
 }
 

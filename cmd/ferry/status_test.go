@@ -159,7 +159,7 @@ func TestStatusCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &js); code != 0 || err != nil {
 		t.Fatalf("--json without a daemon: exit %d, %v\n%s", code, err, out)
 	}
-	for _, k := range []string{"started_at", "uptime_seconds", "in_flight", "rate_bytes_per_second", "eta_seconds", "breakers"} {
+	for _, k := range []string{"version", "started_at", "uptime_seconds", "uploaded_files", "uploaded_bytes", "in_flight", "rate_bytes_per_second", "eta_seconds", "breakers"} {
 		if v, ok := js[k]; !ok || v != nil {
 			t.Errorf("from the journal, %s = %v, want null", k, v)
 		}

@@ -4,7 +4,21 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/spf13/cobra"
 )
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print ferry's version (also: ferry --version)",
+		Example: "  ferry version",
+		Args:    noArgs,
+		Run: func(*cobra.Command, []string) {
+			fmt.Fprintln(a.stdout, versionString())
+		},
+	}
+}
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
 var version = ""

@@ -67,7 +67,11 @@ func flattenSettings(m map[string]string, prefix string, v reflect.Value) {
 			flattenSettings(m, key, fv)
 		case fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.Struct:
 			for _, k := range fv.MapKeys() {
-				flattenSettings(m, key+"."+k.String(), fv.MapIndex(k))
+				e := fv.MapIndex(k)
+				flattenSettings(m, key+"."+k.String(), e)
+				if t, ok := e.Interface().(TargetConfig); ok {
+					dropInapplicable(m, key+"."+k.String(), t.Type)
+				}
 			}
 		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct:
 			// [[watch]] entries are named by their path: reordering them
@@ -84,6 +88,24 @@ func flattenSettings(m map[string]string, prefix string, v reflect.Value) {
 			if s, ok := settingValue(fv); ok {
 				m[key] = s
 			}
+		}
+	}
+}
+
+// targetOnly are the keys of a [target.NAME] that only one type of target
+// has (validation refuses them on the other type): settings of a target
+// that do not apply to it are no settings of it.
+var targetOnly = map[string]string{
+	"endpoint": "s3", "bucket": "s3", "region": "s3", "access_key_env": "s3", "secret_key_env": "s3",
+	"path": "fs",
+}
+
+// dropInapplicable removes from m the settings of the target at prefix
+// (of type typ) that apply only to another type.
+func dropInapplicable(m map[string]string, prefix, typ string) {
+	for key, only := range targetOnly {
+		if only != typ {
+			delete(m, prefix+"."+key)
 		}
 	}
 }

@@ -73,3 +73,41 @@ func TestChangedSettings(t *testing.T) {
 		t.Fatalf("no change: %q", got)
 	}
 }
+
+// TestSettingsOfTargetType: a target's settings are those of its type, so
+// the first start's audit record of an fs-only configuration names no S3
+// setting as changed.
+func TestSettingsOfTargetType(t *testing.T) {
+	p := testcfg.Write(t, "[target.nas]\ntype = \"fs\"\npath = \"archive\"\n[[watch]]\npath = \"in\"\ntarget = \"nas\"\n")
+	c, err := Load(p, testcfg.Env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets []string
+	for _, k := range ChangedSettings(nil, c.Settings()) {
+		if strings.HasPrefix(k, "target.") {
+			targets = append(targets, k)
+		}
+	}
+	if want := []string{"target.nas.path", "target.nas.prefix", "target.nas.type"}; !slices.Equal(targets, want) {
+		t.Errorf("an fs target's settings: %q, want %q", targets, want)
+	}
+
+	p = testcfg.Write(t, testcfg.Valid)
+	c, err = Load(p, testcfg.Env(map[string]string{"AK": "a", "SK": "s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Settings()
+	for _, k := range []string{"target.archive.endpoint", "target.archive.bucket", "target.archive.region", "target.archive.access_key_env",
+		"target.archive.secret_key_env", "target.archive.prefix", "target.local.path"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("%s is missing", k)
+		}
+	}
+	for _, k := range []string{"target.archive.path", "target.local.bucket", "target.local.endpoint", "target.local.region"} {
+		if v, ok := m[k]; ok {
+			t.Errorf("%s = %q: it does not apply to that target's type", k, v)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"time"
 
@@ -10,14 +11,15 @@ import (
 
 // Status is the JSON of /status and of "ferry status --json". Fields are
 // only ever added. Those the journal cannot know are null when ferry
-// status reads the journal (source "journal"): started_at, uptime_seconds,
-// in_flight, rate_bytes_per_second, eta_seconds, breakers.
+// status reads the journal (source "journal"): version, started_at,
+// uptime_seconds, uploaded_files, uploaded_bytes, in_flight,
+// rate_bytes_per_second, eta_seconds, breakers (see MarshalJSON).
 type Status struct {
 	// Source is where the status came from: "daemon" (its /status) or
 	// "journal" (read directly: the daemon is not running or serves no
 	// /status).
 	Source  string `json:"source"`
-	Version string `json:"version"` // the daemon's version ("" from the journal)
+	Version string `json:"version"` // the daemon's version (null from the journal)
 	// StartedAt is when the daemon started; UptimeSeconds how long ago.
 	StartedAt     *time.Time `json:"started_at"`
 	UptimeSeconds *float64   `json:"uptime_seconds"`
@@ -27,7 +29,8 @@ type Status struct {
 	QueueBytes  int64   `json:"queue_bytes"`
 	DeadLetters int     `json:"dead_letter_files"`
 	OldestWait  float64 `json:"oldest_pending_seconds"`
-	// Uploaded files and bytes since the daemon started.
+	// Uploaded files and bytes since the daemon started (null from the
+	// journal, which knows no start).
 	Uploaded int64 `json:"uploaded_files"`
 	Bytes    int64 `json:"uploaded_bytes"`
 	// Breakers is each target's circuit breaker: "closed", "half-open" or "open".
@@ -45,6 +48,24 @@ type Status struct {
 	Rate       *float64 `json:"rate_bytes_per_second"`
 	ETASeconds *float64 `json:"eta_seconds"`
 	LastError  *Failure `json:"last_error"` // the most recent failure, or null
+}
+
+// MarshalJSON writes the status; from the journal, the daemon's own
+// fields that are plain values in Go (version, uploaded_files,
+// uploaded_bytes) are null, like the pointer fields the journal leaves
+// unset: a reader must not take "" or 0 for what the daemon would say.
+func (s Status) MarshalJSON() ([]byte, error) {
+	type plain Status // without this method
+	if s.Source == "daemon" {
+		return json.Marshal(plain(s))
+	}
+	// The outer fields hide the embedded ones of the same JSON name.
+	return json.Marshal(struct {
+		plain
+		Version  *string `json:"version"`
+		Uploaded *int64  `json:"uploaded_files"`
+		Bytes    *int64  `json:"uploaded_bytes"`
+	}{plain: plain(s)})
 }
 
 // InFlight is one upload in progress. Its rate is the file's average since
