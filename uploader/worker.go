@@ -37,16 +37,6 @@ type outcome struct {
 // going reports whether the job goes on (no end decided yet).
 func (o outcome) going() bool { return o.end == "" && o.own == nil }
 
-// failing reports whether the job ends without its content landing as
-// planned: a failure, a changed or vanished source.
-func (o outcome) failing() bool {
-	switch o.end {
-	case journal.KindFailed, journal.KindRetryScheduled, journal.KindSourceChanged, journal.KindVanished:
-		return true
-	}
-	return false
-}
-
 // Error classes recorded with failed files.
 const (
 	ClassDenied     = "permission_denied"

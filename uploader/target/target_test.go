@@ -18,7 +18,7 @@ import (
 	"github.com/ferry-data/ferry/uploader/sink/retry"
 )
 
-var refused = errors.New("connect: connection refused")
+var errRefused = errors.New("connect: connection refused")
 
 // counter is an Observer that counts.
 type counter struct {
@@ -60,7 +60,7 @@ func body(n int) ([]byte, sink.Digest) {
 // sleeping through its remaining backoffs.
 func TestOpenBreakerEndsRetries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		m := memsink.New(memsink.Options{Before: func(op, _ string, _ int) error { return sink.NewTransient(op, refused) }})
+		m := memsink.New(memsink.Options{Before: func(op, _ string, _ int) error { return sink.NewTransient(op, errRefused) }})
 		obs := newCounter()
 		tg := New("t", m, Options{Retry: retry.Policy{Attempts: 10, InitialDelay: time.Second, MaxDelay: time.Second},
 			Breaker: gate.Policy{FailureThreshold: 3, OpenTimeout: time.Minute}, Observer: obs})
