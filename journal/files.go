@@ -42,16 +42,22 @@ const (
 	Requeued                 // a new version of a known file, queued
 )
 
+// File is a file version's place and identity: where it is (watch root
+// and path), where it goes (target and key), its batch and its version.
+type File struct {
+	Watch   string // absolute watch root
+	RelPath string // slash-separated path under Watch
+	Target  string
+	Key     string // the path's own object key
+	BatchID string
+	Version Version
+}
+
 // Job is a claimed file version: the uploader's unit of work.
 type Job struct {
+	File
 	ID            int64
 	Generation    int64
-	Watch         string
-	RelPath       string
-	Target        string
-	Key           string
-	BatchID       string
-	Version       Version
 	Attempts      int // including this one
 	CorrelationID string
 	UploadID      string // a multipart upload left by an earlier attempt, "" if none
@@ -256,7 +262,7 @@ func (t *Tx) recordSettled(s Settled) (Outcome, error) {
 	out := Requeued
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		r, out = fileRow{Watch: s.Watch, RelPath: s.RelPath}, Added
+		r, out = fileRow{File: File{Watch: s.Watch, RelPath: s.RelPath}}, Added
 	case err != nil:
 		return Unchanged, err
 	case r.Version == s.Version && !r.State.Info().Resettle:
@@ -371,9 +377,8 @@ func (j *Journal) Claim(ctx context.Context, n int, exclude ...string) ([]Job, e
 			if err := t.move(r, &change{Kind: KindClaimed, CorrelationID: newCorrelationID()}); err != nil {
 				return err
 			}
-			jobs = append(jobs, Job{ID: r.ID, Generation: r.Generation, Watch: r.Watch, RelPath: r.RelPath, Target: r.Target, Key: r.Key,
-				BatchID: r.BatchID, Version: r.Version, Attempts: r.Attempts, CorrelationID: r.CorrelationID, UploadID: r.UploadID,
-				SHA256: r.SHA256, UploadedSHA256: r.UploadedSHA256, UploadedKey: r.UploadedKey})
+			jobs = append(jobs, Job{File: r.File, ID: r.ID, Generation: r.Generation, Attempts: r.Attempts, CorrelationID: r.CorrelationID,
+				UploadID: r.UploadID, SHA256: r.SHA256, UploadedSHA256: r.UploadedSHA256, UploadedKey: r.UploadedKey})
 		}
 		return nil
 	})
@@ -708,7 +713,7 @@ func (j *Journal) RecordFromTarget(ctx context.Context, s Settled, targetSHA str
 		if same {
 			c.Kind, c.SHA256 = KindRecordedUploaded, targetSHA
 		}
-		return t.move(&fileRow{Watch: s.Watch, RelPath: s.RelPath}, c)
+		return t.move(&fileRow{File: File{Watch: s.Watch, RelPath: s.RelPath}}, c)
 	})
 }
 

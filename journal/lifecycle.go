@@ -316,13 +316,8 @@ type Landed struct {
 // fileRow is a files row as the lifecycle sees it. The journal reads and
 // writes it whole (files.go); the replay keeps one per file (replay.go).
 type fileRow struct {
+	File
 	ID             int64
-	Watch          string
-	RelPath        string
-	Target         string
-	Key            string
-	BatchID        string
-	Version        Version
 	Generation     int64
 	State          State
 	Signal         string
@@ -361,8 +356,8 @@ func (r *fileRow) apply(rule *Rule, c *change, now int64) {
 	s := rule.Sets
 	if s&SetVersion != 0 && c.Settled != nil {
 		st := c.Settled
-		r.Watch, r.RelPath, r.Target, r.Key, r.BatchID = st.Watch, st.RelPath, st.Target, st.Key, st.BatchID
-		r.Version, r.Signal, r.SettledAt = st.Version, st.Signal, now
+		r.File = File{Watch: st.Watch, RelPath: st.RelPath, Target: st.Target, Key: st.Key, BatchID: st.BatchID, Version: st.Version}
+		r.Signal, r.SettledAt = st.Signal, now
 	}
 	if s&NewGeneration != 0 {
 		r.Generation++

@@ -15,8 +15,8 @@ import (
 // column holds a value no change sets, so that what a transition writes
 // (and what it must leave alone) shows.
 func baseRow(st State) fileRow {
-	return fileRow{Watch: "/data", RelPath: "run/a", Target: "t0", Key: "p/run/a", BatchID: "run",
-		Version: Version{Size: 7, MtimeNS: 70, FileID: "1:7"}, Generation: 3, State: st, Signal: "quiet",
+	return fileRow{File: File{Watch: "/data", RelPath: "run/a", Target: "t0", Key: "p/run/a", BatchID: "run",
+		Version: Version{Size: 7, MtimeNS: 70, FileID: "1:7"}}, Generation: 3, State: st, Signal: "quiet",
 		SHA256: "old-sha", UploadID: "old-upload", CorrelationID: "old-corr", Attempts: 4, NextAttemptAt: 400,
 		ErrorClass: "old-class", Error: "old-error", SettledAt: 11, UpdatedAt: 12, UploadedAt: 13,
 		UploadedSHA256: "old-landed-sha", UploadedKey: "old-landed-key"}
@@ -102,7 +102,7 @@ func TestLifecycleTable(t *testing.T) {
 				}
 				var after fileRow
 				err := j.do(ctx, func(tx *Tx) error {
-					r := fileRow{Watch: "/data", RelPath: c.Settled.RelPath}
+					r := fileRow{File: File{Watch: "/data", RelPath: c.Settled.RelPath}}
 					if from != None {
 						var err error
 						if r, err = tx.row(id); err != nil {

@@ -372,7 +372,7 @@ func (f *FileState) hashed(e Event) error {
 
 // row is f as a files row, for the lifecycle table to move.
 func (f *FileState) row() fileRow {
-	return fileRow{ID: f.FileID, Watch: f.Watch, RelPath: f.RelPath, BatchID: f.BatchID, State: f.State, Version: Version{Size: f.Size},
+	return fileRow{File: File{Watch: f.Watch, RelPath: f.RelPath, BatchID: f.BatchID, Version: Version{Size: f.Size}}, ID: f.FileID, State: f.State,
 		SHA256: f.SHA256, Generation: f.Generation, UploadedSHA256: f.UploadedSHA256, UploadedKey: f.UploadedKey}
 }
 

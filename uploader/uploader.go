@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/defaults"
 	"github.com/ferry-data/ferry/internal/srcfile"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader/sink"
@@ -122,12 +123,8 @@ func New(o Options) (*Uploader, error) {
 	if len(o.Targets) == 0 {
 		return nil, errors.New("uploader: no targets")
 	}
-	if o.Workers <= 0 {
-		o.Workers = DefaultWorkers
-	}
-	if o.ChunkSize <= 0 {
-		o.ChunkSize = DefaultChunkSize
-	}
+	defaults.Set(&o.Workers, DefaultWorkers)
+	defaults.Set(&o.ChunkSize, DefaultChunkSize)
 	for name, t := range o.Targets {
 		if min := t.Sink().MinPartSize(); o.ChunkSize < min {
 			return nil, fmt.Errorf("uploader: chunk size %d is below target %q's minimum part size %d", o.ChunkSize, name, min)

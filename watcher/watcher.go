@@ -30,6 +30,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/ferry-data/ferry/internal/defaults"
 	"github.com/ferry-data/ferry/internal/srcfile"
 )
 
@@ -99,15 +100,9 @@ func New(o Options) (*Watcher, error) {
 			return nil, fmt.Errorf("invalid glob %q", g)
 		}
 	}
-	if o.Settle <= 0 {
-		o.Settle = DefaultSettle
-	}
-	if o.RescanInterval <= 0 {
-		o.RescanInterval = DefaultRescanInterval
-	}
-	if o.MaxPending <= 0 {
-		o.MaxPending = DefaultMaxPending
-	}
+	defaults.Set(&o.Settle, DefaultSettle)
+	defaults.Set(&o.RescanInterval, DefaultRescanInterval)
+	defaults.Set(&o.MaxPending, DefaultMaxPending)
 	for i, p := range o.Ignore {
 		if prefix, ok := strings.CutSuffix(p, "*"); ok {
 			clean := filepath.Clean(prefix)

@@ -12,9 +12,8 @@ import (
 )
 
 func (a *app) configCmd() *cobra.Command {
-	var configFlag string
 	var online bool
-	check := &cobra.Command{
+	check := a.configVerb(&cobra.Command{
 		Use:   "check",
 		Short: "Validate the configuration file, reporting every problem with FILE:LINE",
 		Long: `Validate the configuration as ferry run would and print what it configures;
@@ -23,12 +22,7 @@ With --online, also reach every target, check its credentials and write a
 small object under _ferry/ (exit 1 when one is not usable).`,
 		Example: `  ferry config check --config /etc/ferry/ferry.toml
   ferry config check --online   # $FERRY_CONFIG, else /etc/ferry/ferry.toml`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withConfig(configFlag, func(path string) int { return a.checkConfig(cmd.Context(), path, online) })
-		},
-	}
-	a.configFlag(check, &configFlag)
+	}, func(ctx context.Context, path string) int { return a.checkConfig(ctx, path, online) })
 	check.Flags().BoolVar(&online, "online", false, "also reach every target, check the credentials and write a small object under _ferry/")
 	return group("config", "Check the configuration file", check)
 }

@@ -231,9 +231,8 @@ func readJSONL[T any](r io.Reader, fn func(T) error) error {
 }
 
 func (a *app) rebuildCmd() *cobra.Command {
-	var configFlag string
 	var force bool
-	c := &cobra.Command{
+	c := a.configVerb(&cobra.Command{
 		Use:   "rebuild",
 		Short: "Rebuild a corrupt or lost journal from the watched folders and the targets",
 		Long: `Make a new journal from the watched folders and what the targets hold: a
@@ -241,12 +240,7 @@ file whose object has the same size and sha256 is recorded as uploaded, the
 others are uploaded by the next run. The old journal is kept aside; a
 readable one is rebuilt only with --force. Stop the daemon first.`,
 		Example: `  ferry journal rebuild --config /etc/ferry/ferry.toml`,
-		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withConfig(configFlag, func(path string) int { return a.rebuild(cmd.Context(), path, force) })
-		},
-	}
-	a.configFlag(c, &configFlag)
+	}, func(ctx context.Context, path string) int { return a.rebuild(ctx, path, force) })
 	c.Flags().BoolVar(&force, "force", false, "rebuild even though the journal is readable (it is kept, moved aside)")
 	return c
 }

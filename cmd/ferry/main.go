@@ -162,6 +162,19 @@ func noArgs(_ *cobra.Command, args []string) error {
 	return nil
 }
 
+// configVerb makes c a verb that takes no arguments and works on the
+// configuration file (--config, $FERRY_CONFIG, the packaged one): run is
+// its work, given the file's path; it returns the exit code.
+func (a *app) configVerb(c *cobra.Command, run func(ctx context.Context, path string) int) *cobra.Command {
+	var configFlag string
+	c.Args = noArgs
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		return a.withConfig(configFlag, func(path string) int { return run(cmd.Context(), path) })
+	}
+	a.configFlag(c, &configFlag)
+	return c
+}
+
 // configFlag adds --config to c, into p.
 func (a *app) configFlag(c *cobra.Command, p *string) {
 	c.Flags().StringVar(p, "config", "", "the configuration file (TOML); default $FERRY_CONFIG, else "+a.defaultConfig+" if it exists")

@@ -20,9 +20,8 @@ import (
 )
 
 func (a *app) runCmd() *cobra.Command {
-	var configFlag string
 	var once bool
-	c := &cobra.Command{
+	c := a.configVerb(&cobra.Command{
 		Use:   "run",
 		Short: "Watch the folders and upload what settles, until stopped",
 		Long: `Upload every file of the watched folders once it has settled, until stopped
@@ -32,12 +31,7 @@ upload what is there now, then exit 0 if all landed, 1 if not (listed).`,
 		Example: `  ferry run --config config.example.toml   # the built-in example: demo/incoming -> demo/archive
   ferry run --once --config /etc/ferry/ferry.toml
   FERRY_CONFIG=/etc/ferry/ferry.toml ferry run`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withConfig(configFlag, func(path string) int { return a.serve(cmd.Context(), path, once) })
-		},
-	}
-	a.configFlag(c, &configFlag)
+	}, func(ctx context.Context, path string) int { return a.serve(ctx, path, once) })
 	c.Flags().BoolVar(&once, "once", false, "upload what is in the watched folders now, then exit")
 	return c
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -88,8 +89,8 @@ func serviceHandle(verb string, sc *service.Registration, elevated string, stder
 }
 
 func (a *app) installCmd() *cobra.Command {
-	var configFlag, user string
-	c := &cobra.Command{
+	var user string
+	c := a.configVerb(&cobra.Command{
 		Use:   "install",
 		Short: "Install ferry as a service running this binary with the configuration",
 		Long: `Check the configuration (a bad one: exit 2, nothing is installed), then
@@ -98,12 +99,7 @@ manager (systemd, or Windows'), started at boot. As root (administrator);
 credentials are read from the service's own environment.`,
 		Example: `  sudo ferry install --config /etc/ferry/ferry.toml --user ferry
   ferry.exe install --config C:\ProgramData\ferry\ferry.toml --user "NT AUTHORITY\NetworkService"`,
-		Args: noArgs,
-		RunE: func(*cobra.Command, []string) error {
-			return a.withConfig(configFlag, func(path string) int { return a.install(path, user) })
-		},
-	}
-	a.configFlag(c, &configFlag)
+	}, func(_ context.Context, path string) int { return a.install(path, user) })
 	c.Flags().StringVar(&user, "user", "", "the account the service runs as (default: root on Linux, LocalSystem on Windows)")
 	return c
 }

@@ -25,9 +25,8 @@ import (
 const statusTimeout = 2 * time.Second
 
 func (a *app) statusCmd() *cobra.Command {
-	var configFlag string
 	var asJSON bool
-	c := &cobra.Command{
+	c := a.configVerb(&cobra.Command{
 		Use:   "status",
 		Short: "Show the queue, the uploads in flight, rate and ETA, breakers and the last error",
 		Long: `Ask the running daemon ([metrics] listen, /status, 2 s timeout) or, when none
@@ -35,12 +34,7 @@ answers, read the journal (read-only: what only the daemon knows is then
 unknown, null in --json). Exit 0 with a status, 1 when none could be read.`,
 		Example: `  ferry status --config /etc/ferry/ferry.toml
   ferry status --json | jq .queue_files`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withConfig(configFlag, func(path string) int { return a.status(cmd.Context(), path, asJSON) })
-		},
-	}
-	a.configFlag(c, &configFlag)
+	}, func(ctx context.Context, path string) int { return a.status(ctx, path, asJSON) })
 	c.Flags().BoolVar(&asJSON, "json", false, "print the status as one JSON object (the shape of the daemon's /status)")
 	return c
 }

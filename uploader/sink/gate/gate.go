@@ -18,6 +18,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/ferry-data/ferry/internal/defaults"
 	"github.com/ferry-data/ferry/uploader/sink"
 )
 
@@ -38,15 +39,9 @@ const (
 )
 
 func (p Policy) withDefaults() Policy {
-	if p.FailureThreshold <= 0 {
-		p.FailureThreshold = DefaultFailureThreshold
-	}
-	if p.OpenTimeout <= 0 {
-		p.OpenTimeout = DefaultOpenTimeout
-	}
-	if p.HalfOpenProbes <= 0 {
-		p.HalfOpenProbes = DefaultHalfOpenProbes
-	}
+	defaults.Set(&p.FailureThreshold, DefaultFailureThreshold)
+	defaults.Set(&p.OpenTimeout, DefaultOpenTimeout)
+	defaults.Set(&p.HalfOpenProbes, DefaultHalfOpenProbes)
 	return p
 }
 

@@ -18,6 +18,7 @@ import (
 
 	retrygo "github.com/avast/retry-go/v4"
 
+	"github.com/ferry-data/ferry/internal/defaults"
 	"github.com/ferry-data/ferry/uploader/sink"
 )
 
@@ -38,15 +39,9 @@ const (
 )
 
 func (p Policy) withDefaults() Policy {
-	if p.Attempts <= 0 {
-		p.Attempts = DefaultAttempts
-	}
-	if p.InitialDelay <= 0 {
-		p.InitialDelay = DefaultInitialDelay
-	}
-	if p.MaxDelay <= 0 {
-		p.MaxDelay = DefaultMaxDelay
-	}
+	defaults.Set(&p.Attempts, DefaultAttempts)
+	defaults.Set(&p.InitialDelay, DefaultInitialDelay)
+	defaults.Set(&p.MaxDelay, DefaultMaxDelay)
 	return p
 }
 
