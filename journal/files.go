@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -104,10 +105,109 @@ func null[T comparable](v T) any {
 	return v
 }
 
-const rowWrite = `target = ?, object_key = ?, batch_id = ?, size = ?, mtime_ns = ?, file_id = ?, generation = ?, state = ?, signal = ?,
-	sha256 = ?, upload_id = ?, correlation_id = ?, attempts = ?, next_attempt_at = ?, error_class = ?, error = ?,
-	settled_at = ?, updated_at = ?, uploaded_at = ?, uploaded_sha256 = ?, uploaded_key = ?`
+// column is a files column a transition may write, with its value in a
+// fileRow (NULL for an empty text or a zero time where the column may be
+// NULL).
+type column struct {
+	name  string
+	value func(r *fileRow) any
+}
 
+// columnsOf are the columns each Col flag writes: a transition writes only
+// those of its rule (and state when it changes, updated_at always), so
+// that a step touches no index it need not (files_queue, files_batch).
+var columnsOf = map[Col][]column{
+	SetVersion: {
+		{"target", func(r *fileRow) any { return r.Target }}, {"object_key", func(r *fileRow) any { return r.Key }},
+		{"batch_id", func(r *fileRow) any { return r.BatchID }}, {"size", func(r *fileRow) any { return r.Version.Size }},
+		{"mtime_ns", func(r *fileRow) any { return r.Version.MtimeNS }}, {"file_id", func(r *fileRow) any { return r.Version.FileID }},
+		{"signal", func(r *fileRow) any { return r.Signal }}, {"settled_at", func(r *fileRow) any { return r.SettledAt }},
+	},
+	NewGeneration:   {{"generation", func(r *fileRow) any { return r.Generation }}},
+	ResetAttempts:   {colAttempts, colDue},
+	CountAttempt:    {colAttempts, {"correlation_id", func(r *fileRow) any { return null(r.CorrelationID) }}},
+	UncountAttempt:  {colAttempts, colDue},
+	ResetDue:        {colDue},
+	SetDue:          {colDue},
+	SetHash:         {colHash},
+	ClearHash:       {colHash},
+	SetUploadID:     {colUploadID},
+	ClearUploadID:   {colUploadID},
+	SetError:        {colErrorClass, colError},
+	ClearError:      {colErrorClass, colError},
+	SetLanded:       {{"uploaded_sha256", func(r *fileRow) any { return null(r.UploadedSHA256) }}, {"uploaded_key", func(r *fileRow) any { return null(r.UploadedKey) }}},
+	SetUploadedAt:   {colUploadedAt},
+	ClearUploadedAt: {colUploadedAt},
+}
+
+var (
+	colAttempts   = column{"attempts", func(r *fileRow) any { return r.Attempts }}
+	colDue        = column{"next_attempt_at", func(r *fileRow) any { return r.NextAttemptAt }}
+	colHash       = column{"sha256", func(r *fileRow) any { return null(r.SHA256) }}
+	colUploadID   = column{"upload_id", func(r *fileRow) any { return null(r.UploadID) }}
+	colErrorClass = column{"error_class", func(r *fileRow) any { return null(r.ErrorClass) }}
+	colError      = column{"error", func(r *fileRow) any { return null(r.Error) }}
+	colUploadedAt = column{"uploaded_at", func(r *fileRow) any { return null(r.UploadedAt) }}
+	colState      = column{"state", func(r *fileRow) any { return string(r.State) }}
+	colUpdatedAt  = column{"updated_at", func(r *fileRow) any { return r.UpdatedAt }}
+)
+
+// rowUpdate is an UPDATE of the columns a rule writes.
+type rowUpdate struct {
+	query string
+	cols  []column
+}
+
+var rowUpdates sync.Map // [2]int64{Sets, state changes} -> *rowUpdate
+
+// updateFor is the UPDATE for a transition setting sets (and the state
+// when stateChanges), made once per combination.
+func updateFor(sets Col, stateChanges bool) *rowUpdate {
+	k := [2]int64{int64(sets), 0}
+	if stateChanges {
+		k[1] = 1
+	}
+	if u, ok := rowUpdates.Load(k); ok {
+		return u.(*rowUpdate)
+	}
+	var cols []column
+	seen := map[string]bool{}
+	add := func(c column) {
+		if !seen[c.name] {
+			seen[c.name] = true
+			cols = append(cols, c)
+		}
+	}
+	for f := Col(1); f != 0 && f <= ClearUploadedAt; f <<= 1 {
+		if sets&f != 0 {
+			for _, c := range columnsOf[f] {
+				add(c)
+			}
+		}
+	}
+	if stateChanges {
+		add(colState)
+	}
+	add(colUpdatedAt)
+	set := make([]string, len(cols))
+	for i, c := range cols {
+		set[i] = c.name + " = ?"
+	}
+	u := &rowUpdate{query: `UPDATE files SET ` + strings.Join(set, ", ") + ` WHERE id = ?`, cols: cols}
+	rowUpdates.Store(k, u)
+	return u
+}
+
+func (u *rowUpdate) args(r *fileRow) []any {
+	args := make([]any, len(u.cols)+1)
+	for i, c := range u.cols {
+		args[i] = c.value(r)
+	}
+	args[len(u.cols)] = r.ID
+	return args
+}
+
+// values are a new row's columns, in the order of move's INSERT.
 func (r *fileRow) values() []any {
 	return []any{r.Target, r.Key, r.BatchID, r.Version.Size, r.Version.MtimeNS, r.Version.FileID, r.Generation, string(r.State), r.Signal,
 		null(r.SHA256), null(r.UploadID), null(r.CorrelationID), r.Attempts, r.NextAttemptAt, null(r.ErrorClass), null(r.Error),
@@ -144,7 +244,8 @@ func (t *Tx) move(r *fileRow, c *change) error {
 			return err
 		}
 	} else if write {
-		if _, err := t.exec(`UPDATE files SET `+rowWrite+` WHERE id = ?`, append(r.values(), r.ID)...); err != nil {
+		u := updateFor(rule.Sets, rule.To != prev)
+		if _, err := t.exec(u.query, u.args(r)...); err != nil {
 			return err
 		}
 	}
