@@ -4,7 +4,7 @@ GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 VERSITYGW_VERSION := v1.8.0
 VERSITYGW := $(GOBIN)/versitygw
 
-.PHONY: all build man completion package package-deb package-rpm package-zip version test test-servers test-windows vet staticcheck bench crash-long clean
+.PHONY: all build man completion package package-deb package-rpm package-zip version test test-servers rocrate-validator test-windows vet staticcheck bench crash-long clean
 
 all: build
 
@@ -65,10 +65,17 @@ package-zip: $(WINDOWS_BIN)
 .PHONY: pkg-version-check FORCE
 FORCE:
 
-# The pinned test servers, installed from the Go module proxy.
-test-servers: $(VERSITYGW)
+# The pinned test servers, installed from the Go module proxy, and the
+# RO-Crate validator (npm's ro-crate, pinned in tools/rocrate) the dataset
+# tests run on the crates ferry writes.
+test-servers: $(VERSITYGW) rocrate-validator
 $(VERSITYGW):
 	GOFLAGS=-mod=mod $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+ROCRATE_DIR := tools/rocrate
+rocrate-validator: $(ROCRATE_DIR)/node_modules/.package-lock.json
+$(ROCRATE_DIR)/node_modules/.package-lock.json: $(ROCRATE_DIR)/package-lock.json
+	npm ci --prefix $(ROCRATE_DIR) --no-audit --no-fund
 
 vet: staticcheck
 	$(GO) vet ./...
