@@ -1,0 +1,236 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// upload settles, claims and completes rel with content sha.
+func upload(t *testing.T, j *Journal, rel, sha string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := j.RecordSettled(ctx, settled(rel, 10)); err != nil {
+		t.Fatal(err)
+	}
+	for _, jb := range mustClaim(t, j, 100) {
+		if err := j.RecordHashes(ctx, &jb, sha, []Chunk{{Seq: 1, Size: 10, SHA256: sha}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Complete(ctx, &jb, sha, jb.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func oneDataset(t *testing.T, j *Journal, rel string) Dataset {
+	t.Helper()
+	ds, err := j.Datasets(context.Background(), DatasetFilter{Watch: "/data", RelPath: rel})
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("Datasets(%s) = %+v, %v", rel, ds, err)
+	}
+	return ds[0]
+}
+
+func TestDatasetLifecycle(t *testing.T) {
+	ctx := context.Background()
+	j := open(t)
+	ref := DatasetRef{Watch: "/data", RelPath: "run1", Target: "t", KeyPrefix: "p/run1/"}
+	d, err := j.OpenDataset(ctx, ref)
+	if err != nil || d.State != DatasetOpen || d.ID == 0 {
+		t.Fatalf("OpenDataset = %+v, %v", d, err)
+	}
+	// Opening again is a no-op, not a second event.
+	if again, err := j.OpenDataset(ctx, ref); err != nil || again.ID != d.ID {
+		t.Fatalf("second OpenDataset = %+v, %v", again, err)
+	}
+	upload(t, j, "run1/a.tif", strings.Repeat("a", 64))
+	if _, err := j.RecordSettled(ctx, settled("run1/b.tif", 10)); err != nil {
+		t.Fatal(err)
+	}
+	// Another watch's folder of the same name is another dataset's.
+	other := settled("run1/c.tif", 10)
+	other.Watch = "/elsewhere"
+	if _, err := j.RecordSettled(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+
+	got := oneDataset(t, j, "run1")
+	if got.Total != 2 || got.Landed != 1 || got.Waiting != 1 || got.TotalBytes != 20 || got.LandedBytes != 10 {
+		t.Fatalf("counts: %+v", got)
+	}
+
+	manifest := func(fs []DatasetFile) (string, error) { return strings.Repeat("m", 64), nil }
+	// Not complete yet: closing is refused by the table.
+	if _, err := j.CloseDataset(ctx, "/data", "run1", manifest); !errors.Is(err, ErrTransition) {
+		t.Fatalf("closing an open dataset: %v", err)
+	}
+	if err := j.CompleteDataset(ctx, "/data", "run1", "CopyComplete.txt", "failed_run", "RunErrored: I/O"); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.CompleteDataset(ctx, "/data", "run1", "again", "completed", ""); !errors.Is(err, ErrTransition) {
+		t.Fatalf("completed twice: %v", err)
+	}
+	// b.tif has not landed: not ready.
+	if _, err := j.CloseDataset(ctx, "/data", "run1", manifest); !errors.Is(err, ErrDatasetNotReady) || !strings.Contains(err.Error(), "run1/b.tif") {
+		t.Fatalf("closing with a file waiting: %v", err)
+	}
+	// A file that vanished before its upload is not part of it.
+	if _, err := j.RecordSettled(ctx, settled("run1/tmp.part", 3)); err != nil {
+		t.Fatal(err)
+	}
+	vanish := state(t, j, "run1/tmp.part")
+	if _, err := j.Vanish(ctx, "deleted by the instrument", vanish.ID); err != nil {
+		t.Fatal(err)
+	}
+	upload(t, j, "run1/b.tif", strings.Repeat("b", 64))
+	var listed []DatasetFile
+	files, err := j.CloseDataset(ctx, "/data", "run1", func(fs []DatasetFile) (string, error) {
+		listed = fs
+		return strings.Repeat("m", 64), nil
+	})
+	if err != nil || len(files) != 2 || len(listed) != 2 || files[0].RelPath != "run1/a.tif" || files[1].SHA256 != strings.Repeat("b", 64) || files[0].Key != "p/run1/a.tif" {
+		t.Fatalf("CloseDataset = %+v, %v", files, err)
+	}
+	got = oneDataset(t, j, "run1")
+	if got.State != DatasetClosing || got.Files != 2 || got.Bytes != 20 || got.ManifestSHA256 != strings.Repeat("m", 64) || got.Signal != "CopyComplete.txt" {
+		t.Fatalf("closing: %+v", got)
+	}
+	notes := []Notification{
+		{EventID: "dataset_failed:/data:run1", Endpoint: "https://lims/h#1", Type: "dataset_failed", Body: `{"id":"x"}`},
+		{EventID: "dataset_failed:/data:run1", Endpoint: "https://lims/h#1", Type: "dataset_failed", Body: `{"id":"x"}`}, // the same: once
+		{EventID: "dataset_failed:/data:run1", Endpoint: "https://other/h#2", Type: "dataset_failed", Body: `{"id":"x"}`},
+	}
+	if err := j.ClosedDataset(ctx, "/data", "run1", strings.Repeat("c", 64), notes); err != nil {
+		t.Fatal(err)
+	}
+	got = oneDataset(t, j, "run1")
+	if got.State != DatasetFailedRun || !got.State.Info().Closed || got.CrateSHA256 != strings.Repeat("c", 64) || got.ClosedAt.IsZero() {
+		t.Fatalf("closed: %+v", got)
+	}
+	pending, err := j.PendingNotifications(ctx)
+	if err != nil || len(pending) != 2 || pending[0].DatasetID != got.ID {
+		t.Fatalf("outbox: %+v, %v", pending, err)
+	}
+	if failed, _ := j.Datasets(ctx, DatasetFilter{State: DatasetFailedRun}); len(failed) != 1 {
+		t.Fatalf("filter by state: %+v", failed)
+	}
+	if open, _ := j.Datasets(ctx, DatasetFilter{State: DatasetOpen}); len(open) != 0 {
+		t.Fatalf("filter by state: %+v", open)
+	}
+
+	// Every dataset transition is an event in the chain, and the chain
+	// (and the replay of the files) still verifies.
+	rs, err := j.r.QueryContext(ctx, `SELECT kind, batch_id, detail FROM events WHERE kind LIKE 'dataset_%' ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for rs.Next() {
+		var k, b, d string
+		if err := rs.Scan(&k, &b, &d); err != nil {
+			t.Fatal(err)
+		}
+		if b != "run1" || !strings.Contains(d, `watch="/data"`) {
+			t.Errorf("event %s: batch_id %q detail %q", k, b, d)
+		}
+		kinds = append(kinds, k)
+	}
+	rs.Close()
+	if strings.Join(kinds, " ") != "dataset_opened dataset_completed dataset_closing dataset_failed_run" {
+		t.Fatalf("dataset events: %v", kinds)
+	}
+	if _, err := j.VerifyChain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if mm, _, err := j.VerifyState(ctx); err != nil || len(mm) != 0 {
+		t.Fatalf("VerifyState: %v %v", mm, err)
+	}
+}
+
+func TestDatasetClosingRefusesFailedAndUnhashedFiles(t *testing.T) {
+	ctx := context.Background()
+	j := open(t)
+	if _, err := j.OpenDataset(ctx, DatasetRef{Watch: "/data", RelPath: "run2", Target: "t", KeyPrefix: "p/run2/"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.RecordSettled(ctx, settled("run2/x", 10)); err != nil {
+		t.Fatal(err)
+	}
+	jb := mustClaim(t, j, 1)[0]
+	if err := j.Fail(ctx, &jb, "unreadable", "permission denied"); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.CompleteDataset(ctx, "/data", "run2", "quiet:1h0m0s", "completed", ""); err != nil {
+		t.Fatal(err)
+	}
+	d := oneDataset(t, j, "run2")
+	if d.DeadLetters != 1 || d.State != DatasetComplete {
+		t.Fatalf("dataset with a dead letter: %+v", d)
+	}
+	called := false
+	_, err := j.CloseDataset(ctx, "/data", "run2", func([]DatasetFile) (string, error) { called = true; return "", nil })
+	if !errors.Is(err, ErrDatasetNotReady) || called {
+		t.Fatalf("a dead letter must hold the dataset: %v (manifest made: %v)", err, called)
+	}
+	// A manifest that cannot be made leaves the dataset complete.
+	if _, err := j.DropDeadLetters(ctx, state(t, j, "run2/x").ID); err != nil {
+		t.Fatal(err)
+	}
+	upload(t, j, "run2/y", strings.Repeat("y", 64))
+	boom := errors.New("boom")
+	if _, err := j.CloseDataset(ctx, "/data", "run2", func([]DatasetFile) (string, error) { return "", boom }); !errors.Is(err, boom) {
+		t.Fatalf("manifest error: %v", err)
+	}
+	if d := oneDataset(t, j, "run2"); d.State != DatasetComplete {
+		t.Fatalf("after a failed closing: %+v", d)
+	}
+	if err := j.CompleteDataset(ctx, "/data", "nope", "x", "completed", ""); !errors.Is(err, ErrNoDataset) {
+		t.Fatalf("unknown dataset: %v", err)
+	}
+	if err := j.CompleteDataset(ctx, "/data", "run2", "x", "fine", ""); err == nil {
+		t.Fatal("unknown outcome accepted")
+	}
+}
+
+func TestNotificationOutbox(t *testing.T) {
+	ctx := context.Background()
+	j := open(t)
+	notes := []Notification{
+		{EventID: "file_failed:1:1", Endpoint: "e1", Type: "file_failed", Body: "{}"},
+		{EventID: "file_failed:2:1", Endpoint: "e1", Type: "file_failed", Body: "{}"},
+	}
+	if err := j.QueueNotifications(ctx, notes); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.QueueNotifications(ctx, notes[:1]); err != nil {
+		t.Fatal(err)
+	}
+	now := j.now()
+	due, err := j.DueNotifications(ctx, now, 10)
+	if err != nil || len(due) != 2 {
+		t.Fatalf("due: %+v %v", due, err)
+	}
+	if err := j.NotificationFailed(ctx, due[0].ID, "answered 503", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.NotificationDelivered(ctx, due[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := j.DueNotifications(ctx, now, 10); len(due) != 0 {
+		t.Fatalf("due after: %+v", due)
+	}
+	next, ok, err := j.NextNotification(ctx)
+	if err != nil || !ok || !next.Equal(now.Add(time.Minute)) {
+		t.Fatalf("next: %v %v %v", next, ok, err)
+	}
+	p, _ := j.PendingNotifications(ctx)
+	if len(p) != 1 || p[0].Attempts != 1 || p[0].LastError != "answered 503" {
+		t.Fatalf("pending: %+v", p)
+	}
+	if err := j.QueueNotifications(ctx, []Notification{{EventID: "x"}}); err == nil {
+		t.Fatal("a notification without endpoint accepted")
+	}
+}
