@@ -306,6 +306,24 @@ type DatasetFile struct {
 	MTime   time.Time
 }
 
+var datasetFilesQuery = `SELECT rel_path, COALESCE(uploaded_key, object_key), size, mtime_ns, COALESCE(uploaded_sha256, '') FROM files
+	WHERE watch = ? AND batch_id = ? AND ` + inStates(datasetListed...) + ` ORDER BY rel_path`
+
+func scanDatasetFile(sc scanner) (DatasetFile, error) {
+	var f DatasetFile
+	var mt int64
+	err := sc.Scan(&f.RelPath, &f.Key, &f.Size, &mt, &f.SHA256)
+	f.MTime = time.Unix(0, mt).UTC()
+	return f, err
+}
+
+// DatasetFiles returns the files a dataset's manifest lists (or would list
+// now), by path.
+func (j *Journal) DatasetFiles(ctx context.Context, watch, rel string) ([]DatasetFile, error) {
+	rs, err := j.r.QueryContext(ctx, datasetFilesQuery, watch, rel)
+	return collect(rs, err, scanDatasetFile)
+}
+
 // ErrDatasetNotReady is matched by the error of a closing attempted while
 // a file of the dataset has not landed.
 var ErrDatasetNotReady = errors.New("dataset not ready to close")
@@ -347,15 +365,8 @@ func (j *Journal) CloseDataset(ctx context.Context, watch, rel string, manifest 
 		if blocking > 0 {
 			return fmt.Errorf("dataset %s: %w: %d file(s) not landed (e.g. %s, %s)", rel, ErrDatasetNotReady, blocking, example, exampleState)
 		}
-		rs, err := t.query(`SELECT rel_path, COALESCE(uploaded_key, object_key), size, mtime_ns, COALESCE(uploaded_sha256, '') FROM files
-			WHERE watch = ? AND batch_id = ? AND `+inStates(datasetListed...)+` ORDER BY rel_path`, watch, rel)
-		files, err = collect(rs, err, func(sc scanner) (DatasetFile, error) {
-			var f DatasetFile
-			var mt int64
-			err := sc.Scan(&f.RelPath, &f.Key, &f.Size, &mt, &f.SHA256)
-			f.MTime = time.Unix(0, mt).UTC()
-			return f, err
-		})
+		rs, err := t.query(datasetFilesQuery, watch, rel)
+		files, err = collect(rs, err, scanDatasetFile)
 		if err != nil {
 			return err
 		}
