@@ -20,6 +20,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/ferry-data/ferry/dataset"
 )
 
 // Config is ferry.toml.
@@ -30,6 +32,7 @@ type Config struct {
 	Target  map[string]TargetConfig `toml:"target"`
 	Watch   []WatchConfig           `toml:"watch"`
 	Metrics MetricsConfig           `toml:"metrics"`
+	Notify  []NotifyConfig          `toml:"notify"`
 
 	file string // absolute path of the config file
 	sum  string // SHA-256 of its bytes
@@ -136,6 +139,16 @@ type WatchConfig struct {
 	Exclude        []string `toml:"exclude"`
 	RescanInterval Duration `toml:"rescan_interval"`
 	OnChange       string   `toml:"on_change"`
+
+	// Datasets (internal/config/datasets.go): which folders are datasets,
+	// when one is complete, and its crate's licence.
+	Dataset  string     `toml:"dataset"`
+	Complete StringList `toml:"complete"`
+	License  string     `toml:"license"`
+	// AfterUpload: what happens to source files once their dataset closed.
+	AfterUpload string `toml:"after_upload"`
+
+	conditions dataset.Conditions
 }
 
 // Load reads, decodes and validates a config file. Environment variables

@@ -115,18 +115,20 @@ func (l *locator) keyLine(k toml.Key) (int, string) {
 	if len(k) == 0 {
 		return 0, ""
 	}
-	// [[watch]] keys come without an index: find the first occurrence.
-	if k[0] == "watch" && len(k) >= 2 {
+	// [[watch]] and [[notify]] keys come without an index: find the first
+	// occurrence.
+	if (k[0] == "watch" || k[0] == "notify") && len(k) >= 2 {
+		table := k[0]
 		found, index := 0, 0
 		rest := strings.Join(k[1:], ".")
 		l.scan(func(line int, t string, i int, key string, isHeader bool) bool {
-			if !isHeader && t == "watch" && key == rest {
+			if !isHeader && t == table && key == rest {
 				found, index = line, i
 				return true
 			}
 			return false
 		})
-		return found, fmt.Sprintf("watch[%d].%s", index+1, rest)
+		return found, fmt.Sprintf("%s[%d].%s", table, index+1, rest)
 	}
 	return l.line(strings.Join(k[:len(k)-1], "."), k[len(k)-1]), k.String()
 }

@@ -129,6 +129,9 @@ func settingValue(v reflect.Value) (string, bool) {
 	case []string:
 		b, _ := json.Marshal(x)
 		return string(b), true
+	case StringList:
+		b, _ := json.Marshal([]string(x))
+		return string(b), true
 	}
 	return fmt.Sprint(v.Interface()), true
 }

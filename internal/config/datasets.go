@@ -1,0 +1,206 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/ferry-data/ferry/dataset"
+	"github.com/ferry-data/ferry/notify"
+)
+
+// StringList is a key written as one string or as a list of strings
+// (`complete = "illumina"` or `complete = ["marker:.done", "quiet:2h"]`).
+type StringList []string
+
+// UnmarshalTOML accepts a string or an array of strings.
+func (l *StringList) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*l = StringList{v}
+		return nil
+	case []any:
+		out := make(StringList, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("invalid list: %v is not a string", e)
+			}
+			out = append(out, s)
+		}
+		*l = out
+		return nil
+	}
+	return fmt.Errorf("invalid value %v: want a string or a list of strings", v)
+}
+
+// The values of after_upload. Only keep is available in this version:
+// freeing the instrument's disk (delete, move:DIR, reclaim) comes with its
+// verification at the moment of deletion, and ferry refuses a setting it
+// would not carry out rather than accept it and do nothing.
+const AfterUploadKeep = "keep"
+
+// Conditions are the watch's parsed completion conditions (nil without
+// datasets).
+func (w WatchConfig) Conditions() dataset.Conditions { return w.conditions }
+
+// Depth is how many folder levels deep the watch's datasets are (0: no
+// datasets).
+func (w WatchConfig) Depth() int {
+	if w.Dataset == "" {
+		return 0
+	}
+	return strings.Count(w.Dataset, "/") + 1
+}
+
+// DatasetOf returns the dataset a file (its path relative to the watch
+// root) belongs to: the folder at the pattern's depth, when the pattern
+// matches it; "" when the file is in no dataset (the watch has none, the
+// file sits above the datasets' depth, or its folder does not match).
+func (w WatchConfig) DatasetOf(rel string) string {
+	n := w.Depth()
+	if n == 0 {
+		return ""
+	}
+	segs := strings.SplitN(rel, "/", n+1)
+	if len(segs) <= n {
+		return ""
+	}
+	folder := strings.Join(segs[:n], "/")
+	if ok, _ := doublestar.Match(w.Dataset, folder); !ok {
+		return ""
+	}
+	return folder
+}
+
+// validateDataset checks the dataset keys of a [[watch]].
+func (w *WatchConfig) validateDataset(v *checker, tbl string, line func(string) int) {
+	if w.Dataset == "" {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"complete", len(w.Complete) > 0}, {"license", w.License != ""}, {"after_upload", w.AfterUpload != ""}} {
+			if k.set {
+				v.bad(line(k.key), tbl+"."+k.key, "applies only to a watch with datasets: set dataset (e.g. dataset = \"*\")")
+			}
+		}
+		return
+	}
+	switch {
+	case strings.Contains(w.Dataset, `\`):
+		v.bad(line("dataset"), tbl+".dataset", "write the pattern with / (got %q)", w.Dataset)
+	case strings.Contains(w.Dataset, "**"):
+		v.bad(line("dataset"), tbl+".dataset", "a dataset is a folder at a fixed depth: use * per level, not ** (got %q)", w.Dataset)
+	case strings.HasPrefix(w.Dataset, "/") || path.Clean(w.Dataset) != w.Dataset || strings.HasPrefix(w.Dataset, "..") || !doublestar.ValidatePattern(w.Dataset):
+		v.bad(line("dataset"), tbl+".dataset", "must be a relative folder pattern such as \"*\" or \"*/*\" (got %q)", w.Dataset)
+	}
+	if len(w.Complete) == 0 {
+		v.bad(line("dataset"), tbl+".complete", "required with dataset: when is a dataset complete? (\"illumina\", \"marker:NAME\", \"quiet:DURATION\", or a list)")
+	} else if cs, err := dataset.ParseConditions(w.Complete); err != nil {
+		v.bad(line("complete"), tbl+".complete", "%v", err)
+	} else {
+		w.conditions = cs
+	}
+	if err := dataset.ValidLicense(w.License); err != nil {
+		v.bad(line("license"), tbl+".license", "%v", err)
+	} else if w.License == "" {
+		w.License = dataset.DefaultLicense
+	}
+	switch w.AfterUpload {
+	case "":
+		w.AfterUpload = AfterUploadKeep
+	case AfterUploadKeep:
+	case "delete", "reclaim":
+		v.bad(line("after_upload"), tbl+".after_upload", "%q is not available in this version of ferry: source files are kept (after_upload = \"keep\")", w.AfterUpload)
+	default:
+		if strings.HasPrefix(w.AfterUpload, "move:") {
+			v.bad(line("after_upload"), tbl+".after_upload", "%q is not available in this version of ferry: source files are kept (after_upload = \"keep\")", w.AfterUpload)
+		} else {
+			v.bad(line("after_upload"), tbl+".after_upload", "must be \"keep\" (got %q)", w.AfterUpload)
+		}
+	}
+}
+
+// NotifyConfig is one [[notify]]: an endpoint told of dataset and file
+// events.
+type NotifyConfig struct {
+	URL    NotifyURL `toml:"url"`
+	Events []string  `toml:"events"`
+	// SecretEnv names the environment variable holding the HMAC secret
+	// (the TOML never holds it).
+	SecretEnv string `toml:"secret_env"`
+
+	// secret is a pointer so that printing a NotifyConfig (%v, %+v, %#v)
+	// shows an address, never the value.
+	secret *Secret
+}
+
+// NotifyURL is a [[notify]] url. It prints (and reaches the audit log's
+// settings) without its query or credentials, where tokens live; the
+// sender uses Reveal.
+type NotifyURL string
+
+func (u NotifyURL) String() string   { return notify.Redact(string(u)) }
+func (u NotifyURL) Reveal() string   { return string(u) }
+func (u NotifyURL) GoString() string { return strconv.Quote(u.String()) }
+
+// Secret is the HMAC-SHA256 key read from SecretEnv ("" when unsigned).
+func (n NotifyConfig) Secret() Secret {
+	if n.secret == nil {
+		return ""
+	}
+	return *n.secret
+}
+
+// ID identifies the endpoint in the journal without its secrets: its URL
+// without query or credentials, and the first 12 hex digits of the whole
+// URL's SHA-256 (two URLs that differ only in a token are two endpoints).
+func (n NotifyConfig) ID() string {
+	s := sha256.Sum256([]byte(n.URL))
+	return n.URL.String() + " #" + hex.EncodeToString(s[:6])
+}
+
+// Wants reports whether the endpoint asked for event.
+func (n NotifyConfig) Wants(event string) bool {
+	for _, e := range n.Events {
+		if e == event {
+			return true
+		}
+	}
+	return false
+}
+
+// validateNotify checks every [[notify]] and reads its secret.
+func (c *Config) validateNotify(v *checker, lookupEnv func(string) (string, bool)) {
+	for i := range c.Notify {
+		n := &c.Notify[i]
+		tbl := fmt.Sprintf("notify[%d]", i+1)
+		line := func(k string) int { return v.loc.arrayLine("notify", i, k) }
+		if n.URL == "" {
+			v.bad(line(""), tbl+".url", "required: where to POST the events")
+		} else if err := notify.CheckURL(n.URL.Reveal()); err != nil {
+			v.bad(line("url"), tbl+".url", "%v", err)
+		}
+		if len(n.Events) == 0 {
+			n.Events = append([]string(nil), notify.Events...)
+		}
+		for _, e := range n.Events {
+			if !notify.Known(e) {
+				v.bad(line("events"), tbl+".events", "unknown event %q (events: %s)", e, strings.Join(notify.Events, ", "))
+			}
+		}
+		if n.SecretEnv != "" {
+			value, ok := lookupEnv(n.SecretEnv)
+			if !ok || value == "" {
+				v.bad(line("secret_env"), tbl+".secret_env", "environment variable %s is not set (it must hold the signing secret; the TOML only names it)", n.SecretEnv)
+			}
+			sv := Secret(value)
+			n.secret = &sv
+		}
+	}
+}
