@@ -159,6 +159,9 @@ type Dataset struct {
 	// Counted from its files rows.
 	Total, Landed, Waiting, DeadLetters int
 	TotalBytes, LandedBytes             int64
+	// LastSettled is when a file of it last settled (zero: none yet): the
+	// start of a quiet period.
+	LastSettled time.Time
 }
 
 const datasetColumns = `d.id, d.watch, d.rel_path, d.target, d.key_prefix, d.state, d.signal, d.outcome, d.reason, d.files, d.bytes,
@@ -257,6 +260,26 @@ func (t *Tx) moveDataset(d *Dataset, c *datasetChange) error {
 		return err
 	}
 	return t.event(Event{Kind: c.Kind, BatchID: d.RelPath, RelPath: d.RelPath, Size: -1, Detail: c.detail(d, prev)})
+}
+
+// settleInDataset opens s's dataset if it is new. For a dataset already
+// closing or closed it returns why s may not be uploaded into it.
+func (t *Tx) settleInDataset(s Settled) (string, error) {
+	if s.Dataset == nil {
+		return "", nil
+	}
+	ref := *s.Dataset
+	d, err := t.dataset(ref.Watch, ref.RelPath)
+	switch {
+	case errors.Is(err, ErrNoDataset):
+		d = Dataset{DatasetRef: ref}
+		return "", t.moveDataset(&d, &datasetChange{Kind: KindDatasetOpened})
+	case err != nil:
+		return "", err
+	case d.State == DatasetClosing || d.State.Info().Closed:
+		return fmt.Sprintf("dataset %s is %s (its manifest and RO-Crate list what it held): a file that arrives after them is not uploaded into it", d.RelPath, d.State), nil
+	}
+	return "", nil
 }
 
 // OpenDataset journals a dataset's first sight (dataset_opened); a
@@ -513,6 +536,8 @@ type DatasetFilter struct {
 	Watch   string // "" for every watch
 	RelPath string // "" for every dataset
 	State   DatasetState
+	// Unclosed selects the datasets not closed yet (open, complete, closing).
+	Unclosed bool
 }
 
 // Datasets lists datasets with their files counted, oldest first.
@@ -527,19 +552,33 @@ func (j *Journal) Datasets(ctx context.Context, f DatasetFilter) ([]Dataset, err
 	if f.State != DatasetNone {
 		where, args = append(where, "d.state = ?"), append(args, string(f.State))
 	}
+	if f.Unclosed {
+		var open []string
+		for _, i := range datasetStateInfo {
+			if !i.Closed {
+				open = append(open, "'"+string(i.State)+"'")
+			}
+		}
+		where = append(where, "d.state IN ("+strings.Join(open, ", ")+")")
+	}
 	q := `SELECT ` + datasetColumns + `,
 		COUNT(f.id),
 		COUNT(CASE WHEN ` + inStatesOf("f.state", datasetListed...) + ` THEN 1 END),
 		COUNT(CASE WHEN ` + inStatesOf("f.state", PendingStates()...) + ` THEN 1 END),
 		COUNT(CASE WHEN f.state = '` + string(Failed) + `' THEN 1 END),
 		COALESCE(SUM(f.size), 0),
-		COALESCE(SUM(CASE WHEN ` + inStatesOf("f.state", datasetListed...) + ` THEN f.size END), 0)
+		COALESCE(SUM(CASE WHEN ` + inStatesOf("f.state", datasetListed...) + ` THEN f.size END), 0),
+		COALESCE(MAX(f.settled_at), 0)
 		FROM datasets d LEFT JOIN files f ON f.watch = d.watch AND f.batch_id = d.rel_path
 		WHERE ` + strings.Join(where, " AND ") + ` GROUP BY d.id ORDER BY d.opened_at, d.id`
 	rs, err := j.r.QueryContext(ctx, q, args...)
 	return collect(rs, err, func(sc scanner) (Dataset, error) {
 		var d Dataset
-		err := scanDataset(sc, &d, &d.Total, &d.Landed, &d.Waiting, &d.DeadLetters, &d.TotalBytes, &d.LandedBytes)
+		var last int64
+		err := scanDataset(sc, &d, &d.Total, &d.Landed, &d.Waiting, &d.DeadLetters, &d.TotalBytes, &d.LandedBytes, &last)
+		if last != 0 {
+			d.LastSettled = time.Unix(0, last).UTC()
+		}
 		return d, err
 	})
 }

@@ -234,3 +234,49 @@ func TestNotificationOutbox(t *testing.T) {
 		t.Fatal("a notification without endpoint accepted")
 	}
 }
+
+func TestSettledFilesOpenTheirDatasetAndNotAfterItsClose(t *testing.T) {
+	ctx := context.Background()
+	j := open(t)
+	ref := &DatasetRef{Watch: "/data", RelPath: "run5", Target: "t", KeyPrefix: "p/run5/"}
+	s := settled("run5/a", 10)
+	s.Dataset = ref
+	if _, err := j.RecordSettled(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	d := oneDataset(t, j, "run5")
+	if d.State != DatasetOpen || d.Total != 1 || d.LastSettled.IsZero() {
+		t.Fatalf("opened by its first file: %+v", d)
+	}
+	if u, _ := j.Datasets(ctx, DatasetFilter{Unclosed: true}); len(u) != 1 {
+		t.Fatalf("unclosed: %+v", u)
+	}
+	jb := mustClaim(t, j, 1)[0]
+	sha := strings.Repeat("5", 64)
+	if err := j.RecordHashes(ctx, &jb, sha, []Chunk{{Seq: 1, Size: 10, SHA256: sha}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Complete(ctx, &jb, sha, jb.Key); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.CompleteDataset(ctx, "/data", "run5", "marker:.done", "completed", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.CloseDataset(ctx, "/data", "run5", func([]DatasetFile) (string, error) { return strings.Repeat("m", 64), nil }); err != nil {
+		t.Fatal(err)
+	}
+	// A file arriving while the manifest is written, or after, is not
+	// uploaded into the dataset: a dead letter that says why.
+	late := settled("run5/late", 3)
+	late.Dataset = ref
+	if _, err := j.RecordSettled(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	r := state(t, j, "run5/late")
+	if r.State != Failed || r.ErrorClass != "dataset_closed" || !strings.Contains(r.Error, "closing") {
+		t.Fatalf("late file: %+v", r)
+	}
+	if u, _ := j.Datasets(ctx, DatasetFilter{Unclosed: true}); len(u) != 1 || u[0].State != DatasetClosing {
+		t.Fatalf("unclosed: %+v", u)
+	}
+}

@@ -31,6 +31,12 @@ type Settled struct {
 	// Invalid, when set, says why the file cannot be uploaded at all (its
 	// name cannot be a key): it is recorded as failed with that reason.
 	Invalid string
+	// Dataset, when set, is the dataset the file belongs to (BatchID is
+	// its RelPath): journaled as opened with the file if it is new, and a
+	// file that settles in a dataset already closing or closed is
+	// recorded failed (class dataset_closed): nothing of a dataset lands
+	// after its manifest and crate.
+	Dataset *DatasetRef
 }
 
 // Outcome says what RecordSettled did.
@@ -369,13 +375,20 @@ func (t *Tx) recordSettled(s Settled) (Outcome, error) {
 	case r.Version == s.Version && !r.State.Info().Resettle:
 		return Unchanged, nil
 	}
+	closed, err := t.settleInDataset(s)
+	if err != nil {
+		return Unchanged, err
+	}
 	if err := t.move(&r, &change{Kind: KindSettled, Settled: &s}); err != nil {
 		return Unchanged, err
 	}
-	if s.Invalid == "" {
-		return out, nil
+	switch {
+	case s.Invalid != "":
+		return out, t.move(&r, &change{Kind: KindFailed, Class: "invalid_key", Reason: s.Invalid})
+	case closed != "":
+		return out, t.move(&r, &change{Kind: KindFailed, Class: "dataset_closed", Reason: closed})
 	}
-	return out, t.move(&r, &change{Kind: KindFailed, Class: "invalid_key", Reason: s.Invalid})
+	return out, nil
 }
 
 // rows reads the files rows a query selects (rowCols) in the transaction.
