@@ -347,6 +347,29 @@ func (j *Journal) DatasetFiles(ctx context.Context, watch, rel string) ([]Datase
 	return collect(rs, err, scanDatasetFile)
 }
 
+// BatchVersions returns the version the journal holds of every file of a
+// watch's batch (a dataset), by path: what the dataset loop compares its
+// folder with, to know that nothing in it is left to settle.
+func (j *Journal) BatchVersions(ctx context.Context, watch, batch string) (map[string]Version, error) {
+	rs, err := j.r.QueryContext(ctx, `SELECT rel_path, size, mtime_ns, file_id FROM files WHERE watch = ? AND batch_id = ?`, watch, batch)
+	type rv struct {
+		rel string
+		v   Version
+	}
+	vs, err := collect(rs, err, func(sc scanner) (rv, error) {
+		var x rv
+		return x, sc.Scan(&x.rel, &x.v.Size, &x.v.MtimeNS, &x.v.FileID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]Version, len(vs))
+	for _, x := range vs {
+		m[x.rel] = x.v
+	}
+	return m, nil
+}
+
 // ErrDatasetNotReady is matched by the error of a closing attempted while
 // a file of the dataset has not landed.
 var ErrDatasetNotReady = errors.New("dataset not ready to close")
@@ -586,4 +609,25 @@ func (j *Journal) Datasets(ctx context.Context, f DatasetFilter) ([]Dataset, err
 // inStatesOf is inStates for a qualified column.
 func inStatesOf(col string, ss ...State) string {
 	return col + strings.TrimPrefix(inStates(ss...), "state")
+}
+
+// DatasetStats counts datasets by state and the notifications not yet
+// acknowledged.
+type DatasetStats struct {
+	States               map[DatasetState]int
+	NotificationsPending int
+}
+
+// DatasetStats reads the counts (every state named, zeros included).
+func (j *Journal) DatasetStats(ctx context.Context) (DatasetStats, error) {
+	st := DatasetStats{States: map[DatasetState]int{}}
+	m, err := j.countBy(ctx, `SELECT state, COUNT(*) FROM datasets GROUP BY state`)
+	if err != nil {
+		return st, err
+	}
+	for _, s := range DatasetStates() {
+		st.States[s] = m[string(s)]
+	}
+	err = j.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM notifications WHERE state = 'pending'`).Scan(&st.NotificationsPending)
+	return st, err
 }

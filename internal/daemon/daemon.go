@@ -66,6 +66,8 @@ type Daemon struct {
 
 	reloads        atomic.Int64 // configuration reloads applied
 	reloadFailures atomic.Int64 // edits refused (invalid, or could not be applied)
+
+	datasets *datasetLoop // datasets and notifications
 }
 
 // New opens the journal of cfg and wires the daemon, starting nothing. A
@@ -92,6 +94,7 @@ func New(cfg *config.Config, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.cur.Store(w)
+	d.datasets = newDatasetLoop(d)
 	d.metrics = newMetrics(d, d.clock)
 	return d, nil
 }
@@ -139,6 +142,14 @@ func (d *Daemon) record(ctx context.Context, files []watcher.File) error {
 			s.Invalid = err.Error()
 		}
 		s.Key = key
+		if ds, err := datasetOf(r.wc, r.t, r.target, f.Root, f.RelPath); err != nil && s.Invalid == "" {
+			s.Invalid = err.Error()
+		} else if ds != nil {
+			s.Dataset, s.BatchID = ds, ds.RelPath
+			if why := reservedInDataset(ds, f.RelPath); why != "" && s.Invalid == "" {
+				s.Invalid = why
+			}
+		}
 		ss[i] = s
 	}
 	outs, err := d.j.RecordSettledBatch(ctx, ss)
@@ -157,6 +168,9 @@ func (d *Daemon) record(ctx context.Context, files []watcher.File) error {
 	}
 	if queued {
 		d.uploader().Notify()
+	}
+	if d.datasets != nil {
+		d.datasets.Nudge()
 	}
 	return nil
 }
@@ -269,6 +283,11 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 		}()
 	}
 	rs.up = start(uctx, w.up.Run)
+	// Datasets close, and notifications go, beside the uploads; with once,
+	// one last pass closes what the run completed (below).
+	wg.Add(2)
+	go func() { defer wg.Done(); d.datasets.run(wctx) }()
+	go func() { defer wg.Done(); d.datasets.sendLoop(wctx) }()
 	if !once {
 		rs.metrics = start(wctx, func(ctx context.Context) error {
 			d.metrics.serve(ctx, *w.cfg.Metrics.Listen, d.log)
@@ -308,6 +327,13 @@ loop:
 		case <-reload:
 			d.reload(wctx, uctx, rs)
 		}
+	}
+	if once && runErr == nil && ctx.Err() == nil {
+		// Every file of the run is journaled and sent: datasets complete
+		// by now close, and their notifications go, before the end.
+		d.datasets.pass(ctx)
+		d.datasets.queueFileFailures(ctx)
+		d.datasets.sendDue(ctx)
 	}
 	cancelWatch()
 	// Start nothing new; give the parts in flight a few seconds, then

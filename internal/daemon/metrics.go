@@ -6,15 +6,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ferry-data/ferry/journal"
 )
 
 // metrics is ferry's private Prometheus registry. Its collectors read a
 // StatusSource at each scrape, never the daemon itself.
 type metrics struct {
-	reg    *prometheus.Registry
-	chunks *prometheus.HistogramVec
-	src    StatusSource
-	now    func() time.Time // the clock /status reads
+	reg          *prometheus.Registry
+	chunks       *prometheus.HistogramVec
+	closeSeconds prometheus.Histogram
+	src          StatusSource
+	now          func() time.Time // the clock /status reads
 }
 
 // newMetrics makes the collectors of src; now (nil: time.Now) is the
@@ -29,11 +32,18 @@ func newMetrics(src StatusSource, now func() time.Time) *metrics {
 		Help:    "Time to send one chunk (a part, or a whole small file) and have it acknowledged.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12), // 5 ms .. ~5 min
 	}, []string{"target"})
+	m.closeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ferry_dataset_close_seconds",
+		Help:    "Time from a dataset's completion signal to its manifest and RO-Crate landed.",
+		Buckets: prometheus.ExponentialBuckets(0.1, 3, 12), // 100 ms .. ~5 h
+	})
 	counter := func(name, help string, f func(Counters) int64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(src.Counters())) })
 	}
 	m.reg.MustRegister(
 		m.chunks,
+		m.closeSeconds,
+		&datasetCollector{src: src},
 		counter("ferry_uploaded_files_total", "Files uploaded and verified since start.", func(c Counters) int64 { return c.UploadedFiles }),
 		counter("ferry_uploaded_bytes_total", "Bytes of the files uploaded since start.", func(c Counters) int64 { return c.UploadedBytes }),
 		counter("ferry_retries_total", "Requests retried after a transient failure, and files sent back to the queue for later, since start.",
@@ -109,4 +119,35 @@ func (c *breakerCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(breakerDesc, prometheus.GaugeValue, v, name)
 	}
+}
+
+// observeClose records how long a dataset took from its completion signal
+// to its manifest and crate landed.
+func (m *metrics) observeClose(took time.Duration) { m.closeSeconds.Observe(took.Seconds()) }
+
+// datasetCollector reads the datasets and the outbox at each scrape.
+type datasetCollector struct{ src StatusSource }
+
+var (
+	datasetsDesc      = prometheus.NewDesc("ferry_datasets", "Datasets by state (open, complete, closing, closed, failed_run).", []string{"state"}, nil)
+	notifyPendingDesc = prometheus.NewDesc("ferry_notifications_pending", "Notifications queued and not yet acknowledged by their endpoint.", nil, nil)
+)
+
+func (c *datasetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- datasetsDesc
+	ch <- notifyPendingDesc
+}
+
+func (c *datasetCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.src.DatasetCounts(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(datasetsDesc, err)
+		return
+	}
+	for _, s := range journal.DatasetStates() {
+		ch <- prometheus.MustNewConstMetric(datasetsDesc, prometheus.GaugeValue, float64(st.States[s]), string(s))
+	}
+	ch <- prometheus.MustNewConstMetric(notifyPendingDesc, prometheus.GaugeValue, float64(st.NotificationsPending))
 }

@@ -22,6 +22,7 @@ type fakeSource struct {
 	counters Counters
 	status   Status
 	healthy  error
+	datasets journal.DatasetStats
 }
 
 func (f *fakeSource) Status(context.Context, time.Time) (Status, error) { return f.status, nil }
@@ -29,6 +30,9 @@ func (f *fakeSource) Queue(context.Context) (journal.QueueStats, error) { return
 func (f *fakeSource) Breakers() map[string]string                       { return f.breakers }
 func (f *fakeSource) Counters() Counters                                { return f.counters }
 func (f *fakeSource) Healthy(context.Context) error                     { return f.healthy }
+func (f *fakeSource) DatasetCounts(context.Context) (journal.DatasetStats, error) {
+	return f.datasets, nil
+}
 
 func TestEndpointsReadTheStatusSource(t *testing.T) {
 	src := &fakeSource{
@@ -36,9 +40,11 @@ func TestEndpointsReadTheStatusSource(t *testing.T) {
 		breakers: map[string]string{"nas": "open", "s3": "half-open", "local": "closed"},
 		counters: Counters{UploadedFiles: 12, UploadedBytes: 3000, Retries: 5, FailedFiles: 2, Reloads: 1, ReloadFailures: 4},
 		status:   Status{Source: "daemon", Version: "ferry fake", Queue: 3, States: map[string]int{"queued": 3}},
+		datasets: journal.DatasetStats{States: map[journal.DatasetState]int{journal.DatasetOpen: 2, journal.DatasetClosed: 7}, NotificationsPending: 1},
 	}
 	m := newMetrics(src, nil)
 	m.observeChunk("s3", 1<<20, 250*time.Millisecond)
+	m.observeClose(90 * time.Second)
 	srv := httptest.NewServer(m.handler())
 	defer srv.Close()
 	get := func(path string) (int, string) {
@@ -61,6 +67,8 @@ func TestEndpointsReadTheStatusSource(t *testing.T) {
 		"ferry_queue_files 3", "ferry_queue_bytes 4096", "ferry_dead_letter_files 2", "ferry_oldest_pending_seconds 0",
 		`ferry_breaker_state{target="local"} 0`, `ferry_breaker_state{target="s3"} 1`, `ferry_breaker_state{target="nas"} 2`,
 		`ferry_chunk_upload_seconds_count{target="s3"} 1`, `ferry_chunk_upload_seconds_sum{target="s3"} 0.25`,
+		`ferry_datasets{state="open"} 2`, `ferry_datasets{state="closed"} 7`, `ferry_datasets{state="failed_run"} 0`,
+		"ferry_notifications_pending 1", "ferry_dataset_close_seconds_count 1", "ferry_dataset_close_seconds_sum 90",
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)

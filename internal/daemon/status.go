@@ -48,6 +48,10 @@ type Status struct {
 	Rate       *float64 `json:"rate_bytes_per_second"`
 	ETASeconds *float64 `json:"eta_seconds"`
 	LastError  *Failure `json:"last_error"` // the most recent failure, or null
+	// Datasets counts the datasets in each state (every state named);
+	// NotificationsPending the notifications not yet acknowledged.
+	Datasets             map[string]int `json:"datasets"`
+	NotificationsPending int            `json:"notifications_pending"`
 }
 
 // MarshalJSON writes the status; from the journal, the daemon's own
@@ -122,6 +126,9 @@ type StatusSource interface {
 	Counters() Counters
 	// Healthy is nil while the journal can be written (/healthz).
 	Healthy(ctx context.Context) error
+	// DatasetCounts are the datasets by state and the notifications not
+	// yet acknowledged, read at each scrape.
+	DatasetCounts(ctx context.Context) (journal.DatasetStats, error)
 }
 
 var _ StatusSource = (*Daemon)(nil)
@@ -145,6 +152,15 @@ func JournalStatus(ctx context.Context, j *journal.Journal, now time.Time) (Stat
 	for _, s := range States {
 		st.States[string(s)] = counts[s]
 	}
+	ds, err := j.DatasetStats(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Datasets = map[string]int{}
+	for k, n := range ds.States {
+		st.Datasets[string(k)] = n
+	}
+	st.NotificationsPending = ds.NotificationsPending
 	e, ok, err := j.LastError(ctx)
 	if err != nil {
 		return st, err
@@ -221,6 +237,12 @@ func (d *Daemon) Counters() Counters {
 
 // Healthy is nil while the journal can be written.
 func (d *Daemon) Healthy(ctx context.Context) error { return d.j.Healthy(ctx) }
+
+// DatasetCounts are the journal's datasets by state and its pending
+// notifications.
+func (d *Daemon) DatasetCounts(ctx context.Context) (journal.DatasetStats, error) {
+	return d.j.DatasetStats(ctx)
+}
 
 // eta is how long the rest takes at rate, in whole seconds; nil when
 // nothing moves.

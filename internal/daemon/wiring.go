@@ -46,6 +46,7 @@ type wiring struct {
 type route struct {
 	target string
 	t      config.TargetConfig
+	wc     config.WatchConfig
 }
 
 // roots are the watch roots, sorted.
@@ -92,7 +93,7 @@ func (d *Daemon) wire(cfg *config.Config, old *wiring) (*wiring, error) {
 		opts := watcherOptions(cfg, wc, d.known, d.log)
 		opts.Now = d.clock
 		root := filepath.Clean(wc.Path)
-		w.routes[root] = route{target: wc.Target, t: cfg.Target[wc.Target]}
+		w.routes[root] = route{target: wc.Target, t: cfg.Target[wc.Target], wc: wc}
 		if old != nil && old.watches[root] != nil && sameWatch(old.cfg, cfg, root) {
 			w.watches[root] = old.watches[root]
 			continue
