@@ -290,6 +290,7 @@ func TestBatchCompletedWhenItsLastFileIsUploaded(t *testing.T) {
 		}
 	}
 	jobs := mustClaim(t, j, 10)
+	batches, other := j.BatchCompleted(), j.BatchCompleted()
 	complete := func(rel string) bool {
 		t.Helper()
 		for i := range jobs {
@@ -300,7 +301,13 @@ func TestBatchCompletedWhenItsLastFileIsUploaded(t *testing.T) {
 			}
 		}
 		select {
-		case <-j.BatchCompleted():
+		case <-batches:
+			// Every subscriber hears of it.
+			select {
+			case <-other:
+			default:
+				t.Fatal("a second subscriber missed a completed batch")
+			}
 			return true
 		default:
 			return false

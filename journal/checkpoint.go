@@ -142,14 +142,26 @@ func (j *Journal) MatchCheckpoint(ctx context.Context, cp Checkpoint) error {
 	return check("audit", "audit", cp.AuditSeq, cp.AuditHash)
 }
 
-// BatchCompleted receives (coalesced: at most one waits) after a
-// transaction made a batch complete: a file became uploaded and no other
-// file of its batch_id is still waiting (queued, uploading or changed).
-func (j *Journal) BatchCompleted() <-chan struct{} { return j.batchDone }
+// BatchCompleted returns a new subscription that receives (coalesced: at
+// most one waits) after a transaction made a batch complete: a file became
+// uploaded and no other file of its batch_id is still waiting (queued,
+// uploading or changed). Each caller (the checkpointer, the dataset loop)
+// subscribes once and keeps its channel.
+func (j *Journal) BatchCompleted() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	j.batchMu.Lock()
+	j.batchSubs = append(j.batchSubs, ch)
+	j.batchMu.Unlock()
+	return ch
+}
 
 func (j *Journal) nudgeBatch() {
-	select {
-	case j.batchDone <- struct{}{}:
-	default:
+	j.batchMu.Lock()
+	defer j.batchMu.Unlock()
+	for _, ch := range j.batchSubs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }

@@ -77,7 +77,8 @@ type Journal struct {
 	lastCheckpoint *Checkpoint
 	journalID      string
 	version        string
-	batchDone      chan struct{} // 1-buffered: a batch became complete
+	batchMu        sync.Mutex
+	batchSubs      []chan struct{} // each 1-buffered: a batch became complete
 
 	// stmts caches prepared statements by query text, so that SQLite does
 	// not parse the same SQL for every transition; missing collects the
@@ -139,7 +140,7 @@ func Open(path string, o Options) (*Journal, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	j := &Journal{path: path, w: w, now: o.Now, max: o.MaxBatch, stmts: map[string]*sql.Stmt{}, missing: map[string]struct{}{},
-		version: o.FerryVersion, batchDone: make(chan struct{}, 1)}
+		version: o.FerryVersion}
 	if j.now == nil {
 		j.now = time.Now
 	}

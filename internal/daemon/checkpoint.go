@@ -98,6 +98,7 @@ func newCheckpointer(cfg *config.Config, j *journal.Journal, sinks map[string]si
 // ends; final takes the one at stop.
 func (c *checkpointer) run(ctx context.Context, atStart bool) {
 	defer close(c.done)
+	batches := c.j.BatchCompleted()
 	c.last = c.now() // completed batches wait a gap from the start too
 	if atStart {
 		c.take(ctx)
@@ -117,7 +118,7 @@ func (c *checkpointer) run(ctx context.Context, atStart bool) {
 			return
 		case <-tick.C:
 			c.take(ctx)
-		case <-c.j.BatchCompleted():
+		case <-batches:
 			if fire != nil {
 				continue // one is already due at the end of the gap
 			}

@@ -121,6 +121,7 @@ func (l *datasetLoop) ok(key string) {
 // run passes over the unclosed datasets whenever nudged, when a quiet
 // period ends, and at least every datasetRecheck, until ctx ends.
 func (l *datasetLoop) run(ctx context.Context) {
+	batches := l.d.j.BatchCompleted()
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -129,7 +130,7 @@ func (l *datasetLoop) run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-l.nudge:
-		case <-l.d.j.BatchCompleted():
+		case <-batches:
 		}
 		next := l.pass(ctx)
 		wait := datasetRecheck
