@@ -11,27 +11,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferry-data/ferry/internal/testsrv"
 )
 
-// validator is tools/rocrate/validate.js with npm's ro-crate validator
-// installed beside it (`npm ci --prefix tools/rocrate`, which .ci/run does).
-func validator(t *testing.T) string {
-	t.Helper()
-	script, err := filepath.Abs(filepath.Join("..", "tools", "rocrate", "validate.js"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, nodeErr := exec.LookPath("node")
-	_, modErr := os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "ro-crate"))
-	if nodeErr != nil || modErr != nil {
-		msg := "the RO-Crate validator needs node and `npm ci --prefix tools/rocrate`"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return script
-}
+// validator is tools/rocrate/validate.js (testsrv.ROCrateValidator); these
+// tests read its report, to show it catches broken crates too.
+func validator(t *testing.T) string { return testsrv.ROCrateValidator(t) }
 
 type report struct {
 	Errors   []string `json:"errors"`

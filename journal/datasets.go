@@ -444,6 +444,8 @@ type Notification struct {
 	NextAt    time.Time
 	LastError string
 	CreatedAt time.Time
+	// Delivered is when the endpoint acknowledged it (zero: pending).
+	Delivered time.Time
 }
 
 // ClosedDataset journals that the manifest and then the crate landed
@@ -500,17 +502,40 @@ func (j *Journal) QueueNotifications(ctx context.Context, notes []Notification) 
 	})
 }
 
-const notificationColumns = `id, event_id, endpoint, type, COALESCE(dataset_id, 0), body, attempts, next_attempt_at, COALESCE(last_error, ''), created_at`
+const notificationColumns = `id, event_id, endpoint, type, COALESCE(dataset_id, 0), body, attempts, next_attempt_at, COALESCE(last_error, ''), created_at,
+	COALESCE(delivered_at, 0)`
 
 func scanNotification(sc scanner) (Notification, error) {
 	var n Notification
-	var next, created int64
-	err := sc.Scan(&n.ID, &n.EventID, &n.Endpoint, &n.Type, &n.DatasetID, &n.Body, &n.Attempts, &next, &n.LastError, &created)
+	var next, created, delivered int64
+	err := sc.Scan(&n.ID, &n.EventID, &n.Endpoint, &n.Type, &n.DatasetID, &n.Body, &n.Attempts, &next, &n.LastError, &created, &delivered)
 	if next != 0 {
 		n.NextAt = time.Unix(0, next).UTC()
 	}
+	if delivered != 0 {
+		n.Delivered = time.Unix(0, delivered).UTC()
+	}
 	n.CreatedAt = time.Unix(0, created).UTC()
 	return n, err
+}
+
+// DatasetNotifications returns every notification of a dataset, pending or
+// delivered, oldest first.
+func (j *Journal) DatasetNotifications(ctx context.Context, datasetID int64) ([]Notification, error) {
+	rs, err := j.r.QueryContext(ctx, `SELECT `+notificationColumns+` FROM notifications WHERE dataset_id = ? ORDER BY id`, datasetID)
+	return collect(rs, err, scanNotification)
+}
+
+// DatasetRows returns every files row of a dataset (a watch's batch),
+// whatever its state, by path.
+func (j *Journal) DatasetRows(ctx context.Context, watch, rel string) ([]FileRow, error) {
+	return j.readRows(ctx, `WHERE watch = ? AND batch_id = ? ORDER BY rel_path`, watch, rel)
+}
+
+// noDatasets reports whether err says the journal predates datasets (a
+// journal opened read-only is not migrated): it has none.
+func noDatasets(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "no such table")
 }
 
 // DueNotifications returns up to n pending notifications due at now,
@@ -595,6 +620,9 @@ func (j *Journal) Datasets(ctx context.Context, f DatasetFilter) ([]Dataset, err
 		FROM datasets d LEFT JOIN files f ON f.watch = d.watch AND f.batch_id = d.rel_path
 		WHERE ` + strings.Join(where, " AND ") + ` GROUP BY d.id ORDER BY d.opened_at, d.id`
 	rs, err := j.r.QueryContext(ctx, q, args...)
+	if noDatasets(err) {
+		return nil, nil
+	}
 	return collect(rs, err, func(sc scanner) (Dataset, error) {
 		var d Dataset
 		var last int64
@@ -622,12 +650,15 @@ type DatasetStats struct {
 func (j *Journal) DatasetStats(ctx context.Context) (DatasetStats, error) {
 	st := DatasetStats{States: map[DatasetState]int{}}
 	m, err := j.countBy(ctx, `SELECT state, COUNT(*) FROM datasets GROUP BY state`)
-	if err != nil {
+	if err != nil && !noDatasets(err) {
 		return st, err
 	}
 	for _, s := range DatasetStates() {
 		st.States[s] = m[string(s)]
 	}
 	err = j.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM notifications WHERE state = 'pending'`).Scan(&st.NotificationsPending)
+	if noDatasets(err) {
+		err = nil
+	}
 	return st, err
 }

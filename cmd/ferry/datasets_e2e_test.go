@@ -282,7 +282,6 @@ secret_env = "DS_HOOK_SECRET"
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer j.Close()
 	ds, err := j.Datasets(ctx, journal.DatasetFilter{})
 	if err != nil {
 		t.Fatal(err)
@@ -300,6 +299,63 @@ secret_env = "DS_HOOK_SECRET"
 	if _, err := j.VerifyChain(ctx); err != nil {
 		t.Errorf("event chain: %v", err)
 	}
+	j.Close()
+
+	// What facility staff see: ferry datasets and ferry dataset show.
+	cli := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append(args, "--config", cfg)...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("ferry %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	var listed []struct {
+		ID, State string
+		Files     int    `json:"files"`
+		Landed    int    `json:"files_landed"`
+		Manifest  string `json:"manifest_key"`
+	}
+	if err := json.Unmarshal([]byte(cli("datasets", "--json")), &listed); err != nil || len(listed) != 3 {
+		t.Fatalf("ferry datasets --json: %v %+v", err, listed)
+	}
+	for _, d := range listed {
+		if d.ID == runA && (d.State != "closed" || d.Landed != d.Files || d.Files != len(keysA) || d.Manifest != "runs/"+runA+"/"+dataset.ManifestName) {
+			t.Errorf("ferry datasets: %+v", d)
+		}
+	}
+	if out := cli("datasets", "--state", "open"); !strings.Contains(out, runB) || strings.Contains(out, runA) {
+		t.Errorf("ferry datasets --state open:\n%s", out)
+	}
+	show := cli("dataset", "show", runC)
+	for _, want := range []string{"failed_run", "I/O data integrity check failed", "dataset_failed to", "delivered", dataset.RunCompletionStatus} {
+		if !strings.Contains(show, want) {
+			t.Errorf("ferry dataset show lacks %q:\n%s", want, show)
+		}
+	}
+
+	// The crate, with the objects it describes, passes the RO-Crate
+	// validator (npm's ro-crate).
+	crateDir := t.TempDir()
+	for k := range objs {
+		inside, ok := strings.CutPrefix(k, "runs/"+runA+"/")
+		if !ok {
+			continue
+		}
+		b, _, err := e2eGet(srv, bucket, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(crateDir, filepath.FromSlash(inside))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testsrv.ValidateCrate(t, crateDir)
+
 	logText := mustRead(t, filepath.Join(dir, "logs", "ferry.log"))
 	if strings.Contains(logText, "token=abc") {
 		t.Error("the notify URL's token reached the log")

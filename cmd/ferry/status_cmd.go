@@ -181,6 +181,14 @@ func writeStatus(w io.Writer, st daemon.Status, note string, now time.Time) {
 		dl += " (see ferry dlq list)"
 	}
 	line("Dead letters:", "%s", dl)
+	if total := sumCounts(st.Datasets); total > 0 || st.NotificationsPending > 0 {
+		var ds []string
+		for _, s := range journal.DatasetStates() {
+			ds = append(ds, fmt.Sprintf("%s %d", s, st.Datasets[string(s)]))
+		}
+		line("Datasets:", "%s (see ferry datasets)", strings.Join(ds, ", "))
+		line("Notifications:", "%d pending", st.NotificationsPending)
+	}
 	if st.Source == "daemon" {
 		line("Uploaded:", "%d files, %s since start", st.Uploaded, iec(st.Bytes))
 	}
@@ -292,4 +300,12 @@ func oneLine(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
+}
+
+func sumCounts(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }

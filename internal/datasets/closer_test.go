@@ -7,13 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/ferry-data/ferry/dataset"
+	"github.com/ferry-data/ferry/internal/testsrv"
 	"github.com/ferry-data/ferry/internal/testtmp"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader/sink"
@@ -196,16 +196,7 @@ func TestCloseRefusesToOverwrite(t *testing.T) {
 // RO-Crate validator on it.
 func validate(t *testing.T, mem *memsink.Sink, prefix string) {
 	t.Helper()
-	script, _ := filepath.Abs(filepath.Join("..", "..", "tools", "rocrate", "validate.js"))
-	_, nodeErr := exec.LookPath("node")
-	_, modErr := os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "ro-crate"))
-	if nodeErr != nil || modErr != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("the RO-Crate validator needs node and `npm ci --prefix tools/rocrate`")
-		}
-		t.Log("skipping the RO-Crate validator: no node or tools/rocrate/node_modules")
-		return
-	}
+	testsrv.ROCrateValidator(t)
 	dir := t.TempDir()
 	for _, k := range mem.Keys() {
 		p, ok := strings.CutPrefix(k, prefix)
@@ -224,8 +215,5 @@ func validate(t *testing.T, mem *memsink.Sink, prefix string) {
 			t.Fatal(err)
 		}
 	}
-	out, err := exec.Command("node", script, dir).Output()
-	if err != nil {
-		t.Fatalf("RO-Crate validator: %v\n%s", err, out)
-	}
+	testsrv.ValidateCrate(t, dir)
 }

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-data/ferry/dataset"
+	"github.com/ferry-data/ferry/internal/config"
+	"github.com/ferry-data/ferry/journal"
+)
+
+// datasetsCmd lists datasets; datasetCmd shows one. Both read the journal
+// (read-only, beside a running daemon).
+func (a *app) datasetsCmd() *cobra.Command {
+	var configFlag, state string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "datasets",
+		Short: "List the datasets (runs): files landed of total, state, completion",
+		Long: `List the datasets of the configuration's watches: a folder that a watch's
+dataset pattern matches (a run folder). For each: its id (the folder,
+relative to the watch root), files landed of total, bytes, state (open,
+complete, closing, closed, failed_run), what completed it, where its
+manifest lands, and its age. It reads the journal, whether or not the
+daemon runs.`,
+		Example: `  ferry datasets --config /etc/ferry/ferry.toml
+  ferry datasets --state open
+  ferry datasets --json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st := journal.DatasetState(state)
+			if state != "" && st.Info().State != st {
+				return fmt.Errorf("--state %q: use one of %s", state, datasetStateNames())
+			}
+			return a.withReadJournal(configFlag, func(cfg *config.Config, j *journal.Journal) int {
+				return datasetsList(cmd.Context(), j, a.stdout, a.stderr, st, asJSON, time.Now())
+			})
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "list as JSON")
+	c.Flags().StringVar(&state, "state", "", "only datasets in this state ("+datasetStateNames()+")")
+	a.configFlag(c, &configFlag)
+	return c
+}
+
+func (a *app) datasetCmd() *cobra.Command {
+	var configFlag string
+	var asJSON bool
+	show := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one dataset: its files, states, notifications and source deletions",
+		Long: `Show the dataset ID (its folder relative to the watch root, as ferry
+datasets lists it): its state and completion, every file with its state and
+SHA-256, the notifications sent for it, and what happened to its source
+files. It reads the journal, whether or not the daemon runs.`,
+		Example: `  ferry dataset show 261203_LH00001_0042_A22XYZLT3 --config /etc/ferry/ferry.toml
+  ferry dataset show projA/run7 --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withReadJournal(configFlag, func(cfg *config.Config, j *journal.Journal) int {
+				return datasetShow(cmd.Context(), cfg, j, args[0], a.stdout, a.stderr, asJSON, time.Now())
+			})
+		},
+	}
+	show.Flags().BoolVar(&asJSON, "json", false, "show as JSON")
+	a.configFlag(show, &configFlag)
+	return group("dataset", "One dataset (run)", show)
+}
+
+func datasetStateNames() string {
+	var out []string
+	for _, s := range journal.DatasetStates() {
+		out = append(out, string(s))
+	}
+	return strings.Join(out, ", ")
+}
+
+// withReadJournal opens the configuration's journal read-only (a missing
+// journal is refused, never created) and runs fn.
+func (a *app) withReadJournal(flag string, fn func(*config.Config, *journal.Journal) int) error {
+	return a.withConfig(flag, func(path string) int {
+		cfg, code := loadConfig(path, a.getenv, a.stderr)
+		if cfg == nil {
+			return code
+		}
+		j, err := journal.OpenReadOnly(cfg.Journal.Path)
+		if err != nil {
+			if errors.Is(err, journal.ErrNoJournal) {
+				fmt.Fprintf(a.stderr, "ferry: no journal at %s (has ferry run with this configuration?)\n", cfg.Journal.Path)
+			} else {
+				fmt.Fprintf(a.stderr, "ferry: %v\n", err)
+			}
+			return exitFailed
+		}
+		defer j.Close()
+		return fn(cfg, j)
+	})
+}
+
+// datasetJSON is a dataset as the commands print it.
+type datasetJSON struct {
+	ID          string     `json:"id"`
+	Watch       string     `json:"watch"`
+	Target      string     `json:"target"`
+	State       string     `json:"state"`
+	Files       int        `json:"files"`
+	Landed      int        `json:"files_landed"`
+	Waiting     int        `json:"files_waiting"`
+	DeadLetters int        `json:"files_failed"`
+	Bytes       int64      `json:"bytes"`
+	Signal      string     `json:"signal"`
+	Outcome     string     `json:"outcome"`
+	Reason      string     `json:"reason"`
+	Manifest    string     `json:"manifest_key"`
+	Crate       string     `json:"crate_key"`
+	ManifestSHA string     `json:"manifest_sha256"`
+	OpenedAt    time.Time  `json:"opened_at"`
+	CompletedAt *time.Time `json:"completed_at"`
+	ClosedAt    *time.Time `json:"closed_at"`
+}
+
+func toJSON(d journal.Dataset) datasetJSON {
+	opt := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	out := datasetJSON{ID: d.RelPath, Watch: d.Watch, Target: d.Target, State: string(d.State), Files: d.Total, Landed: d.Landed,
+		Waiting: d.Waiting, DeadLetters: d.DeadLetters, Bytes: d.TotalBytes, Signal: d.Signal, Outcome: d.Outcome, Reason: d.Reason,
+		ManifestSHA: d.ManifestSHA256, OpenedAt: d.OpenedAt, CompletedAt: opt(d.CompletedAt), ClosedAt: opt(d.ClosedAt)}
+	if d.State.Info().Closed {
+		out.Manifest, out.Crate = d.KeyPrefix+dataset.ManifestName, d.KeyPrefix+dataset.CrateName
+	}
+	return out
+}
+
+func datasetsList(ctx context.Context, j *journal.Journal, stdout, stderr io.Writer, st journal.DatasetState, asJSON bool, now time.Time) int {
+	ds, err := j.Datasets(ctx, journal.DatasetFilter{State: st})
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		return exitFailed
+	}
+	if asJSON {
+		out := make([]datasetJSON, 0, len(ds))
+		for _, d := range ds {
+			out = append(out, toJSON(d))
+		}
+		return writeJSON(stdout, out)
+	}
+	if len(ds) == 0 {
+		fmt.Fprintln(stdout, "no datasets")
+		return exitOK
+	}
+	watches := map[string]bool{}
+	for _, d := range ds {
+		watches[d.Watch] = true
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+	head := "DATASET\tSTATE\tFILES\tBYTES\tSIGNAL\tMANIFEST\tAGE"
+	if len(watches) > 1 {
+		head = "WATCH\t" + head
+	}
+	fmt.Fprintln(tw, head)
+	for _, d := range ds {
+		row := toJSON(d)
+		files := fmt.Sprintf("%d/%d", row.Landed, row.Files)
+		if row.DeadLetters > 0 {
+			files += fmt.Sprintf(" (%d failed)", row.DeadLetters)
+		}
+		manifest := row.Manifest
+		if manifest == "" {
+			manifest = "-"
+		}
+		signal := row.Signal
+		if signal == "" {
+			signal = "-"
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", row.ID, row.State, files, iec(row.Bytes), signal, manifest, age(now.Sub(d.OpenedAt)))
+		if len(watches) > 1 {
+			line = d.Watch + "\t" + line
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func datasetShow(ctx context.Context, cfg *config.Config, j *journal.Journal, id string, stdout, stderr io.Writer, asJSON bool, now time.Time) int {
+	ds, err := j.Datasets(ctx, journal.DatasetFilter{RelPath: strings.Trim(filepath.ToSlash(id), "/")})
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		return exitFailed
+	}
+	if len(ds) == 0 {
+		fmt.Fprintf(stderr, "ferry: no dataset %q in the journal (ferry datasets lists them)\n", id)
+		return exitUsage
+	}
+	type fileJSON struct {
+		Path   string `json:"path"`
+		State  string `json:"state"`
+		Size   int64  `json:"size"`
+		SHA256 string `json:"sha256"`
+		Key    string `json:"key"`
+		Error  string `json:"error,omitempty"`
+	}
+	type noteJSON struct {
+		Event     string     `json:"event"`
+		EventID   string     `json:"event_id"`
+		Endpoint  string     `json:"endpoint"`
+		Attempts  int        `json:"attempts"`
+		Delivered *time.Time `json:"delivered_at"`
+		LastError string     `json:"last_error,omitempty"`
+	}
+	type showJSON struct {
+		datasetJSON
+		AfterUpload   string     `json:"after_upload"`
+		Deletions     []string   `json:"source_deletions"`
+		FilesList     []fileJSON `json:"file_list"`
+		Notifications []noteJSON `json:"notifications"`
+	}
+	var all []showJSON
+	for _, d := range ds {
+		s := showJSON{datasetJSON: toJSON(d), AfterUpload: config.AfterUploadKeep, Deletions: []string{}, FilesList: []fileJSON{}, Notifications: []noteJSON{}}
+		if i := slices.IndexFunc(cfg.Watch, func(w config.WatchConfig) bool { return filepath.Clean(w.Path) == d.Watch }); i >= 0 {
+			s.AfterUpload = cfg.Watch[i].AfterUpload
+		}
+		rows, err := j.DatasetRows(ctx, d.Watch, d.RelPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry: %v\n", err)
+			return exitFailed
+		}
+		for _, r := range rows {
+			inside := strings.TrimPrefix(r.RelPath, d.RelPath+"/")
+			sha := r.UploadedSHA256
+			if sha == "" {
+				sha = r.SHA256
+			}
+			s.FilesList = append(s.FilesList, fileJSON{Path: inside, State: string(r.State), Size: r.Size, SHA256: sha, Key: r.Key, Error: r.Error})
+		}
+		notes, err := j.DatasetNotifications(ctx, d.ID)
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry: %v\n", err)
+			return exitFailed
+		}
+		for _, n := range notes {
+			nj := noteJSON{Event: n.Type, EventID: n.EventID, Endpoint: n.Endpoint, Attempts: n.Attempts, LastError: n.LastError}
+			if !n.Delivered.IsZero() {
+				t := n.Delivered
+				nj.Delivered = &t
+			}
+			s.Notifications = append(s.Notifications, nj)
+		}
+		all = append(all, s)
+	}
+	if asJSON {
+		if len(all) == 1 {
+			return writeJSON(stdout, all[0])
+		}
+		return writeJSON(stdout, all)
+	}
+	for i, s := range all {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		fmt.Fprintf(stdout, "dataset   %s\nwatch     %s\ntarget    %s\nstate     %s\n", s.ID, s.Watch, s.Target, s.State)
+		fmt.Fprintf(stdout, "files     %d landed of %d (%s)", s.Landed, s.Files, iec(s.Bytes))
+		if s.DeadLetters > 0 {
+			fmt.Fprintf(stdout, ", %d failed (ferry dlq list)", s.DeadLetters)
+		}
+		if s.Waiting > 0 {
+			fmt.Fprintf(stdout, ", %d waiting", s.Waiting)
+		}
+		fmt.Fprintln(stdout)
+		fmt.Fprintf(stdout, "opened    %s (%s ago)\n", s.OpenedAt.Format(time.RFC3339), age(now.Sub(s.OpenedAt)))
+		if s.CompletedAt != nil {
+			fmt.Fprintf(stdout, "complete  %s by %s; run %s", s.CompletedAt.Format(time.RFC3339), s.Signal, s.Outcome)
+			if s.Reason != "" {
+				fmt.Fprintf(stdout, " (%s)", s.Reason)
+			}
+			fmt.Fprintln(stdout)
+		} else {
+			fmt.Fprintln(stdout, "complete  not yet: its completion condition has not held")
+		}
+		if s.ClosedAt != nil {
+			fmt.Fprintf(stdout, "closed    %s\nmanifest  %s (sha256 %s)\ncrate     %s\n", s.ClosedAt.Format(time.RFC3339), s.Manifest, s.ManifestSHA, s.Crate)
+		}
+		fmt.Fprintf(stdout, "sources   after_upload = %q: ", s.AfterUpload)
+		if len(s.Deletions) == 0 {
+			fmt.Fprintln(stdout, "no source file deleted or moved")
+		}
+		fmt.Fprintf(stdout, "notifications (%d)\n", len(s.Notifications))
+		for _, n := range s.Notifications {
+			st := "pending"
+			if n.Delivered != nil {
+				st = "delivered " + n.Delivered.Format(time.RFC3339)
+			}
+			fmt.Fprintf(stdout, "  %s to %s: %s after %d attempt(s)", n.Event, n.Endpoint, st, n.Attempts)
+			if n.LastError != "" {
+				fmt.Fprintf(stdout, "; last error: %s", n.LastError)
+			}
+			fmt.Fprintln(stdout)
+		}
+		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "FILE\tSTATE\tSIZE\tSHA256")
+		for _, f := range s.FilesList {
+			sha := f.SHA256
+			if sha == "" {
+				sha = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", f.Path, f.State, f.Size, sha)
+		}
+		tw.Flush()
+	}
+	return exitOK
+}
+
+func writeJSON(w io.Writer, v any) int {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// age is a duration as a person reads it: 45s, 12m, 3h, 2d.
+func age(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
