@@ -662,3 +662,27 @@ func (j *Journal) DatasetStats(ctx context.Context) (DatasetStats, error) {
 	}
 	return st, err
 }
+
+// DatasetMermaid draws the dataset lifecycle table as a Mermaid state
+// diagram (ARCHITECTURE.md holds it; a test keeps the two equal).
+func DatasetMermaid() string {
+	var b strings.Builder
+	b.WriteString("stateDiagram-v2\n")
+	name := func(s DatasetState) string {
+		if s == DatasetNone {
+			return "[*]"
+		}
+		return string(s)
+	}
+	for _, r := range datasetLifecycle {
+		for _, f := range r.From {
+			fmt.Fprintf(&b, "    %s --> %s: %s\n", name(f), name(r.To), r.Kind)
+		}
+	}
+	for _, i := range datasetStateInfo {
+		if i.Closed {
+			fmt.Fprintf(&b, "    %s --> [*]\n", i.State)
+		}
+	}
+	return b.String()
+}

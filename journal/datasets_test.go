@@ -3,6 +3,8 @@ package journal
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -278,5 +280,15 @@ func TestSettledFilesOpenTheirDatasetAndNotAfterItsClose(t *testing.T) {
 	}
 	if u, _ := j.Datasets(ctx, DatasetFilter{Unclosed: true}); len(u) != 1 || u[0].State != DatasetClosing {
 		t.Fatalf("unclosed: %+v", u)
+	}
+}
+
+func TestArchitectureShowsTheDatasetLifecycle(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "ARCHITECTURE.md"))
+	if err != nil {
+		t.Skipf("ARCHITECTURE.md: %v", err)
+	}
+	if want := "```mermaid\n" + DatasetMermaid() + "```"; !strings.Contains(string(b), want) {
+		t.Errorf("ARCHITECTURE.md does not hold the dataset lifecycle's diagram; put this in it:\n%s", want)
 	}
 }
