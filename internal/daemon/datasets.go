@@ -47,6 +47,10 @@ import (
 // nudge the loop themselves; this is the safety net).
 const datasetRecheck = 30 * time.Second
 
+// datasetSpacing is the least time between two passes of the dataset
+// loop: a pass reads every unclosed dataset's counts from the journal.
+const datasetSpacing = time.Second
+
 // notifyTimeout bounds one delivery attempt.
 const notifyTimeout = 30 * time.Second
 
@@ -124,6 +128,7 @@ func (l *datasetLoop) run(ctx context.Context) {
 	batches := l.d.j.BatchCompleted()
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -132,6 +137,13 @@ func (l *datasetLoop) run(ctx context.Context) {
 		case <-l.nudge:
 		case <-batches:
 		}
+		// While files stream in, nudges come with every batch the watcher
+		// settles: passes are at least datasetSpacing apart.
+		if since := l.d.clock().Sub(last); !last.IsZero() && since < datasetSpacing {
+			t.Reset(datasetSpacing - since)
+			continue
+		}
+		last = l.d.clock()
 		next := l.pass(ctx)
 		wait := datasetRecheck
 		if !next.IsZero() {
