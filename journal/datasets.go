@@ -644,6 +644,10 @@ func inStatesOf(col string, ss ...State) string {
 type DatasetStats struct {
 	States               map[DatasetState]int
 	NotificationsPending int
+	// NotificationsFailing are the pending ones whose last attempt failed;
+	// LastNotificationError is the newest such failure ("" when none).
+	NotificationsFailing  int
+	LastNotificationError string
 }
 
 // DatasetStats reads the counts (every state named, zeros included).
@@ -656,7 +660,9 @@ func (j *Journal) DatasetStats(ctx context.Context) (DatasetStats, error) {
 	for _, s := range DatasetStates() {
 		st.States[s] = m[string(s)]
 	}
-	err = j.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM notifications WHERE state = 'pending'`).Scan(&st.NotificationsPending)
+	err = j.r.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(CASE WHEN attempts > 0 THEN 1 END),
+		COALESCE((SELECT last_error FROM notifications WHERE state = 'pending' AND last_error IS NOT NULL ORDER BY next_attempt_at DESC, id DESC LIMIT 1), '')
+		FROM notifications WHERE state = 'pending'`).Scan(&st.NotificationsPending, &st.NotificationsFailing, &st.LastNotificationError)
 	if noDatasets(err) {
 		err = nil
 	}

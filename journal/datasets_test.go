@@ -232,6 +232,10 @@ func TestNotificationOutbox(t *testing.T) {
 	if len(p) != 1 || p[0].Attempts != 1 || p[0].LastError != "answered 503" {
 		t.Fatalf("pending: %+v", p)
 	}
+	st, err := j.DatasetStats(ctx)
+	if err != nil || st.NotificationsPending != 1 || st.NotificationsFailing != 1 || st.LastNotificationError != "answered 503" {
+		t.Fatalf("stats: %+v %v", st, err)
+	}
 	if err := j.QueueNotifications(ctx, []Notification{{EventID: "x"}}); err == nil {
 		t.Fatal("a notification without endpoint accepted")
 	}

@@ -187,7 +187,14 @@ func writeStatus(w io.Writer, st daemon.Status, note string, now time.Time) {
 			ds = append(ds, fmt.Sprintf("%s %d", s, st.Datasets[string(s)]))
 		}
 		line("Datasets:", "%s (see ferry datasets)", strings.Join(ds, ", "))
-		line("Notifications:", "%d pending", st.NotificationsPending)
+		n := fmt.Sprintf("%d pending", st.NotificationsPending)
+		if st.NotificationsFailing > 0 {
+			n += fmt.Sprintf(", %d failing", st.NotificationsFailing)
+		}
+		line("Notifications:", "%s", n)
+		if st.LastNotificationError != nil {
+			line("", "last failure: %s", oneLine(*st.LastNotificationError, 160))
+		}
 	}
 	if st.Source == "daemon" {
 		line("Uploaded:", "%d files, %s since start", st.Uploaded, iec(st.Bytes))

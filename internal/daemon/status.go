@@ -52,6 +52,10 @@ type Status struct {
 	// NotificationsPending the notifications not yet acknowledged.
 	Datasets             map[string]int `json:"datasets"`
 	NotificationsPending int            `json:"notifications_pending"`
+	// NotificationsFailing are pending notifications whose last attempt
+	// failed, LastNotificationError the newest failure (null when none).
+	NotificationsFailing  int     `json:"notifications_failing"`
+	LastNotificationError *string `json:"last_notification_error"`
 }
 
 // MarshalJSON writes the status; from the journal, the daemon's own
@@ -160,7 +164,10 @@ func JournalStatus(ctx context.Context, j *journal.Journal, now time.Time) (Stat
 	for k, n := range ds.States {
 		st.Datasets[string(k)] = n
 	}
-	st.NotificationsPending = ds.NotificationsPending
+	st.NotificationsPending, st.NotificationsFailing = ds.NotificationsPending, ds.NotificationsFailing
+	if ds.LastNotificationError != "" {
+		st.LastNotificationError = &ds.LastNotificationError
+	}
 	e, ok, err := j.LastError(ctx)
 	if err != nil {
 		return st, err
