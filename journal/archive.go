@@ -121,6 +121,15 @@ func (m Mismatch) String() string {
 		}
 		return s
 	}
+	if m.FileID == 0 { // a dataset
+		switch {
+		case m.Field == "row" && m.Replay == "":
+			return fmt.Sprintf("%s: in the datasets table, but no event opened it", m.Path)
+		case m.Field == "row":
+			return fmt.Sprintf("%s: the events made it (last event seq %d), the datasets table has no row", m.Path, m.LastSeq)
+		}
+		return fmt.Sprintf("%s: %s: the table says %s, the replay of the events says %s (last event seq %d)", m.Path, m.Field, show(m.Table), show(m.Replay), m.LastSeq)
+	}
 	switch {
 	case m.Field == "row" && m.Replay == "":
 		return fmt.Sprintf("file %s (id %d): in the files table, but no event created it", m.Path, m.FileID)
@@ -227,7 +236,46 @@ func (j *Journal) VerifyState(ctx context.Context) ([]Mismatch, *Replay, error) 
 			out = append(out, Mismatch{FileID: f.FileID, Path: f.Path(), Field: "row", Replay: string(f.State), LastSeq: f.LastSeq})
 		}
 	}
-	return out, r, nil
+	ds, err := verifyDatasets(ctx, tx, r)
+	return append(out, ds...), r, err
+}
+
+// verifyDatasets compares the datasets table with the replayed datasets.
+// A dataset whose events all went to an archive is not in the replay (the
+// archive's base carries file states only): the table alone knows it.
+func verifyDatasets(ctx context.Context, tx *sql.Tx, r *Replay) ([]Mismatch, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT watch, rel_path, state FROM datasets`)
+	if noDatasets(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	replayed := map[string]*DatasetReplay{}
+	for _, d := range r.Datasets() {
+		replayed[d.Watch+"\x00"+d.RelPath] = d
+	}
+	var out []Mismatch
+	for rows.Next() {
+		var watch, rel, state string
+		if err := rows.Scan(&watch, &rel, &state); err != nil {
+			return nil, err
+		}
+		path := "dataset " + strings.TrimSuffix(watch, "/") + "/" + rel
+		d := replayed[watch+"\x00"+rel]
+		delete(replayed, watch+"\x00"+rel)
+		switch {
+		case d == nil && r.Base() == nil:
+			out = append(out, Mismatch{Path: path, Field: "row", Table: state})
+		case d != nil && string(d.State) != state:
+			out = append(out, Mismatch{Path: path, Field: "state", Table: state, Replay: string(d.State), LastSeq: d.LastSeq})
+		}
+	}
+	for _, d := range replayed {
+		out = append(out, Mismatch{Path: "dataset " + strings.TrimSuffix(d.Watch, "/") + "/" + d.RelPath, Field: "row", Replay: string(d.State), LastSeq: d.LastSeq})
+	}
+	return out, rows.Err()
 }
 
 // ArchivePlan is an archive written but not yet committed.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -691,4 +692,73 @@ func DatasetMermaid() string {
 		}
 	}
 	return b.String()
+}
+
+// DatasetReplay is one dataset as replayed from its events.
+type DatasetReplay struct {
+	Watch    string
+	RelPath  string
+	State    DatasetState
+	Signal   string
+	Outcome  string
+	LastSeq  int64
+	LastTime time.Time
+}
+
+// applyDataset applies a dataset event to the replay: the lifecycle table
+// decides whether the step is allowed from the replayed state. After an
+// archive (whose base carries no dataset states) a dataset first met in a
+// later event starts from the state that event says it left.
+func (r *Replay) applyDataset(e Event) error {
+	watch, _ := detailValue(e.Detail, "watch")
+	prev, okPrev := detailValue(e.Detail, "previous_state")
+	to, okTo := detailValue(e.Detail, "state")
+	if !okPrev || !okTo {
+		return &ReplayError{e.Seq, fmt.Sprintf("%s event without previous_state or state", e.Kind)}
+	}
+	key := watch + "\x00" + e.BatchID
+	d := r.datasets[key]
+	from := DatasetNone
+	switch {
+	case d != nil:
+		from = d.State
+	case r.base != nil:
+		from = DatasetState(prev)
+	}
+	if DatasetState(prev) != from {
+		return &ReplayError{e.Seq, fmt.Sprintf("dataset %s: %s says previous_state=%s, the replay has it %q", e.BatchID, e.Kind, prev, from)}
+	}
+	rule, err := datasetRuleFor(e.Kind, from)
+	if err != nil {
+		return &ReplayError{e.Seq, fmt.Sprintf("dataset %s: %v", e.BatchID, err)}
+	}
+	if DatasetState(to) != rule.To {
+		return &ReplayError{e.Seq, fmt.Sprintf("dataset %s: %s says state=%s, the lifecycle table says %s", e.BatchID, e.Kind, to, rule.To)}
+	}
+	if d == nil {
+		d = &DatasetReplay{Watch: watch, RelPath: e.BatchID}
+		r.datasets[key] = d
+	}
+	d.State = rule.To
+	if e.Kind == KindDatasetCompleted {
+		d.Signal, _ = detailValue(e.Detail, "signal")
+		d.Outcome, _ = detailValue(e.Detail, "outcome")
+	}
+	d.LastSeq, d.LastTime = e.Seq, e.Time
+	return nil
+}
+
+// Datasets returns the replayed datasets, by watch and path.
+func (r *Replay) Datasets() []*DatasetReplay {
+	out := make([]*DatasetReplay, 0, len(r.datasets))
+	for _, d := range r.datasets {
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b *DatasetReplay) int {
+		if c := strings.Compare(a.Watch, b.Watch); c != 0 {
+			return c
+		}
+		return strings.Compare(a.RelPath, b.RelPath)
+	})
+	return out
 }

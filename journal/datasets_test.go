@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -294,5 +295,63 @@ func TestArchitectureShowsTheDatasetLifecycle(t *testing.T) {
 	}
 	if want := "```mermaid\n" + DatasetMermaid() + "```"; !strings.Contains(string(b), want) {
 		t.Errorf("ARCHITECTURE.md does not hold the dataset lifecycle's diagram; put this in it:\n%s", want)
+	}
+}
+
+// The replay knows datasets: journal state --at shows them as they stood,
+// and verify compares the datasets table with the events.
+func TestDatasetReplayAndVerify(t *testing.T) {
+	ctx := context.Background()
+	clock := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	j, err := Open(filepath.Join(t.TempDir(), "ferry.db"), Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	ref := &DatasetRef{Watch: "/data", RelPath: "run6", Target: "t", KeyPrefix: "p/run6/"}
+	s := settled("run6/a", 10)
+	s.Dataset = ref
+	if _, err := j.RecordSettled(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	before := now()
+	mu.Lock()
+	clock = clock.Add(time.Minute)
+	mu.Unlock()
+	if err := j.CompleteDataset(ctx, "/data", "run6", "quiet:1h0m0s", "completed", ""); err != nil {
+		t.Fatal(err)
+	}
+	r, err := j.Replay(ctx, before.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds := r.Datasets(); len(ds) != 1 || ds[0].State != DatasetOpen {
+		t.Fatalf("as it stood before completion: %+v", ds)
+	}
+	r, err = j.Replay(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds := r.Datasets(); len(ds) != 1 || ds[0].State != DatasetComplete || ds[0].Signal != "quiet:1h0m0s" {
+		t.Fatalf("now: %+v", ds)
+	}
+	if mm, _, err := j.VerifyState(ctx); err != nil || len(mm) != 0 {
+		t.Fatalf("verify: %v %v", mm, err)
+	}
+	// A datasets row changed behind the journal's back is found.
+	if _, err := j.w.Exec(`UPDATE datasets SET state = 'closed' WHERE rel_path = 'run6'`); err != nil {
+		t.Fatal(err)
+	}
+	mm, _, err := j.VerifyState(ctx)
+	if err != nil || len(mm) != 1 || !strings.Contains(mm[0].String(), "dataset /data/run6: state: the table says closed, the replay of the events says complete") {
+		t.Fatalf("tampered dataset: %v %v", mm, err)
+	}
+	// A step the table does not allow is refused by the replay.
+	r = NewReplay()
+	bad := Event{Seq: 1, Kind: KindDatasetClosed, BatchID: "x", Detail: `watch="/data" target=t previous_state=open state=closed`}
+	if err := r.Apply(bad); err == nil {
+		t.Fatal("a replay accepted open -> closed")
 	}
 }

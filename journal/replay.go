@@ -252,14 +252,17 @@ func (e *ReplayError) Error() string { return fmt.Sprintf("seq %d: %s", e.Seq, e
 // Replay is the per-file model built by applying events in chain order.
 // Its zero value is not ready: use NewReplay.
 type Replay struct {
-	files   map[int64]*FileState
-	base    *ArchivePoint // the archive point the model started from, if any
-	applied int64
-	last    int64
+	files    map[int64]*FileState
+	datasets map[string]*DatasetReplay // by watch and path
+	base     *ArchivePoint             // the archive point the model started from, if any
+	applied  int64
+	last     int64
 }
 
 // NewReplay starts a replay of a chain from seq 1.
-func NewReplay() *Replay { return &Replay{files: map[int64]*FileState{}} }
+func NewReplay() *Replay {
+	return &Replay{files: map[int64]*FileState{}, datasets: map[string]*DatasetReplay{}}
+}
 
 // SetBase makes the model start from an archive point: states are the
 // file_state events that follow the archived event a. The chain then
@@ -305,6 +308,9 @@ func (r *Replay) Apply(e Event) error {
 	r.last = e.Seq
 	if e.Kind == KindArchived || e.Kind == KindFileState {
 		return nil
+	}
+	if DatasetKind(e.Kind) {
+		return r.applyDataset(e)
 	}
 	if e.FileID == 0 {
 		return nil // not about a file

@@ -329,6 +329,13 @@ secret_env = "DS_HOOK_SECRET"
 	if out := cli("datasets", "--state", "open"); !strings.Contains(out, runB) || strings.Contains(out, runA) {
 		t.Errorf("ferry datasets --state open:\n%s", out)
 	}
+	// The audit trail: the datasets as they stood, from the events, and
+	// the tables agree with the events.
+	state := cli("journal", "state", "--at", time.Now().UTC().Add(time.Minute).Format(time.RFC3339))
+	if !strings.Contains(state, runA) || !strings.Contains(state, "failed_run") || !strings.Contains(state, "3 datasets") {
+		t.Errorf("ferry journal state:\n%.2000s", state[max(0, len(state)-2000):])
+	}
+	cli("journal", "verify")
 	show := cli("dataset", "show", runC)
 	for _, want := range []string{"failed_run", "I/O data integrity check failed", "dataset_failed to", "delivered", dataset.RunCompletionStatus} {
 		if !strings.Contains(show, want) {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -61,6 +62,7 @@ func exportEvents(path string) func(fn func(journal.Event) error) error {
 
 // stateLine is one file of `journal state --format jsonl`.
 type stateLine struct {
+	Kind         string `json:"kind"` // "file"
 	Watch        string `json:"watch"`
 	RelPath      string `json:"rel_path"`
 	FileID       int64  `json:"file_id"`
@@ -120,8 +122,20 @@ size, sha256, last event. Of the journal, or of an export or archive.` + timeHel
 	return c
 }
 
-// writeState prints the files of r (of batch, when set) as of t, as a
-// table or as JSONL.
+// datasetStateLine is one dataset of `journal state --format jsonl`.
+type datasetStateLine struct {
+	Kind         string `json:"kind"` // "dataset"
+	Watch        string `json:"watch"`
+	Dataset      string `json:"dataset"`
+	State        string `json:"state"`
+	Signal       string `json:"signal"`
+	Outcome      string `json:"outcome"`
+	LastEventSeq int64  `json:"last_event_seq"`
+	LastEventAt  string `json:"last_event_time"`
+}
+
+// writeState prints the files of r (of batch, when set) as of t, then its
+// datasets, as tables or as JSONL.
 func writeState(stdout io.Writer, r *journal.Replay, t time.Time, batch string, asJSONL bool) int {
 	var files []*journal.FileState
 	for _, f := range r.Files() {
@@ -129,13 +143,23 @@ func writeState(stdout io.Writer, r *journal.Replay, t time.Time, batch string, 
 			files = append(files, f)
 		}
 	}
+	var datasets []*journal.DatasetReplay
+	for _, d := range r.Datasets() {
+		if batch == "" || d.RelPath == batch {
+			datasets = append(datasets, d)
+		}
+	}
 	bw := bufio.NewWriter(stdout)
 	defer bw.Flush()
 	if asJSONL {
 		enc := json.NewEncoder(bw)
 		for _, f := range files {
-			enc.Encode(stateLine{Watch: f.Watch, RelPath: f.RelPath, FileID: f.FileID, BatchID: f.BatchID, State: string(f.State),
+			enc.Encode(stateLine{Kind: "file", Watch: f.Watch, RelPath: f.RelPath, FileID: f.FileID, BatchID: f.BatchID, State: string(f.State),
 				Size: f.Size, SHA256: f.SHA256, LastEventSeq: f.LastSeq, LastEventAt: f.LastTime.UTC().Format(time.RFC3339Nano)})
+		}
+		for _, d := range datasets {
+			enc.Encode(datasetStateLine{Kind: "dataset", Watch: d.Watch, Dataset: d.RelPath, State: string(d.State), Signal: d.Signal,
+				Outcome: d.Outcome, LastEventSeq: d.LastSeq, LastEventAt: d.LastTime.UTC().Format(time.RFC3339Nano)})
 		}
 		return exitOK
 	}
@@ -149,7 +173,20 @@ func writeState(stdout io.Writer, r *journal.Replay, t time.Time, batch string, 
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\n", f.Path(), f.BatchID, f.State, f.Size, sha, f.LastSeq, f.LastTime.UTC().Format(time.RFC3339))
 	}
 	tw.Flush()
-	fmt.Fprintf(bw, "%d files as of %s (replayed %d events)\n", len(files), t.UTC().Format(time.RFC3339Nano), r.Applied())
+	if len(datasets) > 0 {
+		fmt.Fprintln(bw)
+		tw = tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "DATASET\tSTATE\tSIGNAL\tLAST_SEQ\tLAST_EVENT")
+		for _, d := range datasets {
+			sig := d.Signal
+			if sig == "" {
+				sig = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", strings.TrimSuffix(d.Watch, "/")+"/"+d.RelPath, d.State, sig, d.LastSeq, d.LastTime.UTC().Format(time.RFC3339))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintf(bw, "%d files and %d datasets as of %s (replayed %d events)\n", len(files), len(datasets), t.UTC().Format(time.RFC3339Nano), r.Applied())
 	return exitOK
 }
 
