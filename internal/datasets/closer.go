@@ -146,12 +146,19 @@ func within(d journal.Dataset, rel string) (string, error) {
 	return p, nil
 }
 
+// filesOf lists the dataset's objects for its manifest and crate: each by
+// its key under the dataset's folder on the target (with on_change =
+// "version" a file's content may have landed as key~<sha12>.ext, and the
+// manifest describes what is on the target).
 func filesOf(d journal.Dataset, files []journal.DatasetFile) ([]dataset.File, error) {
 	out := make([]dataset.File, 0, len(files))
 	for _, f := range files {
 		p, err := within(d, f.RelPath)
 		if err != nil {
 			return nil, err
+		}
+		if k, ok := strings.CutPrefix(f.Key, d.KeyPrefix); ok && k != "" {
+			p = k
 		}
 		out = append(out, dataset.File{Path: p, Size: f.Size, SHA256: f.SHA256, ModTime: f.MTime})
 	}

@@ -217,3 +217,46 @@ func validate(t *testing.T, mem *memsink.Sink, prefix string) {
 	}
 	testsrv.ValidateCrate(t, dir)
 }
+
+// With on_change = "version" a file's content lands under key~<sha12>.ext:
+// the manifest lists the object as it is on the target.
+func TestManifestListsObjectsAsLanded(t *testing.T) {
+	ctx := context.Background()
+	j := openJournal(t)
+	mem := memsink.New(memsink.Options{})
+	const rel = "run7"
+	if _, err := j.OpenDataset(ctx, journal.DatasetRef{Watch: watch, RelPath: rel, Target: "archive", KeyPrefix: "runs/" + rel + "/"}); err != nil {
+		t.Fatal(err)
+	}
+	s := journal.Settled{Watch: watch, RelPath: rel + "/img.tif", Target: "archive", Key: "runs/" + rel + "/img.tif", BatchID: rel,
+		Version: journal.Version{Size: 4, MtimeNS: 1, FileID: "1:1"}, Signal: "quiet"}
+	if _, err := j.RecordSettled(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	jobs, _ := j.Claim(ctx, 1)
+	body := []byte("v2!!")
+	sum := sha256.Sum256(body)
+	h := hex.EncodeToString(sum[:])
+	versioned := "runs/" + rel + "/img~" + h[:12] + ".tif"
+	if err := mem.Put(ctx, versioned, body, sink.Digest(sum), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.RecordHashes(ctx, &jobs[0], h, []journal.Chunk{{Seq: 1, Size: 4, SHA256: h}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Complete(ctx, &jobs[0], h, versioned); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.CompleteDataset(ctx, watch, rel, "marker:.done", "completed", ""); err != nil {
+		t.Fatal(err)
+	}
+	ds, _ := j.Datasets(ctx, journal.DatasetFilter{RelPath: rel})
+	if _, err := (&Closer{Journal: j, Sink: mem}).Close(ctx, ds[0]); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := mem.Get(ctx, "runs/"+rel+"/"+dataset.ManifestName, 1<<20)
+	if want := h + "  img~" + h[:12] + ".tif\n"; string(m) != want {
+		t.Fatalf("manifest %q, want %q", m, want)
+	}
+	validate(t, mem, "runs/"+rel+"/")
+}
