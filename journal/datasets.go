@@ -649,6 +649,8 @@ type DatasetStats struct {
 	// LastNotificationError is the newest such failure ("" when none).
 	NotificationsFailing  int
 	LastNotificationError string
+	// Deletions are the source deletions (after_upload = "delete").
+	Deletions DeletionStats
 }
 
 // DatasetStats reads the counts (every state named, zeros included).
@@ -664,9 +666,10 @@ func (j *Journal) DatasetStats(ctx context.Context) (DatasetStats, error) {
 	err = j.r.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(CASE WHEN attempts > 0 THEN 1 END),
 		COALESCE((SELECT last_error FROM notifications WHERE state = 'pending' AND last_error IS NOT NULL ORDER BY next_attempt_at DESC, id DESC LIMIT 1), '')
 		FROM notifications WHERE state = 'pending'`).Scan(&st.NotificationsPending, &st.NotificationsFailing, &st.LastNotificationError)
-	if noDatasets(err) {
-		err = nil
+	if err != nil && !noDatasets(err) {
+		return st, err
 	}
+	st.Deletions, err = j.DeletionStats(ctx)
 	return st, err
 }
 

@@ -222,16 +222,23 @@ func datasetShow(ctx context.Context, cfg *config.Config, j *journal.Journal, id
 		Delivered *time.Time `json:"delivered_at"`
 		LastError string     `json:"last_error,omitempty"`
 	}
+	type deletionJSON struct {
+		Path     string `json:"path"`
+		State    string `json:"state"`
+		Attempts int    `json:"attempts"`
+		Reason   string `json:"reason,omitempty"`
+		Evidence string `json:"evidence,omitempty"`
+	}
 	type showJSON struct {
 		datasetJSON
-		AfterUpload   string     `json:"after_upload"`
-		Deletions     []string   `json:"source_deletions"`
+		AfterUpload   string         `json:"after_upload"`
+		Deletions     []deletionJSON `json:"source_deletions"`
 		FilesList     []fileJSON `json:"file_list"`
 		Notifications []noteJSON `json:"notifications"`
 	}
 	var all []showJSON
 	for _, d := range ds {
-		s := showJSON{datasetJSON: toJSON(d), AfterUpload: config.AfterUploadKeep, Deletions: []string{}, FilesList: []fileJSON{}, Notifications: []noteJSON{}}
+		s := showJSON{datasetJSON: toJSON(d), AfterUpload: config.AfterUploadKeep, Deletions: []deletionJSON{}, FilesList: []fileJSON{}, Notifications: []noteJSON{}}
 		if i := slices.IndexFunc(cfg.Watch, func(w config.WatchConfig) bool { return filepath.Clean(w.Path) == d.Watch }); i >= 0 {
 			s.AfterUpload = cfg.Watch[i].AfterUpload
 		}
@@ -247,6 +254,15 @@ func datasetShow(ctx context.Context, cfg *config.Config, j *journal.Journal, id
 				sha = r.SHA256
 			}
 			s.FilesList = append(s.FilesList, fileJSON{Path: inside, State: string(r.State), Size: r.Size, SHA256: sha, Key: r.Key, Error: r.Error})
+		}
+		dels, err := j.DatasetDeletions(ctx, d.ID)
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry: %v\n", err)
+			return exitFailed
+		}
+		for _, x := range dels {
+			s.Deletions = append(s.Deletions, deletionJSON{Path: strings.TrimPrefix(x.RelPath, d.RelPath+"/"), State: string(x.State),
+				Attempts: x.Attempts, Reason: x.LastError, Evidence: x.Evidence})
 		}
 		notes, err := j.DatasetNotifications(ctx, d.ID)
 		if err != nil {
@@ -296,8 +312,19 @@ func datasetShow(ctx context.Context, cfg *config.Config, j *journal.Journal, id
 			fmt.Fprintf(stdout, "closed    %s\nmanifest  %s (sha256 %s)\ncrate     %s\n", s.ClosedAt.Format(time.RFC3339), s.Manifest, s.ManifestSHA, s.Crate)
 		}
 		fmt.Fprintf(stdout, "sources   after_upload = %q: ", s.AfterUpload)
+		counts := map[string]int{}
+		for _, x := range s.Deletions {
+			counts[x.State]++
+		}
 		if len(s.Deletions) == 0 {
-			fmt.Fprintln(stdout, "no source file deleted or moved")
+			fmt.Fprintln(stdout, "no source file deleted")
+		} else {
+			fmt.Fprintf(stdout, "%d deleted, %d waiting for their checks, %d kept\n", counts["deleted"], counts["pending"], counts["refused"])
+			for _, x := range s.Deletions {
+				if x.State != "deleted" {
+					fmt.Fprintf(stdout, "  %s %s: %s\n", x.Path, x.State, x.Reason)
+				}
+			}
 		}
 		fmt.Fprintf(stdout, "notifications (%d)\n", len(s.Notifications))
 		for _, n := range s.Notifications {

@@ -133,6 +133,7 @@ settle = "300ms"
 dataset = "*"
 complete = "illumina"
 license = "CC-BY-4.0"
+after_upload = "delete"
 [[notify]]
 url = %q
 events = ["dataset_complete", "dataset_failed", "file_failed"]
@@ -185,12 +186,23 @@ secret_env = "DS_HOOK_SECRET"
 	write(runA+"/"+dataset.CopyComplete, nil)
 	crateA := "runs/" + runA + "/" + dataset.CrateName
 	crateC := "runs/" + runC + "/" + dataset.CrateName
-	testsrv.Eventually(t, 120*time.Second, "both complete runs to close and be announced", func() (bool, string) {
+	testsrv.Eventually(t, 120*time.Second, "both complete runs to close, be announced and leave the instrument's disk", func() (bool, string) {
 		objs := e2eList(t, srv, bucket)
 		_, a := objs[crateA]
 		_, c := objs[crateC]
-		return a && c && len(rcv.deliveries()) >= 2, fmt.Sprintf("crate A %v, crate C %v, deliveries %d\n%s", a, c, len(rcv.deliveries()), logTail())
+		_, errA := os.Stat(filepath.Join(watch, runA))
+		_, errC := os.Stat(filepath.Join(watch, runC))
+		gone := os.IsNotExist(errA) && os.IsNotExist(errC)
+		return a && c && gone && len(rcv.deliveries()) >= 2, fmt.Sprintf("crate A %v, crate C %v, sources gone %v, deliveries %d\n%s", a, c, gone, len(rcv.deliveries()), logTail())
 	})
+	// The open run's files stay where the instrument wrote them.
+	for rel := range files {
+		if strings.HasPrefix(rel, runB+"/") {
+			if _, err := os.Stat(filepath.Join(watch, filepath.FromSlash(rel))); err != nil {
+				t.Errorf("a file of the open run was touched: %v", err)
+			}
+		}
+	}
 	second.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- second.Wait() }()
@@ -337,7 +349,8 @@ secret_env = "DS_HOOK_SECRET"
 	}
 	cli("journal", "verify")
 	show := cli("dataset", "show", runC)
-	for _, want := range []string{"failed_run", "I/O data integrity check failed", "dataset_failed to", "delivered", dataset.RunCompletionStatus} {
+	for _, want := range []string{"failed_run", "I/O data integrity check failed", "dataset_failed to", "delivered", dataset.RunCompletionStatus,
+		"after_upload = \"delete\": 12 deleted, 0 waiting for their checks, 0 kept"} {
 		if !strings.Contains(show, want) {
 			t.Errorf("ferry dataset show lacks %q:\n%s", want, show)
 		}

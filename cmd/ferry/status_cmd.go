@@ -195,6 +195,10 @@ func writeStatus(w io.Writer, st daemon.Status, note string, now time.Time) {
 		if st.LastNotificationError != nil {
 			line("", "last failure: %s", oneLine(*st.LastNotificationError, 160))
 		}
+		if sd := st.SourceDeletions; sumCounts(sd) > 0 {
+			line("Source files:", "%d deleted (%s freed), %d waiting for their checks, %d kept (a check failed)",
+				sd["deleted"], iec(st.ReclaimedBytes), sd["pending"], sd["refused"])
+		}
 	}
 	if st.Source == "daemon" {
 		line("Uploaded:", "%d files, %s since start", st.Uploaded, iec(st.Bytes))

@@ -39,11 +39,14 @@ func (l *StringList) UnmarshalTOML(v any) error {
 	return fmt.Errorf("invalid value %v: want a string or a list of strings", v)
 }
 
-// The values of after_upload. Only keep is available in this version:
-// freeing the instrument's disk (delete, move:DIR, reclaim) comes with its
-// verification at the moment of deletion, and ferry refuses a setting it
-// would not carry out rather than accept it and do nothing.
-const AfterUploadKeep = "keep"
+// The values of after_upload this version carries out: keep (the
+// default) and delete. move:DIR and reclaim are refused by name: ferry
+// refuses a setting it would not carry out rather than accept it and do
+// nothing.
+const (
+	AfterUploadKeep   = "keep"
+	AfterUploadDelete = "delete"
+)
 
 // Conditions are the watch's parsed completion conditions (nil without
 // datasets).
@@ -114,14 +117,14 @@ func (w *WatchConfig) validateDataset(v *checker, tbl string, line func(string) 
 	switch w.AfterUpload {
 	case "":
 		w.AfterUpload = AfterUploadKeep
-	case AfterUploadKeep:
-	case "delete", "reclaim":
-		v.bad(line("after_upload"), tbl+".after_upload", "%q is not available in this version of ferry: source files are kept (after_upload = \"keep\")", w.AfterUpload)
+	case AfterUploadKeep, AfterUploadDelete:
+	case "reclaim":
+		v.bad(line("after_upload"), tbl+".after_upload", "%q is not available in this version of ferry (use \"keep\" or \"delete\")", w.AfterUpload)
 	default:
 		if strings.HasPrefix(w.AfterUpload, "move:") {
-			v.bad(line("after_upload"), tbl+".after_upload", "%q is not available in this version of ferry: source files are kept (after_upload = \"keep\")", w.AfterUpload)
+			v.bad(line("after_upload"), tbl+".after_upload", "%q is not available in this version of ferry (use \"keep\" or \"delete\")", w.AfterUpload)
 		} else {
-			v.bad(line("after_upload"), tbl+".after_upload", "must be \"keep\" (got %q)", w.AfterUpload)
+			v.bad(line("after_upload"), tbl+".after_upload", "must be \"keep\" or \"delete\" (got %q)", w.AfterUpload)
 		}
 	}
 }

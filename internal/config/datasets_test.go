@@ -79,9 +79,9 @@ func TestDatasetKeysRefused(t *testing.T) {
 		{"dataset = \"*\"\ncomplete = \"quiet:soon\"", "watch[1].complete", "needs a duration"},
 		{"dataset = \"*\"\ncomplete = [\"illumina\", 3]", "", "not a string"},
 		{"dataset = \"*\"\ncomplete = \"illumina\"\nlicense = \"not a licence\"", "watch[1].license", "SPDX"},
-		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"delete\"", "watch[1].after_upload", "not available in this version"},
+		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"reclaim\"", "watch[1].after_upload", "not available in this version"},
 		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"move:/mnt/done\"", "watch[1].after_upload", "not available in this version"},
-		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"shred\"", "watch[1].after_upload", "must be \"keep\""},
+		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"shred\"", "watch[1].after_upload", "must be \"keep\" or \"delete\""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.body, func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ferry-data/ferry/internal/config"
+	"github.com/ferry-data/ferry/internal/datasets"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader"
 	"github.com/ferry-data/ferry/watcher"
@@ -124,8 +125,11 @@ func (d *Daemon) known(ctx context.Context, f watcher.File) (bool, error) {
 // record journals settled files and nudges the uploader.
 func (d *Daemon) record(ctx context.Context, files []watcher.File) error {
 	w := d.now()
-	ss := make([]journal.Settled, len(files))
-	for i, f := range files {
+	ss := make([]journal.Settled, 0, len(files))
+	for _, f := range files {
+		if datasets.Quarantined(f.RelPath) {
+			continue // a source file being deleted, under ferry's own name
+		}
 		r, ok := w.routes[f.Root]
 		if !ok {
 			// A watch taken out of the configuration: its watcher is
@@ -150,7 +154,10 @@ func (d *Daemon) record(ctx context.Context, files []watcher.File) error {
 				s.Invalid = why
 			}
 		}
-		ss[i] = s
+		ss = append(ss, s)
+	}
+	if len(ss) == 0 {
+		return nil
 	}
 	outs, err := d.j.RecordSettledBatch(ctx, ss)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/notify"
 	"github.com/ferry-data/ferry/uploader"
+	"github.com/ferry-data/ferry/uploader/sink"
 	"github.com/ferry-data/ferry/watcher"
 )
 
@@ -205,6 +206,7 @@ func (l *datasetLoop) pass(ctx context.Context) time.Time {
 		}
 		l.close(ctx, w, wc, d)
 	}
+	l.deletePass(ctx)
 	return next
 }
 
@@ -467,4 +469,144 @@ func endpointOf(c *config.Config, id string) (config.NotifyConfig, bool) {
 		}
 	}
 	return config.NotifyConfig{}, false
+}
+
+// deletePass plans the deletions of closed datasets of watches with
+// after_upload = "delete", and carries out the due ones, each only after
+// every condition is checked again at that moment:
+//
+//   - the file's journal row still holds the version planned, uploaded, its
+//     landed content its current version (a file modified after its upload
+//     is re-settled and never matches);
+//   - its dataset is closed (manifest and crate landed) and holds no dead
+//     letter;
+//   - the target holds the object, with the size and SHA-256 that landed
+//     (HeadObject: size and the sha256 metadata);
+//   - the file at the path is that version (size, modification time,
+//     identity), checked after ferry took it away from the path in one
+//     atomic rename (internal/datasets.RemoveSource).
+//
+// A check that cannot be made now (target unreachable, file locked) defers
+// the deletion; one that fails for good refuses it and keeps the file.
+func (l *datasetLoop) deletePass(ctx context.Context) {
+	w := l.d.now()
+	deleting := false
+	for _, wc := range w.cfg.Watch {
+		if wc.Depth() == 0 || wc.AfterUpload != config.AfterUploadDelete {
+			continue
+		}
+		deleting = true
+		root := filepath.Clean(wc.Path)
+		rels, err := l.d.j.DatasetsToPlan(ctx, root)
+		if err != nil {
+			return
+		}
+		for _, rel := range rels {
+			n, err := l.d.j.PlanDeletions(ctx, root, rel)
+			if err != nil {
+				l.logOnce("plan "+root+"/"+rel, "cannot plan a dataset's source deletions", "dataset", rel, "error", err.Error())
+				continue
+			}
+			l.d.log.Info("dataset closed: its source files will be deleted once each is checked again", "dataset", rel, "watch", root, "files", n)
+		}
+	}
+	if !deleting {
+		return
+	}
+	due, err := l.d.j.DueDeletions(ctx, l.d.clock(), 500)
+	if err != nil {
+		return
+	}
+	// Several at once: each waits on a HeadObject and a durable journal
+	// write, which the journal's group commit shares between them.
+	sem := make(chan struct{}, deleteParallel)
+	var wg sync.WaitGroup
+	for _, del := range due {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			l.deleteOne(ctx, w, del)
+		}()
+	}
+	wg.Wait()
+}
+
+// deleteParallel bounds the source deletions checked at once.
+const deleteParallel = 8
+
+func (l *datasetLoop) deleteOne(ctx context.Context, w *wiring, del journal.Deletion) {
+	path := filepath.Join(del.Watch, filepath.FromSlash(del.RelPath))
+	log := l.d.log.With("path", del.RelPath, "watch", del.Watch)
+	refuse := func(why, evidence string) {
+		if err := l.d.j.DeleteRefused(ctx, del.FileID, why, evidence); err == nil {
+			log.Warn("source file kept: a check before its deletion failed", "reason", why)
+		}
+	}
+	deferIt := func(why string) {
+		if err := l.d.j.DeleteDeferred(ctx, del.FileID, why); err == nil {
+			l.logOnce("delete "+path, "source file not deleted yet; trying again later", "path", del.RelPath, "reason", why)
+		}
+	}
+	wc, ok := watchOf(w.cfg, del.Watch)
+	switch {
+	case !ok || wc.AfterUpload != config.AfterUploadDelete:
+		deferIt("its watch no longer says after_upload = \"delete\"")
+		return
+	case del.FileState != journal.Uploaded || del.FileGeneration != del.Generation || del.UploadedSHA256 == "" || del.UploadedSHA256 != del.SHA256 || del.UploadedKey == "":
+		refuse(fmt.Sprintf("the journal no longer holds the version planned for deletion as landed (state %s, generation %d of %d)",
+			del.FileState, del.FileGeneration, del.Generation), "")
+		return
+	case !del.DatasetState.Info().Closed:
+		refuse("its dataset is not closed", "")
+		return
+	case del.DatasetDeadLetters > 0:
+		deferIt(fmt.Sprintf("its dataset holds %d dead letter(s): nothing of it is deleted until they are retried or dropped", del.DatasetDeadLetters))
+		return
+	}
+	s, ok := w.sinks[del.Target]
+	if !ok {
+		deferIt("its target is not in the configuration")
+		return
+	}
+	info, err := s.Stat(ctx, del.UploadedKey)
+	switch {
+	case errors.Is(err, sink.ErrNotFound):
+		refuse("the target no longer holds "+del.UploadedKey, "")
+		return
+	case err != nil:
+		deferIt("cannot check the target: " + err.Error())
+		return
+	case info.Size != del.Version.Size || info.SHA256 != del.UploadedSHA256:
+		refuse(fmt.Sprintf("the target's object %s is not what landed (size %d sha256 %q, landed size %d sha256 %s)",
+			del.UploadedKey, info.Size, info.SHA256, del.Version.Size, del.UploadedSHA256), "")
+		return
+	}
+	object := fmt.Sprintf("object %s size=%d sha256=%s (HeadObject)", del.UploadedKey, info.Size, info.SHA256)
+	got, local, err := datasets.RemoveSource(path, del.Version, fmt.Sprintf("%d-%d", del.FileID, del.Generation))
+	switch {
+	case err != nil:
+		deferIt(err.Error())
+		return
+	case got == datasets.Kept:
+		refuse("the file at the path is not the version that landed (changed or replaced after its upload)", object+"; "+local)
+		return
+	}
+	evidence := object + "; " + local
+	if err := l.d.j.SourceDeleted(ctx, del.FileID, evidence); err != nil {
+		log.Error("source file deleted but not journaled (the next start journals it)", "error", err.Error())
+		return
+	}
+	l.ok("delete " + path)
+	if got == datasets.Removed {
+		log.Info("source file deleted", "bytes", del.Bytes, "evidence", evidence)
+		if ds := wc.DatasetOf(del.RelPath); ds != "" {
+			datasets.PruneEmpty(filepath.Dir(path), filepath.Join(del.Watch, filepath.FromSlash(ds)))
+		}
+	} else {
+		log.Info("source file already gone; its deletion is recorded", "evidence", evidence)
+	}
 }

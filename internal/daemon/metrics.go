@@ -131,11 +131,15 @@ type datasetCollector struct{ src StatusSource }
 var (
 	datasetsDesc      = prometheus.NewDesc("ferry_datasets", "Datasets by state (open, complete, closing, closed, failed_run).", []string{"state"}, nil)
 	notifyPendingDesc = prometheus.NewDesc("ferry_notifications_pending", "Notifications queued and not yet acknowledged by their endpoint.", nil, nil)
+	reclaimedDesc     = prometheus.NewDesc("ferry_reclaimed_bytes_total", "Bytes of source files deleted after their dataset closed and every check held (after_upload = \"delete\"), over the journal's life.", nil, nil)
+	deletionsDesc     = prometheus.NewDesc("ferry_source_deletions", "Source deletions by state: pending (planned, waiting for a check), deleted, refused (a check failed: the file is kept).", []string{"state"}, nil)
 )
 
 func (c *datasetCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- datasetsDesc
 	ch <- notifyPendingDesc
+	ch <- reclaimedDesc
+	ch <- deletionsDesc
 }
 
 func (c *datasetCollector) Collect(ch chan<- prometheus.Metric) {
@@ -150,4 +154,8 @@ func (c *datasetCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(datasetsDesc, prometheus.GaugeValue, float64(st.States[s]), string(s))
 	}
 	ch <- prometheus.MustNewConstMetric(notifyPendingDesc, prometheus.GaugeValue, float64(st.NotificationsPending))
+	ch <- prometheus.MustNewConstMetric(reclaimedDesc, prometheus.CounterValue, float64(st.Deletions.DeletedBytes))
+	for state, n := range map[string]int{"pending": st.Deletions.Pending, "deleted": st.Deletions.Deleted, "refused": st.Deletions.Refused} {
+		ch <- prometheus.MustNewConstMetric(deletionsDesc, prometheus.GaugeValue, float64(n), state)
+	}
 }

@@ -40,7 +40,8 @@ func TestEndpointsReadTheStatusSource(t *testing.T) {
 		breakers: map[string]string{"nas": "open", "s3": "half-open", "local": "closed"},
 		counters: Counters{UploadedFiles: 12, UploadedBytes: 3000, Retries: 5, FailedFiles: 2, Reloads: 1, ReloadFailures: 4},
 		status:   Status{Source: "daemon", Version: "ferry fake", Queue: 3, States: map[string]int{"queued": 3}},
-		datasets: journal.DatasetStats{States: map[journal.DatasetState]int{journal.DatasetOpen: 2, journal.DatasetClosed: 7}, NotificationsPending: 1},
+		datasets: journal.DatasetStats{States: map[journal.DatasetState]int{journal.DatasetOpen: 2, journal.DatasetClosed: 7}, NotificationsPending: 1,
+			Deletions: journal.DeletionStats{Deleted: 3, Refused: 1, DeletedBytes: 4096}},
 	}
 	m := newMetrics(src, nil)
 	m.observeChunk("s3", 1<<20, 250*time.Millisecond)
@@ -69,6 +70,7 @@ func TestEndpointsReadTheStatusSource(t *testing.T) {
 		`ferry_chunk_upload_seconds_count{target="s3"} 1`, `ferry_chunk_upload_seconds_sum{target="s3"} 0.25`,
 		`ferry_datasets{state="open"} 2`, `ferry_datasets{state="closed"} 7`, `ferry_datasets{state="failed_run"} 0`,
 		"ferry_notifications_pending 1", "ferry_dataset_close_seconds_count 1", "ferry_dataset_close_seconds_sum 90",
+		"ferry_reclaimed_bytes_total 4096", `ferry_source_deletions{state="deleted"} 3`, `ferry_source_deletions{state="refused"} 1`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)

@@ -56,6 +56,10 @@ type Status struct {
 	// failed, LastNotificationError the newest failure (null when none).
 	NotificationsFailing  int     `json:"notifications_failing"`
 	LastNotificationError *string `json:"last_notification_error"`
+	// SourceDeletions counts the source deletions by state (pending,
+	// deleted, refused); ReclaimedBytes the bytes deleted.
+	SourceDeletions map[string]int `json:"source_deletions"`
+	ReclaimedBytes  int64          `json:"reclaimed_bytes"`
 }
 
 // MarshalJSON writes the status; from the journal, the daemon's own
@@ -168,6 +172,8 @@ func JournalStatus(ctx context.Context, j *journal.Journal, now time.Time) (Stat
 	if ds.LastNotificationError != "" {
 		st.LastNotificationError = &ds.LastNotificationError
 	}
+	st.SourceDeletions = map[string]int{"pending": ds.Deletions.Pending, "deleted": ds.Deletions.Deleted, "refused": ds.Deletions.Refused}
+	st.ReclaimedBytes = ds.Deletions.DeletedBytes
 	e, ok, err := j.LastError(ctx)
 	if err != nil {
 		return st, err
