@@ -55,13 +55,19 @@ type Options struct {
 	// FerryVersion is recorded in the audit records the journal writes
 	// itself (migrations) and in those given without one.
 	FerryVersion string
+	// Exclusive takes the journal's lock (Lock) for as long as it is open:
+	// a daemon's, or a rebuild's, journal. Open fails with an *InUseError
+	// while another process holds it.
+	Exclusive bool
 }
 
 // Journal is an open journal. Its methods are safe for concurrent use.
 type Journal struct {
 	path   string
-	w      *sql.DB // the one writer connection, used only by the writer goroutine
-	r      *sql.DB // read-only pool
+	file   os.FileInfo // the file opened at path (CheckFile)
+	lock   *FileLock   // with Options.Exclusive
+	w      *sql.DB     // the one writer connection, used only by the writer goroutine
+	r      *sql.DB     // read-only pool
 	now    func() time.Time
 	max    int
 	ops    chan *op
@@ -127,9 +133,38 @@ func dsn(path string, readOnly bool) string {
 
 // Open opens (creating if needed) the journal at path, checks its integrity,
 // applies pending migrations and starts the writer.
-func Open(path string, o Options) (*Journal, error) {
+//
+// A new journal is made 0600 (0640 in a setgid folder), marked as ferry's
+// (ApplicationID) and moved into place whole. An existing file that is not
+// a ferry journal (empty, another database) is refused with ErrCorrupt,
+// like a corrupt one: it is never taken for a new journal.
+func Open(path string, o Options) (j *Journal, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	var lock *FileLock
+	if o.Exclusive {
+		if lock, err = Lock(path); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				lock.Unlock()
+			}
+		}()
+	}
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := create(path); err != nil {
+			return nil, fmt.Errorf("journal %s: create: %w", path, err)
+		}
+		fi, err = os.Stat(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	if err := checkNotEmpty(fi, path); err != nil {
+		return nil, err
 	}
 	w, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
@@ -138,7 +173,7 @@ func Open(path string, o Options) (*Journal, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	j := &Journal{path: path, w: w, now: o.Now, max: o.MaxBatch, stmts: map[string]*sql.Stmt{}, missing: map[string]struct{}{},
+	j = &Journal{path: path, file: fi, lock: lock, w: w, now: o.Now, max: o.MaxBatch, stmts: map[string]*sql.Stmt{}, missing: map[string]struct{}{},
 		version: o.FerryVersion, batchDone: make(chan struct{}, 1)}
 	if j.now == nil {
 		j.now = time.Now
@@ -147,6 +182,10 @@ func Open(path string, o Options) (*Journal, error) {
 		j.max = 256
 	}
 	if err := j.check(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := checkMark(w, path, true); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -397,7 +436,7 @@ func (j *Journal) Close() error {
 	if j.w == nil { // read-only
 		return j.r.Close()
 	}
-	return errors.Join(j.r.Close(), j.w.Close())
+	return errors.Join(j.r.Close(), j.w.Close(), j.lock.Unlock())
 }
 
 // do submits fn to run in a group-committed transaction and waits until it

@@ -74,7 +74,7 @@ func New(cfg *config.Config, o Options) (*Daemon, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: o.Version, Now: o.Now})
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: o.Version, Now: o.Now, Exclusive: true})
 	if err != nil {
 		if errors.Is(err, journal.ErrCorrupt) {
 			return nil, fmt.Errorf("%w\nferry will not start on a corrupt journal. To recover, run:\n  ferry journal rebuild --config %s\nIt keeps the corrupt file beside the new one and records as uploaded every file the target already holds, so nothing is sent twice", err, cfg.File())

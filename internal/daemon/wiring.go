@@ -147,7 +147,7 @@ func sameWatch(a, b *config.Config, root string) bool {
 // inside a watched folder.
 func watcherOptions(c *config.Config, w config.WatchConfig, known func(context.Context, watcher.File) (bool, error), log *slog.Logger) watcher.Options {
 	j := c.Journal.Path
-	ignore := []string{j, j + "-wal", j + "-shm", j + "-journal", j + ".rebuild*", j + ".corrupt-*", j + ".old-*"}
+	ignore := []string{j, j + "-wal", j + "-shm", j + "-journal", j + ".rebuild*", j + ".corrupt-*", j + ".old-*", j + ".lock", j + ".new*", j + ".rescued*"}
 	if c.Log.File != "" {
 		// The log and its rotated copies (lumberjack: NAME-TIMESTAMP.EXT[.gz]).
 		rotated := strings.TrimSuffix(c.Log.File, filepath.Ext(c.Log.File)) + "-*"
