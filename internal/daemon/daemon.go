@@ -27,6 +27,10 @@ import (
 // orphanSweep is how often a running daemon looks for orphaned uploads.
 const orphanSweep = time.Hour
 
+// fileCheck is how often a running daemon checks that its journal's path
+// still names the file it has open.
+const fileCheck = 2 * time.Second
+
 // StopTimeout bounds how long a stop waits for in-flight work: then the
 // parts in flight are abandoned and their files stay queued.
 const StopTimeout = 8 * time.Second
@@ -63,6 +67,8 @@ type Daemon struct {
 	cur     atomic.Pointer[wiring]
 	started time.Time
 	clock   func() time.Time // Options.Now
+
+	gone atomic.Pointer[error] // the journal's file was deleted or replaced (watchFile)
 
 	reloads        atomic.Int64 // configuration reloads applied
 	reloadFailures atomic.Int64 // edits refused (invalid, or could not be applied)
@@ -103,10 +109,49 @@ func (d *Daemon) now() *wiring { return d.cur.Load() }
 // uploader is the current uploader.
 func (d *Daemon) uploader() *uploader.Uploader { return d.now().up }
 
-// Close closes the journal.
+// Close closes the journal. When its file was deleted or replaced while
+// the daemon ran, it first copies what the open handle still holds back to
+// the path (journal.Rescue) and says where.
 func (d *Daemon) Close() {
+	if d.gone.Load() != nil {
+		at, err := d.j.Rescue()
+		if err != nil {
+			d.log.Error("could not rescue the journal's history from the deleted file", "journal", d.j.Path(), "error", err.Error())
+		} else {
+			d.log.Error("the journal's history was copied from the deleted file", "journal", d.j.Path(), "copy", at)
+		}
+		return
+	}
 	if err := d.j.Close(); err != nil {
 		d.log.Error("closing the journal", "error", err.Error())
+	}
+}
+
+// watchFile checks every fileCheck that the journal's path still names the
+// file the daemon has open. Once it does not (deleted, replaced), every
+// step from then on would be lost at the stop: it marks the daemon
+// unhealthy, logs it once, and reports it on lost (the daemon stops, and
+// Close rescues the history).
+func (d *Daemon) watchFile(ctx context.Context, lost chan<- error) {
+	t := time.NewTicker(fileCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		err := d.j.CheckFile()
+		if err == nil || !errors.Is(err, journal.ErrGone) {
+			continue
+		}
+		d.gone.Store(&err)
+		d.log.Error("the journal file is gone: stopping, and copying the history ferry still holds back to its path", "journal", d.j.Path(), "error", err.Error())
+		select {
+		case lost <- err:
+		case <-ctx.Done():
+		}
+		return
 	}
 }
 
@@ -269,6 +314,12 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 		}()
 	}
 	rs.up = start(uctx, w.up.Run)
+	lost := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.watchFile(wctx, lost)
+	}()
 	if !once {
 		rs.metrics = start(wctx, func(ctx context.Context) error {
 			d.metrics.serve(ctx, *w.cfg.Metrics.Listen, d.log)
@@ -300,6 +351,8 @@ loop:
 			d.log.Info("stopping: finishing or abandoning in-flight uploads", "timeout", StopTimeout.String())
 			break loop
 		case runErr = <-rs.errc:
+			break loop
+		case runErr = <-lost:
 			break loop
 		case runErr = <-rs.up.done:
 			// Done (--once) or failed; done is closed now, so the stop
