@@ -115,6 +115,16 @@ func checkMark(db *sql.DB, path string, stamp bool) error {
 	return nil
 }
 
+// checkFile is checkMark on a read-only connection, which changes nothing.
+func checkFile(path string) error {
+	db, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", path, err)
+	}
+	defer db.Close()
+	return checkMark(db, path, false)
+}
+
 // checkNotEmpty refuses an empty file at path: SQLite would take it as a
 // new database, and the history it should hold would be silently lost.
 func checkNotEmpty(fi fs.FileInfo, path string) error {

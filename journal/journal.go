@@ -166,6 +166,11 @@ func Open(path string, o Options) (j *Journal, err error) {
 	if err := checkNotEmpty(fi, path); err != nil {
 		return nil, err
 	}
+	// Look before the writer's pragmas (WAL) change anything in a file
+	// that may not be ferry's.
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
 	w, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
