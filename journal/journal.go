@@ -50,6 +50,11 @@ var ErrClosed = errors.New("journal is closed")
 type Options struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// DueNow is the clock retries are scheduled by: Claim takes a queued
+	// file once its due time (next_attempt_at, set by the caller from this
+	// same clock) is not after DueNow. nil means Now. A daemon gives a
+	// clock that does not step back with the wall (internal/clock).
+	DueNow func() time.Time
 	// MaxBatch bounds how many transitions share one transaction (default 256).
 	MaxBatch int
 	// FerryVersion is recorded in the audit records the journal writes
@@ -69,6 +74,7 @@ type Journal struct {
 	w      *sql.DB     // the one writer connection, used only by the writer goroutine
 	r      *sql.DB     // read-only pool
 	now    func() time.Time
+	dueNow func() time.Time // Options.DueNow
 	max    int
 	ops    chan *op
 	quit   chan struct{}
@@ -182,6 +188,9 @@ func Open(path string, o Options) (j *Journal, err error) {
 		version: o.FerryVersion, batchDone: make(chan struct{}, 1)}
 	if j.now == nil {
 		j.now = time.Now
+	}
+	if j.dueNow = o.DueNow; j.dueNow == nil {
+		j.dueNow = j.now
 	}
 	if j.max <= 0 {
 		j.max = 256

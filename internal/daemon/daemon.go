@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/clock"
 	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader"
@@ -67,6 +68,9 @@ type Daemon struct {
 	cur     atomic.Pointer[wiring]
 	started time.Time
 	clock   func() time.Time // Options.Now
+	// steady is the clock of retries, back-offs and breakers: Options.Now
+	// made immune to steps of the wall clock (clock.Steady).
+	steady func() time.Time
 
 	gone atomic.Pointer[error] // the journal's file was deleted or replaced (watchFile)
 
@@ -80,7 +84,8 @@ func New(cfg *config.Config, o Options) (*Daemon, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: o.Version, Now: o.Now, Exclusive: true})
+	steady := clock.Steady(o.Now)
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: o.Version, Now: o.Now, DueNow: steady, Exclusive: true})
 	if err != nil {
 		if errors.Is(err, journal.ErrCorrupt) {
 			return nil, fmt.Errorf("%w\nferry will not start on a corrupt journal. To recover, run:\n  ferry journal rebuild --config %s\nIt keeps the corrupt file beside the new one and records as uploaded every file the target already holds, so nothing is sent twice", err, cfg.File())
@@ -91,7 +96,7 @@ func New(cfg *config.Config, o Options) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{log: log, level: o.Level, j: j, getenv: o.Getenv, version: o.Version, stats: new(uploader.Stats), started: o.Now(), clock: o.Now}
+	d := &Daemon{log: log, level: o.Level, j: j, getenv: o.Getenv, version: o.Version, stats: new(uploader.Stats), started: o.Now(), clock: o.Now, steady: steady}
 	w, err := d.wire(cfg, nil)
 	if err != nil {
 		j.Close()
@@ -265,6 +270,13 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 		return OnceResult{}, fmt.Errorf("journal: %w", err)
 	} else if n > 0 {
 		d.log.Info("resuming files that were being uploaded when ferry last stopped", "files", n)
+	}
+	// Due times outlive the process; a clock corrected since they were
+	// set must not hold files back by the size of the correction.
+	if n, err := d.j.CapDue(ctx, d.steady()); err != nil {
+		return OnceResult{}, fmt.Errorf("journal: %w", err)
+	} else if n > 0 {
+		d.log.Warn("retries were due further ahead than the longest back-off (the clock was set back?): due within the hour now", "files", n, "max", journal.MaxDueAhead.String())
 	}
 	if dl, err := d.j.DeadLetters(ctx); err == nil && len(dl) > 0 {
 		d.log.Warn("files failed permanently and wait for a person: see ferry dlq list", "dead_letters", len(dl))

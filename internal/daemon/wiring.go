@@ -61,7 +61,7 @@ func (d *Daemon) wire(cfg *config.Config, old *wiring) (*wiring, error) {
 		w.up, w.targets, w.sinks = old.up, old.targets, old.sinks
 	} else {
 		var err error
-		if w.targets, err = NewTargets(cfg, d.observer(), d.log, d.clock); err != nil {
+		if w.targets, err = NewTargets(cfg, d.observer(), d.log, d.steady); err != nil {
 			return nil, err
 		}
 		w.sinks = map[string]sink.Sink{}
@@ -81,7 +81,7 @@ func (d *Daemon) wire(cfg *config.Config, old *wiring) (*wiring, error) {
 			MaxInflightBytes: int64(cfg.Upload.MaxInflightBytes),
 			Logger:           d.log,
 			Stats:            d.stats,
-			Now:              d.clock,
+			Now:              d.steady,
 		})
 		if err != nil {
 			return nil, err
