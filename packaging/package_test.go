@@ -380,15 +380,17 @@ func checkDeb(t *testing.T, root string, b built) {
 	if line := lineWithPrefix(string(passwd), "ferry:"); !strings.HasSuffix(line, "/nologin") && !strings.HasSuffix(line, "/false") {
 		t.Errorf("the ferry user can log in: /etc/passwd has %q", line)
 	}
-	for _, dir := range []string{"/var/lib/ferry", "/var/log/ferry"} {
+	// The journal's folder is setgid (2750): ferry makes the journal 0640
+	// there, for the ferry group.
+	for dir, setgid := range map[string]os.FileMode{"/var/lib/ferry": os.ModeSetgid, "/var/log/ferry": 0} {
 		fi, err := os.Stat(dir)
 		if err != nil {
 			t.Error(err)
 			continue
 		}
 		st := fi.Sys().(*syscall.Stat_t)
-		if strconv.Itoa(int(st.Uid)) != u.Uid || strconv.Itoa(int(st.Gid)) != g.Gid || fi.Mode().Perm() != 0o750 {
-			t.Errorf("%s: owner %d:%d mode %v, want ferry (%s:%s) 0750", dir, st.Uid, st.Gid, fi.Mode().Perm(), u.Uid, g.Gid)
+		if strconv.Itoa(int(st.Uid)) != u.Uid || strconv.Itoa(int(st.Gid)) != g.Gid || fi.Mode().Perm() != 0o750 || fi.Mode()&os.ModeSetgid != setgid {
+			t.Errorf("%s: owner %d:%d mode %v, want ferry (%s:%s) 0750 (setgid: %v)", dir, st.Uid, st.Gid, fi.Mode(), u.Uid, g.Gid, setgid != 0)
 		}
 	}
 
