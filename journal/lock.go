@@ -61,7 +61,8 @@ func Lock(path string) (*FileLock, error) {
 	}
 	host, _ := os.Hostname()
 	info := fmt.Sprintf("ferry pid %d on %s since %s\n", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt([]byte(info), 0)
 	}
 	if err != nil {
