@@ -172,6 +172,7 @@ func Open(path string, o Options) (j *Journal, err error) {
 	if err := checkNotEmpty(fi, path); err != nil {
 		return nil, err
 	}
+	os.SameFile(fi, fi) // Windows reads a file's identity lazily: read it now, for CheckFile
 	// Look before the writer's pragmas (WAL) change anything in a file
 	// that may not be ferry's.
 	if err := checkFile(path); err != nil {
