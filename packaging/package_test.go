@@ -262,10 +262,17 @@ func checkDebContents(t *testing.T, b built) {
 		skipOrFail(t, "dpkg-deb is not installed: the .deb's file list is not read")
 	}
 	var files []string
+	modes := map[string]string{}
 	for _, l := range strings.Split(run(t, "", "dpkg-deb", "-c", b.deb), "\n") {
 		if f := strings.Fields(l); len(f) >= 6 {
-			files = append(files, strings.TrimPrefix(f[5], "."))
+			name := strings.TrimSuffix(strings.TrimPrefix(f[5], "."), "/")
+			files = append(files, name)
+			modes[name] = f[0]
 		}
+	}
+	// The journal's folder is setgid, for the group: the journal is 0640 there.
+	if got := modes["/var/lib/ferry"]; got != "drwxr-s---" {
+		t.Errorf("/var/lib/ferry in the .deb: mode %q, want drwxr-s--- (2750)", got)
 	}
 	for _, want := range append([]string{"/usr/bin/ferry"}, manAndCompletion...) {
 		if !slices.Contains(files, want) {
