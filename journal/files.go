@@ -481,7 +481,7 @@ func (j *Journal) Claim(ctx context.Context, n int, exclude ...string) ([]Job, e
 	not, notArgs := excludeTargets(exclude)
 	err := j.do(ctx, func(t *Tx) error {
 		jobs = jobs[:0]
-		args := append([]any{string(Queued), t.now.UnixNano()}, notArgs...)
+		args := append([]any{string(Queued), j.dueNow().UnixNano()}, notArgs...)
 		rs, err := t.rows(`state = ? AND next_attempt_at <= ?`+not+` ORDER BY next_attempt_at, id LIMIT ?`, append(args, n)...)
 		if err != nil {
 			return err
@@ -500,6 +500,31 @@ func (j *Journal) Claim(ctx context.Context, n int, exclude ...string) ([]Job, e
 		return nil, err
 	}
 	return jobs, nil
+}
+
+// MaxDueAhead is the furthest ahead a retry is ever scheduled (the
+// uploader's longest back-off); CapDue brings due times found further
+// ahead back to it.
+const MaxDueAhead = time.Hour
+
+// CapDue brings every queued file due later than now+MaxDueAhead back to
+// that time, and says how many it moved. Due times are wall-clock values
+// that outlive the process: a clock that ran ahead when they were set and
+// was corrected before this start would otherwise hold those files back by
+// the size of the correction. Only when a retry is due changes (no state:
+// no event); a daemon calls it at start.
+func (j *Journal) CapDue(ctx context.Context, now time.Time) (int, error) {
+	var n int64
+	limit := now.Add(MaxDueAhead).UnixNano()
+	err := j.do(ctx, func(t *Tx) error {
+		res, err := t.exec(`UPDATE files SET next_attempt_at = ? WHERE state = ? AND next_attempt_at > ?`, limit, string(Queued), limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
 }
 
 // NextDue returns when the earliest queued file becomes due, and false when

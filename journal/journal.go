@@ -50,19 +50,31 @@ var ErrClosed = errors.New("journal is closed")
 type Options struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// DueNow is the clock retries are scheduled by: Claim takes a queued
+	// file once its due time (next_attempt_at, set by the caller from this
+	// same clock) is not after DueNow. nil means Now. A daemon gives a
+	// clock that does not step back with the wall (internal/clock).
+	DueNow func() time.Time
 	// MaxBatch bounds how many transitions share one transaction (default 256).
 	MaxBatch int
 	// FerryVersion is recorded in the audit records the journal writes
 	// itself (migrations) and in those given without one.
 	FerryVersion string
+	// Exclusive takes the journal's lock (Lock) for as long as it is open:
+	// a daemon's, or a rebuild's, journal. Open fails with an *InUseError
+	// while another process holds it.
+	Exclusive bool
 }
 
 // Journal is an open journal. Its methods are safe for concurrent use.
 type Journal struct {
 	path   string
-	w      *sql.DB // the one writer connection, used only by the writer goroutine
-	r      *sql.DB // read-only pool
+	file   os.FileInfo // the file opened at path (CheckFile)
+	lock   *FileLock   // with Options.Exclusive
+	w      *sql.DB     // the one writer connection, used only by the writer goroutine
+	r      *sql.DB     // read-only pool
 	now    func() time.Time
+	dueNow func() time.Time // Options.DueNow
 	max    int
 	ops    chan *op
 	quit   chan struct{}
@@ -128,9 +140,44 @@ func dsn(path string, readOnly bool) string {
 
 // Open opens (creating if needed) the journal at path, checks its integrity,
 // applies pending migrations and starts the writer.
-func Open(path string, o Options) (*Journal, error) {
+//
+// A new journal is made 0600 (0640 in a setgid folder), marked as ferry's
+// (ApplicationID) and moved into place whole. An existing file that is not
+// a ferry journal (empty, another database) is refused with ErrCorrupt,
+// like a corrupt one: it is never taken for a new journal.
+func Open(path string, o Options) (j *Journal, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	var lock *FileLock
+	if o.Exclusive {
+		if lock, err = Lock(path); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				lock.Unlock()
+			}
+		}()
+	}
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := create(path); err != nil {
+			return nil, fmt.Errorf("journal %s: create: %w", path, err)
+		}
+		fi, err = os.Stat(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	if err := checkNotEmpty(fi, path); err != nil {
+		return nil, err
+	}
+	os.SameFile(fi, fi) // Windows reads a file's identity lazily: read it now, for CheckFile
+	// Look before the writer's pragmas (WAL) change anything in a file
+	// that may not be ferry's.
+	if err := checkFile(path); err != nil {
+		return nil, err
 	}
 	w, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
@@ -139,15 +186,22 @@ func Open(path string, o Options) (*Journal, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	j := &Journal{path: path, w: w, now: o.Now, max: o.MaxBatch, stmts: map[string]*sql.Stmt{}, missing: map[string]struct{}{},
+	j = &Journal{path: path, file: fi, lock: lock, w: w, now: o.Now, max: o.MaxBatch, stmts: map[string]*sql.Stmt{}, missing: map[string]struct{}{},
 		version: o.FerryVersion}
 	if j.now == nil {
 		j.now = time.Now
+	}
+	if j.dueNow = o.DueNow; j.dueNow == nil {
+		j.dueNow = j.now
 	}
 	if j.max <= 0 {
 		j.max = 256
 	}
 	if err := j.check(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := checkMark(w, path, true); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -398,7 +452,7 @@ func (j *Journal) Close() error {
 	if j.w == nil { // read-only
 		return j.r.Close()
 	}
-	return errors.Join(j.r.Close(), j.w.Close())
+	return errors.Join(j.r.Close(), j.w.Close(), j.lock.Unlock())
 }
 
 // do submits fn to run in a group-committed transaction and waits until it

@@ -17,13 +17,18 @@ var ErrNoJournal = errors.New("no journal")
 // look at it while a daemon may be writing it (ferry status): it neither
 // creates, migrates nor checks the file, and every transition fails with
 // ErrClosed. SQLite's WAL lets it read a consistent snapshot beside the
-// daemon's writer.
+// daemon's writer. A missing journal is ErrNoJournal (nothing is created);
+// a file that is not a ferry journal is ErrCorrupt, as in Open.
 func OpenReadOnly(path string) (*Journal, error) {
-	if _, err := os.Stat(path); err != nil {
+	fi, err := os.Stat(path)
+	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%w at %s", ErrNoJournal, path)
 		}
 		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	if err := checkNotEmpty(fi, path); err != nil {
+		return nil, err
 	}
 	r, err := sql.Open("sqlite", dsn(path, true))
 	if err != nil {
@@ -32,9 +37,16 @@ func OpenReadOnly(path string) (*Journal, error) {
 	r.SetMaxOpenConns(2)
 	if err := r.Ping(); err != nil {
 		r.Close()
+		if isCorrupt(err) {
+			return nil, fmt.Errorf("%w: %s: %s", ErrCorrupt, path, err)
+		}
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
-	j := &Journal{path: path, r: r, now: time.Now, quit: make(chan struct{}), exited: make(chan struct{})}
+	if err := checkMark(r, path, false); err != nil {
+		r.Close()
+		return nil, err
+	}
+	j := &Journal{path: path, file: fi, r: r, now: time.Now, quit: make(chan struct{}), exited: make(chan struct{})}
 	if j.known, err = r.Prepare(knownQuery); err != nil {
 		r.Close()
 		return nil, fmt.Errorf("journal %s: %w", path, err)

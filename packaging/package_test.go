@@ -262,10 +262,17 @@ func checkDebContents(t *testing.T, b built) {
 		skipOrFail(t, "dpkg-deb is not installed: the .deb's file list is not read")
 	}
 	var files []string
+	modes := map[string]string{}
 	for _, l := range strings.Split(run(t, "", "dpkg-deb", "-c", b.deb), "\n") {
 		if f := strings.Fields(l); len(f) >= 6 {
-			files = append(files, strings.TrimPrefix(f[5], "."))
+			name := strings.TrimSuffix(strings.TrimPrefix(f[5], "."), "/")
+			files = append(files, name)
+			modes[name] = f[0]
 		}
+	}
+	// The journal's folder is setgid, for the group: the journal is 0640 there.
+	if got := modes["/var/lib/ferry"]; got != "drwxr-s---" {
+		t.Errorf("/var/lib/ferry in the .deb: mode %q, want drwxr-s--- (2750)", got)
 	}
 	for _, want := range append([]string{"/usr/bin/ferry"}, manAndCompletion...) {
 		if !slices.Contains(files, want) {
@@ -380,15 +387,17 @@ func checkDeb(t *testing.T, root string, b built) {
 	if line := lineWithPrefix(string(passwd), "ferry:"); !strings.HasSuffix(line, "/nologin") && !strings.HasSuffix(line, "/false") {
 		t.Errorf("the ferry user can log in: /etc/passwd has %q", line)
 	}
-	for _, dir := range []string{"/var/lib/ferry", "/var/log/ferry"} {
+	// The journal's folder is setgid (2750): ferry makes the journal 0640
+	// there, for the ferry group.
+	for dir, setgid := range map[string]os.FileMode{"/var/lib/ferry": os.ModeSetgid, "/var/log/ferry": 0} {
 		fi, err := os.Stat(dir)
 		if err != nil {
 			t.Error(err)
 			continue
 		}
 		st := fi.Sys().(*syscall.Stat_t)
-		if strconv.Itoa(int(st.Uid)) != u.Uid || strconv.Itoa(int(st.Gid)) != g.Gid || fi.Mode().Perm() != 0o750 {
-			t.Errorf("%s: owner %d:%d mode %v, want ferry (%s:%s) 0750", dir, st.Uid, st.Gid, fi.Mode().Perm(), u.Uid, g.Gid)
+		if strconv.Itoa(int(st.Uid)) != u.Uid || strconv.Itoa(int(st.Gid)) != g.Gid || fi.Mode().Perm() != 0o750 || fi.Mode()&os.ModeSetgid != setgid {
+			t.Errorf("%s: owner %d:%d mode %v, want ferry (%s:%s) 0750 (setgid: %v)", dir, st.Uid, st.Gid, fi.Mode(), u.Uid, g.Gid, setgid != 0)
 		}
 	}
 

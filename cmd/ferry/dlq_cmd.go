@@ -31,7 +31,7 @@ func (a *app) dlqCmd() *cobra.Command {
   ferry dlq list --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withJournal(configFlag, func(j *journal.Journal) int {
+			return a.withJournalReadOnly(configFlag, func(j *journal.Journal) int {
 				return dlqList(cmd.Context(), j, a.stdout, a.stderr, asJSON)
 			})
 		},

@@ -70,7 +70,7 @@ that the export verifies on its own (ferry journal verify --export).` + timeHelp
 			case logName == journal.AuditLogName && batch != "":
 				return errors.New("--batch selects events: the audit log belongs to no batch")
 			}
-			return a.withJournal(configFlag, func(j *journal.Journal) int {
+			return a.withJournalReadOnly(configFlag, func(j *journal.Journal) int {
 				return exportLog(cmd.Context(), j, f, format == "csv", logName == journal.AuditLogName, outPath, a.stdout, a.stderr)
 			})
 		},
@@ -169,7 +169,7 @@ Of an exported file or archive (--export): offline, without a configuration.`,
 			// Both chains, the replay of the events against the file tables, and
 			// with --against-target the remote checkpoints: see journal_audit_cmd.go.
 			return a.withConfig(configFlag, func(path string) int {
-				j, code := openJournal(path, a.getenv, a.stderr)
+				j, code := openJournalReadOnly(path, a.getenv, a.stderr)
 				if j == nil {
 					return code
 				}

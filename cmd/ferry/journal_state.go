@@ -106,7 +106,7 @@ size, sha256, last event. Of the journal, or of an export or archive.` + timeHel
 				r, err := journal.ReplayEvents(exportEvents(exportPath), t)
 				return done(show(exportPath, r, err))
 			}
-			return a.withJournal(configFlag, func(j *journal.Journal) int {
+			return a.withJournalReadOnly(configFlag, func(j *journal.Journal) int {
 				r, err := j.Replay(cmd.Context(), t)
 				return show(j.Path(), r, err)
 			})

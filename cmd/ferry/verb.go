@@ -46,9 +46,26 @@ func openJournal(configPath string, getenv env, stderr io.Writer) (*journal.Jour
 		return nil, code
 	}
 	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: versionString()})
+	return journalOpened(j, err, cfg, stderr)
+}
+
+// openJournalReadOnly is openJournal for a command that only reads (ferry
+// journal export, verify and state, dlq list): it takes no lock, so it
+// works beside a running daemon, and it refuses a missing journal rather
+// than create an empty one.
+func openJournalReadOnly(configPath string, getenv env, stderr io.Writer) (*journal.Journal, int) {
+	cfg, code := loadConfig(configPath, getenv, stderr)
+	if cfg == nil {
+		return nil, code
+	}
+	j, err := journal.OpenReadOnly(cfg.Journal.Path)
+	return journalOpened(j, err, cfg, stderr)
+}
+
+func journalOpened(j *journal.Journal, err error, cfg *config.Config, stderr io.Writer) (*journal.Journal, int) {
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
-		if errors.Is(err, journal.ErrCorrupt) {
+		if errors.Is(err, journal.ErrCorrupt) || errors.Is(err, journal.ErrNoJournal) {
 			fmt.Fprintf(stderr, "to recover: ferry journal rebuild --config %s\n", cfg.File())
 		}
 		return nil, exitFailed
@@ -61,6 +78,19 @@ func openJournal(configPath string, getenv env, stderr io.Writer) (*journal.Jour
 func (a *app) withJournal(flag string, fn func(*journal.Journal) int) error {
 	return a.withConfig(flag, func(path string) int {
 		j, code := openJournal(path, a.getenv, a.stderr)
+		if j == nil {
+			return code
+		}
+		defer j.Close()
+		return fn(j)
+	})
+}
+
+// withJournalReadOnly is withJournal for a verb that only reads the journal
+// (openJournalReadOnly).
+func (a *app) withJournalReadOnly(flag string, fn func(*journal.Journal) int) error {
+	return a.withConfig(flag, func(path string) int {
+		j, code := openJournalReadOnly(path, a.getenv, a.stderr)
 		if j == nil {
 			return code
 		}

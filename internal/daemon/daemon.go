@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/clock"
 	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/datasets"
 	"github.com/ferry-data/ferry/journal"
@@ -27,6 +28,10 @@ import (
 
 // orphanSweep is how often a running daemon looks for orphaned uploads.
 const orphanSweep = time.Hour
+
+// fileCheck is how often a running daemon checks that its journal's path
+// still names the file it has open.
+const fileCheck = 2 * time.Second
 
 // StopTimeout bounds how long a stop waits for in-flight work: then the
 // parts in flight are abandoned and their files stay queued.
@@ -64,6 +69,11 @@ type Daemon struct {
 	cur     atomic.Pointer[wiring]
 	started time.Time
 	clock   func() time.Time // Options.Now
+	// steady is the clock of retries, back-offs and breakers: Options.Now
+	// made immune to steps of the wall clock (clock.Steady).
+	steady func() time.Time
+
+	gone atomic.Pointer[error] // the journal's file was deleted or replaced (watchFile)
 
 	reloads        atomic.Int64 // configuration reloads applied
 	reloadFailures atomic.Int64 // edits refused (invalid, or could not be applied)
@@ -77,7 +87,8 @@ func New(cfg *config.Config, o Options) (*Daemon, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: o.Version, Now: o.Now})
+	steady := clock.Steady(o.Now)
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{FerryVersion: o.Version, Now: o.Now, DueNow: steady, Exclusive: true})
 	if err != nil {
 		if errors.Is(err, journal.ErrCorrupt) {
 			return nil, fmt.Errorf("%w\nferry will not start on a corrupt journal. To recover, run:\n  ferry journal rebuild --config %s\nIt keeps the corrupt file beside the new one and records as uploaded every file the target already holds, so nothing is sent twice", err, cfg.File())
@@ -88,7 +99,7 @@ func New(cfg *config.Config, o Options) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{log: log, level: o.Level, j: j, getenv: o.Getenv, version: o.Version, stats: new(uploader.Stats), started: o.Now(), clock: o.Now}
+	d := &Daemon{log: log, level: o.Level, j: j, getenv: o.Getenv, version: o.Version, stats: new(uploader.Stats), started: o.Now(), clock: o.Now, steady: steady}
 	w, err := d.wire(cfg, nil)
 	if err != nil {
 		j.Close()
@@ -107,10 +118,49 @@ func (d *Daemon) now() *wiring { return d.cur.Load() }
 // uploader is the current uploader.
 func (d *Daemon) uploader() *uploader.Uploader { return d.now().up }
 
-// Close closes the journal.
+// Close closes the journal. When its file was deleted or replaced while
+// the daemon ran, it first copies what the open handle still holds back to
+// the path (journal.Rescue) and says where.
 func (d *Daemon) Close() {
+	if d.gone.Load() != nil {
+		at, err := d.j.Rescue()
+		if err != nil {
+			d.log.Error("could not rescue the journal's history from the deleted file", "journal", d.j.Path(), "error", err.Error())
+		} else {
+			d.log.Error("the journal's history was copied from the deleted file", "journal", d.j.Path(), "copy", at)
+		}
+		return
+	}
 	if err := d.j.Close(); err != nil {
 		d.log.Error("closing the journal", "error", err.Error())
+	}
+}
+
+// watchFile checks every fileCheck that the journal's path still names the
+// file the daemon has open. Once it does not (deleted, replaced), every
+// step from then on would be lost at the stop: it marks the daemon
+// unhealthy, logs it once, and reports it on lost (the daemon stops, and
+// Close rescues the history).
+func (d *Daemon) watchFile(ctx context.Context, lost chan<- error) {
+	t := time.NewTicker(fileCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		err := d.j.CheckFile()
+		if err == nil || !errors.Is(err, journal.ErrGone) {
+			continue
+		}
+		d.gone.Store(&err)
+		d.log.Error("the journal file is gone: stopping, and copying the history ferry still holds back to its path", "journal", d.j.Path(), "error", err.Error())
+		select {
+		case lost <- err:
+		case <-ctx.Done():
+		}
+		return
 	}
 }
 
@@ -242,6 +292,13 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 	} else if n > 0 {
 		d.log.Info("resuming files that were being uploaded when ferry last stopped", "files", n)
 	}
+	// Due times outlive the process; a clock corrected since they were
+	// set must not hold files back by the size of the correction.
+	if n, err := d.j.CapDue(ctx, d.steady()); err != nil {
+		return OnceResult{}, fmt.Errorf("journal: %w", err)
+	} else if n > 0 {
+		d.log.Warn("retries were due further ahead than the longest back-off (the clock was set back?): due within the hour now", "files", n, "max", journal.MaxDueAhead.String())
+	}
 	if dl, err := d.j.DeadLetters(ctx); err == nil && len(dl) > 0 {
 		d.log.Warn("files failed permanently and wait for a person: see ferry dlq list", "dead_letters", len(dl))
 	}
@@ -295,6 +352,12 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 	wg.Add(2)
 	go func() { defer wg.Done(); d.datasets.run(wctx) }()
 	go func() { defer wg.Done(); d.datasets.sendLoop(wctx) }()
+	lost := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.watchFile(wctx, lost)
+	}()
 	if !once {
 		rs.metrics = start(wctx, func(ctx context.Context) error {
 			d.metrics.serve(ctx, *w.cfg.Metrics.Listen, d.log)
@@ -326,6 +389,8 @@ loop:
 			d.log.Info("stopping: finishing or abandoning in-flight uploads", "timeout", StopTimeout.String())
 			break loop
 		case runErr = <-rs.errc:
+			break loop
+		case runErr = <-lost:
 			break loop
 		case runErr = <-rs.up.done:
 			// Done (--once) or failed; done is closed now, so the stop

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/ferry-data/ferry/internal/config"
@@ -38,6 +40,16 @@ type RebuildResult struct {
 func Rebuild(ctx context.Context, cfg *config.Config, force bool, version string, log *slog.Logger) (RebuildResult, error) {
 	var res RebuildResult
 	path := cfg.Journal.Path
+	// A running daemon holds the journal: rebuilding under it would lose
+	// what it writes meanwhile.
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return res, fmt.Errorf("journal %s: %w", path, err)
+	}
+	lock, err := journal.Lock(path)
+	if err != nil {
+		return res, fmt.Errorf("%w: stop it before rebuilding", err)
+	}
+	defer lock.Unlock()
 	oldExists := exists(path)
 	if oldExists {
 		j, err := journal.Open(path, journal.Options{})
@@ -54,7 +66,7 @@ func Rebuild(ctx context.Context, cfg *config.Config, force bool, version string
 	}
 	tmp := path + ".rebuild"
 	removeDB(tmp)
-	res, err := rebuild(ctx, cfg, tmp, version, log)
+	res, err = rebuild(ctx, cfg, tmp, version, log)
 	if err != nil {
 		removeDB(tmp)
 		return res, fmt.Errorf("journal rebuild: %v (nothing was changed)", err)

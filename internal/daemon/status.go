@@ -248,8 +248,14 @@ func (d *Daemon) Counters() Counters {
 	}
 }
 
-// Healthy is nil while the journal can be written.
-func (d *Daemon) Healthy(ctx context.Context) error { return d.j.Healthy(ctx) }
+// Healthy is nil while the journal can be written and its path still
+// names the file the daemon has open.
+func (d *Daemon) Healthy(ctx context.Context) error {
+	if err := d.j.CheckFile(); err != nil {
+		return err
+	}
+	return d.j.Healthy(ctx)
+}
 
 // DatasetCounts are the journal's datasets by state and its pending
 // notifications.

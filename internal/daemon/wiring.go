@@ -62,7 +62,7 @@ func (d *Daemon) wire(cfg *config.Config, old *wiring) (*wiring, error) {
 		w.up, w.targets, w.sinks = old.up, old.targets, old.sinks
 	} else {
 		var err error
-		if w.targets, err = NewTargets(cfg, d.observer(), d.log, d.clock); err != nil {
+		if w.targets, err = NewTargets(cfg, d.observer(), d.log, d.steady); err != nil {
 			return nil, err
 		}
 		w.sinks = map[string]sink.Sink{}
@@ -82,7 +82,7 @@ func (d *Daemon) wire(cfg *config.Config, old *wiring) (*wiring, error) {
 			MaxInflightBytes: int64(cfg.Upload.MaxInflightBytes),
 			Logger:           d.log,
 			Stats:            d.stats,
-			Now:              d.clock,
+			Now:              d.steady,
 		})
 		if err != nil {
 			return nil, err
@@ -148,7 +148,7 @@ func sameWatch(a, b *config.Config, root string) bool {
 // inside a watched folder.
 func watcherOptions(c *config.Config, w config.WatchConfig, known func(context.Context, watcher.File) (bool, error), log *slog.Logger) watcher.Options {
 	j := c.Journal.Path
-	ignore := []string{j, j + "-wal", j + "-shm", j + "-journal", j + ".rebuild*", j + ".corrupt-*", j + ".old-*"}
+	ignore := []string{j, j + "-wal", j + "-shm", j + "-journal", j + ".rebuild*", j + ".corrupt-*", j + ".old-*", j + ".lock", j + ".new*", j + ".rescued*"}
 	if c.Log.File != "" {
 		// The log and its rotated copies (lumberjack: NAME-TIMESTAMP.EXT[.gz]).
 		rotated := strings.TrimSuffix(c.Log.File, filepath.Ext(c.Log.File)) + "-*"

@@ -20,7 +20,9 @@ if ! getent passwd ferry >/dev/null 2>&1; then
 	exit 1
 fi
 chown ferry:ferry /var/lib/ferry /var/log/ferry
-chmod 0750 /var/lib/ferry /var/log/ferry
+# setgid: a journal made there is 0640 for the ferry group (README).
+chmod 2750 /var/lib/ferry
+chmod 0750 /var/log/ferry
 
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
 	systemctl daemon-reload || true
