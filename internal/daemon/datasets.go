@@ -206,7 +206,9 @@ func (l *datasetLoop) pass(ctx context.Context) time.Time {
 		}
 		l.close(ctx, w, wc, d)
 	}
-	l.deletePass(ctx)
+	if l.deletePass(ctx) {
+		next = l.d.clock() // more deletions are due: the next pass at once
+	}
 	return next
 }
 
@@ -488,7 +490,8 @@ func endpointOf(c *config.Config, id string) (config.NotifyConfig, bool) {
 //
 // A check that cannot be made now (target unreachable, file locked) defers
 // the deletion; one that fails for good refuses it and keeps the file.
-func (l *datasetLoop) deletePass(ctx context.Context) {
+// It reports whether more deletions are due than it took.
+func (l *datasetLoop) deletePass(ctx context.Context) bool {
 	w := l.d.now()
 	deleting := false
 	for _, wc := range w.cfg.Watch {
@@ -499,7 +502,7 @@ func (l *datasetLoop) deletePass(ctx context.Context) {
 		root := filepath.Clean(wc.Path)
 		rels, err := l.d.j.DatasetsToPlan(ctx, root)
 		if err != nil {
-			return
+			return false
 		}
 		for _, rel := range rels {
 			n, err := l.d.j.PlanDeletions(ctx, root, rel)
@@ -511,11 +514,11 @@ func (l *datasetLoop) deletePass(ctx context.Context) {
 		}
 	}
 	if !deleting {
-		return
+		return false
 	}
-	due, err := l.d.j.DueDeletions(ctx, l.d.clock(), 500)
+	due, err := l.d.j.DueDeletions(ctx, l.d.clock(), deleteBatch)
 	if err != nil {
-		return
+		return false
 	}
 	// Several at once: each waits on a HeadObject and a durable journal
 	// write, which the journal's group commit shares between them.
@@ -533,10 +536,15 @@ func (l *datasetLoop) deletePass(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	return len(due) == deleteBatch
 }
 
-// deleteParallel bounds the source deletions checked at once.
-const deleteParallel = 8
+// deleteParallel bounds the source deletions checked at once; deleteBatch
+// is how many one pass takes.
+const (
+	deleteParallel = 8
+	deleteBatch    = 500
+)
 
 func (l *datasetLoop) deleteOne(ctx context.Context, w *wiring, del journal.Deletion) {
 	path := filepath.Join(del.Watch, filepath.FromSlash(del.RelPath))
