@@ -186,7 +186,7 @@ func writeState(stdout io.Writer, r *journal.Replay, t time.Time, batch string, 
 		}
 		tw.Flush()
 	}
-	fmt.Fprintf(bw, "%d files and %d datasets as of %s (replayed %d events)\n", len(files), len(datasets), t.UTC().Format(time.RFC3339Nano), r.Applied())
+	fmt.Fprintf(bw, "%d files as of %s (%d datasets; replayed %d events)\n", len(files), t.UTC().Format(time.RFC3339Nano), len(datasets), r.Applied())
 	return exitOK
 }
 
