@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferry-data/ferry/dataset"
 	"github.com/ferry-data/ferry/internal/config"
+	"github.com/ferry-data/ferry/internal/datasets"
 	"github.com/ferry-data/ferry/journal"
 )
 
@@ -372,4 +373,121 @@ func age(d time.Duration) string {
 		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// reclaimCmd shows what the daemon would delete to free the instrument's
+// disk (after_upload = "delete" or "reclaim"); the daemon does the
+// deleting, each file after its checks.
+func (a *app) reclaimCmd() *cobra.Command {
+	var configFlag string
+	var dryRun bool
+	c := &cobra.Command{
+		Use:   "reclaim --dry-run",
+		Short: "Show which source files ferry would delete to free the disk, and why",
+		Long: `For every watch with after_upload = "delete" or "reclaim", show the volume's
+free space (and reclaim's threshold) and the closed datasets whose source
+files ferry deletes, in the order it would (oldest first), with their
+bytes; and the deletions waiting for their checks or refused. Nothing is
+deleted: the running daemon deletes, each file only after its checks hold
+at that moment (README, "Runs and datasets").`,
+		Example: `  ferry reclaim --dry-run --config /etc/ferry/ferry.toml`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !dryRun {
+				return errors.New("ferry reclaim only shows (--dry-run): the running daemon deletes, each file after its checks")
+			}
+			return a.withReadJournal(configFlag, func(cfg *config.Config, j *journal.Journal) int {
+				return reclaimDryRun(cmd.Context(), cfg, j, a.stdout, a.stderr)
+			})
+		},
+	}
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "show what would be deleted and why (required)")
+	a.configFlag(c, &configFlag)
+	return c
+}
+
+func reclaimDryRun(ctx context.Context, cfg *config.Config, j *journal.Journal, stdout, stderr io.Writer) int {
+	deleting := false
+	for _, wc := range cfg.Watch {
+		if wc.Depth() == 0 || !wc.Deletes() {
+			continue
+		}
+		deleting = true
+		root := filepath.Clean(wc.Path)
+		free, total, err := datasets.DiskFree(root)
+		var pct float64
+		if err == nil && total > 0 {
+			pct = 100 * float64(free) / float64(total)
+		}
+		fmt.Fprintf(stdout, "watch %s: after_upload = %q", root, wc.AfterUpload)
+		if wc.AfterUpload == config.AfterUploadReclaim {
+			fmt.Fprintf(stdout, ", below %s free", wc.ReclaimFreeBelow)
+		}
+		if err != nil {
+			fmt.Fprintf(stdout, "; free space unknown: %v\n", err)
+		} else {
+			fmt.Fprintf(stdout, "; the volume has %.1f%% free (%s of %s)\n", pct, iec(int64(free)), iec(int64(total)))
+		}
+		ds, err := j.Datasets(ctx, journal.DatasetFilter{Watch: root})
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry: %v\n", err)
+			return exitFailed
+		}
+		var pending, refused, listed int
+		freed := uint64(0)
+		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "  DATASET\tCLOSED\tFILES\tBYTES\tWHY")
+		for _, d := range ds {
+			if !d.State.Info().Closed {
+				continue
+			}
+			dels, err := j.DatasetDeletions(ctx, d.ID)
+			if err != nil {
+				fmt.Fprintf(stderr, "ferry: %v\n", err)
+				return exitFailed
+			}
+			var left, kept int
+			var bytes int64
+			for _, x := range dels {
+				switch x.State {
+				case journal.DeletionPending:
+					left++
+					bytes += x.Bytes
+				case journal.DeletionRefused:
+					kept++
+				}
+			}
+			pending, refused = pending+left, refused+kept
+			why := "closed, manifest and crate landed"
+			switch {
+			case len(dels) == 0:
+				left, bytes = d.Landed, d.LandedBytes
+			case left == 0:
+				continue // done
+			default:
+				why = fmt.Sprintf("deletion under way: %d left", left)
+			}
+			if d.DeadLetters > 0 {
+				why = fmt.Sprintf("waits: %d dead letter(s) in it", d.DeadLetters)
+			}
+			if wc.AfterUpload == config.AfterUploadReclaim && err == nil && total > 0 {
+				if 100*float64(free+freed)/float64(total) >= wc.ReclaimPercent() {
+					why = "not needed: the threshold is reached before it"
+				}
+				freed += uint64(bytes)
+			}
+			listed++
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\n", d.RelPath, d.ClosedAt.Format(time.RFC3339), left, iec(bytes), why)
+		}
+		if listed == 0 {
+			fmt.Fprintln(stdout, "  no closed dataset left to delete")
+		} else {
+			tw.Flush()
+		}
+		fmt.Fprintf(stdout, "  deletions waiting for their checks: %d; refused (kept): %d\n", pending, refused)
+	}
+	if !deleting {
+		fmt.Fprintln(stdout, "no watch deletes source files (after_upload = \"keep\" everywhere): nothing would be deleted")
+	}
+	return exitOK
 }

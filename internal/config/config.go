@@ -145,8 +145,10 @@ type WatchConfig struct {
 	Dataset  string     `toml:"dataset"`
 	Complete StringList `toml:"complete"`
 	License  string     `toml:"license"`
-	// AfterUpload: what happens to source files once their dataset closed.
-	AfterUpload string `toml:"after_upload"`
+	// AfterUpload: what happens to source files once their dataset closed;
+	// ReclaimFreeBelow the free-space threshold of "reclaim" ("15%").
+	AfterUpload      string `toml:"after_upload"`
+	ReclaimFreeBelow string `toml:"reclaim_free_below"`
 
 	conditions dataset.Conditions
 }

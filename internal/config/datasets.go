@@ -44,9 +44,38 @@ func (l *StringList) UnmarshalTOML(v any) error {
 // refuses a setting it would not carry out rather than accept it and do
 // nothing.
 const (
-	AfterUploadKeep   = "keep"
-	AfterUploadDelete = "delete"
+	AfterUploadKeep    = "keep"
+	AfterUploadDelete  = "delete"
+	AfterUploadReclaim = "reclaim"
 )
+
+// DefaultReclaimFreeBelow is reclaim_free_below when left out: below 15%
+// free, a volume of a few TB still has hundreds of GB, a day or more of
+// most instruments' output, while ferry frees the oldest runs.
+const DefaultReclaimFreeBelow = "15%"
+
+// ReclaimPercent is reclaim_free_below as a number (15 for "15%").
+func (w WatchConfig) ReclaimPercent() float64 {
+	p, _ := parsePercent(w.ReclaimFreeBelow)
+	return p
+}
+
+// Deletes reports whether the watch deletes source files (delete or reclaim).
+func (w WatchConfig) Deletes() bool {
+	return w.AfterUpload == AfterUploadDelete || w.AfterUpload == AfterUploadReclaim
+}
+
+func parsePercent(s string) (float64, error) {
+	v, ok := strings.CutSuffix(strings.TrimSpace(s), "%")
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if !ok || err != nil {
+		return 0, fmt.Errorf("want a percentage such as \"15%%\" (got %q)", s)
+	}
+	if f < 1 || f > 99 {
+		return 0, fmt.Errorf("must be between 1%% and 99%% (got %q)", s)
+	}
+	return f, nil
+}
 
 // Conditions are the watch's parsed completion conditions (nil without
 // datasets).
@@ -87,7 +116,7 @@ func (w *WatchConfig) validateDataset(v *checker, tbl string, line func(string) 
 		for _, k := range []struct {
 			key string
 			set bool
-		}{{"complete", len(w.Complete) > 0}, {"license", w.License != ""}, {"after_upload", w.AfterUpload != ""}} {
+		}{{"complete", len(w.Complete) > 0}, {"license", w.License != ""}, {"after_upload", w.AfterUpload != ""}, {"reclaim_free_below", w.ReclaimFreeBelow != ""}} {
 			if k.set {
 				v.bad(line(k.key), tbl+"."+k.key, "applies only to a watch with datasets: set dataset (e.g. dataset = \"*\")")
 			}
@@ -117,14 +146,22 @@ func (w *WatchConfig) validateDataset(v *checker, tbl string, line func(string) 
 	switch w.AfterUpload {
 	case "":
 		w.AfterUpload = AfterUploadKeep
-	case AfterUploadKeep, AfterUploadDelete:
-	case "reclaim":
-		v.bad(line("after_upload"), tbl+".after_upload", "%q is not available in this version of ferry (use \"keep\" or \"delete\")", w.AfterUpload)
+	case AfterUploadKeep, AfterUploadDelete, AfterUploadReclaim:
 	default:
 		if strings.HasPrefix(w.AfterUpload, "move:") {
-			v.bad(line("after_upload"), tbl+".after_upload", "%q is not available in this version of ferry (use \"keep\" or \"delete\")", w.AfterUpload)
+			v.bad(line("after_upload"), tbl+".after_upload", "%q is not available in this version of ferry (use \"keep\", \"delete\" or \"reclaim\")", w.AfterUpload)
 		} else {
-			v.bad(line("after_upload"), tbl+".after_upload", "must be \"keep\" or \"delete\" (got %q)", w.AfterUpload)
+			v.bad(line("after_upload"), tbl+".after_upload", "must be \"keep\", \"delete\" or \"reclaim\" (got %q)", w.AfterUpload)
+		}
+	}
+	switch {
+	case w.AfterUpload != AfterUploadReclaim && w.ReclaimFreeBelow != "":
+		v.bad(line("reclaim_free_below"), tbl+".reclaim_free_below", "applies only with after_upload = \"reclaim\"")
+	case w.AfterUpload == AfterUploadReclaim && w.ReclaimFreeBelow == "":
+		w.ReclaimFreeBelow = DefaultReclaimFreeBelow
+	case w.AfterUpload == AfterUploadReclaim:
+		if _, err := parsePercent(w.ReclaimFreeBelow); err != nil {
+			v.bad(line("reclaim_free_below"), tbl+".reclaim_free_below", "%v", err)
 		}
 	}
 }

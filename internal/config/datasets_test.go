@@ -51,6 +51,14 @@ license = "CC-BY-4.0"
 		t.Errorf("settings: %v", s)
 	}
 
+	c, err = loadText(t, datasetBase+"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"reclaim\"\n", nil)
+	if err != nil || c.Watch[0].ReclaimPercent() != 15 || !c.Watch[0].Deletes() {
+		t.Fatalf("reclaim default: %v %+v", err, c)
+	}
+	c, err = loadText(t, datasetBase+"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"reclaim\"\nreclaim_free_below = \"7.5%\"\n", nil)
+	if err != nil || c.Watch[0].ReclaimPercent() != 7.5 {
+		t.Fatalf("reclaim 7.5%%: %v", err)
+	}
 	// One string is a list of one; the licence defaults to all rights reserved.
 	c, err = loadText(t, datasetBase+"dataset = \"run-*\"\ncomplete = \"marker:.done\"\n", nil)
 	if err != nil {
@@ -79,9 +87,11 @@ func TestDatasetKeysRefused(t *testing.T) {
 		{"dataset = \"*\"\ncomplete = \"quiet:soon\"", "watch[1].complete", "needs a duration"},
 		{"dataset = \"*\"\ncomplete = [\"illumina\", 3]", "", "not a string"},
 		{"dataset = \"*\"\ncomplete = \"illumina\"\nlicense = \"not a licence\"", "watch[1].license", "SPDX"},
-		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"reclaim\"", "watch[1].after_upload", "not available in this version"},
+		{"dataset = \"*\"\ncomplete = \"illumina\"\nreclaim_free_below = \"15%\"", "watch[1].reclaim_free_below", "only with after_upload"},
+		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"reclaim\"\nreclaim_free_below = \"15\"", "watch[1].reclaim_free_below", "percentage"},
+		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"reclaim\"\nreclaim_free_below = \"100%\"", "watch[1].reclaim_free_below", "between 1% and 99%"},
 		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"move:/mnt/done\"", "watch[1].after_upload", "not available in this version"},
-		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"shred\"", "watch[1].after_upload", "must be \"keep\" or \"delete\""},
+		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"shred\"", "watch[1].after_upload", "must be \"keep\", \"delete\" or \"reclaim\""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.body, func(t *testing.T) {

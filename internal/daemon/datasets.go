@@ -88,11 +88,15 @@ type datasetLoop struct {
 
 	mu     sync.Mutex
 	logged map[string]string // dataset or notification -> the last problem logged for it
+
+	// diskFree reads a volume's free space (datasets.DiskFree; tests set
+	// their own).
+	diskFree func(path string) (free, total uint64, err error)
 }
 
 func newDatasetLoop(d *Daemon) *datasetLoop {
 	return &datasetLoop{d: d, nudge: make(chan struct{}, 1), send: make(chan struct{}, 1),
-		client: &http.Client{Timeout: notifyTimeout}, logged: map[string]string{}}
+		client: &http.Client{Timeout: notifyTimeout}, logged: map[string]string{}, diskFree: datasets.DiskFree}
 }
 
 func poke(ch chan struct{}) {
@@ -493,9 +497,9 @@ func endpointOf(c *config.Config, id string) (config.NotifyConfig, bool) {
 // It reports whether more deletions are due than it took.
 func (l *datasetLoop) deletePass(ctx context.Context) bool {
 	w := l.d.now()
-	deleting := false
+	deleting, more := false, false
 	for _, wc := range w.cfg.Watch {
-		if wc.Depth() == 0 || wc.AfterUpload != config.AfterUploadDelete {
+		if wc.Depth() == 0 || !wc.Deletes() {
 			continue
 		}
 		deleting = true
@@ -503,6 +507,16 @@ func (l *datasetLoop) deletePass(ctx context.Context) bool {
 		rels, err := l.d.j.DatasetsToPlan(ctx, root)
 		if err != nil {
 			return false
+		}
+		if wc.AfterUpload == config.AfterUploadReclaim && len(rels) > 0 {
+			// Oldest first, one dataset at a time, only while the volume
+			// is below its threshold: each pass looks again.
+			low, why := l.belowThreshold(wc)
+			if !low {
+				continue
+			}
+			l.d.log.Info("reclaiming space: the oldest closed dataset's source files will be deleted", "dataset", rels[0], "watch", root, "free", why)
+			rels, more = rels[:1], len(rels) > 1
 		}
 		for _, rel := range rels {
 			n, err := l.d.j.PlanDeletions(ctx, root, rel)
@@ -536,7 +550,19 @@ func (l *datasetLoop) deletePass(ctx context.Context) bool {
 		}()
 	}
 	wg.Wait()
-	return len(due) == deleteBatch
+	return more || len(due) == deleteBatch
+}
+
+// belowThreshold reports whether the volume of a reclaim watch has less
+// free space than reclaim_free_below, and says how much it has.
+func (l *datasetLoop) belowThreshold(wc config.WatchConfig) (bool, string) {
+	free, total, err := l.diskFree(wc.Path)
+	if err != nil || total == 0 {
+		l.logOnce("reclaim "+wc.Path, "cannot read the free space of a reclaim watch; nothing is reclaimed", "watch", wc.Path, "error", fmt.Sprint(err))
+		return false, ""
+	}
+	pct := 100 * float64(free) / float64(total)
+	return pct < wc.ReclaimPercent(), fmt.Sprintf("%.1f%% free, threshold %s", pct, wc.ReclaimFreeBelow)
 }
 
 // deleteParallel bounds the source deletions checked at once; deleteBatch
@@ -561,8 +587,8 @@ func (l *datasetLoop) deleteOne(ctx context.Context, w *wiring, del journal.Dele
 	}
 	wc, ok := watchOf(w.cfg, del.Watch)
 	switch {
-	case !ok || wc.AfterUpload != config.AfterUploadDelete:
-		deferIt("its watch no longer says after_upload = \"delete\"")
+	case !ok || !wc.Deletes():
+		deferIt("its watch no longer deletes source files (after_upload)")
 		return
 	case del.FileState != journal.Uploaded || del.FileGeneration != del.Generation || del.UploadedSHA256 == "" || del.UploadedSHA256 != del.SHA256 || del.UploadedKey == "":
 		refuse(fmt.Sprintf("the journal no longer holds the version planned for deletion as landed (state %s, generation %d of %d)",

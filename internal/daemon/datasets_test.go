@@ -211,3 +211,35 @@ func TestDeletionWaitsForDeadLetters(t *testing.T) {
 		t.Fatalf("a.bin beside a dead letter: %+v", d)
 	}
 }
+
+// reclaim deletes the oldest closed datasets first, one at a time, and
+// only while the volume is below reclaim_free_below.
+func TestReclaimOldestFirstWhileBelowThreshold(t *testing.T) {
+	w := newDeleteWorld(t)
+	cfg := w.d.now().cfg
+	cfg.Watch[0].AfterUpload, cfg.Watch[0].ReclaimFreeBelow = config.AfterUploadReclaim, "15%"
+	for _, run := range []string{"run1", "run2", "run3"} {
+		w.land(run+"/a.bin", "data of "+run)
+		w.land(run+"/.done", "")
+		w.closeDataset(run)
+	}
+	free := uint64(10) // percent
+	w.d.datasets.diskFree = func(string) (uint64, uint64, error) { return free, 100, nil }
+	more := w.d.datasets.deletePass(w.ctx)
+	if !more || w.exists("run1/a.bin") || !w.exists("run2/a.bin") || !w.exists("run3/a.bin") {
+		t.Fatalf("first pass below the threshold: more %v; run1 %v run2 %v", more, w.exists("run1/a.bin"), w.exists("run2/a.bin"))
+	}
+	if w.exists("run1") {
+		t.Error("the reclaimed dataset's empty folder stays")
+	}
+	free = 40 // run1 freed enough
+	w.d.datasets.deletePass(w.ctx)
+	if !w.exists("run2/a.bin") || !w.exists("run3/a.bin") {
+		t.Fatal("reclaimed above the threshold")
+	}
+	free = 12
+	w.d.datasets.deletePass(w.ctx)
+	if w.exists("run2/a.bin") || !w.exists("run3/a.bin") {
+		t.Fatal("not the oldest next")
+	}
+}
