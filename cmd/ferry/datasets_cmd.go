@@ -234,8 +234,8 @@ func datasetShow(ctx context.Context, cfg *config.Config, j *journal.Journal, id
 		datasetJSON
 		AfterUpload   string         `json:"after_upload"`
 		Deletions     []deletionJSON `json:"source_deletions"`
-		FilesList     []fileJSON `json:"file_list"`
-		Notifications []noteJSON `json:"notifications"`
+		FilesList     []fileJSON     `json:"file_list"`
+		Notifications []noteJSON     `json:"notifications"`
 	}
 	var all []showJSON
 	for _, d := range ds {
