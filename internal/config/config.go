@@ -151,6 +151,7 @@ type WatchConfig struct {
 	ReclaimFreeBelow string `toml:"reclaim_free_below"`
 
 	conditions dataset.Conditions
+	moveDir    string // after_upload = "move:DIR", resolved
 }
 
 // Load reads, decodes and validates a config file. Environment variables

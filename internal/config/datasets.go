@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -60,10 +61,15 @@ func (w WatchConfig) ReclaimPercent() float64 {
 	return p
 }
 
-// Deletes reports whether the watch deletes source files (delete or reclaim).
+// Deletes reports whether the watch takes source files away once their
+// dataset closed (delete, reclaim or move:DIR).
 func (w WatchConfig) Deletes() bool {
-	return w.AfterUpload == AfterUploadDelete || w.AfterUpload == AfterUploadReclaim
+	return w.AfterUpload == AfterUploadDelete || w.AfterUpload == AfterUploadReclaim || w.moveDir != ""
 }
+
+// MoveDir is the folder of after_upload = "move:DIR", resolved ("" for
+// the other values).
+func (w WatchConfig) MoveDir() string { return w.moveDir }
 
 func parsePercent(s string) (float64, error) {
 	v, ok := strings.CutSuffix(strings.TrimSpace(s), "%")
@@ -110,8 +116,9 @@ func (w WatchConfig) DatasetOf(rel string) string {
 	return folder
 }
 
-// validateDataset checks the dataset keys of a [[watch]].
-func (w *WatchConfig) validateDataset(v *checker, tbl string, line func(string) int) {
+// validateDataset checks the dataset keys of a [[watch]]; resolve makes
+// a path of the file absolute.
+func (w *WatchConfig) validateDataset(v *checker, tbl string, line func(string) int, resolve func(string) string) {
 	if w.Dataset == "" {
 		for _, k := range []struct {
 			key string
@@ -148,10 +155,12 @@ func (w *WatchConfig) validateDataset(v *checker, tbl string, line func(string) 
 		w.AfterUpload = AfterUploadKeep
 	case AfterUploadKeep, AfterUploadDelete, AfterUploadReclaim:
 	default:
-		if strings.HasPrefix(w.AfterUpload, "move:") {
-			v.bad(line("after_upload"), tbl+".after_upload", "%q is not available in this version of ferry (use \"keep\", \"delete\" or \"reclaim\")", w.AfterUpload)
+		if dir, ok := strings.CutPrefix(w.AfterUpload, "move:"); ok && strings.TrimSpace(dir) != "" {
+			w.moveDir = filepath.Clean(resolve(strings.TrimSpace(dir)))
+		} else if ok {
+			v.bad(line("after_upload"), tbl+".after_upload", "move: needs a folder (\"move:DIR\")")
 		} else {
-			v.bad(line("after_upload"), tbl+".after_upload", "must be \"keep\", \"delete\" or \"reclaim\" (got %q)", w.AfterUpload)
+			v.bad(line("after_upload"), tbl+".after_upload", "must be \"keep\", \"delete\", \"move:DIR\" or \"reclaim\" (got %q)", w.AfterUpload)
 		}
 	}
 	switch {
@@ -243,4 +252,32 @@ func (c *Config) validateNotify(v *checker, lookupEnv func(string) (string, bool
 			n.secret = &sv
 		}
 	}
+}
+
+// validateMoves refuses a move:DIR folder inside a watched folder (the
+// moved files would be taken again) or that a watch sits in.
+func (c *Config) validateMoves(v *checker) {
+	for i, w := range c.Watch {
+		if w.moveDir == "" {
+			continue
+		}
+		for _, o := range c.Watch {
+			root := filepath.Clean(o.Path)
+			if within(w.moveDir, root) || within(root, w.moveDir) {
+				v.bad(v.loc.arrayLine("watch", i, "after_upload"), fmt.Sprintf("watch[%d].after_upload", i+1),
+					"the folder %s and the watched folder %s overlap: moved files would be watched again", w.moveDir, root)
+				break
+			}
+		}
+	}
+}
+
+// within reports whether p is dir or inside it (case-insensitively where
+// paths are).
+func within(p, dir string) bool {
+	if caseInsensitivePaths {
+		p, dir = strings.ToLower(p), strings.ToLower(dir)
+	}
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -59,6 +60,10 @@ license = "CC-BY-4.0"
 	if err != nil || c.Watch[0].ReclaimPercent() != 7.5 {
 		t.Fatalf("reclaim 7.5%%: %v", err)
 	}
+	c, err = loadText(t, datasetBase+"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"move:done\"\n", nil)
+	if err != nil || !c.Watch[0].Deletes() || c.Watch[0].MoveDir() != filepath.Join(filepath.Dir(c.File()), "done") {
+		t.Fatalf("move:done: %v %q", err, c.Watch[0].MoveDir())
+	}
 	// One string is a list of one; the licence defaults to all rights reserved.
 	c, err = loadText(t, datasetBase+"dataset = \"run-*\"\ncomplete = \"marker:.done\"\n", nil)
 	if err != nil {
@@ -90,8 +95,10 @@ func TestDatasetKeysRefused(t *testing.T) {
 		{"dataset = \"*\"\ncomplete = \"illumina\"\nreclaim_free_below = \"15%\"", "watch[1].reclaim_free_below", "only with after_upload"},
 		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"reclaim\"\nreclaim_free_below = \"15\"", "watch[1].reclaim_free_below", "percentage"},
 		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"reclaim\"\nreclaim_free_below = \"100%\"", "watch[1].reclaim_free_below", "between 1% and 99%"},
-		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"move:/mnt/done\"", "watch[1].after_upload", "not available in this version"},
-		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"shred\"", "watch[1].after_upload", "must be \"keep\", \"delete\" or \"reclaim\""},
+		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"move:\"", "watch[1].after_upload", "needs a folder"},
+		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"move:in/done\"", "watch[1].after_upload", "overlap"},
+		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"move:.\"", "watch[1].after_upload", "overlap"},
+		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"shred\"", "watch[1].after_upload", "must be \"keep\", \"delete\", \"move:DIR\" or \"reclaim\""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.body, func(t *testing.T) {

@@ -57,6 +57,7 @@ func (c *Config) validate(v *checker, lookupEnv func(string) (string, bool)) {
 	c.Metrics.validate(v)
 	names := c.validateTargets(v, lookupEnv)
 	c.validateWatches(v, names)
+	c.validateMoves(v)
 	c.validateNotify(v, lookupEnv)
 }
 
@@ -311,7 +312,7 @@ func (c *Config) validateWatch(v *checker, i int, seen map[string]int, targets [
 		t := true
 		w.Recursive = &t
 	}
-	w.validateDataset(v, tbl, line)
+	w.validateDataset(v, tbl, line, c.resolve)
 	if len(w.Include) == 0 {
 		w.Include = []string{"**/*"}
 	}

@@ -620,13 +620,20 @@ func (l *datasetLoop) deleteOne(ctx context.Context, w *wiring, del journal.Dele
 		return
 	}
 	object := fmt.Sprintf("object %s size=%d sha256=%s (HeadObject)", del.UploadedKey, info.Size, info.SHA256)
-	got, local, err := datasets.RemoveSource(path, del.Version, fmt.Sprintf("%d-%d", del.FileID, del.Generation))
+	tag := fmt.Sprintf("%d-%d", del.FileID, del.Generation)
+	var got datasets.Removal
+	var local string
+	if dir := wc.MoveDir(); dir != "" {
+		got, local, err = datasets.MoveSource(path, del.Version, del.UploadedSHA256, tag, filepath.Join(dir, filepath.FromSlash(del.RelPath)))
+	} else {
+		got, local, err = datasets.RemoveSource(path, del.Version, tag)
+	}
 	switch {
 	case err != nil:
 		deferIt(err.Error())
 		return
 	case got == datasets.Kept:
-		refuse("the file at the path is not the version that landed (changed or replaced after its upload)", object+"; "+local)
+		refuse("the file at the path is not the version that landed, or its destination is taken: "+local, object+"; "+local)
 		return
 	}
 	evidence := object + "; " + local
@@ -636,7 +643,7 @@ func (l *datasetLoop) deleteOne(ctx context.Context, w *wiring, del journal.Dele
 	}
 	l.ok("delete " + path)
 	if got == datasets.Removed {
-		log.Info("source file deleted", "bytes", del.Bytes, "evidence", evidence)
+		log.Info("source file taken away (after_upload)", "after_upload", wc.AfterUpload, "bytes", del.Bytes, "evidence", evidence)
 		if ds := wc.DatasetOf(del.RelPath); ds != "" {
 			datasets.PruneEmpty(filepath.Dir(path), filepath.Join(del.Watch, filepath.FromSlash(ds)))
 		}

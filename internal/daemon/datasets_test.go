@@ -243,3 +243,38 @@ func TestReclaimOldestFirstWhileBelowThreshold(t *testing.T) {
 		t.Fatal("not the oldest next")
 	}
 }
+
+// move:DIR: the same checks, and the file goes to DIR under its path.
+func TestMoveAfterUpload(t *testing.T) {
+	w := newDeleteWorld(t)
+	done := filepath.Join(w.dir, "done")
+	os.WriteFile(filepath.Join(w.dir, "ferry.toml"), []byte(strings.Replace(string(mustReadFile(t, filepath.Join(w.dir, "ferry.toml"))),
+		`after_upload = "delete"`, `after_upload = "move:done"`, 1)), 0o644)
+	cfg, err := config.Load(filepath.Join(w.dir, "ferry.toml"), testcfg.Env(nil))
+	if err != nil || cfg.Watch[0].MoveDir() != done {
+		t.Fatalf("move config: %v %q", err, cfg.Watch[0].MoveDir())
+	}
+	w.d.now().cfg.Watch[0] = cfg.Watch[0]
+	w.land("run1/sub/a.bin", "moved data")
+	w.land("run1/.done", "")
+	w.closeDataset("run1")
+	w.d.datasets.deletePass(w.ctx)
+	if w.exists("run1/sub/a.bin") {
+		t.Fatal("the source stays")
+	}
+	if b, err := os.ReadFile(filepath.Join(done, "run1", "sub", "a.bin")); err != nil || string(b) != "moved data" {
+		t.Fatalf("moved file: %q %v", b, err)
+	}
+	if d := w.deletions("run1")["run1/sub/a.bin"]; d.State != journal.DeletionDeleted || !strings.Contains(d.Evidence, "moved to") {
+		t.Fatalf("journal: %+v", d)
+	}
+}
+
+func mustReadFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

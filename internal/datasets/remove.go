@@ -1,8 +1,11 @@
 package datasets
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -42,6 +45,43 @@ var ErrBusy = errors.New("the file cannot be removed now")
 // rename interrupted by a crash is finished by the next call with the same
 // tag. evidence says what was checked.
 func RemoveSource(path string, want journal.Version, tag string) (Removal, string, error) {
+	return takeSource(path, want, tag, func(q string) (string, error) { return "", os.Remove(q) })
+}
+
+// MoveSource moves the file at path to dest (after_upload = "move:DIR"),
+// with the same checks as RemoveSource. Across volumes it copies, syncs,
+// checks the copy's SHA-256 against sha (what landed), and only then
+// removes the source. A file already at dest is never replaced: the source
+// is put back and kept.
+func MoveSource(path string, want journal.Version, sha, tag, dest string) (Removal, string, error) {
+	if _, err := os.Lstat(dest); err == nil {
+		return Kept, "the destination " + dest + " already holds a file", nil
+	}
+	return takeSource(path, want, tag, func(q string) (string, error) {
+		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+			return "", err
+		}
+		if _, err := os.Lstat(dest); err == nil {
+			return "", fmt.Errorf("the destination %s already holds a file", dest)
+		}
+		err := os.Rename(q, dest)
+		if err == nil {
+			return "; moved to " + dest, nil
+		}
+		var le *os.LinkError
+		if !errors.As(err, &le) || !crossDevice(le.Err) {
+			return "", err
+		}
+		if err := copyVerified(q, dest, sha); err != nil {
+			return "", err
+		}
+		return "; copied to " + dest + " (another volume), its SHA-256 checked", os.Remove(q)
+	})
+}
+
+// takeSource takes the file at path away to a name of ferry's own, checks
+// it is want, and hands it to dispose (which removes or moves it).
+func takeSource(path string, want journal.Version, tag string, dispose func(q string) (string, error)) (Removal, string, error) {
 	q := filepath.Join(filepath.Dir(path), QuarantinePrefix+tag)
 	if _, err := os.Lstat(q); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -61,10 +101,11 @@ func RemoveSource(path string, want journal.Version, tag string) (Removal, strin
 	}
 	wanted := fmt.Sprintf("size=%d mtime_ns=%d file_id=%s", want.Size, want.MtimeNS, want.FileID)
 	if err == nil && got == wanted {
-		if err := os.Remove(q); err != nil {
+		done, err := dispose(q)
+		if err != nil {
 			return 0, "", fmt.Errorf("%w: %v", ErrBusy, err)
 		}
-		return Removed, "local " + got + " (the version that landed)", nil
+		return Removed, "local " + got + " (the version that landed)" + done, nil
 	}
 	why := "local " + got + ", landed " + wanted
 	if err != nil {
@@ -80,6 +121,43 @@ func RemoveSource(path string, want journal.Version, tag string) (Removal, strin
 		return Kept, why, nil
 	}
 	return Kept, why + "; left at " + q + " (a new file took its name)", nil
+}
+
+// copyVerified copies src to dest (created, never replaced), syncs it, and
+// checks its SHA-256 is sha.
+func copyVerified(src, dest, sha string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dest + ".ferry-copy"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(out, h), in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && hex.EncodeToString(h.Sum(nil)) != sha {
+		err = fmt.Errorf("the copy at %s does not have the SHA-256 that landed", tmp)
+	}
+	if err == nil {
+		if _, serr := os.Lstat(dest); serr == nil {
+			err = fmt.Errorf("the destination %s already holds a file", dest)
+		} else {
+			err = os.Rename(tmp, dest)
+		}
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 // Quarantined reports whether a path relative to a watch is a file in

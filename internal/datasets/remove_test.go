@@ -115,3 +115,44 @@ func TestPruneEmptyAndQuarantined(t *testing.T) {
 		t.Fatal("Quarantined")
 	}
 }
+
+func TestMoveSource(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "in", "run1", "a.bin")
+	writeFile(t, p, "landed")
+	v := versionOf(t, p)
+	dest := filepath.Join(dir, "done", "run1", "a.bin")
+	got, ev, err := MoveSource(p, v, "", "5-1", dest)
+	if err != nil || got != Removed || exists(p) || !strings.Contains(ev, "moved to") {
+		t.Fatalf("move: %v %q %v", got, ev, err)
+	}
+	if b, _ := os.ReadFile(dest); string(b) != "landed" {
+		t.Fatalf("moved content %q", b)
+	}
+	// Never over a file already at the destination.
+	writeFile(t, p, "landed")
+	v = versionOf(t, p)
+	if got, ev, err := MoveSource(p, v, "", "5-2", dest); err != nil || got != Kept || !exists(p) || !strings.Contains(ev, "already holds") {
+		t.Fatalf("over an existing file: %v %q %v", got, ev, err)
+	}
+}
+
+// Across volumes a move is a copy whose SHA-256 is checked before the
+// source goes.
+func TestCopyVerified(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	writeFile(t, src, "landed")
+	const sha = "3a0c6e4eaaee6d4e52a0a5d8c0c4a7d3c6a29bb1e4a8a4d0cd52ad4a0e50e6b0" // not landed's
+	if err := copyVerified(src, filepath.Join(dir, "bad"), sha); err == nil || exists(filepath.Join(dir, "bad")) || exists(filepath.Join(dir, "bad.ferry-copy")) {
+		t.Fatalf("a copy with the wrong hash: %v", err)
+	}
+	const landed = "78ee12c65d407ba0694df910c6b815938bf6119f7288bd720a48c98e11af57bc" // SHA-256("landed")
+	dest := filepath.Join(dir, "good")
+	if err := copyVerified(src, dest, landed); err != nil || !exists(dest) || exists(dest+".ferry-copy") {
+		t.Fatalf("a good copy: %v", err)
+	}
+	if err := copyVerified(src, dest, landed); err == nil {
+		t.Fatal("a copy replaced a file at its destination")
+	}
+}

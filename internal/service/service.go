@@ -89,8 +89,10 @@ func New(c *Registration) (Service, error) {
 }
 
 // WritablePaths are the folders the service writes to, computed from the
-// configuration: the journal's folder, the log file's folder and every fs
-// target. Everything else (the watched folders included) it only reads.
+// configuration: the journal's folder, the log file's folder, every fs
+// target, and the watched folders whose source files it deletes or moves
+// (after_upload) with their move:DIR folders. Everything else (the other
+// watched folders included) it only reads.
 func WritablePaths(cfg *config.Config) []string {
 	ps := []string{filepath.Dir(cfg.Journal.Path)}
 	if cfg.Log.File != "" {
@@ -99,6 +101,14 @@ func WritablePaths(cfg *config.Config) []string {
 	for _, t := range cfg.Target {
 		if t.Type == "fs" {
 			ps = append(ps, t.Path)
+		}
+	}
+	for _, w := range cfg.Watch {
+		if w.Deletes() {
+			ps = append(ps, w.Path)
+		}
+		if d := w.MoveDir(); d != "" {
+			ps = append(ps, d)
 		}
 	}
 	for i, p := range ps {
