@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/journal"
@@ -71,8 +72,9 @@ func (d *Daemon) auditStart(ctx context.Context) *checkpointer {
 }
 
 // auditStop records the daemon's stop in the audit log, then takes the
-// final checkpoint (which anchors that record too).
-func (d *Daemon) auditStop(cp *checkpointer) {
+// final checkpoint (which anchors that record too), uploaded until
+// deadline at most.
+func (d *Daemon) auditStop(cp *checkpointer, deadline time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), finalCheckpointTimeout)
 	defer cancel()
 	err := d.j.Audit(ctx, journal.AuditRecord{Kind: journal.AuditStop, FerryVersion: d.version, Subject: CheckpointHost(),
@@ -80,5 +82,5 @@ func (d *Daemon) auditStop(cp *checkpointer) {
 	if err != nil {
 		d.log.Error("cannot record the stop in the audit log", "error", err.Error())
 	}
-	cp.final()
+	cp.final(deadline)
 }
