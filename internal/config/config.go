@@ -184,7 +184,7 @@ func parse(name, abs string, data []byte, lookupEnv func(string) (string, bool))
 		return nil, decodeError(name, err)
 	}
 	loc := newLocator(data)
-	v := &checker{file: name, loc: loc}
+	v := &checker{file: name, loc: loc, md: md}
 	for _, k := range md.Undecoded() {
 		line, key := loc.keyLine(k)
 		v.errs = append(v.errs, &Error{File: name, Line: line, Key: key, Msg: "unknown key"})

@@ -26,6 +26,9 @@ const SecretSetting = "(set)"
 func (c *Config) Settings() map[string]string {
 	m := map[string]string{}
 	flattenSettings(m, "", reflect.ValueOf(c).Elem())
+	for k, s := range m {
+		m[k] = RedactText(s) // credentials written into a URL, defensively
+	}
 	return m
 }
 

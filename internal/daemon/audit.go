@@ -40,7 +40,7 @@ func (d *Daemon) auditConfig(ctx context.Context, c *config.Config, kind string)
 // refused (cause: its errors, which name keys and lines, never values of
 // secrets); the configuration in force stays.
 func (d *Daemon) auditConfigRejected(ctx context.Context, path string, cause error) error {
-	r := journal.AuditRecord{Kind: journal.AuditConfigRejected, FerryVersion: d.version, Subject: path, Detail: cause.Error()}
+	r := journal.AuditRecord{Kind: journal.AuditConfigRejected, FerryVersion: d.version, Subject: path, Detail: config.RedactText(cause.Error())}
 	if b, err := os.ReadFile(path); err == nil {
 		r.SHA256 = config.Sum(b)
 	}
