@@ -31,6 +31,6 @@ const (
 // Bounds of a [[watch]] settle: below minSettle a file still being written
 // looks settled; above maxSettle nothing would go out for days.
 const (
-	minSettle = 100 * time.Millisecond
+	minSettle = 10 * time.Millisecond
 	maxSettle = 7 * 24 * time.Hour
 )
