@@ -108,6 +108,10 @@ type TargetConfig struct {
 	Region       string `toml:"region"`
 	AccessKeyEnv string `toml:"access_key_env"`
 	SecretKeyEnv string `toml:"secret_key_env"`
+	// CredentialsFile holds NAME=VALUE lines: the variables that
+	// access_key_env and secret_key_env name (by default AWS_ACCESS_KEY_ID
+	// and AWS_SECRET_ACCESS_KEY) are read from it before the environment.
+	CredentialsFile string `toml:"credentials_file"`
 	Prefix       string `toml:"prefix"`
 	Path         string `toml:"path"`
 

@@ -209,6 +209,7 @@ func (c *Config) validateTarget(v *checker, name string, t *TargetConfig, lookup
 	tbl := "target." + name
 	switch t.Type {
 	case "s3":
+		t.CredentialsFile = c.resolve(t.CredentialsFile)
 		t.validateS3(v, tbl, lookupEnv)
 		if c.Upload.MaxChunkSize < s3sink.MinPartSize {
 			v.badKey("upload", "max_chunk_size", "must be at least %s with an s3 target (%s: S3's minimum part size), got %s",
@@ -226,6 +227,23 @@ func (c *Config) validateTarget(v *checker, name string, t *TargetConfig, lookup
 
 // validateS3 checks an s3 target and reads its credentials.
 func (t *TargetConfig) validateS3(v *checker, tbl string, lookupEnv func(string) (string, bool)) {
+	if t.CredentialsFile != "" {
+		// With a credentials file, the names default to the usual ones.
+		if t.AccessKeyEnv == "" {
+			t.AccessKeyEnv = DefaultAccessKeyName
+		}
+		if t.SecretKeyEnv == "" {
+			t.SecretKeyEnv = DefaultSecretKeyName
+		}
+		file := readCredentialsFile(v, tbl, t.CredentialsFile)
+		env := lookupEnv
+		lookupEnv = func(name string) (string, bool) {
+			if value, ok := file[name]; ok {
+				return value, true
+			}
+			return env(name)
+		}
+	}
 	for _, k := range []struct{ key, value string }{
 		{"endpoint", t.Endpoint}, {"bucket", t.Bucket}, {"access_key_env", t.AccessKeyEnv}, {"secret_key_env", t.SecretKeyEnv},
 	} {
@@ -265,7 +283,11 @@ func (t *TargetConfig) validateS3(v *checker, tbl string, lookupEnv func(string)
 		}
 		value, ok := lookupEnv(e.name)
 		if !ok || value == "" {
-			v.badKey(tbl, e.key, "environment variable %s is not set (it must hold the credential; the TOML only names it)", e.name)
+			if t.CredentialsFile != "" {
+				v.badKey(tbl, e.key, "%s is neither in credentials_file %s nor in the environment", e.name, t.CredentialsFile)
+			} else {
+				v.badKey(tbl, e.key, "environment variable %s is not set (it must hold the credential; the TOML only names it)", e.name)
+			}
 		}
 		*e.dst = Secret(value)
 	}
@@ -278,6 +300,7 @@ func (t *TargetConfig) validateFS(v *checker, tbl string) {
 	}
 	for _, k := range []struct{ key, value string }{
 		{"endpoint", t.Endpoint}, {"bucket", t.Bucket}, {"region", t.Region}, {"access_key_env", t.AccessKeyEnv}, {"secret_key_env", t.SecretKeyEnv},
+		{"credentials_file", t.CredentialsFile},
 	} {
 		if k.value != "" {
 			v.badKey(tbl, k.key, "applies only to s3 targets")

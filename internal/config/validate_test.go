@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -136,4 +137,54 @@ func TestSettingsRedactURLCredentials(t *testing.T) {
 			t.Errorf("setting %s = %q holds a credential", k, v)
 		}
 	}
+}
+
+// TestCredentialsFile: an s3 target's credentials come from a
+// credentials_file (NAME=VALUE lines, before the environment); a bad line
+// is reported at the file's line without its value, and a file every user
+// may read is refused with the fix (issue 11, item 14).
+func TestCredentialsFile(t *testing.T) {
+	body := "[target.t]\ntype = \"s3\"\nendpoint = \"http://127.0.0.1:1\"\nbucket = \"b\"\ncredentials_file = \"creds.env\"\n[[watch]]\npath = \"in\"\ntarget = \"t\"\n"
+	write := func(t *testing.T, creds string, mode os.FileMode) (string, string) {
+		p := testcfg.Write(t, body)
+		cp := filepath.Join(filepath.Dir(p), "creds.env")
+		if err := os.WriteFile(cp, []byte(creds), mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(cp, mode)
+		return p, cp
+	}
+	t.Run("read", func(t *testing.T) {
+		p, _ := write(t, "# ferry's service account\n\nAWS_ACCESS_KEY_ID = AKIAFILE\nAWS_SECRET_ACCESS_KEY=\"s3cr3t=x\"\n", 0o600)
+		c, err := Load(p, testcfg.Env(map[string]string{"AWS_ACCESS_KEY_ID": "from-env"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ak, sk := c.Target["t"].Credentials()
+		if ak.Reveal() != "AKIAFILE" || sk.Reveal() != "s3cr3t=x" {
+			t.Errorf("credentials %q %q, want the file's", ak.Reveal(), sk.Reveal())
+		}
+		for k, v := range c.Settings() {
+			if strings.Contains(v, "s3cr3t") || strings.Contains(v, "AKIAFILE") {
+				t.Errorf("setting %s holds a credential", k)
+			}
+		}
+	})
+	t.Run("bad line", func(t *testing.T) {
+		p, cp := write(t, "AWS_ACCESS_KEY_ID=AKIAFILE\nAWS_SECRET_ACCESS_KEY s3cr3t\n", 0o600)
+		_, err := Load(p, testcfg.Env(nil))
+		if err == nil || !strings.Contains(err.Error(), cp+":2: expected NAME=VALUE") || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("got %v, want %s:2 without the value", err, cp)
+		}
+	})
+	if runtime.GOOS == "windows" {
+		return
+	}
+	t.Run("readable by everyone", func(t *testing.T) {
+		p, cp := write(t, "AWS_ACCESS_KEY_ID=AKIAFILE\nAWS_SECRET_ACCESS_KEY=s3cr3t\n", 0o644)
+		_, err := Load(p, testcfg.Env(nil))
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%s:5: target.t.credentials_file: %s is readable by every user (mode 0644): restrict it, such as: chmod 600 %s", p, cp, cp)) {
+			t.Errorf("got %v", err)
+		}
+	})
 }
