@@ -112,8 +112,8 @@ type TargetConfig struct {
 	// access_key_env and secret_key_env name (by default AWS_ACCESS_KEY_ID
 	// and AWS_SECRET_ACCESS_KEY) are read from it before the environment.
 	CredentialsFile string `toml:"credentials_file"`
-	Prefix       string `toml:"prefix"`
-	Path         string `toml:"path"`
+	Prefix          string `toml:"prefix"`
+	Path            string `toml:"path"`
 
 	// creds is a pointer so that printing a TargetConfig (%v, %+v, %#v)
 	// shows an address, never the values.
