@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -97,8 +96,12 @@ settle = "100ms"
 `, listen, hole)), 0o644)
 	cmd := exec.Command(bin, "run", "--config", cfg)
 	cmd.Env = append(os.Environ(), "HOLE_AK=ak", "HOLE_SK=sk")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	cmd.Stderr = stderr // a file: read while the process writes
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +113,8 @@ settle = "100ms"
 	})
 	logf := func() string {
 		b, _ := os.ReadFile(filepath.Join(dir, "logs", "ferry.log"))
-		return string(b) + "\nstderr:\n" + stderr.String()
+		e, _ := os.ReadFile(stderr.Name())
+		return string(b) + "\nstderr:\n" + string(e)
 	}
 	client := &http.Client{Timeout: time.Second}
 	testsrv.Eventually(t, 5*time.Second, "/status to answer with the files journaled", func() (bool, string) {
