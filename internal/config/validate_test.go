@@ -113,6 +113,9 @@ func TestOverlapThroughSymlink(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "in"), filepath.Join(dir, "link")); err != nil {
 		t.Skip("no symbolic links here:", err)
 	}
+	if _, err := os.Stat(filepath.Join(dir, "link")); err != nil {
+		t.Skip("symbolic links do not resolve here (Wine):", err)
+	}
 	_, err := Load(p, testcfg.Env(nil))
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%s:7: watch[1].path: the watched folder", p)) || !strings.Contains(err.Error(), "holds the journal") {
 		t.Fatalf("got %v, want the journal inside the watch (through the link) refused at line 7", err)
