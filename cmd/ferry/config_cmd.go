@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/daemon"
 )
 
@@ -64,7 +65,7 @@ func (a *app) checkConfig(ctx context.Context, path string, online bool) int {
 		t := cfg.Target[n]
 		where := t.Path
 		if t.Type == "s3" {
-			where = t.Endpoint + "/" + t.Bucket + "/" + t.Prefix
+			where = config.RedactURL(t.Endpoint) + "/" + t.Bucket + "/" + t.Prefix
 		}
 		fmt.Fprintf(a.stdout, "  target   %s: %s %s\n", n, t.Type, where)
 		if !online {

@@ -229,18 +229,33 @@ func e2eTestIncludeExclude(t *testing.T, srv *testsrv.S3) {
 	e2eAssertUploaded(t, e2eReadJournal(t, e.journal), taken)
 }
 
-// ferry's journal and log inside the watched folder are never uploaded.
+// A watched folder that holds ferry's journal and log is refused.
 func e2eTestOwnFiles(t *testing.T, srv *testsrv.S3) {
 	e := e2eSetup(t, srv, "e2e-ownfiles", true)
 	e.journal = filepath.Join(e.watch, "ferry.db")
 	e.logFile = filepath.Join(e.watch, "logs", "ferry.log")
 	files := map[string][]byte{"data/a.bin": e2eData(7, 4096), "b.bin": e2eData(8, 10)}
 	e2eWriteFiles(t, e.watch, files)
-	e.writeConfig(e.config())
-	e.mustOnce(len(files), e2eTotal(files))
-	// A second run sees the journal and log grown since: still nothing new.
-	e.mustOnce(0, 0)
-	e2eAssertBucket(t, srv, e.bucket, e2eKeys(files))
+	text := e.writeConfig(e.config())
+	// A watched folder that holds ferry's journal or log is refused
+	// (issue 11, item 9): ferry would upload its own files as they change.
+	code, stdout, stderr := e.runOnce()
+	line := e2eLineOf(t, text, "[[watch]]") + 1
+	for _, want := range []string{
+		fmt.Sprintf("%s:%d: watch[1].path: the watched folder %s holds the journal", e.cfgPath, line, e.watch),
+		fmt.Sprintf("%s:%d: watch[1].path: the watched folder %s holds the log", e.cfgPath, line, e.watch),
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if code != exitUsage || stdout != "" {
+		t.Errorf("exit %d, stdout %q; want exit %d and nothing", code, stdout, exitUsage)
+	}
+	if _, err := os.Stat(e.journal); err == nil {
+		t.Error("a journal was created for a refused configuration")
+	}
+	e2eAssertBucket(t, srv, e.bucket, map[string][]byte{})
 }
 
 // Case 7a: FIFOs and symlinks (dangling or not) are ignored without

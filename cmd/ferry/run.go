@@ -39,6 +39,9 @@ upload what is there now, then exit 0 if all landed, 1 if not (listed).`,
 // serve runs ferry with the configuration at path until ctx ends or a
 // signal stops it (with once: until the work is done).
 func (a *app) serve(ctx context.Context, path string, once bool) int {
+	if !service.Interactive() {
+		return a.serveService(ctx, path, once)
+	}
 	cfg, code := loadConfig(path, a.getenv, a.stderr)
 	if cfg == nil {
 		return code
@@ -105,4 +108,32 @@ func reportOnce(w io.Writer, r daemon.OnceResult) int {
 		return exitOK
 	}
 	return exitFailed
+}
+
+// serveService runs ferry under the service manager: the configuration
+// is loaded inside the service's body, so that an invalid one is reported
+// to the service manager's log (the Windows Event Log; the systemd
+// journal through stderr) and stops the service without a restart loop
+// (service.AfterBodyEnd), instead of ending the process before it has
+// talked to the service manager.
+func (a *app) serveService(ctx context.Context, path string, once bool) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	boot := slog.New(slog.NewJSONHandler(a.stderr, nil))
+	return service.Serve(ctx, boot, func(ctx context.Context, events *slog.Logger) int {
+		cfg, err := config.Load(path, a.getenv)
+		if err != nil {
+			// Every problem, each at its FILE:LINE; never a secret's value.
+			events.Error("invalid configuration", "config", path, "error", err.Error())
+			return exitUsage
+		}
+		level := new(slog.LevelVar)
+		log, closeLog, code := openLog(cfg, a.stderr, level)
+		if log == nil {
+			events.Error("cannot open the log file", "config", path, "file", cfg.Log.File)
+			return code
+		}
+		defer closeLog.Close()
+		return runDaemon(ctx, cfg, service.WithEvents(log, events), level, once, a.stdout, a.stderr, a.getenv)
+	})
 }

@@ -108,8 +108,12 @@ type TargetConfig struct {
 	Region       string `toml:"region"`
 	AccessKeyEnv string `toml:"access_key_env"`
 	SecretKeyEnv string `toml:"secret_key_env"`
-	Prefix       string `toml:"prefix"`
-	Path         string `toml:"path"`
+	// CredentialsFile holds NAME=VALUE lines: the variables that
+	// access_key_env and secret_key_env name (by default AWS_ACCESS_KEY_ID
+	// and AWS_SECRET_ACCESS_KEY) are read from it before the environment.
+	CredentialsFile string `toml:"credentials_file"`
+	Prefix          string `toml:"prefix"`
+	Path            string `toml:"path"`
 
 	// creds is a pointer so that printing a TargetConfig (%v, %+v, %#v)
 	// shows an address, never the values.
@@ -187,7 +191,7 @@ func parse(name, abs string, data []byte, lookupEnv func(string) (string, bool))
 		return nil, decodeError(name, err)
 	}
 	loc := newLocator(data)
-	v := &checker{file: name, loc: loc}
+	v := &checker{file: name, loc: loc, md: md}
 	for _, k := range md.Undecoded() {
 		line, key := loc.keyLine(k)
 		v.errs = append(v.errs, &Error{File: name, Line: line, Key: key, Msg: "unknown key"})

@@ -23,7 +23,7 @@ func TestLoadValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Journal.Path != filepath.Join(dir, "state", "ferry.db") || c.Log.File != filepath.Join(dir, "ferry.log") {
+	if c.Journal.Path != filepath.Join(dir, "state", "ferry.db") || c.Log.File != filepath.Join(dir, "logs", "ferry.log") {
 		t.Errorf("relative paths not resolved against the config folder: %q %q", c.Journal.Path, c.Log.File)
 	}
 	if c.Upload.MaxChunkSize != 8<<20 || c.Upload.MaxConcurrentUploads != 2 || c.Upload.Retry.Attempts != 3 ||
@@ -89,7 +89,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad size", "[upload]\nmax_chunk_size = \"16XB\"\n" + base(""), 2, "16XB"},
 		{"small chunk with s3", "[upload]\nmax_chunk_size = \"1MiB\"\n[target.s]\ntype = \"s3\"\nendpoint = \"http://127.0.0.1:1\"\nbucket = \"b\"\naccess_key_env = \"AK\"\nsecret_key_env = \"SK\"\n" + base(""), 2, "at least 5MiB"},
 		{"bad duration", base("settle = \"soon\"\n"), 8, "invalid duration"},
-		{"negative settle", base("settle = \"-1s\"\n"), 8, "must be positive"},
+		{"negative settle", base("settle = \"-1s\"\n"), 8, "must be between 10ms and 168h0m0s (got -1s)"},
 		{"missing watch path", "[target.t]\ntype = \"fs\"\npath = \"out\"\n[[watch]]\npath = \"nowhere\"\ntarget = \"t\"\n", 5, "does not exist"},
 		{"unknown target", "[target.t]\ntype = \"fs\"\npath = \"out\"\n[[watch]]\npath = \"in\"\ntarget = \"archive\"\n", 6, `no target named "archive"`},
 		{"second watch bad target", base("[[watch]]\npath = \"in/..\"\ntarget = \"nope\"\n"), 10, `watch[2].target: no target named "nope"`},
@@ -200,7 +200,7 @@ settle = "-1s"
 		":12: metrics.listen: must be host:port, such as 127.0.0.1:9464",
 		":16: target.t.bucket: applies only to s3 targets",
 		":19: watch[1].target: no target named \"nope\" (targets: t)",
-		":20: watch[1].settle: must be positive",
+		":20: watch[1].settle: must be between 10ms and 168h0m0s (got -1s)",
 	}
 	if len(es) != len(want) {
 		t.Fatalf("%d errors, want %d:\n%v", len(es), len(want), err)

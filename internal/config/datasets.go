@@ -261,23 +261,14 @@ func (c *Config) validateMoves(v *checker) {
 		if w.moveDir == "" {
 			continue
 		}
+		dir := canonical(w.moveDir)
 		for _, o := range c.Watch {
-			root := filepath.Clean(o.Path)
-			if within(w.moveDir, root) || within(root, w.moveDir) {
+			root := canonical(o.Path)
+			if within(dir, root) || within(root, dir) {
 				v.bad(v.loc.arrayLine("watch", i, "after_upload"), fmt.Sprintf("watch[%d].after_upload", i+1),
 					"the folder %s and the watched folder %s overlap: moved files would be watched again", w.moveDir, root)
 				break
 			}
 		}
 	}
-}
-
-// within reports whether p is dir or inside it (case-insensitively where
-// paths are).
-func within(p, dir string) bool {
-	if caseInsensitivePaths {
-		p, dir = strings.ToLower(p), strings.ToLower(dir)
-	}
-	rel, err := filepath.Rel(dir, p)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

@@ -27,3 +27,10 @@ const (
 	minChunkSize = 64 << 10
 	maxChunkSize = 5 << 30
 )
+
+// Bounds of a [[watch]] settle: below minSettle a file still being written
+// looks settled; above maxSettle nothing would go out for days.
+const (
+	minSettle = 10 * time.Millisecond
+	maxSettle = 7 * 24 * time.Hour
+)

@@ -24,7 +24,8 @@ func (e *Error) Error() string {
 		b.WriteString(e.Key + ": ")
 	}
 	b.WriteString(e.Msg)
-	return b.String()
+	// Defensive: no message may echo credentials written into a URL.
+	return RedactText(b.String())
 }
 
 // Errors is every problem found, in file order.

@@ -132,3 +132,10 @@ func (l *locator) keyLine(k toml.Key) (int, string) {
 	}
 	return l.line(strings.Join(k[:len(k)-1], "."), k[len(k)-1]), k.String()
 }
+
+// arrayKey says whether key is written in the index-th [[table]].
+func (l *locator) arrayKey(table string, index int, key string) bool {
+	return l.first(func(t string, i int, k string, header bool) bool {
+		return !header && t == table && i == index && k == key
+	}) > 0
+}

@@ -26,6 +26,9 @@ const SecretSetting = "(set)"
 func (c *Config) Settings() map[string]string {
 	m := map[string]string{}
 	flattenSettings(m, "", reflect.ValueOf(c).Elem())
+	for k, s := range m {
+		m[k] = RedactText(s) // credentials written into a URL, defensively
+	}
 	return m
 }
 
@@ -96,7 +99,7 @@ func flattenSettings(m map[string]string, prefix string, v reflect.Value) {
 // has (validation refuses them on the other type): settings of a target
 // that do not apply to it are no settings of it.
 var targetOnly = map[string]string{
-	"endpoint": "s3", "bucket": "s3", "region": "s3", "access_key_env": "s3", "secret_key_env": "s3",
+	"endpoint": "s3", "bucket": "s3", "region": "s3", "access_key_env": "s3", "secret_key_env": "s3", "credentials_file": "s3",
 	"path": "fs",
 }
 

@@ -7,11 +7,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/ferry-data/ferry/uploader"
@@ -25,7 +28,25 @@ import (
 type checker struct {
 	file string
 	loc  *locator
+	md   toml.MetaData
 	errs Errors
+}
+
+// defined says whether table.key is written in the file (an explicit zero
+// is then a value, not "use the default").
+func (v *checker) defined(table, key string) bool {
+	return v.md.IsDefined(append(strings.Split(table, "."), key)...)
+}
+
+// zero reports table.key when it is written (its value being zero, which
+// the caller knows): a zero that makes no sense is an error, never the
+// default in disguise. It says whether it reported.
+func (v *checker) zero(table, key string, allowed string) bool {
+	if v.defined(table, key) {
+		v.badKey(table, key, "must not be 0: %s (leave the key out for the default)", allowed)
+		return true
+	}
+	return false
 }
 
 // bad records a problem with key at line.
@@ -41,7 +62,9 @@ func (v *checker) badKey(table, key, format string, args ...any) {
 // intIn fills a left-out integer table.key with def, and reports one
 // outside [lo, hi] (unit names what it counts, after the bounds).
 func (v *checker) intIn(p *int, def, lo, hi int, table, key, unit string) {
-	if *p == 0 {
+	if *p == 0 && v.defined(table, key) {
+		v.badKey(table, key, "must be between %d and %d%s (got 0; leave the key out for the default, %d)", lo, hi, unit, def)
+	} else if *p == 0 {
 		*p = def
 	} else if *p < lo || *p > hi {
 		v.badKey(table, key, "must be between %d and %d%s (got %d)", lo, hi, unit, *p)
@@ -59,6 +82,7 @@ func (c *Config) validate(v *checker, lookupEnv func(string) (string, bool)) {
 	c.validateWatches(v, names)
 	c.validateMoves(v)
 	c.validateNotify(v, lookupEnv)
+	c.validateOverlaps(v)
 }
 
 // validateJournal checks [journal].
@@ -68,12 +92,12 @@ func (c *Config) validateJournal(v *checker) {
 		j.Path = DefaultJournal
 	}
 	j.Path = c.resolve(j.Path)
-	if j.CheckpointInterval == 0 {
+	if j.CheckpointInterval == 0 && !v.zero("journal", "checkpoint_interval", "at least 1m") {
 		j.CheckpointInterval = Duration(DefaultCheckpointInterval)
 	} else if j.CheckpointInterval < Duration(time.Minute) {
 		v.badKey("journal", "checkpoint_interval", "must be at least 1m (got %s)", time.Duration(j.CheckpointInterval))
 	}
-	if j.CheckpointRetention == 0 {
+	if j.CheckpointRetention == 0 && !v.zero("journal", "checkpoint_retention", "at least 1h") {
 		j.CheckpointRetention = Duration(DefaultCheckpointRetention)
 	} else if j.CheckpointRetention < Duration(time.Hour) {
 		v.badKey("journal", "checkpoint_retention", "must be at least 1h (got %s)", time.Duration(j.CheckpointRetention))
@@ -102,17 +126,17 @@ func (c *Config) validateLog(v *checker) {
 // validate checks [upload], [upload.breaker] and [upload.retry].
 func (u *UploadConfig) validate(v *checker) {
 	v.intIn(&u.MaxConcurrentUploads, uploader.DefaultWorkers, 1, 256, "upload", "max_concurrent_uploads", "")
-	if u.MaxChunkSize == 0 {
+	if u.MaxChunkSize == 0 && !v.zero("upload", "max_chunk_size", fmt.Sprintf("between %s and %s", Size(minChunkSize), Size(maxChunkSize))) {
 		u.MaxChunkSize = uploader.DefaultChunkSize
 	} else if u.MaxChunkSize < minChunkSize || u.MaxChunkSize > maxChunkSize {
 		v.badKey("upload", "max_chunk_size", "must be between %s and %s (got %s)", Size(minChunkSize), Size(maxChunkSize), u.MaxChunkSize)
 	}
-	if u.MaxInflightBytes == 0 {
+	if u.MaxInflightBytes == 0 && !v.zero("upload", "max_inflight_bytes", "at least max_chunk_size") {
 		u.MaxInflightBytes = Size(int64(u.MaxConcurrentUploads) * int64(u.MaxChunkSize))
 	} else if u.MaxInflightBytes < u.MaxChunkSize {
 		v.badKey("upload", "max_inflight_bytes", "must be at least max_chunk_size (%s), got %s", u.MaxChunkSize, u.MaxInflightBytes)
 	}
-	if u.OrphanUploadTTL == 0 {
+	if u.OrphanUploadTTL == 0 && !v.zero("upload", "orphan_upload_ttl", "a positive duration such as \"24h\"") {
 		u.OrphanUploadTTL = Duration(DefaultOrphanUploadTTL)
 	} else if u.OrphanUploadTTL < 0 {
 		v.badKey("upload", "orphan_upload_ttl", "must be positive")
@@ -125,7 +149,7 @@ func (u *UploadConfig) validate(v *checker) {
 func (b *BreakerConfig) validate(v *checker) {
 	const table = "upload.breaker"
 	v.intIn(&b.FailureThreshold, gate.DefaultFailureThreshold, 1, 1000, table, "failure_threshold", "")
-	if b.OpenTimeout == 0 {
+	if b.OpenTimeout == 0 && !v.zero(table, "open_timeout", "at least 1s") {
 		b.OpenTimeout = Duration(gate.DefaultOpenTimeout)
 	} else if b.OpenTimeout < Duration(time.Second) {
 		v.badKey(table, "open_timeout", "must be at least 1s")
@@ -137,12 +161,12 @@ func (b *BreakerConfig) validate(v *checker) {
 func (r *RetryConfig) validate(v *checker) {
 	const table = "upload.retry"
 	v.intIn(&r.Attempts, retry.DefaultAttempts, 1, 100, table, "attempts", "")
-	if r.InitialDelay == 0 {
+	if r.InitialDelay == 0 && !v.zero(table, "initial_delay", "a positive duration such as \"1s\"") {
 		r.InitialDelay = Duration(retry.DefaultInitialDelay)
 	} else if r.InitialDelay < 0 {
 		v.badKey(table, "initial_delay", "must be positive")
 	}
-	if r.MaxDelay == 0 {
+	if r.MaxDelay == 0 && !v.zero(table, "max_delay", "at least initial_delay") {
 		r.MaxDelay = Duration(retry.DefaultMaxDelay)
 	} else if r.MaxDelay < r.InitialDelay {
 		v.badKey(table, "max_delay", "must not be below initial_delay")
@@ -155,8 +179,12 @@ func (m *MetricsConfig) validate(v *checker) {
 		l := DefaultMetricsListen
 		m.Listen = &l
 	} else if l := *m.Listen; l != "" {
-		if _, _, err := net.SplitHostPort(l); err != nil {
+		if _, port, err := net.SplitHostPort(l); err != nil {
 			v.badKey("metrics", "listen", "must be host:port, such as %s, or \"\" to disable (got %q)", DefaultMetricsListen, l)
+		} else if msg := checkPort(port); msg != "" && port != "0" {
+			// Port 0 lets the system pick a free port; ferry logs the
+			// address it serves at ("serving metrics").
+			v.badKey("metrics", "listen", "%s, or 0 for any free port (got %q)", msg, l)
 		}
 	}
 }
@@ -184,6 +212,7 @@ func (c *Config) validateTarget(v *checker, name string, t *TargetConfig, lookup
 	tbl := "target." + name
 	switch t.Type {
 	case "s3":
+		t.CredentialsFile = c.resolve(t.CredentialsFile)
 		t.validateS3(v, tbl, lookupEnv)
 		if c.Upload.MaxChunkSize < s3sink.MinPartSize {
 			v.badKey("upload", "max_chunk_size", "must be at least %s with an s3 target (%s: S3's minimum part size), got %s",
@@ -201,6 +230,23 @@ func (c *Config) validateTarget(v *checker, name string, t *TargetConfig, lookup
 
 // validateS3 checks an s3 target and reads its credentials.
 func (t *TargetConfig) validateS3(v *checker, tbl string, lookupEnv func(string) (string, bool)) {
+	if t.CredentialsFile != "" {
+		// With a credentials file, the names default to the usual ones.
+		if t.AccessKeyEnv == "" {
+			t.AccessKeyEnv = DefaultAccessKeyName
+		}
+		if t.SecretKeyEnv == "" {
+			t.SecretKeyEnv = DefaultSecretKeyName
+		}
+		file := readCredentialsFile(v, tbl, t.CredentialsFile)
+		env := lookupEnv
+		lookupEnv = func(name string) (string, bool) {
+			if value, ok := file[name]; ok {
+				return value, true
+			}
+			return env(name)
+		}
+	}
 	for _, k := range []struct{ key, value string }{
 		{"endpoint", t.Endpoint}, {"bucket", t.Bucket}, {"access_key_env", t.AccessKeyEnv}, {"secret_key_env", t.SecretKeyEnv},
 	} {
@@ -212,8 +258,18 @@ func (t *TargetConfig) validateS3(v *checker, tbl string, lookupEnv func(string)
 		v.badKey(tbl, "path", "applies only to fs targets")
 	}
 	if t.Endpoint != "" {
-		if eu, err := url.Parse(t.Endpoint); err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
+		eu, err := url.Parse(t.Endpoint)
+		switch {
+		case err == nil && eu.User != nil, strings.Contains(t.Endpoint, "@"):
+			// Never echoed: the value holds a key, a secret or both.
+			v.badKey(tbl, "endpoint", "credentials in the URL: remove them (user:password@) and name the credentials with access_key_env and secret_key_env or credentials_file")
+			t.Endpoint = RedactURL(t.Endpoint)
+		case err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "":
 			v.badKey(tbl, "endpoint", "must be an http:// or https:// URL (got %q)", t.Endpoint)
+		default:
+			if msg := checkPort(eu.Port()); msg != "" {
+				v.badKey(tbl, "endpoint", "%s (got %q)", msg, t.Endpoint)
+			}
 		}
 	}
 	if t.Region == "" {
@@ -230,7 +286,11 @@ func (t *TargetConfig) validateS3(v *checker, tbl string, lookupEnv func(string)
 		}
 		value, ok := lookupEnv(e.name)
 		if !ok || value == "" {
-			v.badKey(tbl, e.key, "environment variable %s is not set (it must hold the credential; the TOML only names it)", e.name)
+			if t.CredentialsFile != "" {
+				v.badKey(tbl, e.key, "%s is neither in credentials_file %s nor in the environment", e.name, t.CredentialsFile)
+			} else {
+				v.badKey(tbl, e.key, "environment variable %s is not set (it must hold the credential; the TOML only names it)", e.name)
+			}
 		}
 		*e.dst = Secret(value)
 	}
@@ -243,6 +303,7 @@ func (t *TargetConfig) validateFS(v *checker, tbl string) {
 	}
 	for _, k := range []struct{ key, value string }{
 		{"endpoint", t.Endpoint}, {"bucket", t.Bucket}, {"region", t.Region}, {"access_key_env", t.AccessKeyEnv}, {"secret_key_env", t.SecretKeyEnv},
+		{"credentials_file", t.CredentialsFile},
 	} {
 		if k.value != "" {
 			v.badKey(tbl, k.key, "applies only to s3 targets")
@@ -255,6 +316,16 @@ func (t *TargetConfig) validateFS(v *checker, tbl string) {
 func (t *TargetConfig) validatePrefix(v *checker, tbl string) {
 	if strings.HasPrefix(t.Prefix, "/") || (t.Prefix != "" && !strings.HasSuffix(t.Prefix, "/")) {
 		v.badKey(tbl, "prefix", "must be empty or a relative path ending in / (got %q)", t.Prefix)
+		return
+	}
+	if t.Prefix == "" {
+		return
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(t.Prefix, "/"), "/") {
+		if seg == "" || seg == "." || seg == ".." || strings.Contains(seg, "\\") {
+			v.badKey(tbl, "prefix", "must be folder names separated by / without empty, . or .. parts or backslashes (got %q)", t.Prefix)
+			return
+		}
 	}
 }
 
@@ -293,12 +364,18 @@ func (c *Config) validateWatch(v *checker, i int, seen map[string]int, targets [
 	} else if !slices.Contains(targets, w.Target) {
 		v.bad(line("target"), tbl+".target", "no target named %q (targets: %s)", w.Target, strings.Join(targets, ", "))
 	}
-	if w.Settle == 0 {
+	written := func(k string) bool { return v.loc.arrayKey("watch", i, k) }
+	switch {
+	case w.Settle == 0 && written("settle"):
+		v.bad(line("settle"), tbl+".settle", "must be between %s and %s (got 0; leave the key out for the default, %s)", minSettle, maxSettle, watcher.DefaultSettle)
+	case w.Settle == 0:
 		w.Settle = Duration(watcher.DefaultSettle)
-	} else if w.Settle < 0 {
-		v.bad(line("settle"), tbl+".settle", "must be positive")
+	case w.Settle < Duration(minSettle) || w.Settle > Duration(maxSettle):
+		v.bad(line("settle"), tbl+".settle", "must be between %s and %s (got %s)", minSettle, maxSettle, time.Duration(w.Settle))
 	}
-	if w.RescanInterval == 0 {
+	if w.RescanInterval == 0 && written("rescan_interval") {
+		v.bad(line("rescan_interval"), tbl+".rescan_interval", "must be at least 1s (got 0; leave the key out for the default, %s)", watcher.DefaultRescanInterval)
+	} else if w.RescanInterval == 0 {
 		w.RescanInterval = Duration(watcher.DefaultRescanInterval)
 	} else if w.RescanInterval < Duration(time.Second) {
 		v.bad(line("rescan_interval"), tbl+".rescan_interval", "must be at least 1s")
@@ -334,4 +411,41 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// checkPort is "" for an empty port or one in 1..65535, else the problem.
+func checkPort(port string) string {
+	if port == "" {
+		return ""
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return "the port must be between 1 and 65535"
+	}
+	return ""
+}
+
+// RedactURL is u without the user-info part (user:password@), for any
+// text that may be shown or recorded; a value that does not parse is
+// cut at its last @.
+func RedactURL(u string) string {
+	if eu, err := url.Parse(u); err == nil {
+		if eu.User == nil {
+			return u
+		}
+		eu.User = url.User("REDACTED")
+		return eu.String()
+	}
+	if i := strings.LastIndex(u, "@"); i >= 0 {
+		return "REDACTED@" + u[i+1:]
+	}
+	return u
+}
+
+var userinfoRE = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@"'<>]+@`)
+
+// RedactText removes the user-info part of every URL in s (scheme://user:password@host):
+// a defence for text that reaches people or the audit log.
+func RedactText(s string) string {
+	return userinfoRE.ReplaceAllString(s, "${1}REDACTED@")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/journal"
@@ -39,7 +40,7 @@ func (d *Daemon) auditConfig(ctx context.Context, c *config.Config, kind string)
 // refused (cause: its errors, which name keys and lines, never values of
 // secrets); the configuration in force stays.
 func (d *Daemon) auditConfigRejected(ctx context.Context, path string, cause error) error {
-	r := journal.AuditRecord{Kind: journal.AuditConfigRejected, FerryVersion: d.version, Subject: path, Detail: cause.Error()}
+	r := journal.AuditRecord{Kind: journal.AuditConfigRejected, FerryVersion: d.version, Subject: path, Detail: config.RedactText(cause.Error())}
 	if b, err := os.ReadFile(path); err == nil {
 		r.SHA256 = config.Sum(b)
 	}
@@ -71,8 +72,9 @@ func (d *Daemon) auditStart(ctx context.Context) *checkpointer {
 }
 
 // auditStop records the daemon's stop in the audit log, then takes the
-// final checkpoint (which anchors that record too).
-func (d *Daemon) auditStop(cp *checkpointer) {
+// final checkpoint (which anchors that record too), uploaded until
+// deadline at most.
+func (d *Daemon) auditStop(cp *checkpointer, deadline time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), finalCheckpointTimeout)
 	defer cancel()
 	err := d.j.Audit(ctx, journal.AuditRecord{Kind: journal.AuditStop, FerryVersion: d.version, Subject: CheckpointHost(),
@@ -80,5 +82,5 @@ func (d *Daemon) auditStop(cp *checkpointer) {
 	if err != nil {
 		d.log.Error("cannot record the stop in the audit log", "error", err.Error())
 	}
-	cp.final()
+	cp.final(deadline)
 }

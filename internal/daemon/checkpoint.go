@@ -138,20 +138,28 @@ func (c *checkpointer) run(ctx context.Context, atStart bool) {
 // take records a checkpoint (the last one again when nothing changed) and
 // sends it to the targets that lack it.
 func (c *checkpointer) take(ctx context.Context) {
+	if c.record(ctx) {
+		c.upload(ctx)
+	}
+}
+
+// record records a checkpoint in the journal (the last one again when
+// nothing changed) and makes it the current one; false when it could not.
+func (c *checkpointer) record(ctx context.Context) bool {
 	c.last = c.now()
 	cp, err := c.j.Checkpoint(ctx, c.host, c.version)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.log.Error("cannot take a checkpoint", "error", err.Error())
 		}
-		return
+		return false
 	}
 	if cp != c.cur {
 		c.cur = cp
 		c.log.Info("checkpoint", "event_seq", cp.EventSeq, "event_hash", cp.EventHash, "audit_seq", cp.AuditSeq, "audit_hash", cp.AuditHash,
 			"checkpoint_time", cp.Time.Format(time.RFC3339Nano), "host", cp.Host, "journal_id", cp.JournalID, "version", cp.FerryVersion)
 	}
-	c.upload(ctx)
+	return true
 }
 
 // upload sends the current checkpoint to every target that lacks it.
@@ -236,13 +244,21 @@ func latestCheckpoint(ctx context.Context, s sink.Sink, targetPrefix, host strin
 // finalCheckpointTimeout bounds the checkpoint a stopping daemon takes.
 const finalCheckpointTimeout = 3 * time.Second
 
-// final waits for run to return, then takes a last checkpoint, so that the tail at stop is anchored too; a target that cannot take it
-// within finalCheckpointTimeout gets the next one after the restart.
-func (c *checkpointer) final() {
+// final waits for run to return, then takes a last checkpoint, so that
+// the tail at stop is anchored too. The journal records it within
+// finalCheckpointTimeout; its upload has until deadline (a stop's budget is
+// shared with the uploader): a target that cannot take it by then gets the
+// next one after the restart.
+func (c *checkpointer) final(deadline time.Time) {
 	<-c.done
 	ctx, cancel := context.WithTimeout(context.Background(), finalCheckpointTimeout)
 	defer cancel()
-	c.take(ctx)
+	if !c.record(ctx) {
+		return
+	}
+	uctx, ucancel := context.WithDeadline(ctx, deadline)
+	defer ucancel()
+	c.upload(uctx)
 }
 
 // targetPrefixes are the targets' prefixes, by target name.

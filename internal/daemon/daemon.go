@@ -33,6 +33,15 @@ const orphanSweep = time.Hour
 // still names the file it has open.
 const fileCheck = 2 * time.Second
 
+// orphanSweepTimeout bounds one target's orphan sweep: the sweep runs
+// beside the uploads (it never holds the start), and a target that does
+// not answer is left for the next sweep.
+const orphanSweepTimeout = 2 * time.Minute
+
+// stopBudget is the time a stop takes at most, from the signal to the end
+// of run: the uploader's StopTimeout and the final checkpoint share it.
+const stopBudget = 9500 * time.Millisecond
+
 // StopTimeout bounds how long a stop waits for in-flight work: then the
 // parts in flight are abandoned and their files stay queued.
 const StopTimeout = 8 * time.Second
@@ -382,10 +391,12 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 	}
 
 	var runErr error
+	var stopAt time.Time // when a signal asked for the stop
 loop:
 	for {
 		select {
 		case <-ctx.Done():
+			stopAt = time.Now()
 			d.log.Info("stopping: finishing or abandoning in-flight uploads", "timeout", StopTimeout.String())
 			break loop
 		case runErr = <-rs.errc:
@@ -420,7 +431,13 @@ loop:
 		<-rs.metrics.done
 	}
 	wg.Wait()
-	d.auditStop(cp) // audit log: stop; a final checkpoint
+	// audit log: stop; a final checkpoint, whose upload has what is left
+	// of the stop's budget (a signal's stop ends within 10 s).
+	deadline := time.Now().Add(finalCheckpointTimeout)
+	if end := stopAt.Add(stopBudget); !stopAt.IsZero() && end.Before(deadline) {
+		deadline = end
+	}
+	d.auditStop(cp, deadline)
 	d.log.Info("ferry stopped", "uploaded_files", d.stats.Uploaded.Load(), "uploaded_bytes", d.stats.Bytes.Load(), "failed_files", d.stats.Failed.Load())
 	if runErr != nil {
 		return OnceResult{}, runErr
@@ -474,9 +491,13 @@ func (d *Daemon) abortOrphans(ctx context.Context) {
 	}
 	w := d.now()
 	for name, s := range w.sinks {
-		n, err := uploader.AbortOrphans(ctx, s, w.cfg.Target[name].Prefix, known, time.Duration(w.cfg.Upload.OrphanUploadTTL), d.clock(), d.log.With("target", name))
-		if err != nil {
-			d.log.Warn("could not clean up orphaned multipart uploads; trying again at the next start", "target", name, "error", err.Error())
+		// A target that accepts connections and never answers holds
+		// one sweep for orphanSweepTimeout at most, never the daemon.
+		tctx, cancel := context.WithTimeout(ctx, orphanSweepTimeout)
+		n, err := uploader.AbortOrphans(tctx, s, w.cfg.Target[name].Prefix, known, time.Duration(w.cfg.Upload.OrphanUploadTTL), d.clock(), d.log.With("target", name))
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("could not clean up orphaned multipart uploads; trying again at the next sweep", "target", name, "error", err.Error())
 		}
 		if n > 0 {
 			d.log.Info("aborted orphaned multipart uploads", "target", name, "uploads", n)

@@ -38,6 +38,32 @@ const (
 	ExitUsage  = 2 // bad command line or configuration: nothing was started
 )
 
+// AfterEnd is what the service does when ferry's body ended on its own
+// (nobody asked it to stop), decided by AfterBodyEnd.
+type AfterEnd int
+
+const (
+	// EndForRecovery: the process ends as a failure, so that the service
+	// manager's recovery (Restart=on-failure, Windows' recovery actions)
+	// starts it again: a runtime error may pass.
+	EndForRecovery AfterEnd = iota
+	// EndStopped: the configuration is invalid; a restart would fail the
+	// same way every 5 s. The service stops as if asked to (Windows: a
+	// stop requested from the service control manager, reported STOPPED
+	// with exit code 0; systemd: exit status ExitUsage, which the unit's
+	// RestartPreventExitStatus names) and the reason is in the Event Log
+	// or the journal.
+	EndStopped
+)
+
+// AfterBodyEnd decides what follows a body that ended on its own with code.
+func AfterBodyEnd(code int) AfterEnd {
+	if code == ExitUsage {
+		return EndStopped
+	}
+	return EndForRecovery
+}
+
 // StopWait bounds how long the service manager's Stop waits for the
 // daemon to finish: in-flight parts are abandoned before that
 // (daemon.StopTimeout) and their files stay queued in the journal.
@@ -206,6 +232,20 @@ func Serve(ctx context.Context, log *slog.Logger, body func(ctx context.Context,
 // serveUnderManager runs body as the service manager's kardianos. A body that
 // ends on its own (a fatal error) ends the service with its exit code, so
 // that systemd's Restart=on-failure and Windows' recovery actions restart it.
+// Interactive says whether ferry runs outside a service manager (a
+// terminal, a container, a plain supervisor).
+func Interactive() bool { return kardianos.Interactive() }
+
+// WithEvents is inner's logger, teeing its errors to the service
+// manager's event log as outer (the logger Serve gave body) does, when it
+// does: body may open the log file of a configuration it loaded itself.
+func WithEvents(inner, outer *slog.Logger) *slog.Logger {
+	if h, ok := outer.Handler().(*eventHandler); ok {
+		return slog.New(&eventHandler{Handler: inner.Handler(), events: h.events})
+	}
+	return inner
+}
+
 func serveUnderManager(ctx context.Context, log *slog.Logger, body func(ctx context.Context, log *slog.Logger) int) int {
 	p := &program{parent: ctx, body: body, wait: StopWait, log: log}
 	s, err := kardianos.New(p, &kardianos.Config{
@@ -279,8 +319,11 @@ func (p *program) Start(kardianos.Service) error {
 			return
 		}
 		// Nobody asked it to stop: a fatal error (or, with --once, the end).
-		if code != ExitOK {
-			// Also in the Event Log (p.log tees errors there).
+		// Also in the Event Log (p.log tees errors there).
+		switch {
+		case AfterBodyEnd(code) == EndStopped:
+			p.log.Error("ferry cannot start with this configuration and stops without a restart: fix the configuration (ferry config check), then start the service", "exit_code", code)
+		case code != ExitOK:
 			p.log.Error("ferry stopped on an error; the service manager restarts it", "exit_code", code)
 		}
 		if p.onFatal != nil {

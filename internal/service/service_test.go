@@ -332,3 +332,46 @@ func TestServiceEventHandler(t *testing.T) {
 		t.Errorf("ferry's own log has %d lines, want 4:\n%s", n, buf.String())
 	}
 }
+
+// An invalid configuration found inside the service body stops the
+// service without a restart loop, and says why in the service manager's
+// log; other failures still end the process for the recovery actions
+// (issue 11, item 14).
+func TestServiceInvalidConfigStopsWithoutRestart(t *testing.T) {
+	for code, want := range map[int]AfterEnd{ExitUsage: EndStopped, ExitFailed: EndForRecovery, ExitOK: EndForRecovery} {
+		if got := AfterBodyEnd(code); got != want {
+			t.Errorf("AfterBodyEnd(%d) = %d, want %d", code, got, want)
+		}
+	}
+	synctest.Test(t, func(t *testing.T) {
+		rec := &eventRecorder{}
+		var buf bytes.Buffer
+		events := slog.New(&eventHandler{Handler: slog.NewJSONHandler(&buf, nil), events: rec})
+		fatal := make(chan int, 1)
+		p := &program{parent: t.Context(), wait: StopWait, log: events,
+			onFatal: func(code int) { fatal <- code },
+			body: func(ctx context.Context, log *slog.Logger) int {
+				log.Error("invalid configuration", "error", "ferry.toml:7: watch[1].settle: must be between 100ms and 168h0m0s (got 0)")
+				return ExitUsage
+			}}
+		p.Start(nil)
+		if code := <-fatal; code != ExitUsage {
+			t.Errorf("onFatal(%d), want %d", code, ExitUsage)
+		}
+		if len(rec.errors) != 2 || !strings.Contains(rec.errors[0], "ferry.toml:7: watch[1].settle") || !strings.Contains(rec.errors[1], "stops without a restart") {
+			t.Errorf("event log got %q", rec.errors)
+		}
+	})
+	// A logger that body makes for itself (the configured log file) tees
+	// its errors to the same event log.
+	rec := &eventRecorder{}
+	outer := slog.New(&eventHandler{Handler: slog.DiscardHandler, events: rec})
+	var buf bytes.Buffer
+	WithEvents(slog.New(slog.NewJSONHandler(&buf, nil)), outer).Error("journal is corrupt")
+	if len(rec.errors) != 1 || !strings.Contains(buf.String(), "journal is corrupt") {
+		t.Errorf("event log %q, file log %q", rec.errors, buf.String())
+	}
+	if l := slog.New(slog.DiscardHandler); WithEvents(l, l) != l {
+		t.Error("WithEvents without an event log must return the inner logger")
+	}
+}

@@ -32,6 +32,14 @@ const eventLogWanted = true
 // recovery actions (restart). kardianos offers no way to report a stop
 // from inside the kardianos.
 var exitAfterFatal = func(code int) {
+	if AfterBodyEnd(code) == EndStopped {
+		// Ask the service control manager to stop us: Stop runs, Run
+		// returns, and the service reports STOPPED with exit code 0,
+		// which the recovery actions do not answer (no loop every 5 s).
+		if err := requestStop(); err == nil {
+			return
+		}
+	}
 	if code == ExitOK {
 		code = ExitFailed // ended although nobody stopped it: still a failure for recovery
 	}
@@ -92,4 +100,25 @@ func AfterInstall() error {
 		return fmt.Errorf("cannot set recovery on failed starts: %w", err)
 	}
 	return nil
+}
+
+// requestStop asks the service control manager to stop this service, with
+// the least rights that do it (connect; stop).
+func requestStop() error {
+	m, err := windows.OpenSCManager(nil, nil, windows.SC_MANAGER_CONNECT)
+	if err != nil {
+		return err
+	}
+	defer windows.CloseServiceHandle(m)
+	name, err := windows.UTF16PtrFromString(Name)
+	if err != nil {
+		return err
+	}
+	h, err := windows.OpenService(m, name, windows.SERVICE_STOP)
+	if err != nil {
+		return err
+	}
+	defer windows.CloseServiceHandle(h)
+	var st windows.SERVICE_STATUS
+	return windows.ControlService(h, windows.SERVICE_CONTROL_STOP, &st)
 }

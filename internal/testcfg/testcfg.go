@@ -37,7 +37,7 @@ const Valid = `
 path = "state/ferry.db"
 
 [log]
-file = "ferry.log"
+file = "logs/ferry.log"
 level = "debug"
 
 [upload]
