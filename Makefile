@@ -60,7 +60,8 @@ completion:
 package-zip: $(WINDOWS_BIN)
 	$(GO) run ./packaging/mkzip -o $(DIST)/ferry_$(PKG_VERSION)_windows_amd64.zip \
 		ferry.exe=$(WINDOWS_BIN) config.example.toml=config.example.toml \
-		INSTALL.txt=packaging/windows/INSTALL.txt README.md=README.md
+		INSTALL.txt=packaging/windows/INSTALL.txt README.md=README.md \
+		grafana/ferry.json=packaging/grafana/ferry.json
 
 .PHONY: pkg-version-check FORCE
 FORCE:

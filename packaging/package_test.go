@@ -186,7 +186,7 @@ func checkZip(t *testing.T, root string, b built) {
 		names = append(names, f.Name)
 		files[f.Name] = f
 	}
-	if got, want := strings.Join(names, " "), "ferry.exe config.example.toml INSTALL.txt README.md"; got != want {
+	if got, want := strings.Join(names, " "), "ferry.exe config.example.toml INSTALL.txt README.md grafana/ferry.json"; got != want {
 		t.Errorf("%s holds %s, want %s", filepath.Base(b.zip), got, want)
 	}
 	read := func(name string) []byte {
@@ -237,7 +237,7 @@ func checkRPM(t *testing.T, b built) {
 		t.Skip("rpm is not installed: the rpm's file list is not checked")
 	}
 	list := run(t, "", "rpm", "-qlp", b.rpm)
-	for _, want := range append([]string{"/usr/bin/ferry", "/usr/lib/systemd/system/ferry.service", "/etc/ferry/ferry.toml", "/var/lib/ferry", "/var/log/ferry", "/usr/share/doc/ferry/README.md"}, manAndCompletion...) {
+	for _, want := range append([]string{"/usr/bin/ferry", "/usr/lib/systemd/system/ferry.service", "/etc/ferry/ferry.toml", "/var/lib/ferry", "/var/log/ferry", "/usr/share/doc/ferry/README.md", "/usr/share/doc/ferry/grafana/ferry.json"}, manAndCompletion...) {
 		if !strings.Contains("\n"+list, "\n"+want+"\n") {
 			t.Errorf("rpm -qlp lacks %s:\n%s", want, list)
 		}

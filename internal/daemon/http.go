@@ -10,12 +10,17 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ferry-data/ferry/internal/daemon/page"
 )
 
 // handler serves /metrics (the registry), /healthz and /status (the
-// StatusSource).
+// StatusSource), and the operator's page at / with the JSON it reads
+// (/deadletters, /datasets, /throughput).
 func (m *metrics) handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/{$}", page.Handler())
+	m.pageHandlers(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		hctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
@@ -51,6 +56,7 @@ func (m *metrics) serve(ctx context.Context, listen string, log *slog.Logger) {
 		log.Error("cannot serve metrics; going on without them", "listen", listen, "error", err.Error())
 		return
 	}
+	go m.sampleThroughput(ctx)
 	srv := &http.Server{Handler: m.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -58,7 +64,7 @@ func (m *metrics) serve(ctx context.Context, listen string, log *slog.Logger) {
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
-	log.Info("serving metrics", "listen", ln.Addr().String(), "paths", "/metrics /healthz /status")
+	log.Info("serving metrics", "listen", ln.Addr().String(), "paths", "/ /metrics /healthz /status /deadletters /datasets /throughput")
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("metrics server stopped", "error", err.Error())
 	}

@@ -18,6 +18,7 @@ type metrics struct {
 	closeSeconds prometheus.Histogram
 	src          StatusSource
 	now          func() time.Time // the clock /status reads
+	tp           throughput       // /throughput: bytes per minute, last hour
 }
 
 // newMetrics makes the collectors of src; now (nil: time.Now) is the
