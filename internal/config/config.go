@@ -153,6 +153,9 @@ type WatchConfig struct {
 	// ReclaimFreeBelow the free-space threshold of "reclaim" ("15%").
 	AfterUpload      string `toml:"after_upload"`
 	ReclaimFreeBelow string `toml:"reclaim_free_below"`
+	// VerifyBeforeDelete: "head" (size and sha256 metadata, the default)
+	// or "readback" (the whole object read back and hashed).
+	VerifyBeforeDelete string `toml:"verify_before_delete"`
 
 	conditions dataset.Conditions
 	moveDir    string // after_upload = "move:DIR", resolved

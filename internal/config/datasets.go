@@ -50,6 +50,14 @@ const (
 	AfterUploadReclaim = "reclaim"
 )
 
+// The values of verify_before_delete: how the target's copy is checked
+// before a source file goes. head: its size and sha256 metadata
+// (HeadObject); readback: the whole object read back and hashed.
+const (
+	VerifyHead     = "head"
+	VerifyReadback = "readback"
+)
+
 // DefaultReclaimFreeBelow is reclaim_free_below when left out: below 15%
 // free, a volume of a few TB still has hundreds of GB, a day or more of
 // most instruments' output, while ferry frees the oldest runs.
@@ -123,7 +131,8 @@ func (w *WatchConfig) validateDataset(v *checker, tbl string, line func(string) 
 		for _, k := range []struct {
 			key string
 			set bool
-		}{{"complete", len(w.Complete) > 0}, {"license", w.License != ""}, {"after_upload", w.AfterUpload != ""}, {"reclaim_free_below", w.ReclaimFreeBelow != ""}} {
+		}{{"complete", len(w.Complete) > 0}, {"license", w.License != ""}, {"after_upload", w.AfterUpload != ""}, {"reclaim_free_below", w.ReclaimFreeBelow != ""},
+			{"verify_before_delete", w.VerifyBeforeDelete != ""}} {
 			if k.set {
 				v.bad(line(k.key), tbl+"."+k.key, "applies only to a watch with datasets: set dataset (e.g. dataset = \"*\")")
 			}
@@ -162,6 +171,18 @@ func (w *WatchConfig) validateDataset(v *checker, tbl string, line func(string) 
 		} else {
 			v.bad(line("after_upload"), tbl+".after_upload", "must be \"keep\", \"delete\", \"move:DIR\" or \"reclaim\" (got %q)", w.AfterUpload)
 		}
+	}
+	switch w.VerifyBeforeDelete {
+	case "":
+		if w.Deletes() {
+			w.VerifyBeforeDelete = VerifyHead
+		}
+	case VerifyHead, VerifyReadback:
+		if !w.Deletes() {
+			v.bad(line("verify_before_delete"), tbl+".verify_before_delete", "applies only when source files are deleted or moved (after_upload)")
+		}
+	default:
+		v.bad(line("verify_before_delete"), tbl+".verify_before_delete", "must be \"head\" or \"readback\" (got %q)", w.VerifyBeforeDelete)
 	}
 	switch {
 	case w.AfterUpload != AfterUploadReclaim && w.ReclaimFreeBelow != "":

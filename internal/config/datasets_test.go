@@ -60,6 +60,10 @@ license = "CC-BY-4.0"
 	if err != nil || c.Watch[0].ReclaimPercent() != 7.5 {
 		t.Fatalf("reclaim 7.5%%: %v", err)
 	}
+	c, err = loadText(t, datasetBase+"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"delete\"\n", nil)
+	if err != nil || c.Watch[0].VerifyBeforeDelete != "head" {
+		t.Fatalf("verify_before_delete default: %v %+v", err, c.Watch[0])
+	}
 	c, err = loadText(t, datasetBase+"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"move:done\"\n", nil)
 	if err != nil || !c.Watch[0].Deletes() || c.Watch[0].MoveDir() != filepath.Join(filepath.Dir(c.File()), "done") {
 		t.Fatalf("move:done: %v %q", err, c.Watch[0].MoveDir())
@@ -96,6 +100,8 @@ func TestDatasetKeysRefused(t *testing.T) {
 		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"reclaim\"\nreclaim_free_below = \"15\"", "watch[1].reclaim_free_below", "percentage"},
 		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"reclaim\"\nreclaim_free_below = \"100%\"", "watch[1].reclaim_free_below", "between 1% and 99%"},
 		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"move:\"", "watch[1].after_upload", "needs a folder"},
+		{"dataset = \"*\"\ncomplete = \"illumina\"\nverify_before_delete = \"readback\"", "watch[1].verify_before_delete", "applies only when source files are deleted"},
+		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"delete\"\nverify_before_delete = \"trust\"", "watch[1].verify_before_delete", "must be \"head\" or \"readback\""},
 		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"move:in/done\"", "watch[1].after_upload", "overlap"},
 		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"move:.\"", "watch[1].after_upload", "overlap"},
 		{"dataset = \"*\"\ncomplete = \"illumina\"\nafter_upload = \"shred\"", "watch[1].after_upload", "must be \"keep\", \"delete\", \"move:DIR\" or \"reclaim\""},

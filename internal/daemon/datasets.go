@@ -620,6 +620,28 @@ func (l *datasetLoop) deleteOne(ctx context.Context, w *wiring, del journal.Dele
 		return
 	}
 	object := fmt.Sprintf("object %s size=%d sha256=%s (HeadObject)", del.UploadedKey, info.Size, info.SHA256)
+	if wc.VerifyBeforeDelete == config.VerifyReadback {
+		t := w.targets[del.Target]
+		r, ok := t.Raw().(sink.Reader)
+		if !ok {
+			deferIt("its target cannot read an object back (verify_before_delete = \"readback\")")
+			return
+		}
+		size, sha, err := r.ReadBack(ctx, del.UploadedKey)
+		switch {
+		case errors.Is(err, sink.ErrNotFound):
+			refuse("the target no longer holds "+del.UploadedKey, "")
+			return
+		case err != nil:
+			deferIt("cannot read the object back: " + err.Error())
+			return
+		case size != del.Version.Size || sha != del.UploadedSHA256:
+			refuse(fmt.Sprintf("the object %s read back is not what landed (size %d sha256 %s, landed size %d sha256 %s)",
+				del.UploadedKey, size, sha, del.Version.Size, del.UploadedSHA256), "")
+			return
+		}
+		object += fmt.Sprintf("; read back whole: size=%d sha256=%s", size, sha)
+	}
 	tag := fmt.Sprintf("%d-%d", del.FileID, del.Generation)
 	var got datasets.Removal
 	var local string

@@ -278,3 +278,30 @@ func mustReadFile(t *testing.T, p string) []byte {
 	}
 	return b
 }
+
+// verify_before_delete = "readback" reads the whole object back: an object
+// whose bytes rotted on the target (its size and recorded hash intact, so
+// HeadObject sees nothing) keeps its source.
+func TestReadbackCatchesWhatHeadCannot(t *testing.T) {
+	w := newDeleteWorld(t)
+	w.d.now().cfg.Watch[0].VerifyBeforeDelete = config.VerifyReadback
+	w.land("run1/good.bin", "good bytes")
+	w.land("run1/rot.bin", "rot? never")
+	w.land("run1/.done", "")
+	w.closeDataset("run1")
+	// Same size, other bytes: bit rot on the target.
+	if err := os.WriteFile(filepath.Join(w.dir, "archive", "run1", "rot.bin"), []byte("rot! never"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := w.sink.Stat(w.ctx, "run1/rot.bin"); err != nil || info.Size != 10 {
+		t.Fatalf("HeadObject should see nothing wrong: %+v %v", info, err)
+	}
+	w.d.datasets.deletePass(w.ctx)
+	dels := w.deletions("run1")
+	if d := dels["run1/rot.bin"]; d.State != journal.DeletionRefused || !strings.Contains(d.LastError, "read back is not what landed") || !w.exists("run1/rot.bin") {
+		t.Fatalf("rotten object: %+v", d)
+	}
+	if d := dels["run1/good.bin"]; d.State != journal.DeletionDeleted || !strings.Contains(d.Evidence, "read back whole") || w.exists("run1/good.bin") {
+		t.Fatalf("good object: %+v", d)
+	}
+}

@@ -50,6 +50,7 @@ type Options struct {
 type Target struct {
 	name string
 	sink sink.Sink
+	raw  sink.Sink
 	gate *gate.Gate
 }
 
@@ -73,11 +74,16 @@ func New(name string, raw sink.Sink, o Options) *Target {
 		observe(name, o.Observer, o.Now),
 		pace.Middleware(o.Limiter),
 	)
-	return &Target{name: name, sink: s, gate: g}
+	return &Target{name: name, sink: s, raw: raw, gate: g}
 }
 
 // Name is the target's name in the configuration.
 func (t *Target) Name() string { return t.name }
+
+// Raw is the target's own sink, without the decorators: for what only
+// some sinks offer besides sink.Sink (sink.Reader), used outside the
+// upload path.
+func (t *Target) Raw() sink.Sink { return t.raw }
 
 // Sink is the target's sink, every call through the decorators.
 func (t *Target) Sink() sink.Sink { return t.sink }

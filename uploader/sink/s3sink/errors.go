@@ -83,7 +83,7 @@ func classify(ctx context.Context, op string, err error) error {
 		// The upload was completed, aborted or expired.
 		e.Class = sink.Permanent
 		e.Err = fmt.Errorf("%w: %w", sink.ErrNotFound, err)
-	case (op == "Stat" || op == "Get") && (notFoundCodes[e.Code] || e.Status == http.StatusNotFound && e.Code != "NoSuchBucket"):
+	case (op == "Stat" || op == "Get" || op == "ReadBack") && (notFoundCodes[e.Code] || e.Status == http.StatusNotFound && e.Code != "NoSuchBucket"):
 		e.Class = sink.Permanent
 		e.Err = fmt.Errorf("%w: %w", sink.ErrNotFound, err)
 	case transientCodes[e.Code]:
