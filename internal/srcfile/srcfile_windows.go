@@ -4,6 +4,7 @@ package srcfile
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"time"
@@ -40,6 +41,12 @@ func open(path string, share uint32) (*os.File, error) {
 		windows.OPEN_EXISTING, windows.FILE_ATTRIBUTE_NORMAL|windows.FILE_FLAG_SEQUENTIAL_SCAN, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	// Only a file on disk is read: a pipe or a device at the path is
+	// closed again and refused, as on Unix.
+	if t, err := windows.GetFileType(h); err != nil || t != windows.FILE_TYPE_DISK {
+		windows.CloseHandle(h)
+		return nil, fmt.Errorf("%s: %w", path, ErrNotRegular)
 	}
 	return os.NewFile(uintptr(h), path), nil
 }
