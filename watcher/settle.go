@@ -15,13 +15,17 @@ import (
 // Signal names what released a settled file; the journal records it.
 type Signal string
 
-// The signals. Planned besides these: "close" (a close-after-write was seen)
-// and "lock" (the Windows sharing probe found the file free), each a new
-// case of Settle fed by a new field of Observation or Current.
+// The signals.
 const (
 	// SignalQuiet: the version did not change for the settle period and no
-	// writer was found holding it.
+	// writer was found holding it (nothing on this platform could say more).
 	SignalQuiet Signal = "quiet"
+	// SignalClose: quiet, and the writer has closed it: no process holds
+	// it open for writing (Linux: the processes' open files, /proc).
+	SignalClose Signal = "close"
+	// SignalLock: quiet, and the sharing probe could open it without
+	// sharing writes: no writer holds it (Windows).
+	SignalLock Signal = "lock"
 	// SignalTimeout: the version did not change for Policy.MaxOpenWait, but
 	// a writer still holds the file open.
 	SignalTimeout Signal = "timeout"
@@ -43,8 +47,8 @@ type Observation struct {
 	Stat      srcfile.Stat // the version last seen
 	ChangedAt time.Time    // when that version was first seen: the last change
 	// CloseWrite records that a writer closed the file after writing it,
-	// since the last change (inotify IN_CLOSE_WRITE). Nothing sets it yet
-	// and Settle does not consult it; a change of version clears it.
+	// since the last change (inotify IN_CLOSE_WRITE); a change of version
+	// clears it.
 	CloseWrite bool
 }
 
@@ -69,6 +73,10 @@ type Current struct {
 	Stat   srcfile.Stat // valid when Err is nil
 	Err    error        // the stat failed: vanished, not a regular file, unreadable
 	Writer Writer
+	// Probe names the probe that set Writer, when one could tell: the
+	// signal a release after it carries (SignalLock, SignalClose); ""
+	// when nothing could tell.
+	Probe Signal
 }
 
 // Verdict is what to do with a pending file.
@@ -145,5 +153,12 @@ func Settle(o Observation, cur Current, now time.Time, p Policy) Decision {
 		}
 		return Decision{Verdict: Wait, After: min(p.Settle, p.MaxOpenWait-quiet), Obs: o}
 	}
-	return Decision{Verdict: Settled, Signal: SignalQuiet, Obs: o}
+	sig := SignalQuiet
+	switch {
+	case cur.Probe != "":
+		sig = cur.Probe
+	case o.CloseWrite:
+		sig = SignalClose
+	}
+	return Decision{Verdict: Settled, Signal: sig, Obs: o}
 }

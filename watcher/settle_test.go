@@ -79,6 +79,14 @@ func TestSettle(t *testing.T) {
 			Decision{Verdict: Settled, Signal: SignalTimeout, Obs: seen}},
 		{"not held at max_open_wait: quiet", seen, Current{Stat: v1, Writer: WriterNone}, t0.Add(10 * time.Minute), patient,
 			Decision{Verdict: Settled, Signal: SignalQuiet, Obs: seen}},
+		{"no process holds it open for writing (Linux): close", seen, Current{Stat: v1, Writer: WriterNone, Probe: SignalClose}, t0.Add(settle), pol,
+			Decision{Verdict: Settled, Signal: SignalClose, Obs: seen}},
+		{"the sharing probe found it free (Windows): lock", seen, Current{Stat: v1, Writer: WriterNone, Probe: SignalLock}, t0.Add(settle), pol,
+			Decision{Verdict: Settled, Signal: SignalLock, Obs: seen}},
+		{"a close-after-write seen, nothing probed: close", closed, Current{Stat: v1, Writer: WriterNone}, t0.Add(settle), pol,
+			Decision{Verdict: Settled, Signal: SignalClose, Obs: closed}},
+		{"held by a process (Linux), past max_open_wait: timeout", seen, Current{Stat: v1, Writer: WriterHolds, Probe: SignalClose}, t0.Add(10 * time.Minute), patient,
+			Decision{Verdict: Settled, Signal: SignalTimeout, Obs: seen}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got := Settle(c.obs, c.cur, c.now, c.pol)

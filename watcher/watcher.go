@@ -39,6 +39,11 @@ const (
 	DefaultSettle         = 30 * time.Second
 	DefaultRescanInterval = 10 * time.Minute
 	DefaultMaxPending     = 100_000
+	// DefaultMaxOpenWait: a day. An acquisition may keep a file open for
+	// hours (a time-lapse, a long run writing one file); a writer that
+	// hangs holding it must not keep its data from the archive for longer
+	// than that.
+	DefaultMaxOpenWait = 24 * time.Hour
 )
 
 // File is a settled file version.
@@ -58,7 +63,12 @@ type Options struct {
 	Include        []string      // doublestar globs on the relative path; empty = everything
 	Exclude        []string      // doublestar globs on the relative path
 	RescanInterval time.Duration // full walk period (default 10 min)
-	MaxPending     int           // bound on files waiting to settle (default 100,000)
+	// MaxOpenWait bounds how long an unchanged file waits for a writer
+	// that holds it open (Linux: no close-after-write seen since its last
+	// write; Windows: the sharing probe), from its last change; then it is
+	// taken as it is (signal "timeout"). Default DefaultMaxOpenWait.
+	MaxOpenWait time.Duration
+	MaxPending  int // bound on files waiting to settle (default 100,000)
 	// Ignore lists absolute paths (files or folders) never reported, such as
 	// ferry's own journal and logs when they sit inside a watched folder. An
 	// entry ending in "*" matches every path that starts with the rest (for
@@ -103,6 +113,7 @@ func New(o Options) (*Watcher, error) {
 	defaults.Set(&o.Settle, DefaultSettle)
 	defaults.Set(&o.RescanInterval, DefaultRescanInterval)
 	defaults.Set(&o.MaxPending, DefaultMaxPending)
+	defaults.Set(&o.MaxOpenWait, DefaultMaxOpenWait)
 	for i, p := range o.Ignore {
 		if prefix, ok := strings.CutSuffix(p, "*"); ok {
 			clean := filepath.Clean(prefix)
@@ -172,13 +183,16 @@ type state struct {
 	dropped    int                 // files not tracked because pending was full
 	rescanSoon bool
 	degraded   bool // events unavailable for some folders: rescan often
+	// hiddenLogged: the processes whose open files cannot be inspected
+	// were logged (once).
+	hiddenLogged bool
 }
 
 func (w *Watcher) newState(src source, emit Emit) *state {
 	return &state{Watcher: w, src: src, emit: emit, pending: map[string]*tracked{}}
 }
 
-func (w *Watcher) policy() Policy { return Policy{Settle: w.o.Settle} }
+func (w *Watcher) policy() Policy { return Policy{Settle: w.o.Settle, MaxOpenWait: w.o.MaxOpenWait} }
 
 func (w *Watcher) tick() time.Duration {
 	return min(max(w.o.Settle/4, 10*time.Millisecond), time.Second)
@@ -383,6 +397,7 @@ func (s *state) settle(ctx context.Context) error {
 		}
 		return err
 	}
+	var writers *srcfile.Writers // asked once per pass, when a file is due
 	for rel, f := range s.pending {
 		if now.Before(f.next) {
 			continue
@@ -392,7 +407,7 @@ func (s *state) settle(ctx context.Context) error {
 		cur := Current{Stat: st, Err: err}
 		d := Settle(f.obs, cur, now, pol)
 		if d.Verdict == Probe {
-			cur.Writer = probeWriter(path)
+			cur.Writer, cur.Probe = s.probeWriter(path, cur.Stat, &writers)
 			d = Settle(f.obs, cur, now, pol)
 		}
 		switch d.Verdict {
@@ -405,6 +420,9 @@ func (s *state) settle(ctx context.Context) error {
 			}
 			f.obs, f.next = d.Obs, now.Add(d.After)
 		case Settled:
+			if d.Signal == SignalTimeout {
+				s.log.Warn("file still held open by a writer after max_open_wait; taken as it is", "path", rel, "max_open_wait", pol.MaxOpenWait.String())
+			}
 			delete(s.pending, rel)
 			batch = append(batch, File{Root: s.root, RelPath: rel, Path: path, Stat: d.Obs.Stat, Signal: string(d.Signal)})
 			if len(batch) == MaxBatch {
@@ -417,14 +435,34 @@ func (s *state) settle(ctx context.Context) error {
 	return flush()
 }
 
-// probeWriter asks whether a writer holds path open. Only a sharing
-// violation says so: an unreadable file is reported too, and the uploader
-// records why it failed, where a person will see it.
-func probeWriter(path string) Writer {
-	if errors.Is(srcfile.ProbeReadable(path), srcfile.ErrBusy) {
-		return WriterHolds
+// probeWriter asks whether a writer holds path open, and which probe could
+// tell ("" when none). On Windows the sharing probe says so; on Linux the
+// files open for writing by other processes (/proc: srcfile.OpenWriters,
+// read once per pass into *ws). An unreadable file is reported too, and
+// the uploader records why it failed, where a person will see it.
+func (s *state) probeWriter(path string, st srcfile.Stat, ws **srcfile.Writers) (Writer, Signal) {
+	err := srcfile.ProbeReadable(path)
+	if errors.Is(err, srcfile.ErrBusy) {
+		return WriterHolds, SignalLock
 	}
-	return WriterNone
+	if err == nil && srcfile.SharingProbe {
+		return WriterNone, SignalLock
+	}
+	if *ws == nil {
+		w, err := srcfile.OpenWriters()
+		*ws = &w
+		if err == nil && w.Hidden > 0 && !s.hiddenLogged {
+			s.hiddenLogged = true
+			s.log.Warn("some processes' open files cannot be inspected: a writer among them is not seen, and its files settle on the quiet period alone (run ferry as root to see every writer)", "processes", w.Hidden)
+		}
+	}
+	if (*ws).Supported {
+		if (*ws).Holds(st.ID) {
+			return WriterHolds, SignalClose
+		}
+		return WriterNone, SignalClose
+	}
+	return WriterNone, ""
 }
 
 // walk lists dir (and, when recursive, its subfolders), watching each

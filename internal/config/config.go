@@ -142,7 +142,10 @@ type WatchConfig struct {
 	Include        []string `toml:"include"`
 	Exclude        []string `toml:"exclude"`
 	RescanInterval Duration `toml:"rescan_interval"`
-	OnChange       string   `toml:"on_change"`
+	// MaxOpenWait bounds how long a quiet file waits for a writer that
+	// holds it open; then it is taken as it is (signal "timeout").
+	MaxOpenWait Duration `toml:"max_open_wait"`
+	OnChange    string   `toml:"on_change"`
 
 	// Datasets (internal/config/datasets.go): which folders are datasets,
 	// when one is complete, and its crate's licence.

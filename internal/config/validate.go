@@ -380,6 +380,14 @@ func (c *Config) validateWatch(v *checker, i int, seen map[string]int, targets [
 	} else if w.RescanInterval < Duration(time.Second) {
 		v.bad(line("rescan_interval"), tbl+".rescan_interval", "must be at least 1s")
 	}
+	switch {
+	case w.MaxOpenWait == 0 && written("max_open_wait"):
+		v.bad(line("max_open_wait"), tbl+".max_open_wait", "must be at least the settle period (got 0; leave the key out for the default, %s)", watcher.DefaultMaxOpenWait)
+	case w.MaxOpenWait == 0:
+		w.MaxOpenWait = Duration(watcher.DefaultMaxOpenWait)
+	case w.MaxOpenWait < w.Settle:
+		v.bad(line("max_open_wait"), tbl+".max_open_wait", "must be at least the settle period %s (got %s)", time.Duration(w.Settle), time.Duration(w.MaxOpenWait))
+	}
 	if p, err := uploader.ParseOnChange(w.OnChange); err != nil {
 		v.bad(line("on_change"), tbl+".on_change", "%v", err)
 	} else {

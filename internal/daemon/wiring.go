@@ -166,6 +166,7 @@ func watcherOptions(c *config.Config, w config.WatchConfig, known func(context.C
 		Include:        w.Include,
 		Exclude:        w.Exclude,
 		RescanInterval: time.Duration(w.RescanInterval),
+		MaxOpenWait:    time.Duration(w.MaxOpenWait),
 		Ignore:         ignore,
 		Known:          known,
 		Logger:         log,

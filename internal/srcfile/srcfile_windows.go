@@ -86,3 +86,7 @@ func byHandle(h windows.Handle, path string) (Stat, error) {
 		},
 	}, nil
 }
+
+// SharingProbe: ProbeReadable's sharing probe tells whether a writer holds
+// a file open.
+const SharingProbe = true
