@@ -58,7 +58,13 @@ type rootLook struct {
 func (w *Watcher) lookRoot() rootLook {
 	real, err := filepath.EvalSymlinks(w.root)
 	if err != nil {
-		return rootLook{down: downReason(err)}
+		// Some volumes (Windows shares, folders mounted without a drive
+		// letter) cannot be resolved: a folder there is used as it is.
+		fi, serr := os.Stat(w.root)
+		if serr != nil || !fi.IsDir() || errors.Is(err, fs.ErrNotExist) {
+			return rootLook{down: downReason(err)}
+		}
+		real = w.root
 	}
 	fi, err := os.Stat(real)
 	if err != nil {
