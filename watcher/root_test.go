@@ -391,3 +391,52 @@ func TestMountCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestRootUnlistableAtRescan: a root that can no longer be listed (found
+// by a rescan) is down, not a failure of the watcher, and stays down
+// quietly while it can be stat'ed but not listed (logged once, not at
+// every look); listable again, it is back within RootPoll.
+func TestRootUnlistableAtRescan(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		root := testtmp.Dir(t)
+		l := &logs{}
+		w, err := New(Options{Root: root, Settle: time.Second, Recursive: true, RescanInterval: time.Minute, Logger: slog.New(l)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var locked sync.Map
+		w.readDir = func(dir string) ([]fs.DirEntry, error) {
+			if _, ok := locked.Load(dir); ok {
+				return nil, &fs.PathError{Op: "open", Path: dir, Err: fs.ErrPermission}
+			}
+			return os.ReadDir(dir)
+		}
+		h := &harness{t: t}
+		w.o.Known = h.known
+		startWith(t, w, h, false)
+		locked.Store(root, true)
+		time.Sleep(61 * time.Second)
+		synctest.Wait()
+		if hl := w.Health(); hl.Up || hl.Reason != DownUnusable+": permission denied" {
+			t.Fatalf("health after the rescan = %+v", hl)
+		}
+		time.Sleep(10 * RootPoll)
+		synctest.Wait()
+		if n := l.count("ERROR watch folder is not usable"); n != 1 {
+			t.Errorf("logged %d times, want once:\n%s", n, l)
+		}
+		if n := l.count("watch folder is back"); n != 0 {
+			t.Errorf("flapped:\n%s", l)
+		}
+		writeFile(t, filepath.Join(root, "a.txt"), "a")
+		locked.Delete(root)
+		time.Sleep(RootPoll + 2*time.Second)
+		synctest.Wait()
+		if got := h.rels(); !slices.Equal(got, []string{"a.txt"}) {
+			t.Fatalf("emitted %v once listable, want [a.txt]", got)
+		}
+		if hl := w.Health(); !hl.Up {
+			t.Errorf("health = %+v", hl)
+		}
+	})
+}

@@ -293,7 +293,7 @@ func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Ev
 				lastWalk = now
 				dropped := s.dropped
 				s.dropped = 0
-				if err := s.walkAll(ctx); err != nil {
+				if err := s.walkAllOrDown(ctx); err != nil {
 					return err
 				}
 				if dropped > 0 {
@@ -308,7 +308,8 @@ func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Ev
 // went down is logged and its watches dropped (its ancestor watched
 // instead); one that came back, or was replaced by another folder (made
 // again, a symlink pointed elsewhere, a share mounted), is watched and
-// walked at once. It fails only when the walk does (emit, Known).
+// walked at once, and is up once that walk could list it. It fails only
+// when the walk does (emit, Known).
 func (s *state) lookAtRoot(ctx context.Context) error {
 	now := s.o.Now()
 	s.lastLook, s.lookSoon = now, false
@@ -322,31 +323,54 @@ func (s *state) lookAtRoot(ctx context.Context) error {
 	}
 	first := !s.looked
 	s.looked = true
-	if l.down != "" {
-		if s.up || first {
-			s.goDown(l, now)
+	if l.down == "" {
+		replaced := s.up && (l.real != s.real || !os.SameFile(l.info, s.realInfo))
+		if s.up && !replaced {
+			return nil // up, the same folder
 		}
-		return nil
+		if replaced {
+			s.log.Warn("watch folder was replaced (made again, or its link points elsewhere now): watching the new one", "folder", l.real, "was", s.real)
+			s.unwatch()
+		}
+		s.real, s.realInfo = l.real, l.info
+		err := s.walkAll(ctx)
+		if re := (*rootError)(nil); errors.As(err, &re) {
+			l.down = downReason(re.err) // there, but cannot be listed
+		} else if err != nil {
+			return err
+		} else {
+			if !s.up && !first {
+				s.log.Info("watch folder is back: watching it", "folder", l.real, "down_for", now.Sub(s.downSince).Round(time.Millisecond).String())
+			}
+			s.up = true
+			s.stopAncestor()
+			s.setHealth(func(h *Health) {
+				h.Up, h.Since, h.Reason, h.Resolved = true, now, "", l.real
+			})
+			return nil
+		}
 	}
 	switch {
-	case !s.up && first:
-	case !s.up:
-		s.log.Info("watch folder is back: watching it", "folder", l.real, "down_for", now.Sub(s.downSince).Round(time.Millisecond).String())
-	case l.real != s.real || !os.SameFile(l.info, s.realInfo):
-		s.log.Warn("watch folder was replaced (made again, or its link points elsewhere now): watching the new one", "folder", l.real, "was", s.real)
+	case s.up || first:
+		s.goDown(l, now)
+	case l.down != s.Health().Reason:
+		// Still down, for another reason: said once.
+		s.log.Warn("watch folder is still not usable, for another reason", "reason", l.down)
 		s.unwatch()
+		s.setHealth(func(h *Health) { h.Reason = l.down })
 	default:
-		return nil // up, the same folder
+		s.unwatch() // what a walk that could not list it added
 	}
-	s.up, s.real, s.realInfo = true, l.real, l.info
-	s.stopAncestor()
-	s.setHealth(func(h *Health) {
-		h.Up, h.Since, h.Reason, h.Resolved = true, now, "", l.real
-	})
+	return nil
+}
+
+// walkAllOrDown is a rescan: a root that cannot be listed (gone or
+// locked since it was looked at) makes the watch down, not the watcher
+// fail.
+func (s *state) walkAllOrDown(ctx context.Context) error {
 	err := s.walkAll(ctx)
 	if re := (*rootError)(nil); errors.As(err, &re) {
-		// Gone (or locked) again between the look and the walk.
-		s.goDown(rootLook{real: l.real, down: downReason(re.err)}, s.o.Now())
+		s.goDown(rootLook{real: s.real, down: downReason(re.err)}, s.o.Now())
 		return nil
 	}
 	return err
