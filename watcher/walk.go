@@ -93,7 +93,9 @@ type rootError struct {
 	err  error
 }
 
-func (e *rootError) Error() string { return "cannot list the watch folder " + e.root + ": " + errText(e.err) }
+func (e *rootError) Error() string {
+	return "cannot list the watch folder " + e.root + ": " + errText(e.err)
+}
 func (e *rootError) Unwrap() error { return e.err }
 
 // list walks dir, a folder under the resolved root real, with the watch's
