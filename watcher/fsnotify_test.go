@@ -126,9 +126,7 @@ func TestRootDeletedAndRecreatedWithRealEvents(t *testing.T) {
 	case <-deadline:
 		t.Fatal("the watcher did not start watching")
 	}
-	if err := os.RemoveAll(root); err != nil {
-		t.Fatal(err)
-	}
+	removeTree(t, root)
 	for w.Health().Up {
 		select {
 		case <-deadline:

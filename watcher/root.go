@@ -73,6 +73,10 @@ func (w *Watcher) lookRoot() rootLook {
 	if !fi.IsDir() {
 		return rootLook{real: real, down: DownNotFolder}
 	}
+	// On Windows os.Stat may leave the folder's identity to be read from
+	// its path at the first os.SameFile: read it now, while the path
+	// names this folder, not whatever is there at the next look.
+	os.SameFile(fi, fi)
 	l := rootLook{real: real, info: fi}
 	if dev, ok := device(fi); ok {
 		if pfi, err := os.Stat(filepath.Dir(real)); err == nil && filepath.Dir(real) != real {
