@@ -87,3 +87,73 @@ func (h *readyHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	return nil
 }
+
+// TestRootDeletedAndRecreatedWithRealEvents: with the real fsnotify, a
+// root deleted while watched (another watch's kind of day: a share
+// remounted, a folder made again) comes back by itself: a file written in
+// the new folder is taken with the rescans an hour away.
+func TestRootDeletedAndRecreatedWithRealEvents(t *testing.T) {
+	parent := testtmp.Dir(t)
+	root := filepath.Join(parent, "in")
+	if err := os.MkdirAll(filepath.Join(root, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ready := &readyHandler{ready: make(chan struct{})}
+	w, err := New(Options{Root: root, Settle: 100 * time.Millisecond, Recursive: true, RescanInterval: time.Hour, Logger: slog.New(ready)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	settled := make(chan File, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- w.Run(ctx, func(_ context.Context, fs []File) error {
+			for _, f := range fs {
+				settled <- f
+			}
+			return nil
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	deadline := time.After(20 * time.Second)
+	select {
+	case <-ready.ready:
+	case <-deadline:
+		t.Fatal("the watcher did not start watching")
+	}
+	removeTree(t, root)
+	for w.Health().Up {
+		select {
+		case <-deadline:
+			t.Fatal("the deleted root is still up")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, "sub", "deeper"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "sub", "deeper", "new.raw"), []byte("new"), 0o644)
+	select {
+	case f := <-settled:
+		if f.RelPath != "sub/deeper/new.raw" {
+			t.Fatalf("settled %s, want sub/deeper/new.raw", f.RelPath)
+		}
+	case <-deadline:
+		t.Fatalf("the recreated root's file was not taken; health %+v", w.Health())
+	}
+	// Its folders are watched again: a file made now comes by its event.
+	os.WriteFile(filepath.Join(root, "sub", "later.raw"), []byte("later"), 0o644)
+	select {
+	case f := <-settled:
+		if f.RelPath != "sub/later.raw" {
+			t.Fatalf("settled %s, want sub/later.raw", f.RelPath)
+		}
+	case <-deadline:
+		t.Fatal("a file in the recreated root's folder sent no event")
+	}
+}

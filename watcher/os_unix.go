@@ -4,6 +4,7 @@ package watcher
 
 import (
 	"errors"
+	"io/fs"
 	"syscall"
 )
 
@@ -18,3 +19,14 @@ func watchLimitHint(err error) string {
 	}
 	return ""
 }
+
+// device is the device a folder is on (st_dev).
+func device(fi fs.FileInfo) (uint64, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return uint64(st.Dev), true
+}
+
+func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }

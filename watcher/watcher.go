@@ -24,7 +24,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -89,21 +91,19 @@ type Watcher struct {
 	o    Options
 	root string
 	log  *slog.Logger
+	// readDir lists a folder (os.ReadDir; tests put failures here).
+	readDir func(string) ([]fs.DirEntry, error)
+
+	mu     sync.Mutex
+	health Health
 }
 
-// New checks the options: the root must be an existing folder, and the
-// globs valid.
+// New checks the options (the globs must be valid). The root need not
+// exist: a missing root is a state of the watch (see Health), not an error.
 func New(o Options) (*Watcher, error) {
 	root, err := filepath.Abs(o.Root)
 	if err != nil {
 		return nil, err
-	}
-	fi, err := os.Stat(root)
-	if err != nil {
-		return nil, fmt.Errorf("watch path %s: %w", root, err)
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("watch path %s is not a folder", root)
 	}
 	for _, g := range append(append([]string(nil), o.Include...), o.Exclude...) {
 		if !doublestar.ValidatePattern(g) {
@@ -114,6 +114,7 @@ func New(o Options) (*Watcher, error) {
 	defaults.Set(&o.RescanInterval, DefaultRescanInterval)
 	defaults.Set(&o.MaxPending, DefaultMaxPending)
 	defaults.Set(&o.MaxOpenWait, DefaultMaxOpenWait)
+	o.Ignore = slices.Clone(o.Ignore)
 	for i, p := range o.Ignore {
 		if prefix, ok := strings.CutSuffix(p, "*"); ok {
 			clean := filepath.Clean(prefix)
@@ -132,7 +133,7 @@ func New(o Options) (*Watcher, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Watcher{o: o, root: root, log: log.With("watch", root)}, nil
+	return &Watcher{o: o, root: root, log: log.With("watch", root), readDir: os.ReadDir, health: Health{Root: root, Resolved: root}}, nil
 }
 
 // Root is the absolute watch root.
@@ -146,7 +147,9 @@ type Emit func(ctx context.Context, files []File) error
 // MaxBatch bounds the files passed to one Emit call.
 const MaxBatch = 256
 
-// Run watches until ctx ends. It returns nil on cancellation.
+// Run watches until ctx ends. It returns nil on cancellation; an error
+// only when emit or Known fails. A root that is missing or goes away is a
+// state of the watch (Health), which Run waits out.
 func (w *Watcher) Run(ctx context.Context, emit Emit) error {
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -158,7 +161,8 @@ func (w *Watcher) Run(ctx context.Context, emit Emit) error {
 }
 
 // Once takes what is in the folder now, waits for all of it to settle (or
-// vanish), reports it and returns.
+// vanish), reports it and returns. A root that is down returns at once;
+// Health says so, and which folders could not be read.
 func (w *Watcher) Once(ctx context.Context, emit Emit) error {
 	return w.loop(ctx, nil, emit, true)
 }
@@ -166,6 +170,8 @@ func (w *Watcher) Once(ctx context.Context, emit Emit) error {
 // source is where events come from: fsnotify, or a fake in tests.
 type source interface {
 	Add(name string) error
+	Remove(name string) error
+	WatchList() []string
 }
 
 // tracked is a file waiting to settle.
@@ -186,10 +192,27 @@ type state struct {
 	// hiddenLogged: the processes whose open files cannot be inspected
 	// were logged (once).
 	hiddenLogged bool
+
+	// The root (root.go): whether it is up, the folder it resolved to
+	// and that folder's identity, whether it was seen as a mount point,
+	// the ancestor watched while it is down, when it was last looked at,
+	// and whether an event asks for a look at the next tick.
+	up        bool
+	looked    bool // looked at once at least
+	real      string
+	realInfo  fs.FileInfo
+	mounted   bool
+	ancestor  string
+	lastLook  time.Time
+	lookSoon  bool
+	downSince time.Time
+
+	skips skips
 }
 
 func (w *Watcher) newState(src source, emit Emit) *state {
-	return &state{Watcher: w, src: src, emit: emit, pending: map[string]*tracked{}}
+	return &state{Watcher: w, src: src, emit: emit, pending: map[string]*tracked{}, real: w.root,
+		skips: skips{seen: map[string]SkipReason{}}}
 }
 
 func (w *Watcher) policy() Policy { return Policy{Settle: w.o.Settle, MaxOpenWait: w.o.MaxOpenWait} }
@@ -211,15 +234,17 @@ func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher, emit Emit, onc
 // run is the watcher's loop, with its event source injected.
 func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Event, errs <-chan error, emit Emit, once bool) error {
 	s := w.newState(src, emit)
-	if err := s.walk(ctx, w.root); err != nil {
+	if err := s.lookAtRoot(ctx); err != nil {
 		return err
 	}
-	w.log.Info("watching", "files_pending", len(s.pending), "settle", w.o.Settle.String(), "recursive", w.o.Recursive, "events", src != nil)
+	if s.up {
+		w.log.Info("watching", "files_pending", len(s.pending), "settle", w.o.Settle.String(), "recursive", w.o.Recursive, "events", src != nil, "folder", s.real)
+	}
 	ticker := time.NewTicker(w.tick())
 	defer ticker.Stop()
 	lastWalk := w.o.Now()
 	for {
-		if once && len(s.pending) == 0 && !s.rescanSoon {
+		if once && (!s.up || len(s.pending) == 0 && !s.rescanSoon) {
 			return nil
 		}
 		select {
@@ -231,7 +256,9 @@ func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Ev
 				s.degraded = true
 				continue
 			}
-			s.event(ev)
+			if err := s.event(ctx, ev); err != nil {
+				return err
+			}
 		case err, ok := <-errs:
 			if !ok {
 				errs = nil
@@ -240,7 +267,20 @@ func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Ev
 			// Events were lost (overflow or a failing watch): walk again.
 			w.log.Warn("filesystem events lost; rescanning", "error", err)
 			s.rescanSoon = true
+			s.lookSoon = true
 		case <-ticker.C:
+			if now := w.o.Now(); s.lookSoon || now.Sub(s.lastLook) >= RootPoll {
+				wasUp := s.up
+				if err := s.lookAtRoot(ctx); err != nil {
+					return err
+				}
+				if s.up && !wasUp {
+					lastWalk = w.o.Now() // lookAtRoot walked it
+				}
+			}
+			if !s.up {
+				continue
+			}
 			if err := s.settle(ctx); err != nil {
 				return err
 			}
@@ -253,7 +293,7 @@ func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Ev
 				lastWalk = now
 				dropped := s.dropped
 				s.dropped = 0
-				if err := s.walk(ctx, w.root); err != nil {
+				if err := s.walkAllOrDown(ctx); err != nil {
 					return err
 				}
 				if dropped > 0 {
@@ -264,15 +304,151 @@ func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Ev
 	}
 }
 
-func (w *Watcher) rel(path string) (string, bool) {
-	r, err := filepath.Rel(w.root, path)
-	if err != nil || r == "." || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
-		return "", false
+// lookAtRoot looks at the root and follows what it finds: a root that
+// went down is logged and its watches dropped (its ancestor watched
+// instead); one that came back, or was replaced by another folder (made
+// again, a symlink pointed elsewhere, a share mounted), is watched and
+// walked at once, and is up once that walk could list it. It fails only
+// when the walk does (emit, Known).
+func (s *state) lookAtRoot(ctx context.Context) error {
+	now := s.o.Now()
+	s.lastLook, s.lookSoon = now, false
+	l := s.lookRoot()
+	if l.down == "" && l.devOK {
+		var usable bool
+		usable, s.mounted = MountCheck(s.mounted, l.dev, l.pdev)
+		if !usable {
+			l.down = DownUnmounted + " (the folder is a mount point with nothing mounted on it)"
+		}
 	}
-	return filepath.ToSlash(r), true
+	first := !s.looked
+	s.looked = true
+	if l.down == "" {
+		replaced := s.up && (l.real != s.real || !os.SameFile(l.info, s.realInfo))
+		if s.up && !replaced {
+			return nil // up, the same folder
+		}
+		if replaced {
+			s.log.Warn("watch folder was replaced (made again, or its link points elsewhere now): watching the new one", "folder", l.real, "was", s.real)
+			s.unwatch()
+		}
+		s.real, s.realInfo = l.real, l.info
+		err := s.walkAll(ctx)
+		if re := (*rootError)(nil); errors.As(err, &re) {
+			l.down = downReason(re.err) // there, but cannot be listed
+		} else if err != nil {
+			return err
+		} else {
+			if !s.up && !first {
+				s.log.Info("watch folder is back: watching it", "folder", l.real, "down_for", now.Sub(s.downSince).Round(time.Millisecond).String())
+			}
+			s.up = true
+			s.stopAncestor()
+			s.setHealth(func(h *Health) {
+				h.Up, h.Since, h.Reason, h.Resolved = true, now, "", l.real
+			})
+			return nil
+		}
+	}
+	switch {
+	case s.up || first:
+		s.goDown(l, now)
+	case l.down != s.Health().Reason:
+		// Still down, for another reason: said once.
+		s.log.Warn("watch folder is still not usable, for another reason", "reason", l.down)
+		s.unwatch()
+		s.setHealth(func(h *Health) { h.Reason = l.down })
+	default:
+		s.unwatch() // what a walk that could not list it added
+	}
+	return nil
 }
 
-func (w *Watcher) ignored(path string) bool {
+// walkAllOrDown is a rescan: a root that cannot be listed (gone or
+// locked since it was looked at) makes the watch down, not the watcher
+// fail.
+func (s *state) walkAllOrDown(ctx context.Context) error {
+	err := s.walkAll(ctx)
+	if re := (*rootError)(nil); errors.As(err, &re) {
+		s.goDown(rootLook{real: s.real, down: downReason(re.err)}, s.o.Now())
+		return nil
+	}
+	return err
+}
+
+// goDown makes the watch down: logged once, its pending files and watches
+// dropped, the nearest existing ancestor watched for the root's return.
+func (s *state) goDown(l rootLook, now time.Time) {
+	s.log.Error("watch folder is not usable: its files are not taken until it is back (looked for every "+RootPoll.String()+")", "reason", l.down)
+	s.up, s.downSince = false, now
+	s.pending = map[string]*tracked{}
+	s.unwatch()
+	if l.real != "" {
+		s.real = l.real
+	}
+	s.setHealth(func(h *Health) {
+		h.Up, h.Since, h.Reason = false, now, l.down
+		if l.real != "" {
+			h.Resolved = l.real
+		}
+	})
+	s.watchAncestor()
+}
+
+// unwatch drops the event watches of the tree (the folder they were on
+// is gone or replaced).
+func (s *state) unwatch() {
+	if s.src == nil {
+		return
+	}
+	for _, p := range s.src.WatchList() {
+		if within(p, s.real) {
+			s.src.Remove(p) // a folder deleted has lost its watch already
+		}
+	}
+}
+
+// watchAncestor watches the nearest existing folder above the root, whose
+// events say the root may be back (a folder made, renamed, mounted).
+func (s *state) watchAncestor() {
+	if s.src == nil || s.ancestor != "" {
+		return
+	}
+	a := ancestor(s.root)
+	if a == "" {
+		return
+	}
+	if err := s.src.Add(a); err != nil {
+		s.log.Debug("cannot watch the folder above the watch folder; looking every "+RootPoll.String(), "folder", a, "error", err.Error())
+		return
+	}
+	s.ancestor = a
+}
+
+func (s *state) stopAncestor() {
+	if s.src == nil || s.ancestor == "" {
+		return
+	}
+	s.src.Remove(s.ancestor)
+	s.ancestor = ""
+}
+
+// ignored reports whether path (under the resolved root real) is one of
+// ferry's own files, named either way: under the resolved root or under
+// the configured one.
+func (w *Watcher) ignored(real, path string) bool {
+	if w.ignoredPath(path) {
+		return true
+	}
+	if real != w.root {
+		if rel, ok := relTo(real, path); ok {
+			return w.ignoredPath(filepath.Join(w.root, filepath.FromSlash(rel)))
+		}
+	}
+	return false
+}
+
+func (w *Watcher) ignoredPath(path string) bool {
 	for _, p := range w.o.Ignore {
 		if prefix, ok := strings.CutSuffix(p, "*"); ok {
 			if strings.HasPrefix(path, prefix) {
@@ -323,13 +499,30 @@ func match(rel string, include, exclude []string, fold bool) bool {
 }
 
 // event handles one fsnotify event.
-func (s *state) event(ev fsnotify.Event) {
-	if s.ignored(ev.Name) {
-		return
+func (s *state) event(ctx context.Context, ev fsnotify.Event) error {
+	if !s.up {
+		// From the ancestor (or a watch not dropped yet): the root may be
+		// back. Looked at on the next tick, at most once a tick.
+		s.lookSoon = true
+		return nil
 	}
-	rel, ok := s.rel(ev.Name)
+	if within(s.real, ev.Name) {
+		// The root itself (or a folder above it) deleted or renamed.
+		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+			s.lookSoon = true
+		}
+		return nil
+	}
+	if s.ignored(s.real, ev.Name) {
+		return nil
+	}
+	rel, ok := relTo(s.real, ev.Name)
 	if !ok {
-		return
+		// Named through a symlinked root (a watch added before it was
+		// resolved).
+		if rel, ok = relTo(s.root, ev.Name); !ok {
+			return nil
+		}
 	}
 	if ev.Has(fsnotify.Create) {
 		fi, err := os.Lstat(ev.Name)
@@ -337,17 +530,20 @@ func (s *state) event(ev fsnotify.Event) {
 			if s.o.Recursive {
 				// Watch it, then list it: files made before the watch
 				// existed send no events.
-				if err := s.walk(context.Background(), ev.Name); err != nil {
-					s.log.Warn("cannot list new folder", "path", rel, "error", err)
-				}
+				return s.walkDir(ctx, ev.Name)
 			}
-			return
+			return nil
+		}
+		if err == nil && !fi.Mode().IsRegular() && (s.o.Recursive || !strings.Contains(rel, "/")) && Match(rel, s.o.Include, s.o.Exclude) {
+			s.skip(rel, skipReasonOf(fi.Mode().Type()), nil, false)
+			return nil
 		}
 	}
 	if _, tracked := s.pending[rel]; !tracked && !s.o.Recursive && strings.Contains(rel, "/") {
-		return
+		return nil
 	}
 	s.observe(rel, ev.Name, s.o.Now())
+	return nil
 }
 
 // observe records the current version of a file that may be changing.
@@ -402,7 +598,7 @@ func (s *state) settle(ctx context.Context) error {
 		if now.Before(f.next) {
 			continue
 		}
-		path := filepath.Join(s.root, filepath.FromSlash(rel))
+		path := filepath.Join(s.real, filepath.FromSlash(rel))
 		st, err := srcfile.Lstat(path)
 		cur := Current{Stat: st, Err: err}
 		d := Settle(f.obs, cur, now, pol)
@@ -424,7 +620,7 @@ func (s *state) settle(ctx context.Context) error {
 				s.log.Warn("file still held open by a writer after max_open_wait; taken as it is", "path", rel, "max_open_wait", pol.MaxOpenWait.String())
 			}
 			delete(s.pending, rel)
-			batch = append(batch, File{Root: s.root, RelPath: rel, Path: path, Stat: d.Obs.Stat, Signal: string(d.Signal)})
+			batch = append(batch, File{Root: s.root, RelPath: rel, Path: s.path(rel), Stat: d.Obs.Stat, Signal: string(d.Signal)})
 			if len(batch) == MaxBatch {
 				if err := flush(); err != nil {
 					return err
@@ -465,88 +661,81 @@ func (s *state) probeWriter(path string, st srcfile.Stat, ws **srcfile.Writers) 
 	return WriterNone, ""
 }
 
-// walk lists dir (and, when recursive, its subfolders), watching each
-// folder before listing it, and observes every file not already known.
-func (s *state) walk(ctx context.Context, dir string) error {
+// path is a file's path under the configured root (through a symlinked
+// root, not around it).
+func (w *Watcher) path(rel string) string { return filepath.Join(w.root, filepath.FromSlash(rel)) }
+
+// walkAll walks the whole tree, watching each folder before listing it,
+// observes every file not already known, and publishes what it did not
+// take (Health).
+func (s *state) walkAll(ctx context.Context) error {
+	s.beginWalk()
+	err := s.walkFrom(ctx, s.real, true)
+	if err != nil {
+		s.skips.next = nil
+		return err
+	}
+	s.endWalk()
+	return nil
+}
+
+// walkDir walks a folder found by an event (made, or moved in).
+func (s *state) walkDir(ctx context.Context, dir string) error {
+	return s.walkFrom(ctx, dir, false)
+}
+
+func (s *state) walkFrom(ctx context.Context, dir string, complete bool) error {
 	now := s.o.Now()
-	return s.list(ctx, dir, s.watch, func(rel, path string) error {
-		if _, tracked := s.pending[rel]; !tracked && s.o.Known != nil {
-			st, err := srcfile.Lstat(path)
-			if err != nil {
-				return nil
+	return s.list(ctx, s.real, dir, visitor{
+		onDir: s.watch,
+		onSkip: func(rel string, r SkipReason, err error) {
+			s.skip(rel, r, err, complete)
+		},
+		onFile: func(rel, path string) error {
+			if _, tracked := s.pending[rel]; !tracked && s.o.Known != nil {
+				st, err := srcfile.Lstat(path)
+				if err != nil {
+					return nil
+				}
+				known, err := s.o.Known(ctx, File{Root: s.root, RelPath: rel, Path: s.path(rel), Stat: st})
+				if err != nil {
+					return fmt.Errorf("watch %s: %w", s.root, err)
+				}
+				if known {
+					return nil
+				}
 			}
-			known, err := s.o.Known(ctx, File{Root: s.root, RelPath: rel, Path: path, Stat: st})
-			if err != nil {
-				return fmt.Errorf("watch %s: %w", s.root, err)
-			}
-			if known {
-				return nil
-			}
-		}
-		s.observe(rel, path, now)
-		return nil
+			s.observe(rel, path, now)
+			return nil
+		},
 	})
 }
 
 // Walk calls fn for every file the watch takes that is in the folder now
-// (included, not excluded, not ignored, regular: symlinks are not
-// followed), without waiting for anything to settle. It is for tools that
-// need the watch's view of the folder, such as a journal rebuild.
+// (included, not excluded, not ignored, regular: symlinks inside the tree
+// are not followed; a symlinked root is), without waiting for anything to
+// settle. It is for tools that need the watch's view of the folder, such
+// as a journal rebuild. A folder that cannot be read is logged and left
+// out.
 func (w *Watcher) Walk(ctx context.Context, fn func(File) error) error {
-	return w.list(ctx, w.root, nil, func(rel, path string) error {
-		st, err := srcfile.Lstat(path)
-		if err != nil {
-			return nil // vanished meanwhile
-		}
-		return fn(File{Root: w.root, RelPath: rel, Path: path, Stat: st})
-	})
-}
-
-// list walks dir with the watch's filters: onDir (if not nil) gets every
-// folder taken, onFile every regular file taken, with its relative path.
-func (w *Watcher) list(ctx context.Context, dir string, onDir func(string), onFile func(rel, path string) error) error {
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			if path == dir && dir == w.root {
-				return fmt.Errorf("watch path %s: %w", w.root, err)
-			}
-			w.log.Warn("cannot read", "path", path, "error", err)
-			if d != nil && d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if w.ignored(path) {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() {
-			if path != w.root && !w.o.Recursive {
-				return fs.SkipDir
-			}
-			if onDir != nil {
-				onDir(path)
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return nil // symlinks and devices are not followed
-		}
-		rel, ok := w.rel(path)
-		if !ok || !Match(rel, w.o.Include, w.o.Exclude) {
-			return nil
-		}
-		return onFile(rel, path)
-	})
-	if errors.Is(err, context.Canceled) {
-		return nil
+	l := w.lookRoot()
+	if l.down != "" {
+		return fmt.Errorf("watch path %s: %s", w.root, l.down)
 	}
-	return err
+	return w.list(ctx, l.real, l.real, visitor{
+		onSkip: func(rel string, r SkipReason, err error) {
+			if r == SkipUnreadable {
+				w.log.Warn("cannot read folder", "path", rel, "error", errText(err))
+			}
+		},
+		onFile: func(rel, path string) error {
+			st, err := srcfile.Lstat(path)
+			if err != nil {
+				return nil // vanished meanwhile
+			}
+			return fn(File{Root: w.root, RelPath: rel, Path: w.path(rel), Stat: st})
+		},
+	})
 }
 
 // watch adds a folder to the event source.
@@ -555,6 +744,9 @@ func (s *state) watch(dir string) {
 		return
 	}
 	if err := s.src.Add(dir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return // gone meanwhile
+		}
 		if !s.degraded {
 			s.log.Error("cannot watch folder for events; falling back to frequent rescans", "path", dir, "error", err, "hint", watchLimitHint(err))
 		}

@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -29,13 +30,32 @@ type harness struct {
 	cancel context.CancelFunc
 	done   chan error
 	added  []string
+	// watching is what is watched now (Add, less Remove).
+	watching map[string]bool
 }
 
 func (h *harness) Add(name string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.added = append(h.added, name)
+	if h.watching == nil {
+		h.watching = map[string]bool{}
+	}
+	h.watching[name] = true
 	return nil
+}
+
+func (h *harness) Remove(name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.watching, name)
+	return nil
+}
+
+func (h *harness) WatchList() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Sorted(maps.Keys(h.watching))
 }
 
 func start(t *testing.T, o Options) *harness {
@@ -45,15 +65,7 @@ func start(t *testing.T, o Options) *harness {
 	}
 	h := &harness{t: t}
 	if o.Known == nil {
-		// Like the journal: a version once emitted is known.
-		o.Known = func(_ context.Context, f File) (bool, error) {
-			for _, g := range h.emitted() {
-				if g.RelPath == f.RelPath && g.Stat.Same(f.Stat) {
-					return true, nil
-				}
-			}
-			return false, nil
-		}
+		o.Known = h.known
 	}
 	w, err := New(o)
 	if err != nil {
@@ -86,6 +98,16 @@ func startWith(t *testing.T, w *Watcher, h *harness, once bool) *harness {
 		}
 	})
 	return h
+}
+
+// known is like the journal: a version once emitted is known.
+func (h *harness) known(_ context.Context, f File) (bool, error) {
+	for _, g := range h.emitted() {
+		if g.RelPath == f.RelPath && g.Stat.Same(f.Stat) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (h *harness) emitted() []File {
@@ -423,16 +445,16 @@ func TestMatch(t *testing.T) {
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {
-	if _, err := New(Options{Root: filepath.Join(testtmp.Dir(t), "missing")}); err == nil {
-		t.Error("missing root accepted")
-	}
-	f := filepath.Join(testtmp.Dir(t), "file")
-	os.WriteFile(f, nil, 0o644)
-	if _, err := New(Options{Root: f}); err == nil {
-		t.Error("a file as root accepted")
-	}
 	if _, err := New(Options{Root: testtmp.Dir(t), Include: []string{"[a"}}); err == nil {
 		t.Error("invalid glob accepted")
+	}
+	// A missing root is a state of the watch, not an error (root_test.go).
+	w, err := New(Options{Root: filepath.Join(testtmp.Dir(t), "missing")})
+	if err != nil {
+		t.Fatalf("missing root refused: %v", err)
+	}
+	if h := w.Health(); h.Up {
+		t.Errorf("a watch that has not looked yet is up: %+v", h)
 	}
 }
 

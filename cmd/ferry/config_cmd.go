@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -57,7 +58,12 @@ func (a *app) checkConfig(ctx context.Context, path string, online bool) int {
 		fmt.Fprintf(a.stdout, "  metrics  disabled\n")
 	}
 	for _, w := range cfg.Watch {
-		fmt.Fprintf(a.stdout, "  watch    %s -> %s (settle %s, recursive %v, on_change %s)\n", w.Path, w.Target,
+		path := w.Path
+		// A symlinked watch folder is followed: say where it leads.
+		if real, err := filepath.EvalSymlinks(w.Path); err == nil && real != filepath.Clean(w.Path) {
+			path += " (resolved: " + real + ")"
+		}
+		fmt.Fprintf(a.stdout, "  watch    %s -> %s (settle %s, recursive %v, on_change %s)\n", path, w.Target,
 			time.Duration(w.Settle), *w.Recursive, w.OnChange)
 	}
 	failed := false
@@ -77,6 +83,9 @@ func (a *app) checkConfig(ctx context.Context, path string, online bool) int {
 		} else {
 			fmt.Fprintf(a.stdout, "           reachable, credentials accepted, writable (%s)\n", daemon.ProbeKey(t))
 		}
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(a.stdout, "warning: %s\n", w)
 	}
 	if failed {
 		return exitFailed

@@ -47,7 +47,8 @@ func TestConfigCheck(t *testing.T) {
 }
 
 // TestConfigCheckGolden runs config check on each testdata/configcheck/*.toml
-// (copied into a temp folder holding the watch folders in/ and in2/) and
+// (copied into a temp folder holding the watch folders in/ and in2/, and
+// link-in, a symlink to in) and
 // compares what it prints, the temp folder written $DIR, with NAME.golden:
 // stdout for valid*.toml (exit 0), stderr for the others (exit 2).
 // go test -run TestConfigCheckGolden -update rewrites the golden files.
@@ -65,6 +66,9 @@ func TestConfigCheckGolden(t *testing.T) {
 				if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if err := os.Symlink("in", filepath.Join(dir, "link-in")); err != nil {
+				t.Fatal(err)
 			}
 			body, err := os.ReadFile(src)
 			if err != nil {

@@ -10,14 +10,14 @@ import (
 )
 
 func TestConfigErrorsExitTwoAndStartNothing(t *testing.T) {
-	p := testcfg.Write(t, "[journal]\npath = \"j.db\"\n[target.t]\ntype = \"fs\"\npath = \"o\"\n[[watch]]\npath = \"missing\"\ntarget = \"t\"\n")
+	p := testcfg.Write(t, "[journal]\npath = \"j.db\"\n[target.t]\ntype = \"fs\"\npath = \"o\"\n[[watch]]\npath = \"in\"\ntarget = \"nope\"\n")
 	var out, errb strings.Builder
 	code := run(t.Context(), []string{"run", "--config", p}, &out, &errb, testcfg.Env(nil))
 	if code != exitUsage {
 		t.Fatalf("exit %d, want %d", code, exitUsage)
 	}
-	if !strings.Contains(errb.String(), p+":7:") {
-		t.Errorf("stderr %q does not name %s:7", errb.String(), p)
+	if !strings.Contains(errb.String(), p+":8:") {
+		t.Errorf("stderr %q does not name %s:8", errb.String(), p)
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(p), "j.db")); err == nil {
 		t.Error("a journal was created although the configuration was rejected")

@@ -435,12 +435,15 @@ func e2eTestConfigErrors(t *testing.T, srv *testsrv.S3) {
 		message string                                            // in the message
 	}{
 		{
-			name: "missing watch path",
+			// A missing one is a state of the watch, not an error
+			// (TestWatchFolderGoesAndComesBack); a file is a mistake.
+			name: "watch path is a file",
 			edit: func(e *e2eEnv, c *e2eConfig, _ string) string {
-				c.Watches[0].Path = filepath.Join(e.dir, "no-such-folder")
+				c.Watches[0].Path = filepath.Join(e.dir, "a-file-not-a-folder")
+				os.WriteFile(c.Watches[0].Path, []byte("x"), 0o644)
 				return c.text()
 			},
-			marker: "no-such-folder", message: "does not exist",
+			marker: "a-file-not-a-folder", message: "is not a folder",
 		},
 		{
 			name: "unknown target name",

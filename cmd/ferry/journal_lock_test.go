@@ -99,16 +99,18 @@ func TestOneDaemonPerJournal(t *testing.T) {
 func TestJournalDeletedUnderDaemon(t *testing.T) {
 	e := newLockEnv(t, "127.0.0.1:0")
 	d := e.start()
+	// The metrics are served beside the watchers: their line may follow
+	// "watching".
 	var addr string
-	for _, line := range strings.Split(e.log(), "\n") {
-		var l struct{ Msg, Listen string }
-		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "serving metrics" {
-			addr = l.Listen
+	testsrv.Eventually(t, 15*time.Second, "the metrics address in the log", func() (bool, string) {
+		for _, line := range strings.Split(e.log(), "\n") {
+			var l struct{ Msg, Listen string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "serving metrics" {
+				addr = l.Listen
+			}
 		}
-	}
-	if addr == "" {
-		t.Fatalf("no metrics address in the log:\n%s", e.log())
-	}
+		return addr != "", e.log()
+	})
 	os.MkdirAll(filepath.Join(e.dir, "in"), 0o755)
 	os.WriteFile(filepath.Join(e.dir, "in", "a.txt"), []byte("before the deletion"), 0o644)
 	testsrv.Eventually(t, 15*time.Second, "a.txt uploaded", func() (bool, string) {

@@ -62,6 +62,9 @@ func (a *app) serve(ctx context.Context, path string, once bool) int {
 // runDaemon runs ferry until ctx ends (or, with once, the work is done)
 // and returns its exit code.
 func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.LevelVar, once bool, stdout, stderr io.Writer, getenv env) int {
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration", "warning", w.Error())
+	}
 	d, err := daemon.New(cfg, daemon.Options{Log: log, Level: level, Getenv: getenv, Version: versionString()})
 	if err != nil {
 		log.Error("cannot start", "error", err.Error())
@@ -104,7 +107,19 @@ func reportOnce(w io.Writer, r daemon.OnceResult) int {
 	// nothing left to send for it: it does not make the run fail.
 	list(r.Vanished, "deleted or renamed before they were uploaded")
 	list(r.Pending, "not uploaded")
-	if len(r.Pending) == 0 {
+	// A watch that could not be looked at whole: its files there were not
+	// even seen.
+	for _, ws := range r.Watches {
+		if !ws.Up {
+			fmt.Fprintf(w, "watch %s was not looked at: %s\n", ws.Path, ws.Reason)
+			continue
+		}
+		fmt.Fprintf(w, "watch %s: %d folders could not be read, their files were not taken:\n", ws.Path, ws.Skipped["unreadable"])
+		for _, u := range ws.Unreadable {
+			fmt.Fprintf(w, "  unreadable\t%s\t%s\n", filepath.Join(ws.Path, filepath.FromSlash(u.Path)), u.Error)
+		}
+	}
+	if len(r.Pending) == 0 && len(r.Watches) == 0 {
 		return exitOK
 	}
 	return exitFailed

@@ -215,12 +215,16 @@ func writeStatus(w io.Writer, st daemon.Status, note string, now time.Time) {
 		}
 		line("Targets:", "%s", strings.Join(bs, ", "))
 	}
-	for i, wa := range st.Watches {
-		label := ""
-		if i == 0 {
-			label = "Watches:"
+	if st.WatchStates != nil {
+		writeWatchStates(line, st.WatchStates, now)
+	} else {
+		for i, wa := range st.Watches {
+			label := ""
+			if i == 0 {
+				label = "Watches:"
+			}
+			line(label, "%s", wa)
 		}
-		line(label, "%s", wa)
 	}
 	if e := st.LastError; e != nil {
 		line("Last error:", "%s (%s ago) %s -> %s", e.Time.UTC().Format("2006-01-02 15:04:05 UTC"), human(now.Sub(e.Time).Seconds()), e.Path, e.Target)
@@ -246,6 +250,57 @@ func writeStatus(w io.Writer, st daemon.Status, note string, now time.Time) {
 		rows[i] = []string{f.Path + " -> " + f.Target, iec(f.Done), "/ " + iec(f.Size), fmt.Sprintf("%.1f%%", f.Percent), iec(int64(f.Rate)) + "/s", "ETA " + left}
 	}
 	writeTable(w, "  ", rows)
+}
+
+// maxUnreadableShown bounds the unreadable folders status lists per watch
+// (--json has them all, up to the daemon's bound).
+const maxUnreadableShown = 5
+
+// writeWatchStates prints each watch: up, or down since when and why; the
+// folder a symlinked one leads to; the entries not taken, by reason, and
+// the folders that could not be read.
+func writeWatchStates(line func(label, format string, args ...any), ws []daemon.WatchState, now time.Time) {
+	for i, w := range ws {
+		label := ""
+		if i == 0 {
+			label = "Watches:"
+		}
+		head := w.Path
+		if w.Resolved != "" && w.Resolved != w.Path {
+			head += " (-> " + w.Resolved + ")"
+		}
+		switch {
+		case w.Up:
+			head += "  up"
+		case w.Since != nil:
+			head += fmt.Sprintf("  DOWN since %s (%s): %s", w.Since.UTC().Format("2006-01-02 15:04:05 UTC"), human(now.Sub(*w.Since).Seconds()), w.Reason)
+		default:
+			head += "  " + w.Reason
+		}
+		line(label, "%s", head)
+		var skipped []string
+		for _, r := range []struct{ key, one, many string }{
+			{"symlink", "symlink", "symlinks"}, {"special", "FIFO, socket or device", "FIFOs, sockets or devices"}, {"unreadable", "unreadable folder", "unreadable folders"},
+		} {
+			switch n := w.Skipped[r.key]; n {
+			case 0:
+			case 1:
+				skipped = append(skipped, "1 "+r.one)
+			default:
+				skipped = append(skipped, fmt.Sprintf("%d %s", n, r.many))
+			}
+		}
+		if len(skipped) > 0 {
+			line("", "  not taken: %s", strings.Join(skipped, ", "))
+		}
+		for j, u := range w.Unreadable {
+			if j == maxUnreadableShown {
+				line("", "  ... and %d more (ferry status --json)", len(w.Unreadable)-j)
+				break
+			}
+			line("", "  cannot read %s: %s", u.Path, u.Error)
+		}
+	}
 }
 
 // writeTable prints rows with the first column left-aligned and the others

@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-data/ferry/internal/testcfg"
 	"github.com/ferry-data/ferry/internal/testsrv"
 	"github.com/ferry-data/ferry/journal"
+	"github.com/ferry-data/ferry/watcher"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -30,8 +31,14 @@ func TestStatusText(t *testing.T) {
 		Source: "daemon", Version: "ferry 1.4.0 (go1.26.8 linux/amd64)", StartedAt: &started, UptimeSeconds: ptr(started.Sub(now).Abs().Seconds()),
 		Queue: 3, QueueBytes: 3<<30 + 5<<20, DeadLetters: 1, OldestWait: 252, Uploaded: 1204, Bytes: 300 << 30,
 		Breakers: map[string]string{"archive": "closed", "nas": "open"},
-		Watches:  []string{"/data/scope1", "/data/scope2"},
-		States:   map[string]int{"queued": 2, "uploading": 1, "uploaded": 1204, "failed": 1, "changed": 0, "ignored": 3, "dropped": 0},
+		Watches:  []string{"/data/scope1", "/data/scope2", "/data/share"},
+		WatchStates: []daemon.WatchState{
+			{Path: "/data/scope1", Resolved: "/data/scope1", Up: true, Since: &started, Skipped: map[string]int{"symlink": 0, "special": 0, "unreadable": 0}},
+			{Path: "/data/scope2", Resolved: "/mnt/scope2", Up: true, Since: &started, Skipped: map[string]int{"symlink": 2, "special": 1, "unreadable": 1},
+				Unreadable: []watcher.Unreadable{{Path: "run-7/raw", Error: "permission denied"}}},
+			{Path: "/data/share", Resolved: "/data/share", Reason: "missing", Since: ptr(now.Add(-90 * time.Second)), Skipped: map[string]int{}},
+		},
+		States: map[string]int{"queued": 2, "uploading": 1, "uploaded": 1204, "failed": 1, "changed": 0, "ignored": 3, "dropped": 0},
 		InFlight: []daemon.InFlight{
 			{Watch: "/data/scope1", Path: "run-0003/image-0003.tif", Target: "archive", Key: "scope1/run-0003/image-0003.tif",
 				Done: 512 << 20, Size: 1 << 30, Percent: 50, StartedAt: now.Add(-50 * time.Second), Rate: 512 << 20 / 50, ETASeconds: ptr(50.0)},

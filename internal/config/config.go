@@ -34,9 +34,14 @@ type Config struct {
 	Metrics MetricsConfig           `toml:"metrics"`
 	Notify  []NotifyConfig          `toml:"notify"`
 
-	file string // absolute path of the config file
-	sum  string // SHA-256 of its bytes
+	file     string // absolute path of the config file
+	sum      string // SHA-256 of its bytes
+	warnings Errors // what ferry runs with but a person should know
 }
+
+// Warnings are what ferry runs with but a person should know, each at its
+// FILE:LINE (a watch folder not there now).
+func (c *Config) Warnings() Errors { return c.warnings }
 
 // File is the absolute path of the configuration file.
 func (c *Config) File() string { return c.file }
@@ -207,6 +212,7 @@ func parse(name, abs string, data []byte, lookupEnv func(string) (string, bool))
 		sort.SliceStable(errs, func(a, b int) bool { return errs[a].Line < errs[b].Line })
 		return nil, errs
 	}
+	c.warnings = v.warns
 	return c, nil
 }
 

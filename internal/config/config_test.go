@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,7 +91,6 @@ func TestLoadErrors(t *testing.T) {
 		{"small chunk with s3", "[upload]\nmax_chunk_size = \"1MiB\"\n[target.s]\ntype = \"s3\"\nendpoint = \"http://127.0.0.1:1\"\nbucket = \"b\"\naccess_key_env = \"AK\"\nsecret_key_env = \"SK\"\n" + base(""), 2, "at least 5MiB"},
 		{"bad duration", base("settle = \"soon\"\n"), 8, "invalid duration"},
 		{"negative settle", base("settle = \"-1s\"\n"), 8, "must be between 10ms and 168h0m0s (got -1s)"},
-		{"missing watch path", "[target.t]\ntype = \"fs\"\npath = \"out\"\n[[watch]]\npath = \"nowhere\"\ntarget = \"t\"\n", 5, "does not exist"},
 		{"unknown target", "[target.t]\ntype = \"fs\"\npath = \"out\"\n[[watch]]\npath = \"in\"\ntarget = \"archive\"\n", 6, `no target named "archive"`},
 		{"second watch bad target", base("[[watch]]\npath = \"in/..\"\ntarget = \"nope\"\n"), 10, `watch[2].target: no target named "nope"`},
 		{"bad type", "[target.t]\ntype = \"ftp\"\n[[watch]]\npath = \"in\"\ntarget = \"t\"\n", 2, `must be "s3" or "fs"`},
@@ -243,5 +243,26 @@ func TestDefaultsAreTheComponents(t *testing.T) {
 		if d.got != d.want {
 			t.Errorf("%s = %v, want %v", d.name, d.got, d.want)
 		}
+	}
+}
+
+// TestMissingWatchPathIsAWarning: a watch folder that is not there (a
+// share not mounted yet) does not stop ferry or the other watches: a
+// warning at its FILE:LINE, not an error. A file where the folder should
+// be is a mistake: refused.
+func TestMissingWatchPathIsAWarning(t *testing.T) {
+	p := testcfg.Write(t, "[target.t]\ntype = \"fs\"\npath = \"out\"\n[[watch]]\npath = \"in\"\ntarget = \"t\"\n[[watch]]\npath = \"nowhere\"\ntarget = \"t\"\n")
+	env := testcfg.Env(nil)
+	c, err := Load(p, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Warnings()
+	if len(w) != 1 || !strings.HasPrefix(w[0].Error(), p+":8: watch[2].path: watch path "+filepath.Join(filepath.Dir(p), "nowhere")+" is not there now") {
+		t.Fatalf("warnings %v", w)
+	}
+	os.WriteFile(filepath.Join(filepath.Dir(p), "nowhere"), []byte("a file"), 0o644)
+	if _, err := Load(p, env); err == nil || !strings.Contains(err.Error(), p+":8: watch[2].path: watch path "+filepath.Join(filepath.Dir(p), "nowhere")+" is not a folder") {
+		t.Fatalf("a file as watch path: %v", err)
 	}
 }

@@ -30,6 +30,9 @@ type checker struct {
 	loc  *locator
 	md   toml.MetaData
 	errs Errors
+	// warns are what ferry runs with but a person should know (a watch
+	// folder not there now).
+	warns Errors
 }
 
 // defined says whether table.key is written in the file (an explicit zero
@@ -52,6 +55,11 @@ func (v *checker) zero(table, key string, allowed string) bool {
 // bad records a problem with key at line.
 func (v *checker) bad(line int, key, format string, args ...any) {
 	v.errs = append(v.errs, &Error{File: v.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warn records something ferry runs with but a person should know.
+func (v *checker) warn(line int, key, format string, args ...any) {
+	v.warns = append(v.warns, &Error{File: v.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
 // badKey records a problem with table.key, at its line (or its table's).
@@ -350,7 +358,10 @@ func (c *Config) validateWatch(v *checker, i int, seen map[string]int, targets [
 	} else {
 		w.Path = c.resolve(w.Path)
 		if fi, err := os.Stat(w.Path); err != nil {
-			v.bad(line("path"), tbl+".path", "watch path %s does not exist or cannot be read: %v", w.Path, unwrapPath(err))
+			// A state of the watch, not an error: a share not mounted
+			// yet, a folder the instrument makes. The other watches must
+			// not wait for it (the watch is down until it appears).
+			v.warn(line("path"), tbl+".path", "watch path %s is not there now (%v): ferry starts without it and takes its files once it appears", w.Path, unwrapPath(err))
 		} else if !fi.IsDir() {
 			v.bad(line("path"), tbl+".path", "watch path %s is not a folder", w.Path)
 		}

@@ -514,10 +514,19 @@ type OnceResult struct {
 	Bytes    int64
 	Pending  []journal.FileRow
 	Vanished []journal.FileRow
+	// Watches are the watches whose folder could not be looked at whole:
+	// down (missing, unmounted, unreadable) or with folders that could not
+	// be read. Their files there are not taken: the run did not do its work.
+	Watches []WatchState
 }
 
 func (d *Daemon) onceResult(ctx context.Context, roots []string) (OnceResult, error) {
 	res := OnceResult{Uploaded: int(d.stats.Uploaded.Load()), Bytes: d.stats.Bytes.Load()}
+	for _, ws := range d.WatchStates() {
+		if !ws.Up || len(ws.Unreadable) > 0 {
+			res.Watches = append(res.Watches, ws)
+		}
+	}
 	rows, err := d.j.Files(ctx, append(journal.PendingStates(), journal.Failed, journal.Vanished)...)
 	if err != nil {
 		return res, err

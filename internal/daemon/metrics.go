@@ -55,6 +55,7 @@ func newMetrics(src StatusSource, now func() time.Time) *metrics {
 			func(c Counters) int64 { return c.ReloadFailures }),
 		&queueCollector{src: src, now: now},
 		&breakerCollector{src: src},
+		&watchCollector{src: src},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -158,5 +159,31 @@ func (c *datasetCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(reclaimedDesc, prometheus.CounterValue, float64(st.Deletions.DeletedBytes))
 	for state, n := range map[string]int{"pending": st.Deletions.Pending, "deleted": st.Deletions.Deleted, "refused": st.Deletions.Refused} {
 		ch <- prometheus.MustNewConstMetric(deletionsDesc, prometheus.GaugeValue, float64(n), state)
+	}
+}
+
+// watchCollector reads the watches' folders at each scrape.
+type watchCollector struct{ src StatusSource }
+
+var (
+	watchUpDesc = prometheus.NewDesc("ferry_watch_up", "1 while the watch's folder is there and watched; 0 while it is missing, not a folder, unmounted or unreadable (the other watches go on).", []string{"watch"}, nil)
+	skippedDesc = prometheus.NewDesc("ferry_skipped_entries", "Entries of the watch's folder not taken, by reason: symlink (not followed), special (FIFO, socket, device), unreadable (a folder that cannot be listed), as of the last walk.", []string{"watch", "reason"}, nil)
+)
+
+func (c *watchCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- watchUpDesc
+	ch <- skippedDesc
+}
+
+func (c *watchCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, w := range c.src.WatchStates() {
+		up := 0.0
+		if w.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(watchUpDesc, prometheus.GaugeValue, up, w.Path)
+		for reason, n := range w.Skipped {
+			ch <- prometheus.MustNewConstMetric(skippedDesc, prometheus.GaugeValue, float64(n), w.Path, reason)
+		}
 	}
 }

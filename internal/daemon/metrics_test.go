@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferry-data/ferry/journal"
+	"github.com/ferry-data/ferry/watcher"
 )
 
 // fakeSource is a StatusSource with fixed answers: what the endpoints
@@ -23,6 +24,7 @@ type fakeSource struct {
 	status   Status
 	healthy  error
 	datasets journal.DatasetStats
+	watches  []WatchState
 }
 
 func (f *fakeSource) Status(context.Context, time.Time) (Status, error) { return f.status, nil }
@@ -30,6 +32,7 @@ func (f *fakeSource) Queue(context.Context) (journal.QueueStats, error) { return
 func (f *fakeSource) Breakers() map[string]string                       { return f.breakers }
 func (f *fakeSource) Counters() Counters                                { return f.counters }
 func (f *fakeSource) Healthy(context.Context) error                     { return f.healthy }
+func (f *fakeSource) WatchStates() []WatchState                         { return f.watches }
 func (f *fakeSource) DatasetCounts(context.Context) (journal.DatasetStats, error) {
 	return f.datasets, nil
 }
@@ -42,6 +45,10 @@ func TestEndpointsReadTheStatusSource(t *testing.T) {
 		status:   Status{Source: "daemon", Version: "ferry fake", Queue: 3, States: map[string]int{"queued": 3}},
 		datasets: journal.DatasetStats{States: map[journal.DatasetState]int{journal.DatasetOpen: 2, journal.DatasetClosed: 7}, NotificationsPending: 1,
 			Deletions: journal.DeletionStats{Deleted: 3, Refused: 1, DeletedBytes: 4096}},
+		watches: []WatchState{
+			watchState(watcher.Health{Root: "/data/scope1", Up: true, Skipped: map[watcher.SkipReason]int{watcher.SkipSymlink: 2, watcher.SkipUnreadable: 1}}),
+			watchState(watcher.Health{Root: "/data/share", Reason: watcher.DownMissing}),
+		},
 	}
 	m := newMetrics(src, nil)
 	m.observeChunk("s3", 1<<20, 250*time.Millisecond)
@@ -70,6 +77,9 @@ func TestEndpointsReadTheStatusSource(t *testing.T) {
 		`ferry_chunk_upload_seconds_count{target="s3"} 1`, `ferry_chunk_upload_seconds_sum{target="s3"} 0.25`,
 		`ferry_datasets{state="open"} 2`, `ferry_datasets{state="closed"} 7`, `ferry_datasets{state="failed_run"} 0`,
 		"ferry_notifications_pending 1", "ferry_dataset_close_seconds_count 1", "ferry_dataset_close_seconds_sum 90",
+		`ferry_watch_up{watch="/data/scope1"} 1`, `ferry_watch_up{watch="/data/share"} 0`,
+		`ferry_skipped_entries{reason="symlink",watch="/data/scope1"} 2`, `ferry_skipped_entries{reason="special",watch="/data/scope1"} 0`,
+		`ferry_skipped_entries{reason="unreadable",watch="/data/scope1"} 1`, `ferry_skipped_entries{reason="unreadable",watch="/data/share"} 0`,
 		"ferry_reclaimed_bytes_total 4096", `ferry_source_deletions{state="deleted"} 3`, `ferry_source_deletions{state="refused"} 1`,
 	} {
 		if !strings.Contains(body, want+"\n") {

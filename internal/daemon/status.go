@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferry-data/ferry/journal"
+	"github.com/ferry-data/ferry/watcher"
 )
 
 // Status is the JSON of /status and of "ferry status --json". Fields are
@@ -36,6 +37,10 @@ type Status struct {
 	// Breakers is each target's circuit breaker: "closed", "half-open" or "open".
 	Breakers map[string]string `json:"breakers"`
 	Watches  []string          `json:"watches"`
+	// WatchStates is each watch's folder as the daemon sees it now: up or
+	// down (why, since when), the folder it resolved to, and the entries
+	// its walks did not take (null from the journal).
+	WatchStates []WatchState `json:"watch_states"`
 	// States counts the journal's files in each state (every state named,
 	// zeros included): queued, uploading, uploaded, failed (dead letters),
 	// changed, ignored, dropped.
@@ -106,6 +111,48 @@ type Failure struct {
 	Message string    `json:"message"`
 }
 
+// WatchState is one watch's folder, as its watcher sees it now.
+type WatchState struct {
+	Path string `json:"path"` // the watch's path, as configured
+	// Resolved is the folder walked: Path with its symlinks resolved.
+	Resolved string `json:"resolved"`
+	// Up says whether the folder is there and watched; Reason why not
+	// ("missing", "not a folder", "unmounted ...", "unreadable: ...";
+	// "starting" before the first look); Since when Up last changed.
+	Up     bool       `json:"up"`
+	Reason string     `json:"reason"`
+	Since  *time.Time `json:"since"`
+	// Skipped counts the entries not taken by reason (every reason named:
+	// symlink, special, unreadable) as of the last complete walk, plus
+	// the folders found since; Unreadable lists the folders that could
+	// not be read (at most 100), relative to the folder.
+	Skipped    map[string]int       `json:"skipped"`
+	Unreadable []watcher.Unreadable `json:"unreadable"`
+	LastWalk   *time.Time           `json:"last_walk"` // when the last complete walk ended
+}
+
+// watchState is a watcher's Health as the status shows it.
+func watchState(h watcher.Health) WatchState {
+	ws := WatchState{Path: h.Root, Resolved: h.Resolved, Up: h.Up, Reason: h.Reason, Skipped: map[string]int{}, Unreadable: h.Unreadable}
+	if ws.Unreadable == nil {
+		ws.Unreadable = []watcher.Unreadable{}
+	}
+	for _, r := range watcher.SkipReasons {
+		ws.Skipped[string(r)] = h.Skipped[r]
+	}
+	if !h.Since.IsZero() {
+		t := h.Since.UTC()
+		ws.Since = &t
+	} else if !h.Up {
+		ws.Reason = "starting"
+	}
+	if !h.LastWalk.IsZero() {
+		t := h.LastWalk.UTC()
+		ws.LastWalk = &t
+	}
+	return ws
+}
+
 // States is every journal state, in the order status shows them (the
 // lifecycle table's).
 var States = journal.States()
@@ -137,6 +184,8 @@ type StatusSource interface {
 	// DatasetCounts are the datasets by state and the notifications not
 	// yet acknowledged, read at each scrape.
 	DatasetCounts(ctx context.Context) (journal.DatasetStats, error)
+	// WatchStates is each watch's folder now, sorted by path.
+	WatchStates() []WatchState
 }
 
 var _ StatusSource = (*Daemon)(nil)
@@ -200,6 +249,7 @@ func (d *Daemon) Status(ctx context.Context, now time.Time) (Status, error) {
 	st.Uploaded, st.Bytes = d.stats.Uploaded.Load(), d.stats.Bytes.Load()
 	st.Breakers = breakers(cur)
 	st.Watches = cur.roots()
+	st.WatchStates = watchStates(cur)
 	st.InFlight = []InFlight{}
 	var done int64
 	for _, p := range up.InFlight() {
@@ -221,6 +271,17 @@ func (d *Daemon) Status(ctx context.Context, now time.Time) (Status, error) {
 		st.LastError = &Failure{Time: f.Time.UTC(), Watch: f.Watch, Path: f.Path, Target: f.Target, Class: f.Class, Message: f.Message}
 	}
 	return st, nil
+}
+
+// WatchStates is each current watch's folder now.
+func (d *Daemon) WatchStates() []WatchState { return watchStates(d.now()) }
+
+func watchStates(w *wiring) []WatchState {
+	out := []WatchState{}
+	for _, root := range w.roots() {
+		out = append(out, watchState(w.watches[root].Health()))
+	}
+	return out
 }
 
 // Queue is the journal's queue.
