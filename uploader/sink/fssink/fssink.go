@@ -64,7 +64,10 @@ func New(root string) (*Sink, error) {
 func (s *Sink) MinPartSize() int64 { return 1 }
 
 // classify turns an OS error into a sink error: permission problems need a
-// person; anything else (a full disk, a share that went away) may pass.
+// person, and a destination path the target cannot hold (fileErrnos: a file
+// where a folder is needed, a name too long) is permanent for that file;
+// anything else (a full disk, a read-only or unmounted share, an I/O error)
+// is a state of the target that may pass.
 func classify(op string, err error) error {
 	if err == nil {
 		return nil
@@ -72,7 +75,26 @@ func classify(op string, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
 		return sink.NewPermanent(op, err)
 	}
+	if IsFileError(err) {
+		return &sink.Error{Class: sink.Permanent, Op: op, Code: "InvalidPath", Err: err}
+	}
 	return sink.NewTransient(op, err)
+}
+
+// IsFileError reports whether err says that one destination path cannot be
+// written on this filesystem (see fileErrnos), as opposed to a failure of
+// the target as a whole.
+func IsFileError(err error) bool {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && (pe.Op == "sync" || pe.Op == "write" || pe.Op == "read" || pe.Op == "close") {
+		return false // about bytes, not names: a state of the target (e.g. a share without fsync)
+	}
+	for _, e := range fileErrnos {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Sink) path(key string) (string, error) {
