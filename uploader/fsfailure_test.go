@@ -80,6 +80,13 @@ func (e *env) addAs(rel, key string, data []byte) {
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		e.t.Fatal(err)
 	}
+	e.record(rel, key)
+}
+
+// record journals the file at rel, as it is, as settled under key.
+func (e *env) record(rel, key string) {
+	e.t.Helper()
+	p := filepath.Join(e.watch, filepath.FromSlash(rel))
 	st, err := srcfile.Lstat(p)
 	if err != nil {
 		e.t.Fatal(err)

@@ -63,6 +63,9 @@ func New(root string) (*Sink, error) {
 // MinPartSize is 1: a folder takes parts of any size.
 func (s *Sink) MinPartSize() int64 { return 1 }
 
+// MaxParts is S3's limit, so that an archive moves between targets alike.
+func (s *Sink) MaxParts() int { return sink.DefaultMaxParts }
+
 // classify turns an OS error into a sink error: permission problems need a
 // person, and a destination path the target cannot hold (fileErrnos: a file
 // where a folder is needed, a name too long) is permanent for that file;
