@@ -145,7 +145,7 @@ func New(opts Options) (*Sink, error) {
 		hc = &c
 	}
 	return &Sink{
-		client: newClient(opts.Endpoint, region, opts.AccessKey, opts.SecretKey, hc),
+		client:   newClient(opts.Endpoint, region, opts.AccessKey, opts.SecretKey, hc),
 		bucket:   opts.Bucket,
 		maxParts: opts.MaxParts,
 	}, nil
