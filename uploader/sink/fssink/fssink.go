@@ -48,16 +48,29 @@ const SidecarSuffix = ".sha256"
 // Sink stores objects under a root folder.
 type Sink struct {
 	root string
+	mode fs.FileMode // of every file written (objects, sidecars, staging)
 }
+
+// DefaultFileMode is the mode of the files the fs target writes, unless
+// its file_mode says otherwise.
+const DefaultFileMode fs.FileMode = 0o644
 
 var _ sink.Sink = (*Sink)(nil)
 
 // New returns a sink rooted at root, creating the folder if needed.
-func New(root string) (*Sink, error) {
+func New(root string) (*Sink, error) { return NewMode(root, DefaultFileMode) }
+
+// NewMode is New with the mode of every file written, single or multipart
+// (the target's file_mode; 0 means DefaultFileMode). It is set explicitly,
+// whatever the process's umask.
+func NewMode(root string, mode fs.FileMode) (*Sink, error) {
+	if mode == 0 {
+		mode = DefaultFileMode
+	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("fs target %s: %w", root, err)
 	}
-	return &Sink{root: root}, nil
+	return &Sink{root: root, mode: mode.Perm()}, nil
 }
 
 // MinPartSize is 1: a folder takes parts of any size.
@@ -132,17 +145,17 @@ func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest
 	if err := pace.From(ctx).Wait(ctx, len(body)); err != nil {
 		return sink.NewTransient("Put", err)
 	}
-	if err := writeAtomic(p, body, ifAbsent); err != nil {
+	if err := writeAtomic(p, body, ifAbsent, s.mode); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return existsError("Put", key)
 		}
 		return classify("Put", err)
 	}
-	return classify("Put", writeSidecar(p, sum.Hex()))
+	return classify("Put", writeSidecar(p, sum.Hex(), s.mode))
 }
 
-func writeSidecar(p, hexSum string) error {
-	return writeAtomic(p+SidecarSuffix, []byte(hexSum+"  "+filepath.Base(p)+"\n"), false)
+func writeSidecar(p, hexSum string, mode fs.FileMode) error {
+	return writeAtomic(p+SidecarSuffix, []byte(hexSum+"  "+filepath.Base(p)+"\n"), false, mode)
 }
 
 func existsError(op, key string) error {
@@ -152,7 +165,7 @@ func existsError(op, key string) error {
 // writeAtomic writes data to a temporary file beside p, fsyncs it, moves it
 // to p and fsyncs the folder. With ifAbsent an existing p is left alone and
 // the error matches fs.ErrExist.
-func writeAtomic(p string, data []byte, ifAbsent bool) error {
+func writeAtomic(p string, data []byte, ifAbsent bool, mode fs.FileMode) error {
 	dir := filepath.Dir(p)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -162,7 +175,10 @@ func writeAtomic(p string, data []byte, ifAbsent bool) error {
 		return err
 	}
 	tmp := f.Name()
-	_, err = f.Write(data)
+	err = setMode(f.Chmod(mode)) // CreateTemp makes 0600
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -220,7 +236,7 @@ func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64, sum 
 		return "", classify("CreateMultipart", err)
 	}
 	meta := fmt.Sprintf("key=%s\nsize=%d\nsha256=%s\n", strconv.Quote(key), size, sum.Hex())
-	if err := writeAtomic(filepath.Join(dir, "meta"), []byte(meta), false); err != nil {
+	if err := writeAtomic(filepath.Join(dir, "meta"), []byte(meta), false, s.mode); err != nil {
 		return "", classify("CreateMultipart", err)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_CREATE|os.O_WRONLY, 0o644)
@@ -315,7 +331,7 @@ func (s *Sink) UploadPart(ctx context.Context, key, uploadID string, p sink.Part
 	}
 	etag := p.SHA256.Hex()
 	rec := fmt.Sprintf("%d %d %s\n", p.Offset, p.Size, etag)
-	if err := writeAtomic(filepath.Join(dir, fmt.Sprintf("part-%05d", p.Number)), []byte(rec), false); err != nil {
+	if err := writeAtomic(filepath.Join(dir, fmt.Sprintf("part-%05d", p.Number)), []byte(rec), false, s.mode); err != nil {
 		return "", classify("UploadPart", err)
 	}
 	return etag, nil
@@ -358,6 +374,9 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return classify("CompleteMultipart", err)
 	}
+	if err := setMode(os.Chmod(filepath.Join(dir, "data"), s.mode)); err != nil {
+		return classify("CompleteMultipart", err)
+	}
 	if err := place(filepath.Join(dir, "data"), final, ifAbsent); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return existsError("CompleteMultipart", key)
@@ -367,7 +386,7 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 	if err := syncDir(filepath.Dir(final)); err != nil {
 		return classify("CompleteMultipart", err)
 	}
-	if err := writeSidecar(final, u.sha256); err != nil {
+	if err := writeSidecar(final, u.sha256, s.mode); err != nil {
 		return classify("CompleteMultipart", err)
 	}
 	return classify("CompleteMultipart", removeUpload(dir))
@@ -574,4 +593,14 @@ func (s *Sink) Get(ctx context.Context, key string, max int64) ([]byte, error) {
 		return nil, sink.NewPermanent("Get", fmt.Errorf("%s: more than %d bytes: %w", key, max, sink.ErrTooLarge))
 	}
 	return b, nil
+}
+
+// setMode passes the error of a chmod, except where the target does not let
+// modes be set (a share mounted without permissions): the file keeps the
+// share's mode, as any other writer's would.
+func setMode(err error) error {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, errors.ErrUnsupported) {
+		return nil
+	}
+	return err
 }
