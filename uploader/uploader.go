@@ -524,7 +524,8 @@ type worker struct {
 
 func (w *worker) buffer(n int64) []byte {
 	if int64(cap(w.buf)) < n {
-		c := min(max(n, 64<<10), w.u.o.ChunkSize)
+		// Up to a chunk, or one larger part (see PartSize).
+		c := max(min(max(n, 64<<10), w.u.o.ChunkSize), n)
 		w.buf = make([]byte, c)
 	}
 	return w.buf[:n]

@@ -118,6 +118,9 @@ func (w *worker) run(ctx context.Context, tk task) {
 		select {
 		case w.buf = <-u.bufs:
 			sum, out = w.upload(ctx, &jb, log)
+			if int64(cap(w.buf)) > u.o.ChunkSize {
+				w.buf = nil // a large part's buffer (PartSize) goes, the pool keeps chunks
+			}
 			u.bufs <- w.buf
 			w.buf = nil
 		case <-ctx.Done():
@@ -466,7 +469,13 @@ func (w *worker) verify(ctx context.Context, s sink.Sink, f *os.File, path strin
 
 func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path string, jb *journal.Job, log *slog.Logger) (string, outcome) {
 	u := w.u
-	size, cs := jb.Version.Size, u.o.ChunkSize
+	size := jb.Version.Size
+	// Parts of the configured chunk size, or larger ones for a file that
+	// would need more than the target's parts (10,000 on S3).
+	cs, err := PartSize(size, u.o.ChunkSize, s.MaxParts())
+	if err != nil {
+		return "", permanent(ClassTooLarge, err)
+	}
 	// Pass 1: hash the file and every chunk. S3 takes an object's metadata
 	// when the upload is created, so the file's SHA-256 must be known first.
 	var chunks []journal.Chunk
@@ -631,6 +640,10 @@ func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *jou
 	parts := make([]sink.Part, len(chunks))
 	results := make(chan result, len(chunks))
 	free := [][]byte{w.buf}
+	// A file sent in parts larger than the chunk size (more than 10,000
+	// chunks) borrows no buffer: memory stays within workers x chunk
+	// size, plus one part per such file.
+	large := len(chunks) > 0 && chunks[0].Size > u.o.ChunkSize
 	inflight := 0
 	var out outcome
 	// collect waits for one part and journals its acknowledgement.
@@ -679,7 +692,9 @@ func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *jou
 		if !out.going() {
 			break
 		}
-		if len(free) == 0 {
+		if len(free) == 0 && large {
+			collect() // parts above the chunk size: the worker's own buffer only
+		} else if len(free) == 0 {
 			select {
 			case b := <-u.bufs: // an idle worker's buffer
 				free = append(free, b)
@@ -692,8 +707,8 @@ func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *jou
 		}
 		buf := free[len(free)-1]
 		free = free[:len(free)-1]
-		if int64(cap(buf)) < u.o.ChunkSize {
-			buf = make([]byte, u.o.ChunkSize)
+		if n := max(u.o.ChunkSize, c.Size); int64(cap(buf)) < n {
+			buf = make([]byte, n)
 		}
 		body := buf[:c.Size]
 		if out = readChunkAt(f, body, c.Offset); !out.going() {
@@ -727,6 +742,9 @@ func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *jou
 	w.buf = free[0]
 	for _, b := range free[1:] {
 		u.bufs <- b
+	}
+	if int64(cap(w.buf)) > u.o.ChunkSize {
+		w.buf = nil // a large part's buffer is not kept for the next file
 	}
 	if !out.going() {
 		return nil, out

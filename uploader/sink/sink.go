@@ -73,6 +73,11 @@ type Sink interface {
 	// MinPartSize is the smallest size a part other than the last may have.
 	MinPartSize() int64
 
+	// MaxParts is the most parts one multipart upload may have (S3:
+	// DefaultMaxParts). The uploader chooses each file's part size so that
+	// the file fits.
+	MaxParts() int
+
 	// Put stores body under key in one request. sum is the SHA-256 of body
 	// and is stored with the object (S3: user metadata "sha256"). The sink
 	// sends sum for the target to check the bytes it stores, and returns nil
@@ -127,6 +132,15 @@ type Sink interface {
 	// (ErrTooLarge), read no further: Get is for small objects.
 	Get(ctx context.Context, key string, max int64) ([]byte, error)
 }
+
+// DefaultMaxParts is S3's limit on the parts of one upload.
+const DefaultMaxParts = 10000
+
+// MaxPartSize is S3's limit on the size of one part (5 GiB).
+const MaxPartSize = 5 << 30
+
+// MaxObjectSize is S3's limit on the size of one object (5 TiB).
+const MaxObjectSize = 5 << 40
 
 // Class says what a caller should do about a failure.
 type Class int

@@ -76,6 +76,8 @@ func (w *wrapped) do(ctx context.Context, c Call, fn func(context.Context) error
 
 func (w *wrapped) MinPartSize() int64 { return w.s.MinPartSize() }
 
+func (w *wrapped) MaxParts() int { return w.s.MaxParts() }
+
 func (w *wrapped) Put(ctx context.Context, key string, body []byte, sum Digest, ifAbsent bool) error {
 	return w.do(ctx, Call{Op: "Put", Key: key, Body: body, SHA256: sum}, func(ctx context.Context) error {
 		return w.s.Put(ctx, key, body, sum, ifAbsent)

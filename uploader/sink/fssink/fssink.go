@@ -48,23 +48,42 @@ const SidecarSuffix = ".sha256"
 // Sink stores objects under a root folder.
 type Sink struct {
 	root string
+	mode fs.FileMode // of every file written (objects, sidecars, staging)
 }
+
+// DefaultFileMode is the mode of the files the fs target writes, unless
+// its file_mode says otherwise.
+const DefaultFileMode fs.FileMode = 0o644
 
 var _ sink.Sink = (*Sink)(nil)
 
 // New returns a sink rooted at root, creating the folder if needed.
-func New(root string) (*Sink, error) {
+func New(root string) (*Sink, error) { return NewMode(root, DefaultFileMode) }
+
+// NewMode is New with the mode of every file written, single or multipart
+// (the target's file_mode; 0 means DefaultFileMode). It is set explicitly,
+// whatever the process's umask.
+func NewMode(root string, mode fs.FileMode) (*Sink, error) {
+	if mode == 0 {
+		mode = DefaultFileMode
+	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("fs target %s: %w", root, err)
 	}
-	return &Sink{root: root}, nil
+	return &Sink{root: root, mode: mode.Perm()}, nil
 }
 
 // MinPartSize is 1: a folder takes parts of any size.
 func (s *Sink) MinPartSize() int64 { return 1 }
 
+// MaxParts is S3's limit, so that an archive moves between targets alike.
+func (s *Sink) MaxParts() int { return sink.DefaultMaxParts }
+
 // classify turns an OS error into a sink error: permission problems need a
-// person; anything else (a full disk, a share that went away) may pass.
+// person, and a destination path the target cannot hold (fileErrnos: a file
+// where a folder is needed, a name too long) is permanent for that file;
+// anything else (a full disk, a read-only or unmounted share, an I/O error)
+// is a state of the target that may pass.
 func classify(op string, err error) error {
 	if err == nil {
 		return nil
@@ -72,7 +91,26 @@ func classify(op string, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
 		return sink.NewPermanent(op, err)
 	}
+	if IsFileError(err) {
+		return &sink.Error{Class: sink.Permanent, Op: op, Code: "InvalidPath", Err: err}
+	}
 	return sink.NewTransient(op, err)
+}
+
+// IsFileError reports whether err says that one destination path cannot be
+// written on this filesystem (see fileErrnos), as opposed to a failure of
+// the target as a whole.
+func IsFileError(err error) bool {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && (pe.Op == "sync" || pe.Op == "write" || pe.Op == "read" || pe.Op == "close") {
+		return false // about bytes, not names: a state of the target (e.g. a share without fsync)
+	}
+	for _, e := range fileErrnos {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Sink) path(key string) (string, error) {
@@ -107,17 +145,17 @@ func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest
 	if err := pace.From(ctx).Wait(ctx, len(body)); err != nil {
 		return sink.NewTransient("Put", err)
 	}
-	if err := writeAtomic(p, body, ifAbsent); err != nil {
+	if err := writeAtomic(p, body, ifAbsent, s.mode); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return existsError("Put", key)
 		}
 		return classify("Put", err)
 	}
-	return classify("Put", writeSidecar(p, sum.Hex()))
+	return classify("Put", writeSidecar(p, sum.Hex(), s.mode))
 }
 
-func writeSidecar(p, hexSum string) error {
-	return writeAtomic(p+SidecarSuffix, []byte(hexSum+"  "+filepath.Base(p)+"\n"), false)
+func writeSidecar(p, hexSum string, mode fs.FileMode) error {
+	return writeAtomic(p+SidecarSuffix, []byte(hexSum+"  "+filepath.Base(p)+"\n"), false, mode)
 }
 
 func existsError(op, key string) error {
@@ -127,7 +165,7 @@ func existsError(op, key string) error {
 // writeAtomic writes data to a temporary file beside p, fsyncs it, moves it
 // to p and fsyncs the folder. With ifAbsent an existing p is left alone and
 // the error matches fs.ErrExist.
-func writeAtomic(p string, data []byte, ifAbsent bool) error {
+func writeAtomic(p string, data []byte, ifAbsent bool, mode fs.FileMode) error {
 	dir := filepath.Dir(p)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -137,7 +175,10 @@ func writeAtomic(p string, data []byte, ifAbsent bool) error {
 		return err
 	}
 	tmp := f.Name()
-	_, err = f.Write(data)
+	err = setMode(f.Chmod(mode)) // CreateTemp makes 0600
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -195,7 +236,7 @@ func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64, sum 
 		return "", classify("CreateMultipart", err)
 	}
 	meta := fmt.Sprintf("key=%s\nsize=%d\nsha256=%s\n", strconv.Quote(key), size, sum.Hex())
-	if err := writeAtomic(filepath.Join(dir, "meta"), []byte(meta), false); err != nil {
+	if err := writeAtomic(filepath.Join(dir, "meta"), []byte(meta), false, s.mode); err != nil {
 		return "", classify("CreateMultipart", err)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_CREATE|os.O_WRONLY, 0o644)
@@ -290,7 +331,7 @@ func (s *Sink) UploadPart(ctx context.Context, key, uploadID string, p sink.Part
 	}
 	etag := p.SHA256.Hex()
 	rec := fmt.Sprintf("%d %d %s\n", p.Offset, p.Size, etag)
-	if err := writeAtomic(filepath.Join(dir, fmt.Sprintf("part-%05d", p.Number)), []byte(rec), false); err != nil {
+	if err := writeAtomic(filepath.Join(dir, fmt.Sprintf("part-%05d", p.Number)), []byte(rec), false, s.mode); err != nil {
 		return "", classify("UploadPart", err)
 	}
 	return etag, nil
@@ -333,6 +374,9 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return classify("CompleteMultipart", err)
 	}
+	if err := setMode(os.Chmod(filepath.Join(dir, "data"), s.mode)); err != nil {
+		return classify("CompleteMultipart", err)
+	}
 	if err := place(filepath.Join(dir, "data"), final, ifAbsent); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return existsError("CompleteMultipart", key)
@@ -342,7 +386,7 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 	if err := syncDir(filepath.Dir(final)); err != nil {
 		return classify("CompleteMultipart", err)
 	}
-	if err := writeSidecar(final, u.sha256); err != nil {
+	if err := writeSidecar(final, u.sha256, s.mode); err != nil {
 		return classify("CompleteMultipart", err)
 	}
 	return classify("CompleteMultipart", removeUpload(dir))
@@ -549,4 +593,14 @@ func (s *Sink) Get(ctx context.Context, key string, max int64) ([]byte, error) {
 		return nil, sink.NewPermanent("Get", fmt.Errorf("%s: more than %d bytes: %w", key, max, sink.ErrTooLarge))
 	}
 	return b, nil
+}
+
+// setMode passes the error of a chmod, except where the target does not let
+// modes be set (a share mounted without permissions): the file keeps the
+// share's mode, as any other writer's would.
+func setMode(err error) error {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, errors.ErrUnsupported) {
+		return nil
+	}
+	return err
 }

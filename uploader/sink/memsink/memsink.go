@@ -82,6 +82,9 @@ type Options struct {
 	// CompleteMultipart refuses a smaller one. 0 means 1 (any size, as
 	// fssink); set s3sink.MinPartSize to act like S3.
 	MinPartSize int64
+	// MaxParts is the most parts of one upload; 0 means
+	// sink.DefaultMaxParts. CompleteMultipart refuses more.
+	MaxParts int
 	// Now stamps an upload's Initiated time; nil means time.Now. Tests in a
 	// testing/synctest bubble get its fake clock either way.
 	Now func() time.Time
@@ -91,8 +94,9 @@ type Options struct {
 
 // Sink is an in-memory target.
 type Sink struct {
-	min int64
-	now func() time.Time
+	min      int64
+	maxParts int
+	now      func() time.Time
 
 	mu      sync.Mutex
 	objects map[string]object
@@ -125,12 +129,13 @@ type part struct {
 // New returns an empty sink.
 func New(o Options) *Sink {
 	s := &Sink{
-		min:     max(o.MinPartSize, 1),
-		now:     o.Now,
-		objects: map[string]object{},
-		uploads: map[string]*upload{},
-		calls:   map[string]int{},
-		before:  o.Before,
+		min:      max(o.MinPartSize, 1),
+		maxParts: o.MaxParts,
+		now:      o.Now,
+		objects:  map[string]object{},
+		uploads:  map[string]*upload{},
+		calls:    map[string]int{},
+		before:   o.Before,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -194,6 +199,14 @@ func (s *Sink) Delete(key string) {
 
 // MinPartSize implements sink.Sink: Options.MinPartSize, at least 1.
 func (s *Sink) MinPartSize() int64 { return s.min }
+
+// MaxParts implements sink.Sink: Options.MaxParts, 10,000 by default.
+func (s *Sink) MaxParts() int {
+	if s.maxParts > 0 {
+		return s.maxParts
+	}
+	return sink.DefaultMaxParts
+}
 
 // begin counts a call, runs the hook and checks the context.
 func (s *Sink) begin(ctx context.Context, op, key string) error {
@@ -343,6 +356,9 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 	}
 	if len(parts) == 0 {
 		return fail(op, "MalformedXML", errors.New("no parts"))
+	}
+	if len(parts) > s.MaxParts() {
+		return fail(op, "InvalidArgument", fmt.Errorf("%d parts, more than the %d an upload may have", len(parts), s.MaxParts()))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

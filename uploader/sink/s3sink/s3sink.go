@@ -88,6 +88,9 @@ type Options struct {
 	// MaxConns limits the connections of the default transport to the
 	// endpoint; 0 means DefaultMaxConns. Ignored when HTTPClient is set.
 	MaxConns int
+	// MaxParts is the most parts of one upload; 0 means
+	// sink.DefaultMaxParts (S3's 10,000). Tests set it low.
+	MaxParts int
 }
 
 // Sink stores objects in one S3 bucket. It is safe for concurrent use.
@@ -95,6 +98,8 @@ type Sink struct {
 	client *s3.Client
 	bucket string
 	lock   objectLock
+	// maxParts is Options.MaxParts or sink.DefaultMaxParts.
+	maxParts int
 }
 
 var _ sink.Sink = (*Sink)(nil)
@@ -140,8 +145,9 @@ func New(opts Options) (*Sink, error) {
 		hc = &c
 	}
 	return &Sink{
-		client: newClient(opts.Endpoint, region, opts.AccessKey, opts.SecretKey, hc),
-		bucket: opts.Bucket,
+		client:   newClient(opts.Endpoint, region, opts.AccessKey, opts.SecretKey, hc),
+		bucket:   opts.Bucket,
+		maxParts: opts.MaxParts,
 	}, nil
 }
 
@@ -198,6 +204,14 @@ func (s *Sink) Bucket() string { return s.bucket }
 
 // MinPartSize implements sink.Sink: 5 MiB.
 func (s *Sink) MinPartSize() int64 { return MinPartSize }
+
+// MaxParts implements sink.Sink: Options.MaxParts, 10,000 by default.
+func (s *Sink) MaxParts() int {
+	if s.maxParts > 0 {
+		return s.maxParts
+	}
+	return sink.DefaultMaxParts
+}
 
 // Put implements sink.Sink with one PutObject.
 func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest, ifAbsent bool) error {
