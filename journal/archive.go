@@ -37,7 +37,7 @@ type querier interface {
 	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
 }
 
-const eventColumns = `seq, time, kind, COALESCE(file_id, 0), correlation_id, batch_id, COALESCE(chunk_sequence, 0), rel_path,
+const eventColumns = `seq, time, kind, COALESCE(file_id, 0), correlation_id, batch_id, COALESCE(chunk_sequence, 0), schema_version, validation_status, rel_path,
 		COALESCE(size, -1), sha256, detail, prev_hash, hash`
 
 // scanEvents streams the events matching where (may be ""), in seq order.
@@ -54,7 +54,7 @@ func scanEvents(ctx context.Context, q querier, where string, args []any, fn fun
 	for rows.Next() {
 		var e Event
 		var ts string
-		if err := rows.Scan(&e.Seq, &ts, &e.Kind, &e.FileID, &e.CorrelationID, &e.BatchID, &e.ChunkSequence, &e.RelPath, &e.Size, &e.SHA256, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
+		if err := rows.Scan(&e.Seq, &ts, &e.Kind, &e.FileID, &e.CorrelationID, &e.BatchID, &e.ChunkSequence, &e.SchemaVersion, &e.ValidationStatus, &e.RelPath, &e.Size, &e.SHA256, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
 			return err
 		}
 		if e.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {

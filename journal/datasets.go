@@ -139,6 +139,9 @@ type DatasetRef struct {
 	RelPath   string
 	Target    string
 	KeyPrefix string // object key of the dataset's folder, ending in "/"
+	// Profile is the watch's metadata profile ("" for none): its files
+	// wait for the dataset's metadata validation (metadata.go).
+	Profile string
 }
 
 // Dataset is a datasets row with its files counted.
@@ -260,7 +263,11 @@ func (t *Tx) moveDataset(d *Dataset, c *datasetChange) error {
 	if err != nil {
 		return err
 	}
-	return t.event(Event{Kind: c.Kind, BatchID: d.RelPath, RelPath: d.RelPath, Size: -1, Detail: c.detail(d, prev)})
+	e := Event{Kind: c.Kind, BatchID: d.RelPath, RelPath: d.RelPath, Size: -1, Detail: c.detail(d, prev)}
+	if e.SchemaVersion, e.ValidationStatus, err = t.stamp(d.Watch, d.RelPath); err != nil {
+		return err
+	}
+	return t.event(e)
 }
 
 // settleInDataset opens s's dataset if it is new. For a dataset already

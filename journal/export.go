@@ -168,7 +168,10 @@ type eventJSON struct {
 	CorrelationID string `json:"correlation_id"`
 	BatchID       string `json:"batch_id"`
 	ChunkSequence *int   `json:"chunk_sequence"`
-	RelPath       string `json:"rel_path"`
+	// Only when set (events about a file of a dataset with metadata).
+	SchemaVersion    string `json:"schema_version,omitempty"`
+	ValidationStatus string `json:"validation_status,omitempty"`
+	RelPath          string `json:"rel_path"`
 	Size          *int64 `json:"size"`
 	SHA256        string `json:"sha256"`
 	Detail        string `json:"detail"`
@@ -178,12 +181,14 @@ type eventJSON struct {
 
 // ExportColumns are the fields of an exported event, in order (the CSV
 // header).
-var ExportColumns = []string{"seq", "time", "kind", "file_id", "correlation_id", "batch_id", "chunk_sequence", "rel_path", "size", "sha256", "detail", "prev_hash", "hash"}
+var ExportColumns = []string{"seq", "time", "kind", "file_id", "correlation_id", "batch_id", "chunk_sequence", "rel_path", "size", "sha256", "detail", "prev_hash", "hash",
+	"schema_version", "validation_status"}
 
 // MarshalJSON writes the export form.
 func (e Event) MarshalJSON() ([]byte, error) {
 	x := eventJSON{Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), Kind: string(e.Kind), CorrelationID: e.CorrelationID,
-		BatchID: e.BatchID, RelPath: e.RelPath, SHA256: e.SHA256, Detail: e.Detail, PrevHash: e.PrevHash, Hash: e.Hash}
+		BatchID: e.BatchID, SchemaVersion: e.SchemaVersion, ValidationStatus: e.ValidationStatus, RelPath: e.RelPath, SHA256: e.SHA256, Detail: e.Detail,
+		PrevHash: e.PrevHash, Hash: e.Hash}
 	if e.FileID != 0 {
 		x.FileID = &e.FileID
 	}
@@ -206,7 +211,8 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("seq %d: bad time %q", x.Seq, x.Time)
 	}
-	*e = Event{Seq: x.Seq, Time: t, Kind: Kind(x.Kind), CorrelationID: x.CorrelationID, BatchID: x.BatchID, RelPath: x.RelPath,
+	*e = Event{Seq: x.Seq, Time: t, Kind: Kind(x.Kind), CorrelationID: x.CorrelationID, BatchID: x.BatchID,
+		SchemaVersion: x.SchemaVersion, ValidationStatus: x.ValidationStatus, RelPath: x.RelPath,
 		Size: -1, SHA256: x.SHA256, Detail: x.Detail, PrevHash: x.PrevHash, Hash: x.Hash}
 	if x.FileID != nil {
 		e.FileID = *x.FileID
@@ -253,5 +259,5 @@ func (e Event) CSVRecord() []string {
 	}
 	return []string{strconv.FormatInt(e.Seq, 10), e.Time.UTC().Format(time.RFC3339Nano), string(e.Kind), num(e.FileID, e.FileID != 0),
 		e.CorrelationID, e.BatchID, num(int64(e.ChunkSequence), e.ChunkSequence != 0), e.RelPath, num(e.Size, e.Size >= 0),
-		e.SHA256, e.Detail, e.PrevHash, e.Hash}
+		e.SHA256, e.Detail, e.PrevHash, e.Hash, e.SchemaVersion, e.ValidationStatus}
 }

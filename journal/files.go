@@ -37,6 +37,10 @@ type Settled struct {
 	// recorded failed (class dataset_closed): nothing of a dataset lands
 	// after its manifest and crate.
 	Dataset *DatasetRef
+	// MetadataSource: the file is one that the dataset's metadata profile
+	// reads (RunInfo.xml, a sidecar...): its dataset's metadata is
+	// validated again.
+	MetadataSource bool
 }
 
 // Outcome says what RecordSettled did.
@@ -271,7 +275,11 @@ func (t *Tx) move(r *fileRow, c *change) error {
 			t.onCommit = append(t.onCommit, t.j.nudgeBatch)
 		}
 	}
-	return t.event(c.event(r, prev))
+	e := c.event(r, prev)
+	if e.SchemaVersion, e.ValidationStatus, err = t.stamp(r.Watch, r.BatchID); err != nil {
+		return err
+	}
+	return t.event(e)
 }
 
 // wrote records that ferry sent (landed false) or put (true) content sha
@@ -387,6 +395,12 @@ func (t *Tx) recordSettled(s Settled) (Outcome, error) {
 		return out, t.move(&r, &change{Kind: KindFailed, Class: "invalid_key", Reason: s.Invalid})
 	case closed != "":
 		return out, t.move(&r, &change{Kind: KindFailed, Class: "dataset_closed", Reason: closed})
+	case s.Dataset != nil && s.Dataset.Profile != "":
+		why, err := t.metadataOnSettle(s)
+		if err != nil || why == "" || r.State != Queued {
+			return out, err
+		}
+		return out, t.move(&r, &change{Kind: KindHeld, Detail: why})
 	}
 	return out, nil
 }

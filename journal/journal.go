@@ -99,6 +99,10 @@ type Journal struct {
 	missing map[string]struct{}
 	known   *sql.Stmt // on the read pool
 
+	// metadataInUse: some dataset has metadata (dataset_metadata rows):
+	// events of dataset files look their stamp up (Tx.stamp).
+	metadataInUse atomic.Bool
+
 	commits atomic.Int64 // transactions the writer committed (tests count them)
 }
 
@@ -217,6 +221,12 @@ func Open(path string, o Options) (j *Journal, err error) {
 		w.Close()
 		return nil, fmt.Errorf("journal %s: read audit chain tail: %w", path, err)
 	}
+	var inUse bool
+	if err := w.QueryRow(`SELECT EXISTS (SELECT 1 FROM dataset_metadata)`).Scan(&inUse); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	j.metadataInUse.Store(inUse)
 	r, err := sql.Open("sqlite", dsn(path, true))
 	if err != nil {
 		w.Close()
@@ -648,7 +658,12 @@ type Event struct {
 	CorrelationID string
 	BatchID       string
 	ChunkSequence int // 0 when none
-	RelPath       string
+	// SchemaVersion and ValidationStatus: the metadata of the file's
+	// dataset when the event was written ("" for a file in no dataset
+	// with a metadata profile, or before its first validation).
+	SchemaVersion    string
+	ValidationStatus string
+	RelPath          string
 	Size          int64 // -1 when none
 	SHA256        string
 	Detail        string
@@ -690,6 +705,12 @@ func canonical(e Event) []byte {
 	field("correlation_id", strconv.Quote(e.CorrelationID))
 	field("batch_id", strconv.Quote(e.BatchID))
 	field("chunk_sequence", num(int64(e.ChunkSequence), e.ChunkSequence != 0))
+	// Added with metadata (migration 0007): encoded only when set, so
+	// that every event written before hashes as it did.
+	if e.SchemaVersion != "" || e.ValidationStatus != "" {
+		field("schema_version", strconv.Quote(e.SchemaVersion))
+		field("validation_status", strconv.Quote(e.ValidationStatus))
+	}
 	field("rel_path", strconv.Quote(e.RelPath))
 	field("size", num(e.Size, e.Size >= 0))
 	field("sha256", strconv.Quote(e.SHA256))
@@ -716,9 +737,10 @@ func (t *Tx) event(e Event) error {
 	if e.Size >= 0 {
 		size = e.Size
 	}
-	_, err := t.exec(`INSERT INTO events (seq, time, kind, file_id, correlation_id, batch_id, chunk_sequence, rel_path, size, sha256, detail, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Seq, e.Time.UTC().Format(time.RFC3339Nano), e.Kind, fileID, e.CorrelationID, e.BatchID, chunk, e.RelPath, size, e.SHA256, e.Detail, e.PrevHash, e.Hash)
+	_, err := t.exec(`INSERT INTO events (seq, time, kind, file_id, correlation_id, batch_id, chunk_sequence, schema_version, validation_status,
+		rel_path, size, sha256, detail, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, e.Time.UTC().Format(time.RFC3339Nano), e.Kind, fileID, e.CorrelationID, e.BatchID, chunk, e.SchemaVersion, e.ValidationStatus, e.RelPath, size, e.SHA256, e.Detail, e.PrevHash, e.Hash)
 	if err != nil {
 		return fmt.Errorf("append event %s: %w", e.Kind, err)
 	}

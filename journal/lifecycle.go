@@ -30,6 +30,7 @@ const (
 	Ignored   State = "ignored"   // modified after upload, left alone (on_change = "ignore")
 	Dropped   State = "dropped"   // a person dropped it (the source stays)
 	Vanished  State = "vanished"  // the source was deleted or renamed before its upload ended
+	Held      State = "held"      // its dataset's metadata is not validated yet, or is invalid or drifted under "hold"
 )
 
 // StateInfo describes a state.
@@ -56,6 +57,7 @@ var stateInfo = []StateInfo{
 	{Ignored, false, false, false, "modified after its upload; on_change = \"ignore\" leaves the target's copy"},
 	{Vanished, false, false, true, "the source was deleted or renamed before its upload ended; what landed, if anything, is recorded"},
 	{Dropped, false, false, false, "dropped by a person; taken again only when the file changes"},
+	{Held, false, false, false, "kept local: its dataset's metadata is not validated yet, or is invalid or drifted under on_invalid/on_drift = \"hold\"; released when it validates or a person runs ferry metadata accept"},
 }
 
 // States lists every state a row can be in.
@@ -129,6 +131,8 @@ const (
 	KindDLQDrop             Kind = "dlq_drop"
 	KindArchived            Kind = "archived"
 	KindFileState           Kind = "file_state"
+	KindHeld                Kind = "held"
+	KindMetadataReleased    Kind = "metadata_released"
 )
 
 // Col is a set of the files columns a transition sets.
@@ -212,7 +216,7 @@ const jobEnd = ClearUploadID | SetLanded
 var lifecycle = []Rule{
 	{Kind: KindSettled, From: []State{None}, To: Queued, Sets: SetVersion | NewGeneration,
 		Doc: "the watcher found a new file settled"},
-	{Kind: KindSettled, From: []State{Queued, Uploaded, Failed, Changed, Ignored, Dropped, Vanished}, To: Queued,
+	{Kind: KindSettled, From: []State{Queued, Uploaded, Failed, Changed, Ignored, Dropped, Vanished, Held}, To: Queued,
 		Sets: SetVersion | NewGeneration | ClearHash | ResetAttempts | ClearError | ClearUploadedAt,
 		Doc:  "a new version of a known file settled"},
 	{Kind: KindSettled, From: []State{Uploading}, To: Uploading,
@@ -254,12 +258,16 @@ var lifecycle = []Rule{
 		Doc: "the source no longer matches the settled version"},
 	{Kind: KindVanished, From: []State{Uploading}, To: Vanished, Job: true, Sets: jobEnd | SetError,
 		Doc: "the source was deleted or renamed during the upload"},
-	{Kind: KindVanished, From: []State{Queued, Changed}, To: Vanished, Sets: ClearUploadID | SetError,
+	{Kind: KindVanished, From: []State{Queued, Changed, Held}, To: Vanished, Sets: ClearUploadID | SetError,
 		Doc: "the source was deleted or renamed while it waited"},
 	{Kind: KindDLQRetry, From: []State{Failed}, To: Queued, Sets: ResetAttempts | ClearError,
 		Doc: "a person: ferry dlq retry"},
-	{Kind: KindDLQDrop, From: []State{Queued, Failed, Changed, Ignored, Vanished}, To: Dropped, Sets: ClearUploadID,
+	{Kind: KindDLQDrop, From: []State{Queued, Failed, Changed, Ignored, Vanished, Held}, To: Dropped, Sets: ClearUploadID,
 		Doc: "a person: ferry dlq drop"},
+	{Kind: KindHeld, From: []State{Queued}, To: Held, Sets: ResetDue,
+		Doc: "its dataset's metadata is not validated yet, or is invalid or drifted under \"hold\": it stays local"},
+	{Kind: KindMetadataReleased, From: []State{Held}, To: Queued, Sets: ResetDue,
+		Doc: "its dataset's metadata validated, or a person accepted it (ferry metadata accept)"},
 }
 
 // Rules returns the lifecycle table.
