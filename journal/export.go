@@ -172,11 +172,11 @@ type eventJSON struct {
 	SchemaVersion    string `json:"schema_version,omitempty"`
 	ValidationStatus string `json:"validation_status,omitempty"`
 	RelPath          string `json:"rel_path"`
-	Size          *int64 `json:"size"`
-	SHA256        string `json:"sha256"`
-	Detail        string `json:"detail"`
-	PrevHash      string `json:"prev_hash"`
-	Hash          string `json:"hash"`
+	Size             *int64 `json:"size"`
+	SHA256           string `json:"sha256"`
+	Detail           string `json:"detail"`
+	PrevHash         string `json:"prev_hash"`
+	Hash             string `json:"hash"`
 }
 
 // ExportColumns are the fields of an exported event, in order (the CSV

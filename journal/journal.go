@@ -664,11 +664,11 @@ type Event struct {
 	SchemaVersion    string
 	ValidationStatus string
 	RelPath          string
-	Size          int64 // -1 when none
-	SHA256        string
-	Detail        string
-	PrevHash      string
-	Hash          string
+	Size             int64 // -1 when none
+	SHA256           string
+	Detail           string
+	PrevHash         string
+	Hash             string
 }
 
 // GenesisHash is the prev_hash of the first event.
