@@ -4,7 +4,8 @@
 // keywords, and detects drift in its shape from the watch's previous dataset.
 //
 // Everything here is a pure function of files and values: no journal, no
-// config, no daemon. See README.md in this directory for the document shape.
+// config, no daemon. ARCHITECTURE.md ("Metadata document") describes the
+// document, the Shape and the drift rules.
 package metadata
 
 import (
