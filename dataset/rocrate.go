@@ -50,6 +50,9 @@ type Crate struct {
 	// Extra holds further properties of the root dataset (the metadata
 	// captured for it); keys that RO-Crate's own structure uses are refused.
 	Extra map[string]any
+	// Entities are further contextual entities that Extra refers to, each
+	// with an "@id" starting with "#" that no other entity has.
+	Entities []map[string]any
 }
 
 var spdxID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+-]*$`)
@@ -172,6 +175,18 @@ func (c Crate) JSON() ([]byte, error) {
 		transfer,
 	}
 	graph = append(graph, entities...)
+	ids := map[string]bool{}
+	for _, n := range graph {
+		ids[fmt.Sprint(n["@id"])] = true
+	}
+	for _, e := range c.Entities {
+		id, _ := e["@id"].(string)
+		if !strings.HasPrefix(id, "#") || ids[id] {
+			return nil, fmt.Errorf("crate: entity id %q: want a new local id starting with #", id)
+		}
+		ids[id] = true
+		graph = append(graph, e)
+	}
 	doc := node{"@context": crateContext, "@graph": graph}
 	return json.MarshalIndent(doc, "", "  ")
 }

@@ -47,6 +47,12 @@ func scanEvents(ctx context.Context, q querier, where string, args []any, fn fun
 		s += ` WHERE ` + where
 	}
 	rows, err := q.QueryContext(ctx, s+` ORDER BY seq`, args...)
+	if err != nil && strings.Contains(err.Error(), "no such column: schema_version") {
+		// A journal opened read-only before migration 0007: its events
+		// have no metadata stamps.
+		legacy := strings.Replace(s, "schema_version, validation_status,", "'', '',", 1)
+		rows, err = q.QueryContext(ctx, legacy+` ORDER BY seq`, args...)
+	}
 	if err != nil {
 		return err
 	}

@@ -78,6 +78,11 @@ type Job struct {
 	// then "modified after upload".
 	UploadedSHA256 string
 	UploadedKey    string
+	// SchemaVersion and ValidationStatus: its dataset's metadata when it
+	// was claimed ("" for none), for its log lines and the object's user
+	// metadata.
+	SchemaVersion    string
+	ValidationStatus string
 }
 
 // ErrStale is returned when a job's file version was superseded while it
@@ -505,8 +510,12 @@ func (j *Journal) Claim(ctx context.Context, n int, exclude ...string) ([]Job, e
 			if err := t.move(r, &change{Kind: KindClaimed, CorrelationID: newCorrelationID()}); err != nil {
 				return err
 			}
-			jobs = append(jobs, Job{File: r.File, ID: r.ID, Generation: r.Generation, Attempts: r.Attempts, CorrelationID: r.CorrelationID,
-				UploadID: r.UploadID, SHA256: r.SHA256, UploadedSHA256: r.UploadedSHA256, UploadedKey: r.UploadedKey})
+			jb := Job{File: r.File, ID: r.ID, Generation: r.Generation, Attempts: r.Attempts, CorrelationID: r.CorrelationID,
+				UploadID: r.UploadID, SHA256: r.SHA256, UploadedSHA256: r.UploadedSHA256, UploadedKey: r.UploadedKey}
+			if jb.SchemaVersion, jb.ValidationStatus, err = t.stamp(r.Watch, r.BatchID); err != nil {
+				return err
+			}
+			jobs = append(jobs, jb)
 		}
 		return nil
 	})

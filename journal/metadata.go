@@ -155,14 +155,11 @@ func (t *Tx) metadataOnSettle(s Settled) (string, error) {
 
 // DirtyMetadata lists the unclosed datasets whose metadata is to be
 // validated (again).
+// A dataset closing (its crate, which carries the metadata, is being
+// written) or closed is not validated again: its crate must be the same
+// bytes however often it is made.
 func (j *Journal) DirtyMetadata(ctx context.Context) ([]DatasetMetadata, error) {
-	var open []string
-	for _, i := range datasetStateInfo {
-		if !i.Closed {
-			open = append(open, "'"+string(i.State)+"'")
-		}
-	}
-	return j.metadataRows(ctx, `m.marks > m.evaluated_marks AND d.state IN (`+strings.Join(open, ", ")+`)`)
+	return j.metadataRows(ctx, `m.marks > m.evaluated_marks AND d.state IN ('`+string(DatasetOpen)+`', '`+string(DatasetComplete)+`')`)
 }
 
 // Metadata returns a dataset's metadata row (ErrNoDataset when it has
@@ -374,14 +371,8 @@ func noMetadataShapes(err error) bool {
 func (j *Journal) MarkMetadataDirty(ctx context.Context, watch string) (int, error) {
 	var n int64
 	err := j.do(ctx, func(t *Tx) error {
-		var open []string
-		for _, i := range datasetStateInfo {
-			if !i.Closed {
-				open = append(open, "'"+string(i.State)+"'")
-			}
-		}
 		res, err := t.exec(`UPDATE dataset_metadata SET marks = marks + 1 WHERE dataset_id IN
-			(SELECT id FROM datasets WHERE watch = ? AND state IN (`+strings.Join(open, ", ")+`))`, watch)
+			(SELECT id FROM datasets WHERE watch = ? AND state IN (?, ?))`, watch, string(DatasetOpen), string(DatasetComplete))
 		if err != nil {
 			return err
 		}

@@ -103,6 +103,12 @@ func (w *worker) run(ctx context.Context, tk task) {
 	}
 	w.landed = nil
 	log := u.log.With("correlation_id", jb.CorrelationID, "batch_id", jb.BatchID, "path", jb.RelPath, "target", jb.Target)
+	if jb.ValidationStatus != "" || jb.SchemaVersion != "" {
+		// The file's dataset has metadata: its log lines say how it
+		// validated, and the object carries it (S3 user metadata).
+		log = log.With("schema_version", jb.SchemaVersion, "validation_status", jb.ValidationStatus)
+		ctx = sink.WithObjectMetadata(ctx, map[string]string{"validation-status": jb.ValidationStatus, "schema-version": jb.SchemaVersion})
+	}
 	// Every call on the target passes its decorators (uploader/target);
 	// they log with the file's attributes, and report its progress and
 	// failures to this worker.

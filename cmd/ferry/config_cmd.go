@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -65,6 +66,16 @@ func (a *app) checkConfig(ctx context.Context, path string, online bool) int {
 		}
 		fmt.Fprintf(a.stdout, "  watch    %s -> %s (settle %s, recursive %v, on_change %s)\n", path, w.Target,
 			time.Duration(w.Settle), *w.Recursive, w.OnChange)
+		if w.Metadata != "" {
+			from := ""
+			if w.DatasetFromTemplate() {
+				from = ", from the path template"
+			}
+			fmt.Fprintf(a.stdout, "           datasets %q%s, complete %s, metadata %s\n", w.Dataset, from, strings.Join(w.Complete, " "), w.Metadata)
+		}
+	}
+	for _, line := range cfg.DescribeMetadata() {
+		fmt.Fprintf(a.stdout, "  %s\n", line)
 	}
 	failed := false
 	for _, n := range names {

@@ -108,27 +108,42 @@ func dlqList(ctx context.Context, j *journal.Journal, stdout, stderr io.Writer, 
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
 		return exitFailed
 	}
+	held, err := j.HeldMetadata(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		return exitFailed
+	}
 	if asJSON {
-		if dl == nil {
-			dl = []journal.DeadLetter{}
+		// The dead letters as they always were, then one entry per
+		// dataset held for its metadata ("state": "held").
+		out := make([]any, 0, len(dl)+len(held))
+		for _, d := range dl {
+			out = append(out, d)
+		}
+		for _, m := range held {
+			out = append(out, heldJSON{State: string(journal.Held), Watch: m.Dataset.Watch, Dataset: m.Dataset.RelPath, Files: m.Held,
+				Status: m.Status, SchemaVersion: m.SchemaVersion, Findings: m.Findings})
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(dl); err != nil {
+		if err := enc.Encode(out); err != nil {
 			return exitFailed
 		}
 		return exitOK
 	}
 	if len(dl) == 0 {
 		fmt.Fprintln(stdout, "no dead letters")
-		return exitOK
+	} else {
+		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tFAILED AT\tCLASS\tATTEMPTS\tFILE\tERROR")
+		for _, d := range dl {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.FailedAt.Format(time.RFC3339), d.ErrorClass, d.Attempts,
+				filepath.Join(d.Watch, filepath.FromSlash(d.RelPath)), strings.ReplaceAll(d.Error, "\n", " "))
+		}
+		tw.Flush()
 	}
-	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tFAILED AT\tCLASS\tATTEMPTS\tFILE\tERROR")
-	for _, d := range dl {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.FailedAt.Format(time.RFC3339), d.ErrorClass, d.Attempts,
-			filepath.Join(d.Watch, filepath.FromSlash(d.RelPath)), strings.ReplaceAll(d.Error, "\n", " "))
+	if len(held) > 0 {
+		heldList(held, stdout)
 	}
-	tw.Flush()
 	return exitOK
 }

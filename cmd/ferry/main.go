@@ -113,7 +113,7 @@ uploaded or a runtime error, 2 bad command line or configuration.`,
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
-	root.AddCommand(a.runCmd(), a.statusCmd(), a.configCmd(), a.journalCmd(), a.dlqCmd(), a.datasetsCmd(), a.datasetCmd(), a.reclaimCmd(),
+	root.AddCommand(a.runCmd(), a.statusCmd(), a.configCmd(), a.journalCmd(), a.dlqCmd(), a.datasetsCmd(), a.datasetCmd(), a.reclaimCmd(), a.metadataCmd(),
 		a.installCmd(), a.serviceCmd("uninstall"), a.serviceCmd("start"), a.serviceCmd("stop"), a.serviceCmd("restart"),
 		a.versionCmd())
 	addManCmd(root)

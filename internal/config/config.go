@@ -33,6 +33,9 @@ type Config struct {
 	Watch   []WatchConfig           `toml:"watch"`
 	Metrics MetricsConfig           `toml:"metrics"`
 	Notify  []NotifyConfig          `toml:"notify"`
+	// Metadata profiles and registered vocabularies (metadata.go).
+	Metadata   map[string]MetadataConfig   `toml:"metadata"`
+	Vocabulary map[string]VocabularyConfig `toml:"vocabulary"`
 
 	file     string // absolute path of the config file
 	sum      string // SHA-256 of its bytes
@@ -164,8 +167,11 @@ type WatchConfig struct {
 	// VerifyBeforeDelete: "head" (size and sha256 metadata, the default)
 	// or "readback" (the whole object read back and hashed).
 	VerifyBeforeDelete string `toml:"verify_before_delete"`
+	// Metadata names a [metadata.NAME] profile (metadata.go).
+	Metadata string `toml:"metadata"`
 
-	conditions dataset.Conditions
+	datasetFromTemplate bool
+	conditions          dataset.Conditions
 	moveDir    string // after_upload = "move:DIR", resolved
 }
 

@@ -87,6 +87,7 @@ func (c *Config) validate(v *checker, lookupEnv func(string) (string, bool)) {
 	c.Upload.validate(v)
 	c.Metrics.validate(v)
 	names := c.validateTargets(v, lookupEnv)
+	c.validateMetadata(v)
 	c.validateWatches(v, names)
 	c.validateMoves(v)
 	c.validateNotify(v, lookupEnv)
@@ -408,6 +409,7 @@ func (c *Config) validateWatch(v *checker, i int, seen map[string]int, targets [
 		t := true
 		w.Recursive = &t
 	}
+	c.validateWatchMetadata(v, w, tbl, line)
 	w.validateDataset(v, tbl, line, c.resolve)
 	if len(w.Include) == 0 {
 		w.Include = []string{"**/*"}

@@ -61,6 +61,7 @@ func (d *Daemon) auditStart(ctx context.Context) *checkpointer {
 	} else if len(changed) > 0 {
 		d.log.Info("configuration recorded in the audit log", "config_sha256", w.cfg.SHA256(), "changed_settings", changed)
 	}
+	d.auditRules(ctx, w.cfg)
 	c := newCheckpointer(w.cfg, d.j, w.sinks, d.version, d.log)
 	c.now = d.clock
 	// The targets of the configuration in force at each checkpoint.
@@ -83,4 +84,18 @@ func (d *Daemon) auditStop(cp *checkpointer, deadline time.Time) {
 		d.log.Error("cannot record the stop in the audit log", "error", err.Error())
 	}
 	cp.final(deadline)
+}
+
+// auditRules records changed validation rules (recordRules) and logs it.
+func (d *Daemon) auditRules(ctx context.Context, cfg *config.Config) {
+	changed, err := d.recordRules(ctx, cfg)
+	switch {
+	case err != nil:
+		d.log.Error("cannot record the validation rules in the audit log", "error", err.Error())
+	case len(changed) > 0:
+		d.log.Info("validation rules recorded in the audit log; datasets not closed are validated again", "rules", changed)
+		if d.datasets != nil {
+			d.datasets.Nudge()
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -212,6 +213,9 @@ func (d *Daemon) record(ctx context.Context, files []watcher.File) error {
 			if why := reservedInDataset(ds, f.RelPath); why != "" && s.Invalid == "" {
 				s.Invalid = why
 			}
+			if ds.Profile != "" {
+				s.MetadataSource = isMetadataSource(d.now().cfg.Profile(r.wc), strings.TrimPrefix(f.RelPath, ds.RelPath+"/"))
+			}
 		}
 		ss = append(ss, s)
 	}
@@ -286,7 +290,7 @@ func (d *Daemon) Run(ctx context.Context, once bool) (OnceResult, error) {
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		reload = make(chan struct{}, 1)
-		go watchConfig(wctx, d.now().cfg.File(), reload, d.log)
+		go watchConfig(wctx, d.now().cfg.File(), d.ruleFiles, reload, d.log)
 	}
 	return d.run(ctx, once, reload)
 }

@@ -65,7 +65,7 @@ func datasetOf(wc config.WatchConfig, t config.TargetConfig, targetName, root, r
 	if err != nil {
 		return nil, err
 	}
-	return &journal.DatasetRef{Watch: root, RelPath: ds, Target: targetName, KeyPrefix: key + "/"}, nil
+	return &journal.DatasetRef{Watch: root, RelPath: ds, Target: targetName, KeyPrefix: key + "/", Profile: wc.Metadata}, nil
 }
 
 // reservedInDataset says why a file cannot be stored in its dataset: its
@@ -162,6 +162,7 @@ func (l *datasetLoop) run(ctx context.Context) {
 // period ends next (zero: none pending).
 func (l *datasetLoop) pass(ctx context.Context) time.Time {
 	w := l.d.now()
+	l.metadataPass(ctx, w)
 	ds, err := l.d.j.Datasets(ctx, journal.DatasetFilter{Unclosed: true})
 	if err != nil {
 		if ctx.Err() == nil {
@@ -227,6 +228,12 @@ func (l *datasetLoop) close(ctx context.Context, w *wiring, wc config.WatchConfi
 		Journal: l.d.j, Sink: s, Target: describeTarget(d.Target, w.cfg.Target[d.Target]),
 		FerryVersion: l.d.version, Host: hostname(), License: wc.License,
 		Notify: func(cd journal.Dataset) []journal.Notification { return datasetNotifications(w.cfg, cd, hostname()) },
+	}
+	if m, err := l.d.j.Metadata(ctx, d.Watch, d.RelPath); err == nil {
+		c.Metadata = &m
+	} else if !errors.Is(err, journal.ErrNoDataset) {
+		l.logOnce(d.Watch+"/"+d.RelPath, "cannot read a dataset's metadata; it waits", "dataset", d.RelPath, "error", err.Error())
+		return
 	}
 	closed, err := c.Close(ctx, d)
 	switch {

@@ -16,6 +16,7 @@ type metrics struct {
 	reg          *prometheus.Registry
 	chunks       *prometheus.HistogramVec
 	closeSeconds prometheus.Histogram
+	validations  *prometheus.CounterVec
 	src          StatusSource
 	now          func() time.Time // the clock /status reads
 	tp           throughput       // /throughput: bytes per minute, last hour
@@ -38,12 +39,17 @@ func newMetrics(src StatusSource, now func() time.Time) *metrics {
 		Help:    "Time from a dataset's completion signal to its manifest and RO-Crate landed.",
 		Buckets: prometheus.ExponentialBuckets(0.1, 3, 12), // 100 ms .. ~5 h
 	})
+	m.validations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ferry_metadata_validations_total",
+		Help: "Validations of datasets' metadata since start, by outcome (valid, drift, invalid).",
+	}, []string{"status"})
 	counter := func(name, help string, f func(Counters) int64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(src.Counters())) })
 	}
 	m.reg.MustRegister(
 		m.chunks,
 		m.closeSeconds,
+		m.validations,
 		&datasetCollector{src: src},
 		counter("ferry_uploaded_files_total", "Files uploaded and verified since start.", func(c Counters) int64 { return c.UploadedFiles }),
 		counter("ferry_uploaded_bytes_total", "Bytes of the files uploaded since start.", func(c Counters) int64 { return c.UploadedBytes }),
@@ -126,6 +132,9 @@ func (c *breakerCollector) Collect(ch chan<- prometheus.Metric) {
 // observeClose records how long a dataset took from its completion signal
 // to its manifest and crate landed.
 func (m *metrics) observeClose(took time.Duration) { m.closeSeconds.Observe(took.Seconds()) }
+
+// observeValidation counts a validation of a dataset's metadata.
+func (m *metrics) observeValidation(status string) { m.validations.WithLabelValues(status).Inc() }
 
 // datasetCollector reads the datasets and the outbox at each scrape.
 type datasetCollector struct{ src StatusSource }

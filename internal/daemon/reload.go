@@ -39,6 +39,15 @@ func (d *Daemon) reload(wctx, uctx context.Context, rs *runState) {
 		return
 	}
 	if cfg.SHA256() == old.cfg.SHA256() {
+		if rulesSum(cfg) != rulesSum(old.cfg) {
+			// Only a schema or vocabulary file changed: the new rules
+			// apply; nothing else is restarted.
+			nw := *old
+			nw.cfg = cfg
+			d.cur.Store(&nw)
+			d.auditRules(wctx, cfg)
+			return
+		}
 		d.log.Info("configuration unchanged; nothing to apply", "config", file, "config_sha256", cfg.SHA256())
 		return
 	}
@@ -117,6 +126,7 @@ func (d *Daemon) reload(wctx, uctx context.Context, rs *runState) {
 	if _, err := d.auditConfig(wctx, cfg, journal.AuditConfigChanged); err != nil {
 		d.log.Error("cannot record the configuration change in the audit log", "error", err.Error())
 	}
+	d.auditRules(wctx, cfg)
 	if len(later) > 0 {
 		d.log.Warn("some changed settings take effect only when ferry restarts; the running values are kept", "settings", later)
 	}
@@ -142,8 +152,28 @@ func (d *Daemon) refused(ctx context.Context, file string, err error) {
 // watchConfig signals reload when the configuration file may have changed:
 // an fsnotify event naming it (its folder is watched, since editors often
 // replace the file), or SIGHUP on Unix. Bursts are coalesced (reloadQuiet).
-func watchConfig(ctx context.Context, path string, reload chan<- struct{}, log *slog.Logger) {
+func watchConfig(ctx context.Context, path string, rules func() []string, reload chan<- struct{}, log *slog.Logger) {
 	path = filepath.Clean(path)
+	// The validation rules (schemas, vocabularies) the configuration
+	// names are watched too: editing one applies it like a configuration
+	// edit.
+	files := map[string]bool{path: true}
+	dirs := map[string]bool{}
+	var fw *fsnotify.Watcher
+	sync := func() {
+		if rules == nil || fw == nil {
+			return
+		}
+		for _, f := range rules() {
+			f = filepath.Clean(f)
+			files[f] = true
+			if dir := filepath.Dir(f); !dirs[dir] {
+				if err := fw.Add(dir); err == nil {
+					dirs[dir] = true
+				}
+			}
+		}
+	}
 	edits := make(chan struct{}, 1)
 	go coalesce(ctx, edits, reloadQuiet, reload)
 	nudge := func() {
@@ -163,6 +193,10 @@ func watchConfig(ctx context.Context, path string, reload chan<- struct{}, log *
 		defer fw.Close()
 		if err = fw.Add(filepath.Dir(path)); err == nil {
 			events, errs = fw.Events, fw.Errors
+			dirs[filepath.Dir(path)] = true
+			sync()
+		} else {
+			fw = nil
 		}
 	}
 	if err != nil {
@@ -175,9 +209,10 @@ func watchConfig(ctx context.Context, path string, reload chan<- struct{}, log *
 				events = nil
 				continue
 			}
-			if filepath.Clean(ev.Name) == path && !ev.Has(fsnotify.Chmod) {
+			if files[filepath.Clean(ev.Name)] && !ev.Has(fsnotify.Chmod) {
 				nudge()
 			}
+			sync() // a reload may have named other rule files
 		case err, ok := <-errs:
 			if !ok {
 				errs = nil
@@ -215,4 +250,32 @@ func coalesce(ctx context.Context, in <-chan struct{}, quiet time.Duration, out 
 			return
 		}
 	}
+}
+
+// rulesSum identifies the validation rules a configuration loaded (their
+// files' SHA-256): a change reloads them even when the configuration file
+// itself did not change.
+func rulesSum(c *config.Config) string {
+	var b strings.Builder
+	vocabs, schemas := c.RuleFiles()
+	for _, v := range vocabs {
+		b.WriteString(v.Path + " " + v.SHA256 + "\n")
+	}
+	for _, s := range schemas {
+		b.WriteString(s.Path + " " + s.SHA256 + "\n")
+	}
+	return b.String()
+}
+
+// ruleFiles lists the validation rule files of the configuration in force.
+func (d *Daemon) ruleFiles() []string {
+	var out []string
+	vocabs, schemas := d.now().cfg.RuleFiles()
+	for _, v := range vocabs {
+		out = append(out, v.Path)
+	}
+	for _, s := range schemas {
+		out = append(out, s.Path)
+	}
+	return out
 }

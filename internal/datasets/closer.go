@@ -8,12 +8,15 @@
 package datasets
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ferry-data/ferry/dataset"
 	"github.com/ferry-data/ferry/journal"
@@ -31,6 +34,10 @@ type Closer struct {
 	Host         string
 	// License is the watch's `license` ("" = dataset.DefaultLicense).
 	License string
+	// Metadata is the dataset's metadata as last validated (nil: its
+	// watch has no metadata profile): the crate carries the document,
+	// the status, the schema version and the findings.
+	Metadata *journal.DatasetMetadata
 	// Notify returns the notifications owed when d closes (its state says
 	// closed or failed_run); nil means none.
 	Notify func(d journal.Dataset) []journal.Notification
@@ -203,5 +210,49 @@ func (c *Closer) crate(d journal.Dataset, files []journal.DatasetFile, manifest 
 		Reason:       d.Reason,
 		Target:       c.Target,
 	}
+	if c.Metadata != nil {
+		cr.Extra, cr.Entities = metadataEntities(*c.Metadata)
+	}
 	return cr.JSON()
+}
+
+// metadataEntities are the crate's record of a dataset's metadata: the
+// root's variableMeasured names one PropertyValue each for the validation
+// status, the schema version, the captured document and the findings (as
+// JSON text), and a person's acceptance where there was one.
+func metadataEntities(m journal.DatasetMetadata) (map[string]any, []map[string]any) {
+	pv := func(id, name, value, desc string) map[string]any {
+		n := map[string]any{"@id": id, "@type": "PropertyValue", "name": name, "value": value}
+		if desc != "" {
+			n["description"] = desc
+		}
+		return n
+	}
+	status := m.Status
+	if status == "" {
+		status = "none"
+	}
+	es := []map[string]any{
+		pv("#ferry-validation-status", "validation_status", status, "How the dataset's metadata validated when ferry archived it: valid, drift or invalid."),
+		pv("#ferry-schema-version", "schema_version", m.SchemaVersion, "The schema's $id and the first 12 hex digits of its SHA-256."),
+		pv("#ferry-metadata", "metadata", compactJSON(m.Document, "{}"), "The metadata ferry captured for the dataset (path, runinfo, runparameters, samplesheet, sidecars), as JSON; vocabulary values as term IDs."),
+		pv("#ferry-metadata-findings", "metadata_findings", compactJSON(m.Findings, "[]"), "Every finding of the validation (field, expected, found), as JSON."),
+	}
+	if !m.AcceptedAt.IsZero() {
+		es = append(es, pv("#ferry-metadata-accepted", "metadata_accepted", m.AcceptedReason,
+			"A person accepted the metadata as it was, at "+m.AcceptedAt.UTC().Format(time.RFC3339)+", for this reason."))
+	}
+	refs := make([]any, len(es))
+	for i, e := range es {
+		refs[i] = map[string]any{"@id": e["@id"]}
+	}
+	return map[string]any{"variableMeasured": refs}, es
+}
+
+func compactJSON(b []byte, def string) string {
+	var buf bytes.Buffer
+	if len(b) == 0 || json.Compact(&buf, b) != nil {
+		return def
+	}
+	return buf.String()
 }

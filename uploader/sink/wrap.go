@@ -203,3 +203,39 @@ func CallOf(ctx context.Context) CallInfo {
 	ci, _ := ctx.Value(callKey{}).(CallInfo)
 	return ci
 }
+
+type metaKey struct{}
+
+// WithObjectMetadata returns ctx asking the sink to store m with the
+// objects it creates with it (S3: user metadata, beside "sha256", which
+// it never replaces). Keys are lowercase ASCII; a value that is not
+// printable ASCII is left out (S3 user metadata is ASCII, 2 KB in all):
+// issue 13's validation-status and schema-version.
+func WithObjectMetadata(ctx context.Context, m map[string]string) context.Context {
+	return context.WithValue(ctx, metaKey{}, m)
+}
+
+// ObjectMetadataOf returns the metadata ctx asks for (nil for none), only
+// the printable ASCII entries.
+func ObjectMetadataOf(ctx context.Context) map[string]string {
+	m, _ := ctx.Value(metaKey{}).(map[string]string)
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if printableASCII(k) && printableASCII(v) && k != "" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -230,7 +230,7 @@ func (s *Sink) put(ctx context.Context, op, key string, body []byte, sum sink.Di
 		Body:           pace.From(ctx).Reader(ctx, bytes.NewReader(body)),
 		ContentLength:  aws.Int64(int64(len(body))),
 		ChecksumSHA256: aws.String(b64(sum)),
-		Metadata:       map[string]string{MetaSHA256: sum.Hex()},
+		Metadata:       userMetadata(ctx, sum),
 		IfNoneMatch:    ifNoneMatch(ifAbsent),
 	}
 	if lock != nil {
@@ -263,7 +263,7 @@ func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64, sum 
 		Bucket:            aws.String(s.bucket),
 		Key:               aws.String(key),
 		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
-		Metadata:          map[string]string{MetaSHA256: sum.Hex()},
+		Metadata:          userMetadata(ctx, sum),
 	})
 	if err != nil {
 		return "", classify(ctx, op, err)
@@ -622,4 +622,16 @@ func parseRateLimit(h http.Header, now time.Time) (sink.RateLimit, bool) {
 		at = now.Add(24 * time.Hour)
 	}
 	return sink.RateLimit{Remaining: rem, Reset: at}, true
+}
+
+// userMetadata is an object's user metadata: its sha256, and what the
+// caller asked for (sink.WithObjectMetadata: a dataset's validation
+// status and schema version), never replacing sha256.
+func userMetadata(ctx context.Context, sum sink.Digest) map[string]string {
+	m := map[string]string{}
+	for k, v := range sink.ObjectMetadataOf(ctx) {
+		m[strings.ToLower(k)] = v
+	}
+	m[MetaSHA256] = sum.Hex()
+	return m
 }
