@@ -366,12 +366,16 @@ func noMetadataShapes(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "no such table: metadata_shapes")
 }
 
-// MarkMetadataDirty marks every unclosed dataset of watch with metadata for
-// validation again (the rules changed). It returns how many.
+// MarkMetadataDirty marks the held (or not yet validated) datasets of
+// watch for validation again: the rules changed, and a dataset held under
+// the old ones may validate under the new. A released dataset keeps the
+// outcome its files were uploaded with (its objects and crate say how it
+// validated then); it is validated again only when a source file of it
+// changes. It returns how many.
 func (j *Journal) MarkMetadataDirty(ctx context.Context, watch string) (int, error) {
 	var n int64
 	err := j.do(ctx, func(t *Tx) error {
-		res, err := t.exec(`UPDATE dataset_metadata SET marks = marks + 1 WHERE dataset_id IN
+		res, err := t.exec(`UPDATE dataset_metadata SET marks = marks + 1 WHERE (hold = 1 OR status = '') AND dataset_id IN
 			(SELECT id FROM datasets WHERE watch = ? AND state IN (?, ?))`, watch, string(DatasetOpen), string(DatasetComplete))
 		if err != nil {
 			return err
