@@ -172,7 +172,7 @@ type WatchConfig struct {
 
 	datasetFromTemplate bool
 	conditions          dataset.Conditions
-	moveDir    string // after_upload = "move:DIR", resolved
+	moveDir             string // after_upload = "move:DIR", resolved
 }
 
 // Load reads, decodes and validates a config file. Environment variables
