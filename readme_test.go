@@ -40,6 +40,7 @@ type expect struct {
 var (
 	installs = "installs ferry on this machine (a system service, a package, as root): " +
 		"packaging/package_test.go does these steps with FERRY_TEST_INSTALL=1 (CI), and internal/service tests the service verbs"
+	metadataRuns   = "needs a watch with a metadata profile and generated run folders: cmd/ferry TestMetadataOfSequencerRuns runs both"
 	readmeCommands = map[string]expect{
 		makeTest:                             {skip: "the test suite that runs this test"},
 		"ferry dlq list --config ferry.toml": {want: "no dead letters"},
@@ -54,8 +55,10 @@ var (
 		"ferry journal state --config ferry.toml --at 2026-11-01T12:00:00Z":                      {want: "files as of 2026-11-01T12:00:00Z"},
 		"ferry journal archive --config ferry.toml --before 2026-01-01 --out journal-2025.jsonl": {want: "archive"},
 		// Run last, on a journal scribbled over (see below).
-		"ferry journal rebuild --config ferry.toml":                      {want: "2 already on their target"},
-		"sudo ferry install --config /etc/ferry/ferry.toml --user ferry": {skip: installs},
+		"ferry journal rebuild --config ferry.toml": {want: "2 already on their target"},
+		"ferry metadata accept LH00001/20261202_LH00001_0043_B22XYZLT3 --reason \"species confirmed by the PI (ticket 4711)\" --config ferry.toml": {skip: metadataRuns},
+		"ferry metadata check --config ferry.toml incoming/LH00001/20261202_LH00001_0043_B22XYZLT3":                                                {skip: metadataRuns},
+		"sudo ferry install --config /etc/ferry/ferry.toml --user ferry":                                                                           {skip: installs},
 		"sudo ferry start":                                  {skip: installs},
 		"sudo ferry uninstall":                              {skip: installs},
 		"sudo dpkg -i dist/ferry_*_amd64.deb":               {skip: installs},
