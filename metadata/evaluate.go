@@ -22,11 +22,11 @@ const (
 
 // Finding is one problem with a dataset's metadata.
 type Finding struct {
-	Kind     string // "invalid" or "drift"
-	Field    string // dotted path in the document, e.g. samplesheet.BCLConvert_Data[2].Species
-	Expected string // what the schema requires, or the value seen before
-	Found    string // the value found (JSON), "nothing" when missing
-	Message  string // for people: the reader error with FILE:LINE, the kind of drift, the schema's message
+	Kind     string `json:"kind"`               // "invalid" or "drift"
+	Field    string `json:"field"`              // dotted path in the document, e.g. samplesheet.BCLConvert_Data[2].Species
+	Expected string `json:"expected,omitempty"` // what the schema requires, or the value seen before
+	Found    string `json:"found,omitempty"`    // the value found (JSON), "nothing" when missing
+	Message  string `json:"message,omitempty"`  // for people: the reader error with FILE:LINE, the kind of drift, the schema's message
 }
 
 // String is one line: "KIND FIELD: expected E, found F"; a drift finding

@@ -127,11 +127,11 @@ func (p *Profile) DatasetPattern() string {
 
 // Source is one file metadata was read from.
 type Source struct {
-	File    string // slash path relative to the dataset folder ("." for the path)
-	Kind    string // "path", "runinfo", "runparameters", "samplesheet", "sidecar"
-	Size    int64
-	ModTime time.Time
-	Fields  []string // top-level dotted paths it gave, e.g. "runinfo.flowcell"
+	File    string    `json:"file"` // slash path relative to the dataset folder ("." for the path)
+	Kind    string    `json:"kind"` // "path", "runinfo", "runparameters", "samplesheet", "sidecar"
+	Size    int64     `json:"size"`
+	ModTime time.Time `json:"mod_time"`
+	Fields  []string  `json:"fields"` // top-level dotted paths it gave, e.g. "runinfo.flowcell"
 }
 
 // Capture is what was read from where.
