@@ -979,6 +979,7 @@ type QueueStats struct {
 	Files       int       // queued or being uploaded
 	Bytes       int64     // their size
 	DeadLetters int       // failed, waiting for a person
+	Held        int       // held for their dataset's metadata
 	Oldest      time.Time // when the longest-waiting of them settled (zero if none)
 }
 
@@ -994,6 +995,7 @@ func (j *Journal) Queue(ctx context.Context) (QueueStats, error) {
 	if oldest.Valid {
 		q.Oldest = time.Unix(0, oldest.Int64)
 	}
-	err = j.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM files WHERE state = ?`, string(Failed)).Scan(&q.DeadLetters)
+	err = j.r.QueryRowContext(ctx, `SELECT COUNT(CASE WHEN state = ? THEN 1 END), COUNT(CASE WHEN state = ? THEN 1 END) FROM files WHERE state IN (?, ?)`,
+		string(Failed), string(Held), string(Failed), string(Held)).Scan(&q.DeadLetters, &q.Held)
 	return q, err
 }

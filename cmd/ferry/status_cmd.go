@@ -181,6 +181,9 @@ func writeStatus(w io.Writer, st daemon.Status, note string, now time.Time) {
 		dl += " (see ferry dlq list)"
 	}
 	line("Dead letters:", "%s", dl)
+	if st.Held > 0 {
+		line("Held:", "%d files of %d datasets, for their metadata (see ferry dlq list)", st.Held, st.HeldDatasets)
+	}
 	if total := sumCounts(st.Datasets); total > 0 || st.NotificationsPending > 0 {
 		var ds []string
 		for _, s := range journal.DatasetStates() {

@@ -139,7 +139,7 @@ func TestMetricsEndpoints(t *testing.T) {
 		"source": "daemon", "queue_files": 0.0, "queue_bytes": 0.0, "dead_letter_files": 0.0, "oldest_pending_seconds": 0.0,
 		"uploaded_files": 1.0, "uploaded_bytes": 7.0, "in_flight": []any{}, "eta_seconds": 0.0, "last_error": nil,
 		"breakers": map[string]any{"local": "closed"}, "watches": []any{filepath.Join(dir, "in")},
-		"states": map[string]any{"queued": 0.0, "uploading": 0.0, "uploaded": 1.0, "failed": 0.0, "changed": 0.0, "ignored": 0.0, "vanished": 0.0, "dropped": 0.0},
+		"states": map[string]any{"queued": 0.0, "uploading": 0.0, "uploaded": 1.0, "failed": 0.0, "changed": 0.0, "ignored": 0.0, "vanished": 0.0, "dropped": 0.0, "held": 0.0},
 	}
 	for k, v := range want {
 		if got, ok := js[k]; !ok || fmt.Sprint(got) != fmt.Sprint(v) {

@@ -82,6 +82,7 @@ var (
 	queueFilesDesc = prometheus.NewDesc("ferry_queue_files", "Files settled and waiting to be uploaded, or being uploaded.", nil, nil)
 	queueBytesDesc = prometheus.NewDesc("ferry_queue_bytes", "Bytes of those files.", nil, nil)
 	deadDesc       = prometheus.NewDesc("ferry_dead_letter_files", "Files that failed permanently and wait for a person (ferry dlq list).", nil, nil)
+	heldDesc       = prometheus.NewDesc("ferry_held_files", "Files kept local because their dataset's metadata is not validated yet, or invalid or drifted under hold (ferry dlq list).", nil, nil)
 	oldestDesc     = prometheus.NewDesc("ferry_oldest_pending_seconds", "How long the longest-waiting file settled but not yet uploaded has waited: the data at risk.", nil, nil)
 	breakerDesc    = prometheus.NewDesc("ferry_breaker_state", "Circuit breaker of each target: 0 closed, 1 half-open, 2 open.", []string{"target"}, nil)
 )
@@ -90,6 +91,7 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueFilesDesc
 	ch <- queueBytesDesc
 	ch <- deadDesc
+	ch <- heldDesc
 	ch <- oldestDesc
 }
 
@@ -104,6 +106,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(queueFilesDesc, prometheus.GaugeValue, float64(q.Files))
 	ch <- prometheus.MustNewConstMetric(queueBytesDesc, prometheus.GaugeValue, float64(q.Bytes))
 	ch <- prometheus.MustNewConstMetric(deadDesc, prometheus.GaugeValue, float64(q.DeadLetters))
+	ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(q.Held))
 	var oldest float64
 	if !q.Oldest.IsZero() {
 		oldest = c.now().Sub(q.Oldest).Seconds()

@@ -29,6 +29,10 @@ type Status struct {
 	Queue       int     `json:"queue_files"`
 	QueueBytes  int64   `json:"queue_bytes"`
 	DeadLetters int     `json:"dead_letter_files"`
+	// Held: files kept local for their dataset's metadata (ferry dlq
+	// list), and how many datasets they are in.
+	Held         int `json:"held_files"`
+	HeldDatasets int `json:"held_datasets"`
 	OldestWait  float64 `json:"oldest_pending_seconds"`
 	// Uploaded files and bytes since the daemon started (null from the
 	// journal, which knows no start).
@@ -198,7 +202,14 @@ func JournalStatus(ctx context.Context, j *journal.Journal, now time.Time) (Stat
 	if err != nil {
 		return st, err
 	}
-	st.Queue, st.QueueBytes, st.DeadLetters = q.Files, q.Bytes, q.DeadLetters
+	st.Queue, st.QueueBytes, st.DeadLetters, st.Held = q.Files, q.Bytes, q.DeadLetters, q.Held
+	if q.Held > 0 {
+		hm, err := j.HeldMetadata(ctx)
+		if err != nil {
+			return st, err
+		}
+		st.HeldDatasets = len(hm)
+	}
 	if !q.Oldest.IsZero() {
 		st.OldestWait = max(now.Sub(q.Oldest).Seconds(), 0)
 	}
