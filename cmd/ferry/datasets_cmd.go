@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/datasets"
 	"github.com/ferry-data/ferry/journal"
+	"github.com/ferry-data/ferry/metadata"
 )
 
 // datasetsCmd lists datasets; datasetCmd shows one. Both read the journal
@@ -128,6 +129,33 @@ type datasetJSON struct {
 	OpenedAt    time.Time  `json:"opened_at"`
 	CompletedAt *time.Time `json:"completed_at"`
 	ClosedAt    *time.Time `json:"closed_at"`
+	// Metadata, for a watch with a metadata profile (metadataOf).
+	ValidationStatus string          `json:"validation_status,omitempty"`
+	SchemaVersion    string          `json:"schema_version,omitempty"`
+	Held             int             `json:"files_held,omitempty"`
+	Findings         json.RawMessage `json:"metadata_findings,omitempty"`
+	AcceptedReason   string          `json:"metadata_accepted_reason,omitempty"`
+}
+
+// withMetadata adds a dataset's metadata row to its JSON form.
+func (d *datasetJSON) withMetadata(m journal.DatasetMetadata) {
+	d.ValidationStatus, d.SchemaVersion, d.Held, d.AcceptedReason = m.Status, m.SchemaVersion, m.Held, m.AcceptedReason
+	if d.ValidationStatus == "" {
+		d.ValidationStatus = "pending"
+	}
+	if len(m.Findings) > 0 && string(m.Findings) != "[]" {
+		d.Findings = m.Findings
+	}
+}
+
+// metadataOf is every dataset's metadata, by watch and dataset.
+func metadataOf(ctx context.Context, j *journal.Journal) (map[[2]string]journal.DatasetMetadata, error) {
+	ms, err := j.AllMetadata(ctx)
+	out := make(map[[2]string]journal.DatasetMetadata, len(ms))
+	for _, m := range ms {
+		out[[2]string{m.Dataset.Watch, m.Dataset.RelPath}] = m
+	}
+	return out, err
 }
 
 func toJSON(d journal.Dataset) datasetJSON {
@@ -152,10 +180,19 @@ func datasetsList(ctx context.Context, j *journal.Journal, stdout, stderr io.Wri
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
 		return exitFailed
 	}
+	meta, err := metadataOf(ctx, j)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		return exitFailed
+	}
 	if asJSON {
 		out := make([]datasetJSON, 0, len(ds))
 		for _, d := range ds {
-			out = append(out, toJSON(d))
+			row := toJSON(d)
+			if m, ok := meta[[2]string{d.Watch, d.RelPath}]; ok {
+				row.withMetadata(m)
+			}
+			out = append(out, row)
 		}
 		return writeJSON(stdout, out)
 	}
@@ -169,6 +206,9 @@ func datasetsList(ctx context.Context, j *journal.Journal, stdout, stderr io.Wri
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
 	head := "DATASET\tSTATE\tFILES\tBYTES\tSIGNAL\tMANIFEST\tAGE"
+	if len(meta) > 0 {
+		head += "\tMETADATA"
+	}
 	if len(watches) > 1 {
 		head = "WATCH\t" + head
 	}
@@ -188,6 +228,19 @@ func datasetsList(ctx context.Context, j *journal.Journal, stdout, stderr io.Wri
 			signal = "-"
 		}
 		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", row.ID, row.State, files, iec(row.Bytes), signal, manifest, age(now.Sub(d.OpenedAt)))
+		if len(meta) > 0 {
+			status := "-"
+			if m, ok := meta[[2]string{d.Watch, d.RelPath}]; ok {
+				row.withMetadata(m)
+				status = row.ValidationStatus
+				if row.Held > 0 {
+					status += fmt.Sprintf(" (%d held)", row.Held)
+				} else if row.AcceptedReason != "" {
+					status += " (accepted)"
+				}
+			}
+			line += "\t" + status
+		}
 		if len(watches) > 1 {
 			line = d.Watch + "\t" + line
 		}
@@ -237,9 +290,17 @@ func datasetShow(ctx context.Context, cfg *config.Config, j *journal.Journal, id
 		FilesList     []fileJSON     `json:"file_list"`
 		Notifications []noteJSON     `json:"notifications"`
 	}
+	meta, err := metadataOf(ctx, j)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		return exitFailed
+	}
 	var all []showJSON
 	for _, d := range ds {
 		s := showJSON{datasetJSON: toJSON(d), AfterUpload: config.AfterUploadKeep, Deletions: []deletionJSON{}, FilesList: []fileJSON{}, Notifications: []noteJSON{}}
+		if m, ok := meta[[2]string{d.Watch, d.RelPath}]; ok {
+			s.withMetadata(m)
+		}
 		if i := slices.IndexFunc(cfg.Watch, func(w config.WatchConfig) bool { return filepath.Clean(w.Path) == d.Watch }); i >= 0 {
 			s.AfterUpload = cfg.Watch[i].AfterUpload
 		}
@@ -311,6 +372,21 @@ func datasetShow(ctx context.Context, cfg *config.Config, j *journal.Journal, id
 		}
 		if s.ClosedAt != nil {
 			fmt.Fprintf(stdout, "closed    %s\nmanifest  %s (sha256 %s)\ncrate     %s\n", s.ClosedAt.Format(time.RFC3339), s.Manifest, s.ManifestSHA, s.Crate)
+		}
+		if s.ValidationStatus != "" {
+			fmt.Fprintf(stdout, "metadata  %s, schema_version %s", s.ValidationStatus, orDash(s.SchemaVersion))
+			if s.Held > 0 {
+				fmt.Fprintf(stdout, "; %d files held (ferry metadata accept %s --reason TEXT releases them)", s.Held, s.ID)
+			}
+			if s.AcceptedReason != "" {
+				fmt.Fprintf(stdout, "; accepted: %s", s.AcceptedReason)
+			}
+			fmt.Fprintln(stdout)
+			var fs []metadata.Finding
+			_ = json.Unmarshal(s.Findings, &fs)
+			for _, f := range fs {
+				fmt.Fprintf(stdout, "  %s\n", f)
+			}
 		}
 		fmt.Fprintf(stdout, "sources   after_upload = %q: ", s.AfterUpload)
 		counts := map[string]int{}

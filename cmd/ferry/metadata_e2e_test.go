@@ -207,6 +207,12 @@ file = "ontologies/ncbitaxon-subset.obo"
 	if !strings.Contains(out, "Unicornus magicus") || !strings.Contains(out, "metadata invalid") {
 		t.Fatalf("dlq list does not show the held run with its finding:\n%s", out)
 	}
+	if code, out := ferryCmd("dataset", "show", invalid); code != 0 || !strings.Contains(out, "metadata  invalid") || !strings.Contains(out, "files held") {
+		t.Fatalf("dataset show of the held run: exit %d\n%s", code, out)
+	}
+	if code, out := ferryCmd("status"); code != 0 || !strings.Contains(out, "held for their metadata") {
+		t.Fatalf("status with held runs: exit %d\n%s", code, out)
+	}
 
 	// The schema is edited to take any animal: the edit is audited and the
 	// held fly run validates and uploads; the unicorn stays held.
