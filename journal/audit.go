@@ -39,9 +39,11 @@ const (
 	// file could not be read as a configuration.
 	AuditConfigRejected = "config_rejected"
 	// AuditValidationRulesChanged: the metadata validation rules (schemas,
-	// vocabularies) in force changed. Subject names the rule set, SHA256
-	// its content, Changed the rules that changed. Reserved: ferry has no
-	// validation rules yet.
+	// vocabularies) in force changed, at start or on a reload. Subject is
+	// the configuration file, SHA256 a hash over every rule file's path and
+	// SHA-256, Changed the rule files new, changed or gone, Detail a line
+	// per changed file (path, SHA-256, $id, version, what changed); see
+	// Journal.RecordRules.
 	AuditValidationRulesChanged = "validation_rules_changed"
 	// AuditCheckpoint: a checkpoint of both chains was taken (Subject the
 	// host; Detail "event_seq=N event_hash=H"): see Journal.Checkpoint.
