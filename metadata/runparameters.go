@@ -16,6 +16,7 @@ var VersionFieldNames = []string{
 	"ApplicationName", "ApplicationVersion", "SystemSuiteVersion",
 	"RtaVersion", "RTAVersion", "RecipeVersion", "RecipeFragmentVersion",
 	"MCSVersion", "FPGAVersion", "Chemistry", "ChemistryVersion",
+	"ReagentKitVersion",
 }
 
 // ReadRunParameters reads and parses a RunParameters.xml file.
