@@ -52,7 +52,7 @@ func TestParseRunInfo(t *testing.T) {
 		"    </Reads>\r\n  </Run>\r\n</RunInfo>\r\n"
 	good := []struct {
 		name, in string
-		want RunInfo
+		want     RunInfo
 	}{
 		{"novaseq x", novaseqX, RunInfo{RunID: "20261202_LH00001_0042_A22XYZLT3", Number: 42, Instrument: "LH00001", Flowcell: "22XYZLT3",
 			Date: "2026-12-02T09:41:07Z", Reads: []Read{{1, 151, false}, {2, 10, true}}}},
