@@ -2,7 +2,6 @@ package metadata
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -239,5 +238,4 @@ func TestSplitPath(t *testing.T) {
 	if v, ok := lookupPath(doc, `sidecars["run.meta.json"].operator`); !ok || v != "Ada" {
 		t.Errorf("lookupPath %v %v", v, ok)
 	}
-	_ = os.Stdout
 }

@@ -322,6 +322,9 @@ func TestTemplate(t *testing.T) {
 		{"**/{run_id}", "a/b/c/run7", map[string]string{"run_id": "run7"}},
 		{"{project}/**", "P1\\sub\\file", map[string]string{"project": "P1"}},
 		{"{a}/**", "../x", nil},
+		{"**", "", map[string]string{}},
+		{"{a}/**", "", nil},
+		{"{a}", "/abs", nil},
 	}
 	for _, tc := range cases {
 		tp, err := ParseTemplate(tc.tmpl)
