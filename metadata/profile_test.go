@@ -16,7 +16,7 @@ func TestNewProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"runparameters.ApplicationVersion", "runparameters.RtaVersion", "runparameters.Chemistry", "samplesheet.Header.RunName"} {
+	for _, f := range []string{"runparameters.ApplicationVersion", "runparameters.RtaVersion", "runparameters.RTAVersion", "samplesheet.Header.RunName"} {
 		if !slices.Contains(p.DriftFields, f) {
 			t.Errorf("DriftFields %v lack %s", p.DriftFields, f)
 		}

@@ -132,7 +132,7 @@ func TestParseRunParameters(t *testing.T) {
 	if !reflect.DeepEqual(rp, want) {
 		t.Errorf("got %#v\nwant %#v", rp, want)
 	}
-	if got := strings.Join(rp.DriftFields(), ","); got != "runparameters.ApplicationName,runparameters.ApplicationVersion,runparameters.Chemistry,runparameters.RTAVersion,runparameters.ReagentKitVersion" {
+	if got := strings.Join(rp.DriftFields(), ","); got != "runparameters.ApplicationName,runparameters.ApplicationVersion,runparameters.RTAVersion,runparameters.ReagentKitVersion" {
 		t.Errorf("DriftFields = %s", got)
 	}
 	bad := []struct {
@@ -154,7 +154,7 @@ func TestParseRunParameters(t *testing.T) {
 
 func TestParseSampleSheet(t *testing.T) {
 	const v2 = "[Header]\nFileFormatVersion,2\nRunName,Run42,,,\n\n[Reads]\nRead1Cycles,151\nIndex1Cycles,8\n\n" +
-		"[BCLConvert_Settings]\nSoftwareVersion,4.2.7\n\n[BCLConvert_Data]\nLane,Sample_ID,Index,Species\n" +
+		"[BCLConvert_Settings]\nSoftwareVersion,4.2.7\n\n[Cloud_Settings]\nGeneratedVersion,,,\n\n[BCLConvert_Data]\nLane,Sample_ID,Index,Species\n" +
 		"1,S1,ACGTACGT,Homo sapiens\n1,S2,\"TGCA,TGCA\",mouse\n2,S3\n"
 	const v1 = "\ufeff[Header],,,\r\nIEMFileVersion,5,,\r\nDate,4/24/2015,,\r\n,,,\r\n[Reads],,,\r\n251,,,\r\n251,,,\r\n" +
 		"[Settings],,,\r\nAdapter,CTGTCTCTTATACACATCT,,\r\n[Data],,,\r\nSample_ID,Sample_Name,index,Sample_Project\r\nS1,A,ACGT,P1\r\n"
@@ -166,6 +166,7 @@ func TestParseSampleSheet(t *testing.T) {
 		"Header":              map[string]string{"FileFormatVersion": "2", "RunName": "Run42"},
 		"Reads":               map[string]string{"Read1Cycles": "151", "Index1Cycles": "8"},
 		"BCLConvert_Settings": map[string]string{"SoftwareVersion": "4.2.7"},
+		"Cloud_Settings":      map[string]string{"GeneratedVersion": ""}, // a key without a value is not a list
 		"BCLConvert_Data": []map[string]string{
 			{"Lane": "1", "Sample_ID": "S1", "Index": "ACGTACGT", "Species": "Homo sapiens"},
 			{"Lane": "1", "Sample_ID": "S2", "Index": "TGCA,TGCA", "Species": "mouse"},
