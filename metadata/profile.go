@@ -148,9 +148,13 @@ const MaxSourceSize = 4 << 20
 // Capture reads the metadata of the dataset folder dir (absolute) whose
 // path relative to the watch root is rel (slash-separated). A source that
 // is absent is not a finding (the schema says what is required); one that
-// cannot be read or parsed is, and gives nothing to the document.
+// cannot be read or parsed is, and gives nothing to the document. A nil
+// profile captures nothing.
 func (p *Profile) Capture(dir, rel string) *Capture {
 	c := &Capture{Doc: map[string]any{}}
+	if p == nil {
+		return c
+	}
 	rel = strings.Trim(strings.ReplaceAll(rel, "\\", "/"), "/")
 	if fields, ok := p.Template.Match(rel); ok {
 		pf := map[string]any{}

@@ -39,7 +39,14 @@ var yamlParserProblems = map[string]bool{
 // yamlErrLine is the 1-based line of a yaml.v3 syntax error. yaml.v3 gives
 // it only in the message text ("yaml: line N: problem"), 0-based for parser
 // problems and 1-based for scanner ones; 0 when it names none.
-func yamlErrLine(err error) int {
+func yamlErrLine(err error, b []byte) int {
+	n := yamlErrLineRaw(err)
+	// At the end of input yaml.v3 may name the line after the last one.
+	last := max(bytes.Count(b, []byte("\n")), bytes.Count(b, []byte("\r"))) + 1
+	return min(n, last)
+}
+
+func yamlErrLineRaw(err error) int {
 	m := yamlLine.FindStringSubmatch(err.Error())
 	if m == nil {
 		if p, ok := strings.CutPrefix(err.Error(), "yaml: "); ok && yamlParserProblems[p] {
@@ -104,13 +111,13 @@ func ParseYAMLSidecar(file string, b []byte) (any, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
-		return nil, fileErr(file, yamlErrLine(err), "malformed YAML: %v", err)
+		return nil, fileErr(file, yamlErrLine(err, b), "malformed YAML: %v", err)
 	}
 	var extra yaml.Node
 	if err := d.Decode(&extra); !errors.Is(err, io.EOF) {
 		line := extra.Line
 		if err != nil {
-			line = yamlErrLine(err)
+			line = yamlErrLine(err, b)
 		}
 		return nil, fileErr(file, line, "more than one YAML document")
 	}
