@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -323,10 +322,7 @@ func (p *Profile) sourceFiles(dir string) []sourceFile {
 		}
 		fi, err := d.Info()
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return nil
+			return nil // gone since it was listed: not a source any more
 		}
 		side = append(side, sourceFile{rel: r, kind: "sidecar", size: fi.Size(), mtime: fi.ModTime()})
 		return nil
