@@ -25,7 +25,10 @@ type FileError struct {
 	File string
 	Line int // 1-based; 0 when the problem is not tied to a line
 	Msg  string
+	Err  error // a sentinel it wraps (ErrTooLarge), or nil
 }
+
+func (e *FileError) Unwrap() error { return e.Err }
 
 func (e *FileError) Error() string {
 	if e.Line > 0 {
@@ -54,7 +57,7 @@ func readBounded(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(b) > MaxFileSize {
-		return nil, &FileError{File: path, Msg: fmt.Sprintf("%v: over %d bytes", ErrTooLarge, MaxFileSize)}
+		return nil, &FileError{File: path, Msg: fmt.Sprintf("%v: over %d bytes", ErrTooLarge, MaxFileSize), Err: ErrTooLarge}
 	}
 	return stripBOM(b), nil
 }

@@ -88,8 +88,8 @@ type Result struct {
 //   - a vocabulary term never seen for that field (once the field has
 //     terms recorded).
 //
-// Findings under a new or gone field are not repeated for the fields below
-// it. valid otherwise. Status none only for a nil profile.
+// A new, gone or changed field is reported once: not again for the fields
+// below it. valid otherwise. Status none only for a nil profile.
 func (p *Profile) Evaluate(c *Capture, seen *Shape) Result {
 	if p == nil {
 		return Result{Status: StatusNone}
@@ -400,7 +400,12 @@ func (p *Profile) drift(cur *dataShape, seen *Shape) []Finding {
 	for f, ks := range cur.kinds {
 		now[f] = fieldKinds(ks)
 	}
-	added, gone := map[string]bool{}, map[string]bool{}
+	added, gone, changed := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for f, k := range now {
+		if old, ok := seen.Fields[f]; ok && old != k {
+			changed[f] = true
+		}
+	}
 	for f := range now {
 		if _, ok := seen.Fields[f]; !ok {
 			added[f] = true
@@ -412,22 +417,23 @@ func (p *Profile) drift(cur *dataShape, seen *Shape) []Finding {
 		}
 	}
 	for _, f := range slices.Sorted(maps.Keys(added)) {
-		if under(f, added) {
+		if under(f, added) || under(f, changed) {
 			continue
 		}
 		out = append(out, Finding{Kind: "drift", Field: f, Expected: "nothing", Found: now[f], Message: "a new field"})
 	}
 	for _, f := range slices.Sorted(maps.Keys(gone)) {
-		if under(f, gone) {
+		if under(f, gone) || under(f, changed) {
 			continue
 		}
 		out = append(out, Finding{Kind: "drift", Field: f, Expected: seen.Fields[f], Found: "nothing",
 			Message: fmt.Sprintf("a field present in every dataset so far (%d) is gone", seen.Datasets)})
 	}
-	for _, f := range slices.Sorted(maps.Keys(now)) {
-		if old, ok := seen.Fields[f]; ok && old != now[f] {
-			out = append(out, Finding{Kind: "drift", Field: f, Expected: old, Found: now[f], Message: "a changed type or format"})
+	for _, f := range slices.Sorted(maps.Keys(changed)) {
+		if under(f, changed) {
+			continue
 		}
+		out = append(out, Finding{Kind: "drift", Field: f, Expected: seen.Fields[f], Found: now[f], Message: "a changed type or format"})
 	}
 	for _, f := range slices.Sorted(maps.Keys(cur.values)) {
 		old, ok := seen.Values[f]

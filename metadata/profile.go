@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -148,9 +147,13 @@ const MaxSourceSize = 4 << 20
 // Capture reads the metadata of the dataset folder dir (absolute) whose
 // path relative to the watch root is rel (slash-separated). A source that
 // is absent is not a finding (the schema says what is required); one that
-// cannot be read or parsed is, and gives nothing to the document.
+// cannot be read or parsed is, and gives nothing to the document. A nil
+// profile captures nothing.
 func (p *Profile) Capture(dir, rel string) *Capture {
 	c := &Capture{Doc: map[string]any{}}
+	if p == nil {
+		return c
+	}
 	rel = strings.Trim(strings.ReplaceAll(rel, "\\", "/"), "/")
 	if fields, ok := p.Template.Match(rel); ok {
 		pf := map[string]any{}
@@ -319,10 +322,7 @@ func (p *Profile) sourceFiles(dir string) []sourceFile {
 		}
 		fi, err := d.Info()
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return nil
+			return nil // gone since it was listed: not a source any more
 		}
 		side = append(side, sourceFile{rel: r, kind: "sidecar", size: fi.Size(), mtime: fi.ModTime()})
 		return nil

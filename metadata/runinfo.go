@@ -12,7 +12,7 @@ type RunInfo struct {
 	Number     int    `json:"number"`
 	Instrument string `json:"instrument"`
 	Flowcell   string `json:"flowcell"`
-	Date       string `json:"date"`
+	Date       string `json:"date,omitempty"` // as written: YYMMDD (older), ISO 8601 (newer), M/D/YYYY h:mm:ss AM (NovaSeq 6000)
 	Reads      []Read `json:"reads"`
 }
 
@@ -34,7 +34,7 @@ func ReadRunInfo(file string) (*RunInfo, error) {
 
 // ParseRunInfo parses RunInfo.xml content; file names the errors.
 // Run Id, Number, Instrument, Flowcell and at least one Read are required;
-// Date is optional (older MiSeq software omits nothing, but be lenient).
+// Date is optional (absent from the document when missing or empty).
 func ParseRunInfo(file string, b []byte) (*RunInfo, error) {
 	root, err := parseXML(file, stripBOM(b))
 	if err != nil {

@@ -15,7 +15,7 @@ type RunParameters map[string]any
 var VersionFieldNames = []string{
 	"ApplicationName", "ApplicationVersion", "SystemSuiteVersion",
 	"RtaVersion", "RTAVersion", "RecipeVersion", "RecipeFragmentVersion",
-	"MCSVersion", "FPGAVersion", "Chemistry", "ChemistryVersion",
+	"MCSVersion", "FPGAVersion", "ChemistryVersion", "ReagentKitVersion",
 }
 
 // ReadRunParameters reads and parses a RunParameters.xml file.

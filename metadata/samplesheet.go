@@ -12,7 +12,7 @@ import (
 // as a map of section name to content:
 //   - "[Data]" and "[*_Data]" sections: []map[string]string, one map per
 //     row keyed by the section's header row (missing trailing cells are "");
-//   - sections whose every row has a single cell (v1 [Reads]): []string;
+//   - a [Reads] section whose every row has a single cell (v1): []string;
 //   - other sections: map[string]string of key to value.
 type SampleSheet map[string]any
 
@@ -106,7 +106,7 @@ func ParseSampleSheet(file string, b []byte) (SampleSheet, error) {
 				return nil, err
 			}
 			out[s.name] = rows
-		case len(s.rows) > 0 && allSingle(s.rows):
+		case s.name == "Reads" && len(s.rows) > 0 && allSingle(s.rows):
 			vals := make([]string, len(s.rows))
 			for i, r := range s.rows {
 				vals[i] = r.cells[0]

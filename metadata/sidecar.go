@@ -8,11 +8,58 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
+
+var (
+	jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+	yamlLine   = regexp.MustCompile(`^yaml: line ([0-9]+): (.*)$`)
+)
+
+// yamlParserProblems are the problems yaml.v3's parser (not its scanner)
+// reports; for those it prints a 0-based line.
+var yamlParserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
+// yamlErrLine is the 1-based line of a yaml.v3 syntax error. yaml.v3 gives
+// it only in the message text ("yaml: line N: problem"), 0-based for parser
+// problems and 1-based for scanner ones; 0 when it names none.
+func yamlErrLine(err error, b []byte) int {
+	n := yamlErrLineRaw(err)
+	// At the end of input yaml.v3 may name the line after the last one.
+	last := max(bytes.Count(b, []byte("\n")), bytes.Count(b, []byte("\r"))) + 1
+	return min(n, last)
+}
+
+func yamlErrLineRaw(err error) int {
+	m := yamlLine.FindStringSubmatch(err.Error())
+	if m == nil {
+		if p, ok := strings.CutPrefix(err.Error(), "yaml: "); ok && yamlParserProblems[p] {
+			return 1
+		}
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	if yamlParserProblems[m[2]] {
+		n++
+	}
+	return n
+}
 
 // maxYAMLNodes bounds alias expansion in YAML sidecars (billion laughs).
 const maxYAMLNodes = 100000
@@ -45,7 +92,8 @@ func ParseJSONSidecar(file string, b []byte) (any, error) {
 		if errors.As(err, &se) {
 			return nil, fileErr(file, lineAt(b, se.Offset), "malformed JSON: %v", err)
 		}
-		return nil, fileErr(file, lineAt(b, d.InputOffset()), "malformed JSON: %v", err)
+		// Truncated input: the last line with content.
+		return nil, fileErr(file, lineAt(b, int64(len(bytes.TrimRight(b, " \t\r\n")))), "malformed JSON: %v", err)
 	}
 	if _, err := d.Token(); !errors.Is(err, io.EOF) {
 		return nil, fileErr(file, lineAt(b, d.InputOffset()), "trailing data after the JSON value")
@@ -63,11 +111,15 @@ func ParseYAMLSidecar(file string, b []byte) (any, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
-		return nil, fileErr(file, 0, "malformed YAML: %v", err)
+		return nil, fileErr(file, yamlErrLine(err, b), "malformed YAML: %v", err)
 	}
 	var extra yaml.Node
 	if err := d.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fileErr(file, extra.Line, "more than one YAML document")
+		line := extra.Line
+		if err != nil {
+			line = yamlErrLine(err, b)
+		}
+		return nil, fileErr(file, line, "more than one YAML document")
 	}
 	budget := maxYAMLNodes
 	return yamlToJSON(file, &n, &budget, 0)
@@ -132,6 +184,12 @@ func yamlToJSON(file string, n *yaml.Node, budget *int, depth int) (any, error) 
 				return nil, fileErr(file, n.Line, "%v", err)
 			}
 			return v, nil
+		case "!!int", "!!float":
+			if jsonNumber.MatchString(n.Value) {
+				return json.Number(n.Value), nil // exact, however long
+			}
+		}
+		switch n.ShortTag() {
 		case "!!int":
 			var v int64
 			if err := n.Decode(&v); err != nil {
@@ -155,5 +213,3 @@ func yamlToJSON(file string, n *yaml.Node, budget *int, depth int) (any, error) 
 	}
 	return nil, fileErr(file, n.Line, "unsupported YAML node")
 }
-
-

@@ -79,11 +79,15 @@ func (t *Template) Fields() []string {
 // match. "**" may match zero or more segments.
 func (t *Template) Match(rel string) (fields map[string]string, ok bool) {
 	rel = path.Clean(strings.ReplaceAll(rel, "\\", "/"))
-	if rel == "." || strings.HasPrefix(rel, "../") || rel == ".." {
+	if strings.HasPrefix(rel, "../") || rel == ".." || strings.HasPrefix(rel, "/") {
 		return nil, false
 	}
+	var segs []string // the watch root itself: no segment
+	if rel != "." {
+		segs = strings.Split(rel, "/")
+	}
 	fields = map[string]string{}
-	if !t.match(t.segs, t.fields, strings.Split(rel, "/"), fields) {
+	if !t.match(t.segs, t.fields, segs, fields) {
 		return nil, false
 	}
 	return fields, true

@@ -38,8 +38,8 @@ type Vocabulary struct {
 	Path   string
 	SHA256 string // hex of the file's bytes
 
-	terms    map[string]*Term   // by ID, live terms
-	obsolete map[string]*Term   // by ID
+	terms    map[string]*Term    // by ID, live terms
+	obsolete map[string]*Term    // by ID
 	byLabel  map[string][]string // folded label -> IDs
 	byExact  map[string][]string // folded EXACT synonym (and CSV synonyms) -> IDs
 	byOther  map[string][]string // folded NARROW/BROAD/RELATED synonym -> IDs
@@ -57,7 +57,7 @@ func LoadVocabulary(name, path string) (*Vocabulary, error) {
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.Size() > MaxVocabularySize {
-		return nil, &FileError{File: path, Msg: fmt.Sprintf("%v: over %d bytes", ErrTooLarge, MaxVocabularySize)}
+		return nil, &FileError{File: path, Msg: fmt.Sprintf("%v: over %d bytes", ErrTooLarge, MaxVocabularySize), Err: ErrTooLarge}
 	}
 	h := sha256.New()
 	r := io.TeeReader(io.LimitReader(f, MaxVocabularySize+1), h)
