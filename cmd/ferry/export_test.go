@@ -63,7 +63,7 @@ func TestJournalExportAndVerify(t *testing.T) {
 	// CSV: a header and one row per event.
 	code, out, _ = ferry("journal", "export", "--config", cfg, "--format", "csv")
 	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
-	if code != 0 || err != nil || len(recs) != len(lines)+1 || strings.Join(recs[0], ",") != "seq,time,kind,file_id,correlation_id,batch_id,chunk_sequence,rel_path,size,sha256,detail,prev_hash,hash" {
+	if code != 0 || err != nil || len(recs) != len(lines)+1 || strings.Join(recs[0], ",") != "seq,time,kind,file_id,correlation_id,batch_id,chunk_sequence,rel_path,size,sha256,detail,prev_hash,hash,schema_version,validation_status" {
 		t.Fatalf("csv export: %d %v, %d records", code, err, len(recs))
 	}
 	// Filters.

@@ -65,6 +65,8 @@ path = "state/ferry.db"
 [log]
 file = "logs/ferry.log"
 level = "info"
+[metrics]
+listen = "127.0.0.1:0"
 [target.s3]
 type = "s3"
 endpoint = %q
@@ -210,7 +212,7 @@ file = "ontologies/ncbitaxon-subset.obo"
 	if code, out := ferryCmd("dataset", "show", invalid); code != 0 || !strings.Contains(out, "metadata  invalid") || !strings.Contains(out, "files held") {
 		t.Fatalf("dataset show of the held run: exit %d\n%s", code, out)
 	}
-	if code, out := ferryCmd("status"); code != 0 || !strings.Contains(out, "held for their metadata") {
+	if code, out := ferryCmd("status"); code != 0 || !strings.Contains(out, "datasets, for their metadata") {
 		t.Fatalf("status with held runs: exit %d\n%s", code, out)
 	}
 
