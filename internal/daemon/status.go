@@ -26,14 +26,14 @@ type Status struct {
 	UptimeSeconds *float64   `json:"uptime_seconds"`
 	// The queue: files settled and not yet uploaded (queued or uploading),
 	// their bytes, and how long the oldest has waited.
-	Queue       int     `json:"queue_files"`
-	QueueBytes  int64   `json:"queue_bytes"`
-	DeadLetters int     `json:"dead_letter_files"`
+	Queue       int   `json:"queue_files"`
+	QueueBytes  int64 `json:"queue_bytes"`
+	DeadLetters int   `json:"dead_letter_files"`
 	// Held: files kept local for their dataset's metadata (ferry dlq
 	// list), and how many datasets they are in.
-	Held         int `json:"held_files"`
-	HeldDatasets int `json:"held_datasets"`
-	OldestWait  float64 `json:"oldest_pending_seconds"`
+	Held         int     `json:"held_files"`
+	HeldDatasets int     `json:"held_datasets"`
+	OldestWait   float64 `json:"oldest_pending_seconds"`
 	// Uploaded files and bytes since the daemon started (null from the
 	// journal, which knows no start).
 	Uploaded int64 `json:"uploaded_files"`
