@@ -434,3 +434,17 @@ func (j *Journal) RecordRules(ctx context.Context, files []RuleFile, rec AuditRe
 		return err
 	})
 }
+
+// Stamp is the validation status and schema version of a dataset of
+// watch now ("" for none), for the log lines about its files.
+func (j *Journal) Stamp(ctx context.Context, watch, dataset string) (version, status string, err error) {
+	if dataset == "" || !j.metadataInUse.Load() {
+		return "", "", nil
+	}
+	err = j.r.QueryRowContext(ctx, `SELECT m.schema_version, m.status FROM dataset_metadata m JOIN datasets d ON d.id = m.dataset_id
+		WHERE d.watch = ? AND d.rel_path = ?`, watch, dataset).Scan(&version, &status)
+	if errors.Is(err, sql.ErrNoRows) || noMetadata(err) {
+		return "", "", nil
+	}
+	return version, status, err
+}

@@ -228,11 +228,19 @@ func (d *Daemon) record(ctx context.Context, files []watcher.File) error {
 	}
 	queued := false
 	for i, s := range ss {
+		log := d.log
+		if s.Dataset != nil && s.Dataset.Profile != "" && (s.Invalid != "" || d.log.Enabled(ctx, slog.LevelDebug)) {
+			// A file of a dataset with metadata: its lines say how the
+			// dataset validated.
+			if v, st, err := d.j.Stamp(ctx, s.Watch, s.Dataset.RelPath); err == nil && (v != "" || st != "") {
+				log = log.With("schema_version", v, "validation_status", st)
+			}
+		}
 		switch {
 		case s.Invalid != "":
-			d.log.Error("file cannot be stored under its name", "path", s.RelPath, "batch_id", s.BatchID, "error", s.Invalid)
+			log.Error("file cannot be stored under its name", "path", s.RelPath, "batch_id", s.BatchID, "error", s.Invalid)
 		case outs[i] != journal.Unchanged:
-			d.log.Debug("settled", "path", s.RelPath, "batch_id", s.BatchID, "size", s.Version.Size, "signal", s.Signal, "new_version", outs[i] == journal.Requeued)
+			log.Debug("settled", "path", s.RelPath, "batch_id", s.BatchID, "size", s.Version.Size, "signal", s.Signal, "new_version", outs[i] == journal.Requeued)
 			queued = true
 		}
 	}
