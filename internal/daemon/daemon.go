@@ -364,6 +364,10 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 			for _, r := range rs.watches {
 				<-r.done
 			}
+			// Every dataset the run found is validated before the input
+			// is done: its files are released (or held) first, so that
+			// the uploader does not end with them still waiting.
+			d.datasets.metadataPass(wctx, d.now())
 			w.up.InputDone()
 		}()
 	}
@@ -539,7 +543,7 @@ func (d *Daemon) onceResult(ctx context.Context, roots []string) (OnceResult, er
 			res.Watches = append(res.Watches, ws)
 		}
 	}
-	rows, err := d.j.Files(ctx, append(journal.PendingStates(), journal.Failed, journal.Vanished)...)
+	rows, err := d.j.Files(ctx, append(journal.PendingStates(), journal.Failed, journal.Vanished, journal.Held)...)
 	if err != nil {
 		return res, err
 	}
