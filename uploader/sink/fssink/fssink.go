@@ -97,13 +97,29 @@ func classify(op string, err error) error {
 	return sink.NewTransient(op, err)
 }
 
+// classifyDest is classify for an error met writing dest, a path under the
+// root: where the errno is ambiguous (on Windows "path not found" is both a
+// file where a folder is needed and a share that is gone), destReason looks
+// at the destination and, when it proves the path alone is at fault, the
+// error is permanent for that file with that reason.
+func (s *Sink) classifyDest(op, dest string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if !aboutBytes(err) {
+		if reason := destReason(s.root, dest, err); reason != nil {
+			return &sink.Error{Class: sink.Permanent, Op: op, Code: "InvalidPath", Err: reason}
+		}
+	}
+	return classify(op, err)
+}
+
 // IsFileError reports whether err says that one destination path cannot be
 // written on this filesystem (see fileErrnos), as opposed to a failure of
 // the target as a whole.
 func IsFileError(err error) bool {
-	var pe *fs.PathError
-	if errors.As(err, &pe) && (pe.Op == "sync" || pe.Op == "write" || pe.Op == "read" || pe.Op == "close") {
-		return false // about bytes, not names: a state of the target (e.g. a share without fsync)
+	if aboutBytes(err) {
+		return false
 	}
 	for _, e := range fileErrnos {
 		if errors.Is(err, e) {
@@ -111,6 +127,13 @@ func IsFileError(err error) bool {
 		}
 	}
 	return false
+}
+
+// aboutBytes reports whether err is about a file's bytes, not its name: a
+// state of the target (e.g. a share without fsync).
+func aboutBytes(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && (pe.Op == "sync" || pe.Op == "write" || pe.Op == "read" || pe.Op == "close")
 }
 
 func (s *Sink) path(key string) (string, error) {
@@ -149,9 +172,9 @@ func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest
 		if errors.Is(err, fs.ErrExist) {
 			return existsError("Put", key)
 		}
-		return classify("Put", err)
+		return s.classifyDest("Put", p, err)
 	}
-	return classify("Put", writeSidecar(p, sum.Hex(), s.mode))
+	return s.classifyDest("Put", p+SidecarSuffix, writeSidecar(p, sum.Hex(), s.mode))
 }
 
 func writeSidecar(p, hexSum string, mode fs.FileMode) error {
@@ -372,7 +395,7 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 		return sink.NewTransient("CompleteMultipart", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-		return classify("CompleteMultipart", err)
+		return s.classifyDest("CompleteMultipart", final, err)
 	}
 	if err := setMode(os.Chmod(filepath.Join(dir, "data"), s.mode)); err != nil {
 		return classify("CompleteMultipart", err)
@@ -381,13 +404,13 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 		if errors.Is(err, fs.ErrExist) {
 			return existsError("CompleteMultipart", key)
 		}
-		return classify("CompleteMultipart", err)
+		return s.classifyDest("CompleteMultipart", final, err)
 	}
 	if err := syncDir(filepath.Dir(final)); err != nil {
 		return classify("CompleteMultipart", err)
 	}
 	if err := writeSidecar(final, u.sha256, s.mode); err != nil {
-		return classify("CompleteMultipart", err)
+		return s.classifyDest("CompleteMultipart", final+SidecarSuffix, err)
 	}
 	return classify("CompleteMultipart", removeUpload(dir))
 }
