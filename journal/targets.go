@@ -8,3 +8,46 @@ import "context"
 func (j *Journal) PendingTargets(ctx context.Context) (map[string]int, error) {
 	return j.countBy(ctx, `SELECT target, COUNT(*) FROM files WHERE `+inStates(Queued, Uploading)+` GROUP BY target`)
 }
+
+// SentObjects calls fn for every key and content SHA-256 ferry sent (or
+// may have sent) to target, each pair once.
+func (j *Journal) SentObjects(ctx context.Context, target string, fn func(key, sha256 string) error) error {
+	rs, err := j.r.QueryContext(ctx, `SELECT DISTINCT object_key, sha256 FROM objects WHERE target = ?`, target)
+	if err != nil {
+		return err
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var key, sum string
+		if err := rs.Scan(&key, &sum); err != nil {
+			return err
+		}
+		if err := fn(key, sum); err != nil {
+			return err
+		}
+	}
+	return rs.Err()
+}
+
+// SourceKeysLike returns the keys on target of the files the journal holds
+// (sent or not) that match one of the SQL LIKE patterns (case-insensitive
+// for ASCII, as LIKE is).
+func (j *Journal) SourceKeysLike(ctx context.Context, target string, patterns ...string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, p := range patterns {
+		rs, err := j.r.QueryContext(ctx, `SELECT object_key FROM files WHERE target = ?1 AND object_key LIKE ?2
+			UNION SELECT uploaded_key FROM files WHERE target = ?1 AND uploaded_key LIKE ?2
+			UNION SELECT object_key FROM objects WHERE target = ?1 AND object_key LIKE ?2`, target, p)
+		keys, err := collect(rs, err, func(sc scanner) (string, error) {
+			var k string
+			return k, sc.Scan(&k)
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			out[k] = true
+		}
+	}
+	return out, nil
+}

@@ -346,6 +346,15 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 		defer wg.Done()
 		d.abortOrphans(wctx)
 	}()
+	// An fs target: the temporary files of puts a kill interrupted go
+	// before the first put; an archive of the earlier layout is migrated
+	// beside the uploads.
+	d.sweepFSTemp(w)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.migrateFS(wctx, w)
+	}()
 	if once {
 		// The input is done once every watcher has walked its folder.
 		go func() {
