@@ -29,7 +29,7 @@ func TestObjectKey(t *testing.T) {
 		{"p/", "run/_ferry/x", "p/run/_ferry/x", false}, // only the top folder is ferry's
 		{"p/", "_ferry2/x", "p/_ferry2/x", false},
 		{"p/", "a.tif.sha256", "p/a.tif.sha256", false},
-		{"p/", strings.Repeat("x", 1023), "", true}, // 1025 bytes
+		{"p/", strings.Repeat("x", 1023), "", true},                                // 1025 bytes
 		{"p/", strings.Repeat("x", 1022), "p/" + strings.Repeat("x", 1022), false}, // exactly 1024
 	} {
 		got, err := ObjectKey(c.prefix, c.rel)

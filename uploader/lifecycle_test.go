@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/ferry-data/ferry/internal/srcfile"
 	"github.com/ferry-data/ferry/journal"
+	"github.com/ferry-data/ferry/uploader/sink"
 )
 
 // The sizes that take each path: preloaded by the dispatcher, one request
@@ -342,4 +344,43 @@ func TestSupersededMultipartUploadIsNotOrphaned(t *testing.T) {
 	if err != nil || len(mm) > 0 {
 		t.Fatalf("journal verify: %v %v", mm, err)
 	}
+}
+
+// Issue 11 item 11: with on_change = "version", a version whose multipart
+// upload was kept for its next attempt (a transient failure) and then
+// superseded by a newer version left that upload staged under its own
+// versioned key: the newer version's attempt aborted it under its key,
+// which an object store takes as an abort of an unknown upload, and the
+// staged data stayed until the orphan sweep's TTL. It is aborted by its ID.
+func TestSupersededVersionUploadIsAbortedAtOnce(t *testing.T) {
+	e := newEnv(t)
+	v1 := randBytes(3*testChunk, 71)
+	v2 := randBytes(3*testChunk+7, 72)
+	v3 := randBytes(3*testChunk+9, 73)
+	e.add("big.bin", v1)
+	e.u = e.uploaderWith(Version)
+	e.drain()
+	vk2, _ := VersionedKey("big.bin", hexOf(v2))
+	e.sink.before = func(op string, n int, key string) error {
+		if op == "UploadPart" && key == vk2 && n > 4 {
+			return sink.NewTransient("UploadPart", errors.New("connection reset"))
+		}
+		return nil
+	}
+	e.add("big.bin", v2) // modified after upload: v2 goes to its versioned key, and fails
+	e.u = e.uploaderWith(Version)
+	e.drain()
+	if r := e.row("big.bin"); r.State != journal.Queued || e.mem.Uploads() != 1 {
+		t.Fatalf("v2's upload is not kept for its next attempt: row %+v, %d staged", r, e.mem.Uploads())
+	}
+	e.sink.before = nil
+	e.rewrite("big.bin", v3)
+	e.add("big.bin", v3) // a newer version, under another versioned key
+	e.u = e.uploaderWith(Version)
+	e.drain()
+	vk3, _ := VersionedKey("big.bin", hexOf(v3))
+	if !bytes.Equal(e.stored("big.bin"), v1) || !bytes.Equal(e.stored(vk3), v3) {
+		t.Fatal("want v1 under the base key and v3 under its versioned key")
+	}
+	e.noStagedUploads()
 }

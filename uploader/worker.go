@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -752,10 +753,29 @@ func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *jou
 	return parts, outcome{}
 }
 
+// abort discards a multipart upload, by its ID: it may be under another key
+// than the job's now (with on_change = "version" each version has its own
+// key, and the journal keeps the ID), and an object store takes an abort
+// under the wrong key for one of an unknown upload, leaving it staged. So
+// the upload is looked for by ID among those of the key's folder too.
 func (w *worker) abort(s sink.Sink, jb *journal.Job, uploadID string, log *slog.Logger) {
 	ctx, cancel := finishCtx()
 	defer cancel()
-	if err := s.AbortMultipart(ctx, jb.Key, uploadID); err != nil {
-		log.Warn("could not abort multipart upload", "upload_id", uploadID, "error", err)
+	keys := []string{jb.Key}
+	dir := path.Dir(jb.Key) + "/"
+	if dir == "./" {
+		dir = ""
+	}
+	if ups, err := s.ListUploads(ctx, dir); err == nil {
+		for _, up := range ups {
+			if up.ID == uploadID && up.Key != jb.Key {
+				keys = append(keys, up.Key)
+			}
+		}
+	}
+	for _, key := range keys {
+		if err := s.AbortMultipart(ctx, key, uploadID); err != nil {
+			log.Warn("could not abort multipart upload", "upload_id", uploadID, "key", key, "error", err)
+		}
 	}
 }

@@ -48,6 +48,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ferry-data/ferry/internal/pace"
 	"github.com/ferry-data/ferry/uploader/sink"
@@ -83,6 +84,8 @@ type Sink struct {
 	root string
 	mode fs.FileMode // of every file written (objects, sidecars, staging)
 	tmp  string      // this host's folder of temporary files
+	host string
+	made time.Time // uploads staged by this host before are an earlier process's
 }
 
 // DefaultFileMode is the mode of the files the fs target writes, unless
@@ -104,7 +107,8 @@ func NewMode(root string, mode fs.FileMode) (*Sink, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("fs target %s: %w", root, err)
 	}
-	return &Sink{root: root, mode: mode.Perm(), tmp: filepath.Join(root, filepath.FromSlash(TempDir), host())}, nil
+	h := host()
+	return &Sink{root: root, mode: mode.Perm(), tmp: filepath.Join(root, filepath.FromSlash(TempDir), h), host: h, made: time.Now()}, nil
 }
 
 // host names this host's folder of temporary files: the host name with
@@ -310,7 +314,7 @@ func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64, sum 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", classify("CreateMultipart", err)
 	}
-	meta := fmt.Sprintf("key=%s\nsize=%d\nsha256=%s\n", strconv.Quote(key), size, sum.Hex())
+	meta := fmt.Sprintf("key=%s\nsize=%d\nsha256=%s\nhost=%s\n", strconv.Quote(key), size, sum.Hex(), s.host)
 	if err := s.writeAtomic(filepath.Join(dir, "meta"), []byte(meta), false); err != nil {
 		return "", classify("CreateMultipart", err)
 	}
@@ -328,6 +332,7 @@ type upload struct {
 	key    string
 	size   int64
 	sha256 string
+	host   string // that staged it ("" before ferry recorded it)
 }
 
 func readMeta(dir string) (upload, error) {
@@ -346,6 +351,8 @@ func readMeta(dir string) (upload, error) {
 			u.size, err = strconv.ParseInt(v, 10, 64)
 		case "sha256":
 			u.sha256 = v
+		case "host":
+			u.host = v
 		}
 		if err != nil {
 			return upload{}, fmt.Errorf("%s: bad meta: %w", dir, err)
@@ -505,7 +512,8 @@ func (s *Sink) ListParts(ctx context.Context, key, uploadID string) ([]sink.Part
 }
 
 // ListUploads reports the staged uploads whose key starts with prefix; an
-// upload's start is its staging folder's modification time.
+// upload's start is its staging folder's modification time. One this host
+// staged before the sink was made is Stale: an earlier process's.
 func (s *Sink) ListUploads(ctx context.Context, prefix string) ([]sink.Upload, error) {
 	ents, err := os.ReadDir(filepath.Join(s.root, UploadsDir))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -528,7 +536,8 @@ func (s *Sink) ListUploads(ctx context.Context, prefix string) ([]sink.Upload, e
 		if err != nil || !strings.HasPrefix(u.key, prefix) {
 			continue
 		}
-		ups = append(ups, sink.Upload{Key: u.key, ID: e.Name(), Initiated: fi.ModTime()})
+		ups = append(ups, sink.Upload{Key: u.key, ID: e.Name(), Initiated: fi.ModTime(),
+			Stale: u.host == s.host && fi.ModTime().Before(s.made)})
 	}
 	return ups, nil
 }
