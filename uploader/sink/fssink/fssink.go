@@ -214,13 +214,47 @@ func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest
 	if err := pace.From(ctx).Wait(ctx, len(body)); err != nil {
 		return sink.NewTransient("Put", err)
 	}
+	if err := s.sidecarBefore(p, key, sum.Hex(), ifAbsent); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return existsError("Put", key)
+		}
+		return classify("Put", err)
+	}
 	if err := s.writeAtomic(p, body, ifAbsent); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return existsError("Put", key)
 		}
 		return classify("Put", err)
 	}
-	return classify("Put", s.writeSidecar(key, sum.Hex()))
+	return classify("Put", s.sidecarAfter(key, sum.Hex(), ifAbsent))
+}
+
+// sidecarBefore and sidecarAfter write the sidecar of key in the order that
+// a kill between it and the placing of the object p never leaves a hash
+// that vouches for other bytes, nor (for a create-only write) an object
+// without its hash, which the next attempt would take for someone else's.
+// Create-only: the sidecar goes first (p is reported as existing, with
+// fs.ErrExist, before its sidecar is touched), since a sidecar without its
+// object is nothing: Stat looks at the object first. Overwriting: the
+// object goes first, since until its new sidecar is written the old one
+// tells the next attempt that the target does not hold the new content.
+func (s *Sink) sidecarBefore(p, key, hexSum string, ifAbsent bool) error {
+	if !ifAbsent {
+		return nil
+	}
+	if _, err := os.Lstat(p); err == nil {
+		return fs.ErrExist
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return s.writeSidecar(key, hexSum)
+}
+
+func (s *Sink) sidecarAfter(key, hexSum string, ifAbsent bool) error {
+	if ifAbsent {
+		return nil
+	}
+	return s.writeSidecar(key, hexSum)
 }
 
 // writeSidecar writes the sidecar of key: one line of sha256sum's format,
@@ -459,6 +493,12 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 	if err := setMode(os.Chmod(filepath.Join(dir, "data"), s.mode)); err != nil {
 		return classify("CompleteMultipart", err)
 	}
+	if err := s.sidecarBefore(final, key, u.sha256, ifAbsent); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return existsError("CompleteMultipart", key)
+		}
+		return classify("CompleteMultipart", err)
+	}
 	if err := place(filepath.Join(dir, "data"), final, ifAbsent); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return existsError("CompleteMultipart", key)
@@ -468,7 +508,7 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 	if err := syncDir(filepath.Dir(final)); err != nil {
 		return classify("CompleteMultipart", err)
 	}
-	if err := s.writeSidecar(key, u.sha256); err != nil {
+	if err := s.sidecarAfter(key, u.sha256, ifAbsent); err != nil {
 		return classify("CompleteMultipart", err)
 	}
 	return classify("CompleteMultipart", removeUpload(dir))
