@@ -1,6 +1,10 @@
 package journal
 
-import "context"
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
 
 // PendingTargets counts, by target name, the files waiting to be uploaded
 // (queued or uploading). The uploader uses it to leave alone the files of a
@@ -50,4 +54,46 @@ func (j *Journal) SourceKeysLike(ctx context.Context, target string, patterns ..
 		}
 	}
 	return out, nil
+}
+
+// AbandonedUpload is a multipart upload a row still holds although nothing
+// will resume it: the row vanished or was dropped while the upload was kept
+// for its next attempt. The uploader aborts it on the target, then records
+// that (UploadAborted): journaled first, performed after.
+type AbandonedUpload struct {
+	ID       int64
+	Target   string
+	Key      string
+	UploadID string
+}
+
+// AbandonedUploads returns the multipart uploads of vanished and dropped
+// rows.
+func (j *Journal) AbandonedUploads(ctx context.Context) ([]AbandonedUpload, error) {
+	rs, err := j.r.QueryContext(ctx, `SELECT id, target, object_key, upload_id FROM files WHERE upload_id IS NOT NULL AND `+inStates(Vanished, Dropped)+` ORDER BY id`)
+	return collect(rs, err, func(sc scanner) (AbandonedUpload, error) {
+		var a AbandonedUpload
+		return a, sc.Scan(&a.ID, &a.Target, &a.Key, &a.UploadID)
+	})
+}
+
+// UploadAborted records that an abandoned upload was aborted on the target;
+// a row that moved on meanwhile (settled again, another upload) is left
+// alone.
+func (j *Journal) UploadAborted(ctx context.Context, a AbandonedUpload) error {
+	return j.do(ctx, func(t *Tx) error {
+		r, err := t.row(a.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if r.UploadID != a.UploadID {
+			return nil
+		}
+		if _, err := ruleFor(KindUploadAborted, r.State); err != nil {
+			return nil
+		}
+		return t.move(&r, &change{Kind: KindUploadAborted, Detail: "upload_id=" + a.UploadID})
+	})
 }

@@ -10,10 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ferry-data/ferry/internal/srcfile"
+	"github.com/ferry-data/ferry/internal/testtmp"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/uploader/sink"
 )
@@ -383,4 +385,80 @@ func TestSupersededVersionUploadIsAbortedAtOnce(t *testing.T) {
 		t.Fatal("want v1 under the base key and v3 under its versioned key")
 	}
 	e.noStagedUploads()
+}
+
+// keptUpload leaves big.bin queued with its multipart upload kept for the
+// next attempt (parts fail transiently), and returns the row.
+func (e *env) keptUpload() journal.FileRow {
+	e.t.Helper()
+	e.add("big.bin", randBytes(3*testChunk, 81))
+	e.sink.before = func(op string, n int, key string) error {
+		if op == "UploadPart" && n > 1 {
+			return sink.NewTransient("UploadPart", errors.New("connection reset"))
+		}
+		return nil
+	}
+	e.drain()
+	e.sink.before = nil
+	r := e.row("big.bin")
+	if r.State != journal.Queued || e.mem.Uploads() != 1 {
+		e.t.Fatalf("the upload is not kept for the next attempt: %+v, %d staged", r, e.mem.Uploads())
+	}
+	return r
+}
+
+// Issue 11 item 11: a file deleted while its multipart upload was kept for
+// the next attempt (after a transient failure, or superseded) ends
+// vanished, and that upload is aborted then, not left to the orphan sweep.
+func TestKeptUploadOfAVanishedFileIsAborted(t *testing.T) {
+	e := newEnv(t)
+	var later atomic.Bool // the journal's clock: an hour on once set
+	j, err := journal.Open(filepath.Join(testtmp.Dir(t), "clock.db"), journal.Options{Now: func() time.Time {
+		if later.Load() {
+			return time.Now().Add(time.Hour)
+		}
+		return time.Now()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	e.j = j
+	e.u = e.uploaderWith(Reupload)
+	e.keptUpload()
+	os.Remove(filepath.Join(e.watch, "big.bin"))
+	later.Store(true) // the retry is due
+	e.u = e.uploaderWith(Reupload)
+	e.drain()
+	if r := e.row("big.bin"); r.State != journal.Vanished {
+		t.Fatalf("row %+v, want vanished", r)
+	}
+	e.noStagedUploads()
+}
+
+// Issue 11 item 11: a queued file dropped (ferry dlq drop) while its
+// multipart upload was kept: the journal keeps the upload's ID until the
+// uploader has aborted it, then records that (upload_aborted).
+func TestKeptUploadOfADroppedFileIsAborted(t *testing.T) {
+	e := newEnv(t)
+	r := e.keptUpload()
+	if n, err := e.j.DropDeadLetters(context.Background(), r.ID); err != nil || n != 1 {
+		t.Fatalf("drop: %d, %v", n, err)
+	}
+	if ups, err := e.j.AbandonedUploads(context.Background()); err != nil || len(ups) != 1 {
+		t.Fatalf("abandoned uploads after the drop: %+v, %v; want the kept one", ups, err)
+	}
+	e.u = e.uploaderWith(Reupload)
+	e.drain()
+	e.noStagedUploads()
+	if ups, err := e.j.AbandonedUploads(context.Background()); err != nil || len(ups) != 0 {
+		t.Fatalf("abandoned uploads after the uploader ran: %+v, %v", ups, err)
+	}
+	if r := e.row("big.bin"); r.State != journal.Dropped {
+		t.Fatalf("row %+v, want dropped", r)
+	}
+	mm, _, err := e.j.VerifyState(context.Background())
+	if err != nil || len(mm) > 0 {
+		t.Fatalf("journal verify (the replay knows upload_aborted): %v %v", mm, err)
+	}
 }
