@@ -55,6 +55,10 @@ func (e *rootEnv) ferryTemps() []string {
 // stays good, and journal rebuild from the new layout finds everything.
 func TestFSSourceNamesNeverMeetFerrysFiles(t *testing.T) {
 	e := newRootEnv(t, "in")
+	// file_mode (issue 11 item 11): every file the target writes, objects
+	// and ferry's own, gets it, whatever the umask.
+	cfg, _ := os.ReadFile(e.cfg)
+	os.WriteFile(e.cfg, []byte(strings.Replace(string(cfg), "path = \"archive\"\n", "path = \"archive\"\nfile_mode = \"0640\"\n", 1)), 0o644)
 	e.write("in/run1/X", "the frame\n")
 	e.write("in/run1/X.sha256", "the instrument's own checksum line\n")
 	e.write("in/run1/notes.txt", "notes\n")
@@ -72,6 +76,11 @@ func TestFSSourceNamesNeverMeetFerrysFiles(t *testing.T) {
 	}
 	if got, want := e.read("archive/"+fssink.SumsDir+"/run1/X"), sumHex("the frame\n")+"  run1/X\n"; got != want {
 		t.Errorf("ferry's sidecar of X: %q, want %q", got, want)
+	}
+	for _, rel := range []string{"run1/X", "run1/X.sha256", fssink.SumsDir + "/run1/X", fssink.LayoutFile} {
+		if fi, err := os.Stat(e.path("archive/" + rel)); err != nil || fi.Mode().Perm() != 0o640 {
+			t.Errorf("%s: %v, %v; want mode 0640 (file_mode)", rel, fi.Mode(), err)
+		}
 	}
 	if _, err := os.Stat(e.path("archive/_ferry/checkpoints/evil")); !os.IsNotExist(err) {
 		t.Errorf("the source path under _ferry/ reached the archive: %v", err)
