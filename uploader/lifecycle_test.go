@@ -422,7 +422,8 @@ func TestKeptUploadOfAVanishedFileIsAborted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { j.Close() })
+	t.Cleanup(func() { j.Close() }) // before its folder is removed
+	e.j.Close()                     // the env's journal, replaced by one on the test's clock
 	e.j = j
 	e.u = e.uploaderWith(Reupload)
 	e.keptUpload()
