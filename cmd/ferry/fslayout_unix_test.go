@@ -190,6 +190,19 @@ func TestFSKillDuringPutsLeavesNothing(t *testing.T) {
 	}
 	e.write(strings.TrimPrefix(hosts[0], e.dir+"/")+"/"+fssink.TempPrefix+"31415926", "half a put")
 	n := len(e.ferryTemps())
+	// And multipart uploads staged and never journaled (a kill between
+	// creating one and journaling its ID): this host's goes at the start,
+	// another host's waits for orphan_upload_ttl.
+	stage := func(id, host string) string {
+		dir := "archive/" + fssink.UploadsDir + "/" + id
+		e.write(dir+"/meta", fmt.Sprintf("key=%q\nsize=10\nsha256=%s\nhost=%s\n", "run1/big.raw", sumHex("0123456789"), host))
+		e.write(dir+"/data", "01234")
+		past := time.Now().Add(-time.Minute)
+		os.Chtimes(e.path(dir), past, past)
+		return e.path(dir)
+	}
+	mine := stage("0123456789abcdef0123456789abcdef", filepath.Base(hosts[0]))
+	theirs := stage("fedcba9876543210fedcba9876543210", "another-host")
 
 	out := e.mustFerry(0, "run", "--once", "--config", e.cfg)
 	if !strings.Contains(out, "files") {
@@ -200,6 +213,15 @@ func TestFSKillDuringPutsLeavesNothing(t *testing.T) {
 	}
 	if left := e.ferryTemps(); len(left) != 0 {
 		t.Errorf("temporary files left: %q", left)
+	}
+	if _, err := os.Stat(mine); !os.IsNotExist(err) {
+		t.Errorf("the upload an earlier run of this host staged is still there: %v", err)
+	}
+	if _, err := os.Stat(theirs); err != nil {
+		t.Errorf("another host's staged upload was touched before orphan_upload_ttl: %v", err)
+	}
+	if !strings.Contains(e.log(), `"msg":"aborted orphaned multipart uploads","target":"nas","uploads":1`) {
+		t.Errorf("no log line counting the aborted upload:\n%s", e.log())
 	}
 	for rel, data := range want {
 		if got := e.read("archive/" + rel); got != data {
