@@ -127,6 +127,7 @@ const (
 	KindVanished            Kind = "vanished"
 	KindDLQRetry            Kind = "dlq_retry"
 	KindDLQDrop             Kind = "dlq_drop"
+	KindUploadAborted       Kind = "upload_aborted"
 	KindArchived            Kind = "archived"
 	KindFileState           Kind = "file_state"
 )
@@ -254,12 +255,16 @@ var lifecycle = []Rule{
 		Doc: "the source no longer matches the settled version"},
 	{Kind: KindVanished, From: []State{Uploading}, To: Vanished, Job: true, Sets: jobEnd | SetError,
 		Doc: "the source was deleted or renamed during the upload"},
-	{Kind: KindVanished, From: []State{Queued, Changed}, To: Vanished, Sets: ClearUploadID | SetError,
-		Doc: "the source was deleted or renamed while it waited"},
+	{Kind: KindVanished, From: []State{Queued, Changed}, To: Vanished, Sets: SetError,
+		Doc: "the source was deleted or renamed while it waited (a multipart upload it kept stays journaled until aborted)"},
 	{Kind: KindDLQRetry, From: []State{Failed}, To: Queued, Sets: ResetAttempts | ClearError,
 		Doc: "a person: ferry dlq retry"},
-	{Kind: KindDLQDrop, From: []State{Queued, Failed, Changed, Ignored, Vanished}, To: Dropped, Sets: ClearUploadID,
-		Doc: "a person: ferry dlq drop"},
+	{Kind: KindDLQDrop, From: []State{Queued, Failed, Changed, Ignored, Vanished}, To: Dropped,
+		Doc: "a person: ferry dlq drop (a multipart upload it kept stays journaled until aborted)"},
+	{Kind: KindUploadAborted, From: []State{Vanished}, To: Vanished, Sets: ClearUploadID,
+		Doc: "the multipart upload a vanished row kept was aborted on the target"},
+	{Kind: KindUploadAborted, From: []State{Dropped}, To: Dropped, Sets: ClearUploadID,
+		Doc: "the multipart upload a dropped row kept was aborted on the target"},
 }
 
 // Rules returns the lifecycle table.
