@@ -183,7 +183,7 @@ func TestREADME(t *testing.T) {
 		t.Helper()
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 			_, err1 := os.Stat(filepath.Join(dir, "demo/archive", rel))
-			_, err2 := os.Stat(filepath.Join(dir, "demo/archive", rel+".sha256"))
+			_, err2 := os.Stat(filepath.Join(dir, "demo/archive/_ferry/fs/sha256", rel))
 			if err1 == nil && err2 == nil {
 				return
 			}
@@ -193,7 +193,7 @@ func TestREADME(t *testing.T) {
 			default:
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s did not land in demo/archive with its .sha256:\n%s", rel, log())
+				t.Fatalf("%s did not land in demo/archive with its sidecar under _ferry/fs/sha256/:\n%s", rel, log())
 			}
 		}
 	}

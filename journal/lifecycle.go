@@ -129,6 +129,7 @@ const (
 	KindVanished            Kind = "vanished"
 	KindDLQRetry            Kind = "dlq_retry"
 	KindDLQDrop             Kind = "dlq_drop"
+	KindUploadAborted       Kind = "upload_aborted"
 	KindArchived            Kind = "archived"
 	KindFileState           Kind = "file_state"
 	KindHeld                Kind = "held"
@@ -258,12 +259,16 @@ var lifecycle = []Rule{
 		Doc: "the source no longer matches the settled version"},
 	{Kind: KindVanished, From: []State{Uploading}, To: Vanished, Job: true, Sets: jobEnd | SetError,
 		Doc: "the source was deleted or renamed during the upload"},
-	{Kind: KindVanished, From: []State{Queued, Changed, Held}, To: Vanished, Sets: ClearUploadID | SetError,
-		Doc: "the source was deleted or renamed while it waited"},
+	{Kind: KindVanished, From: []State{Queued, Changed, Held}, To: Vanished, Sets: SetError,
+		Doc: "the source was deleted or renamed while it waited (a multipart upload it kept stays journaled until aborted)"},
 	{Kind: KindDLQRetry, From: []State{Failed}, To: Queued, Sets: ResetAttempts | ClearError,
 		Doc: "a person: ferry dlq retry"},
-	{Kind: KindDLQDrop, From: []State{Queued, Failed, Changed, Ignored, Vanished, Held}, To: Dropped, Sets: ClearUploadID,
-		Doc: "a person: ferry dlq drop"},
+	{Kind: KindDLQDrop, From: []State{Queued, Failed, Changed, Ignored, Vanished, Held}, To: Dropped,
+		Doc: "a person: ferry dlq drop (a multipart upload it kept stays journaled until aborted)"},
+	{Kind: KindUploadAborted, From: []State{Vanished}, To: Vanished, Sets: ClearUploadID,
+		Doc: "the multipart upload a vanished row kept was aborted on the target"},
+	{Kind: KindUploadAborted, From: []State{Dropped}, To: Dropped, Sets: ClearUploadID,
+		Doc: "the multipart upload a dropped row kept was aborted on the target"},
 	{Kind: KindHeld, From: []State{Queued}, To: Held, Sets: ResetDue,
 		Doc: "its dataset's metadata is not validated yet, or is invalid or drifted under \"hold\": it stays local"},
 	{Kind: KindMetadataReleased, From: []State{Held}, To: Queued, Sets: ResetDue,

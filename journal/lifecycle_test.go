@@ -216,7 +216,7 @@ func checkColumns(t *testing.T, rule *Rule, before, got fileRow, c *change, now 
 	}
 	check("uploaded_at", got.UploadedAt, now, at, sets(SetUploadedAt))
 	// A step that sets nothing writes only its event.
-	check("updated_at", got.UpdatedAt, now, before.UpdatedAt, rule.Sets != 0 || rule.To != got.State || created)
+	check("updated_at", got.UpdatedAt, now, before.UpdatedAt, rule.Sets != 0 || rule.To != before.State || created)
 	// Never set by a transition: the row's identity.
 	if !created {
 		check("watch", got.Watch, before.Watch, before.Watch, false)

@@ -11,6 +11,11 @@ import (
 // MaxKeyBytes is the longest object key S3 accepts.
 const MaxKeyBytes = 1024
 
+// ReservedDir is the top folder of a watch (and of a target's prefix) that
+// holds ferry's own files on every target: a source file under it is
+// refused (in any letter case: shares and Windows fold it).
+const ReservedDir = "_ferry"
+
 // ErrInvalidKey is matched by ObjectKey's errors.
 var ErrInvalidKey = errors.New("invalid object key")
 
@@ -18,10 +23,15 @@ var ErrInvalidKey = errors.New("invalid object key")
 // file's slash-separated path relative to its watch root. rel must be
 // relative and clean ("a/b.tif", not "./a", "../a" or "/a"). Names that S3
 // cannot store (invalid UTF-8, control characters, longer than 1024 bytes)
-// are an error, so the file is failed with that reason instead of retried.
+// are an error, so the file is failed with that reason instead of retried;
+// so is a path under ReservedDir.
 func ObjectKey(prefix, rel string) (string, error) {
 	if rel == "" || rel == "." || strings.HasPrefix(rel, "/") || path.Clean(rel) != rel || rel == ".." || strings.HasPrefix(rel, "../") {
 		return "", fmt.Errorf("%w: %q is not a clean relative path", ErrInvalidKey, rel)
+	}
+	if first, _, _ := strings.Cut(rel, "/"); strings.EqualFold(first, ReservedDir) {
+		return "", fmt.Errorf("%w: %q is under %s/, where ferry keeps its own files on every target (checkpoints, the fs target's hash sidecars): "+
+			"refused rather than mixed with them; rename or exclude that folder", ErrInvalidKey, rel, ReservedDir)
 	}
 	key := prefix + rel
 	if !utf8.ValidString(key) {

@@ -23,7 +23,13 @@ func TestObjectKey(t *testing.T) {
 		{"p/", "a/./b", "", true},
 		{"p/", "bad\xffutf8", "", true},
 		{"p/", "tab\there", "", true},
-		{"p/", strings.Repeat("x", 1023), "", true}, // 1025 bytes
+		{"", "_ferry/checkpoints/h/1.json", "", true}, // ferry's own folder on every target (issue 11 item 7)
+		{"p/", "_FERRY/fs/sha256/x", "", true},
+		{"p/", "_ferry", "", true},
+		{"p/", "run/_ferry/x", "p/run/_ferry/x", false}, // only the top folder is ferry's
+		{"p/", "_ferry2/x", "p/_ferry2/x", false},
+		{"p/", "a.tif.sha256", "p/a.tif.sha256", false},
+		{"p/", strings.Repeat("x", 1023), "", true},                                // 1025 bytes
 		{"p/", strings.Repeat("x", 1022), "p/" + strings.Repeat("x", 1022), false}, // exactly 1024
 	} {
 		got, err := ObjectKey(c.prefix, c.rel)

@@ -5,15 +5,19 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ferry-data/ferry/internal/srcfile"
+	"github.com/ferry-data/ferry/internal/testtmp"
 	"github.com/ferry-data/ferry/journal"
+	"github.com/ferry-data/ferry/uploader/sink"
 )
 
 // The sizes that take each path: preloaded by the dispatcher, one request
@@ -341,5 +345,121 @@ func TestSupersededMultipartUploadIsNotOrphaned(t *testing.T) {
 	mm, _, err := e.j.VerifyState(context.Background())
 	if err != nil || len(mm) > 0 {
 		t.Fatalf("journal verify: %v %v", mm, err)
+	}
+}
+
+// Issue 11 item 11: with on_change = "version", a version whose multipart
+// upload was kept for its next attempt (a transient failure) and then
+// superseded by a newer version left that upload staged under its own
+// versioned key: the newer version's attempt aborted it under its key,
+// which an object store takes as an abort of an unknown upload, and the
+// staged data stayed until the orphan sweep's TTL. It is aborted by its ID.
+func TestSupersededVersionUploadIsAbortedAtOnce(t *testing.T) {
+	e := newEnv(t)
+	v1 := randBytes(3*testChunk, 71)
+	v2 := randBytes(3*testChunk+7, 72)
+	v3 := randBytes(3*testChunk+9, 73)
+	e.add("big.bin", v1)
+	e.u = e.uploaderWith(Version)
+	e.drain()
+	vk2, _ := VersionedKey("big.bin", hexOf(v2))
+	e.sink.before = func(op string, n int, key string) error {
+		if op == "UploadPart" && key == vk2 && n > 4 {
+			return sink.NewTransient("UploadPart", errors.New("connection reset"))
+		}
+		return nil
+	}
+	e.add("big.bin", v2) // modified after upload: v2 goes to its versioned key, and fails
+	e.u = e.uploaderWith(Version)
+	e.drain()
+	if r := e.row("big.bin"); r.State != journal.Queued || e.mem.Uploads() != 1 {
+		t.Fatalf("v2's upload is not kept for its next attempt: row %+v, %d staged", r, e.mem.Uploads())
+	}
+	e.sink.before = nil
+	e.rewrite("big.bin", v3)
+	e.add("big.bin", v3) // a newer version, under another versioned key
+	e.u = e.uploaderWith(Version)
+	e.drain()
+	vk3, _ := VersionedKey("big.bin", hexOf(v3))
+	if !bytes.Equal(e.stored("big.bin"), v1) || !bytes.Equal(e.stored(vk3), v3) {
+		t.Fatal("want v1 under the base key and v3 under its versioned key")
+	}
+	e.noStagedUploads()
+}
+
+// keptUpload leaves big.bin queued with its multipart upload kept for the
+// next attempt (parts fail transiently), and returns the row.
+func (e *env) keptUpload() journal.FileRow {
+	e.t.Helper()
+	e.add("big.bin", randBytes(3*testChunk, 81))
+	e.sink.before = func(op string, n int, key string) error {
+		if op == "UploadPart" && n > 1 {
+			return sink.NewTransient("UploadPart", errors.New("connection reset"))
+		}
+		return nil
+	}
+	e.drain()
+	e.sink.before = nil
+	r := e.row("big.bin")
+	if r.State != journal.Queued || e.mem.Uploads() != 1 {
+		e.t.Fatalf("the upload is not kept for the next attempt: %+v, %d staged", r, e.mem.Uploads())
+	}
+	return r
+}
+
+// Issue 11 item 11: a file deleted while its multipart upload was kept for
+// the next attempt (after a transient failure, or superseded) ends
+// vanished, and that upload is aborted then, not left to the orphan sweep.
+func TestKeptUploadOfAVanishedFileIsAborted(t *testing.T) {
+	e := newEnv(t)
+	var later atomic.Bool // the journal's clock: an hour on once set
+	j, err := journal.Open(filepath.Join(testtmp.Dir(t), "clock.db"), journal.Options{Now: func() time.Time {
+		if later.Load() {
+			return time.Now().Add(time.Hour)
+		}
+		return time.Now()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() }) // before its folder is removed
+	e.j.Close()                     // the env's journal, replaced by one on the test's clock
+	e.j = j
+	e.u = e.uploaderWith(Reupload)
+	e.keptUpload()
+	os.Remove(filepath.Join(e.watch, "big.bin"))
+	later.Store(true) // the retry is due
+	e.u = e.uploaderWith(Reupload)
+	e.drain()
+	if r := e.row("big.bin"); r.State != journal.Vanished {
+		t.Fatalf("row %+v, want vanished", r)
+	}
+	e.noStagedUploads()
+}
+
+// Issue 11 item 11: a queued file dropped (ferry dlq drop) while its
+// multipart upload was kept: the journal keeps the upload's ID until the
+// uploader has aborted it, then records that (upload_aborted).
+func TestKeptUploadOfADroppedFileIsAborted(t *testing.T) {
+	e := newEnv(t)
+	r := e.keptUpload()
+	if n, err := e.j.DropDeadLetters(context.Background(), r.ID); err != nil || n != 1 {
+		t.Fatalf("drop: %d, %v", n, err)
+	}
+	if ups, err := e.j.AbandonedUploads(context.Background()); err != nil || len(ups) != 1 {
+		t.Fatalf("abandoned uploads after the drop: %+v, %v; want the kept one", ups, err)
+	}
+	e.u = e.uploaderWith(Reupload)
+	e.drain()
+	e.noStagedUploads()
+	if ups, err := e.j.AbandonedUploads(context.Background()); err != nil || len(ups) != 0 {
+		t.Fatalf("abandoned uploads after the uploader ran: %+v, %v", ups, err)
+	}
+	if r := e.row("big.bin"); r.State != journal.Dropped {
+		t.Fatalf("row %+v, want dropped", r)
+	}
+	mm, _, err := e.j.VerifyState(context.Background())
+	if err != nil || len(mm) > 0 {
+		t.Fatalf("journal verify (the replay knows upload_aborted): %v %v", mm, err)
 	}
 }

@@ -13,7 +13,9 @@ import (
 // does not know (known holds the IDs it does) and that began more than ttl
 // before now. A crash between creating an upload and journaling its ID
 // leaves such an orphan; the ttl keeps ferry's hands off uploads that
-// another writer under the same prefix is still making. It returns how many
+// another writer under the same prefix is still making, except for those the
+// sink knows an earlier process of this host began (sink.Upload.Stale),
+// which go at once. It returns how many
 // were aborted; failures to abort one are logged and the rest go on.
 func AbortOrphans(ctx context.Context, s sink.Sink, prefix string, known map[string]bool, ttl time.Duration, now time.Time, log *slog.Logger) (int, error) {
 	ups, err := s.ListUploads(ctx, prefix)
@@ -23,7 +25,7 @@ func AbortOrphans(ctx context.Context, s sink.Sink, prefix string, known map[str
 	var n int
 	var errs []error
 	for _, up := range ups {
-		if known[up.ID] || now.Sub(up.Initiated) < ttl {
+		if known[up.ID] || (!up.Stale && now.Sub(up.Initiated) < ttl) {
 			continue
 		}
 		if err := s.AbortMultipart(ctx, up.Key, up.ID); err != nil {

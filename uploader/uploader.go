@@ -466,6 +466,7 @@ const reapInterval = time.Minute
 // will never settle again, and must not hold their batch (or run --once)
 // open.
 func (u *Uploader) reap(ctx context.Context) {
+	defer u.abortAbandoned(ctx)
 	rows, err := u.o.Journal.Files(ctx, journal.Changed)
 	if err != nil {
 		u.log.Warn("cannot read the files waiting to settle again", "error", err.Error())
@@ -497,6 +498,35 @@ func (u *Uploader) isInputDone() bool {
 
 // finishCtx bounds the journal writes that end a job, which must happen
 // even while the daemon shuts down.
+// abortAbandoned aborts the multipart uploads that vanished and dropped
+// rows kept (journal.AbandonedUploads), then journals each abort: a file
+// deleted, or dropped from the dead letters, while its upload was kept
+// for the next attempt leaves nothing staged on the target.
+func (u *Uploader) abortAbandoned(ctx context.Context) {
+	ups, err := u.o.Journal.AbandonedUploads(ctx)
+	if err != nil {
+		u.log.Warn("cannot read the abandoned multipart uploads", "error", err.Error())
+		return
+	}
+	for _, a := range ups {
+		t := u.o.Targets[a.Target]
+		if t == nil {
+			continue // a target taken out of the configuration: kept for when it is back
+		}
+		actx, cancel := finishCtx()
+		err := abortUpload(actx, t.Sink(), a.Key, a.UploadID, u.log.With("target", a.Target, "key", a.Key))
+		cancel()
+		if err != nil {
+			continue // tried again at the next reap
+		}
+		if err := u.o.Journal.UploadAborted(ctx, a); err != nil {
+			u.log.Warn("cannot journal an aborted multipart upload", "upload_id", a.UploadID, "error", err.Error())
+			continue
+		}
+		u.log.Info("aborted the multipart upload of a file that vanished or was dropped", "target", a.Target, "key", a.Key, "upload_id", a.UploadID)
+	}
+}
+
 func finishCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 5*time.Second)
 }

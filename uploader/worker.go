@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -212,10 +213,13 @@ func (w *worker) upload(ctx context.Context, jb *journal.Job, log *slog.Logger) 
 	path := filepath.Join(jb.Watch, filepath.FromSlash(jb.RelPath))
 	f, err := srcfile.Open(path)
 	if err != nil {
-		return "", classifyOpen(err)
+		out := classifyOpen(err)
+		w.dropKept(s, jb, out, log)
+		return "", out
 	}
 	defer f.Close()
 	if out := w.recheck(f, path, jb); !out.going() {
+		w.dropKept(s, jb, out, log)
 		return "", out
 	}
 	if jb.Version.Size <= u.o.ChunkSize {
@@ -758,10 +762,54 @@ func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *jou
 	return parts, outcome{}
 }
 
+// dropKept aborts the multipart upload an earlier attempt kept (a
+// transient failure, a shutdown, a newer version settling during it) when
+// this attempt ends the job before reaching it: the source vanished,
+// changed or cannot be read. The journal forgets the upload with the job's
+// end; left on the target it would wait for the orphan sweep's TTL.
+func (w *worker) dropKept(s sink.Sink, jb *journal.Job, out outcome, log *slog.Logger) {
+	if jb.UploadID == "" {
+		return
+	}
+	switch out.end {
+	case journal.KindVanished, journal.KindSourceChanged, journal.KindFailed:
+		w.abort(s, jb, jb.UploadID, log)
+	}
+}
+
+// abort discards a multipart upload, by its ID: it may be under another key
+// than the job's now (with on_change = "version" each version has its own
+// key, and the journal keeps the ID), and an object store takes an abort
+// under the wrong key for one of an unknown upload, leaving it staged. So
+// the upload is looked for by ID among those of the key's folder too.
 func (w *worker) abort(s sink.Sink, jb *journal.Job, uploadID string, log *slog.Logger) {
 	ctx, cancel := finishCtx()
 	defer cancel()
-	if err := s.AbortMultipart(ctx, jb.Key, uploadID); err != nil {
-		log.Warn("could not abort multipart upload", "upload_id", uploadID, "error", err)
+	abortUpload(ctx, s, jb.Key, uploadID, log)
+}
+
+// abortUpload aborts the upload uploadID, under key and under whatever key
+// the target lists it with in key's folder; failures are logged, and
+// reported.
+func abortUpload(ctx context.Context, s sink.Sink, key, uploadID string, log *slog.Logger) error {
+	keys := []string{key}
+	dir := path.Dir(key) + "/"
+	if dir == "./" {
+		dir = ""
 	}
+	if ups, err := s.ListUploads(ctx, dir); err == nil {
+		for _, up := range ups {
+			if up.ID == uploadID && up.Key != key {
+				keys = append(keys, up.Key)
+			}
+		}
+	}
+	var errs []error
+	for _, k := range keys {
+		if err := s.AbortMultipart(ctx, k, uploadID); err != nil {
+			log.Warn("could not abort multipart upload", "upload_id", uploadID, "key", k, "error", err)
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

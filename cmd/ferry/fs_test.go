@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/internal/testcfg"
+	"github.com/ferry-data/ferry/uploader/sink/fssink"
 )
 
 // copyTree copies a testdata tree into dst.
@@ -76,11 +77,11 @@ exclude = ["**/*.tmp", "**/~$*", "**/.DS_Store"]
 		if err != nil || d.IsDir() {
 			return err
 		}
+		if r, _ := filepath.Rel(archive, p); strings.HasPrefix(filepath.ToSlash(r), fssink.OwnDir+"/") {
+			return nil // ferry's own files: sidecars, the layout mark
+		}
 		rel, _ := filepath.Rel(filepath.Join(archive, "scope1"), p)
 		rel = filepath.ToSlash(rel)
-		if strings.HasSuffix(rel, ".sha256") {
-			return nil
-		}
 		if strings.HasPrefix(rel, daemon.CheckpointDir) {
 			checkpoints++
 			return nil
@@ -92,8 +93,8 @@ exclude = ["**/*.tmp", "**/~$*", "**/.DS_Store"]
 			t.Errorf("%s: bytes differ", rel)
 		}
 		sum := sha256.Sum256(src)
-		side, err := os.ReadFile(p + ".sha256")
-		if want := hex.EncodeToString(sum[:]) + "  " + filepath.Base(p) + "\n"; err != nil || string(side) != want {
+		side, err := os.ReadFile(filepath.Join(archive, filepath.FromSlash(fssink.SumsDir), "scope1", filepath.FromSlash(rel)))
+		if want := hex.EncodeToString(sum[:]) + "  scope1/" + rel + "\n"; err != nil || string(side) != want {
 			t.Errorf("%s: sidecar %q, want %q", rel, side, want)
 		}
 		return nil

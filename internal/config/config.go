@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -122,6 +123,10 @@ type TargetConfig struct {
 	CredentialsFile string `toml:"credentials_file"`
 	Prefix          string `toml:"prefix"`
 	Path            string `toml:"path"`
+	// FileMode is an fs target's file_mode: the octal permission bits of
+	// every file it writes ("0644" when empty); Mode has it parsed.
+	FileMode string `toml:"file_mode"`
+	mode     fs.FileMode
 
 	// creds is a pointer so that printing a TargetConfig (%v, %+v, %#v)
 	// shows an address, never the values.
@@ -131,6 +136,10 @@ type TargetConfig struct {
 type credentials struct {
 	access, secret Secret
 }
+
+// Mode is an fs target's file_mode, parsed: the permission bits of every
+// file it writes (0 before validation: the fs target's default).
+func (t TargetConfig) Mode() fs.FileMode { return t.mode }
 
 // Credentials are an s3 target's access key and secret key, read from the
 // environment variables it names (empty for other targets).

@@ -89,7 +89,7 @@ func TestSettingsOfTargetType(t *testing.T) {
 			targets = append(targets, k)
 		}
 	}
-	if want := []string{"target.nas.path", "target.nas.prefix", "target.nas.type"}; !slices.Equal(targets, want) {
+	if want := []string{"target.nas.file_mode", "target.nas.path", "target.nas.prefix", "target.nas.type"}; !slices.Equal(targets, want) {
 		t.Errorf("an fs target's settings: %q, want %q", targets, want)
 	}
 

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -266,6 +267,9 @@ func (t *TargetConfig) validateS3(v *checker, tbl string, lookupEnv func(string)
 	if t.Path != "" {
 		v.badKey(tbl, "path", "applies only to fs targets")
 	}
+	if t.FileMode != "" {
+		v.badKey(tbl, "file_mode", "applies only to fs targets (an object store sets no file modes)")
+	}
 	if t.Endpoint != "" {
 		eu, err := url.Parse(t.Endpoint)
 		switch {
@@ -319,6 +323,22 @@ func (t *TargetConfig) validateFS(v *checker, tbl string) {
 		}
 	}
 	t.validatePrefix(v, tbl)
+	if t.FileMode == "" {
+		t.FileMode = "0644" // the documented default, shown by config check
+	}
+	{
+		m, err := strconv.ParseUint(t.FileMode, 8, 32)
+		switch {
+		case err != nil || !strings.HasPrefix(t.FileMode, "0") || len(t.FileMode) != 4:
+			v.badKey(tbl, "file_mode", "must be four octal digits such as \"0644\" or \"0640\" (got %q)", t.FileMode)
+		case m&0o600 != 0o600:
+			v.badKey(tbl, "file_mode", "must let the owner read and write (ferry rewrites what it wrote; got %q)", t.FileMode)
+		case m&0o111 != 0:
+			v.badKey(tbl, "file_mode", "must not make archived files executable (got %q)", t.FileMode)
+		default:
+			t.mode = fs.FileMode(m)
+		}
+	}
 }
 
 // validatePrefix checks a target's prefix: empty, or relative and ending in /.
@@ -335,6 +355,9 @@ func (t *TargetConfig) validatePrefix(v *checker, tbl string) {
 			v.badKey(tbl, "prefix", "must be folder names separated by / without empty, . or .. parts or backslashes (got %q)", t.Prefix)
 			return
 		}
+	}
+	if first, _, _ := strings.Cut(t.Prefix, "/"); strings.EqualFold(first, "_ferry") {
+		v.badKey(tbl, "prefix", "must not start with _ferry/, where ferry keeps its own files on every target (got %q)", t.Prefix)
 	}
 }
 

@@ -40,6 +40,12 @@ func TestLoadRefusesLossOrDuplication(t *testing.T) {
 		{"zero retry attempts", "[upload.retry]\nattempts = 0\n" + fs + watch, 2, "attempts: must be between 1 and 100"},
 		{"zero checkpoint interval", "[journal]\ncheckpoint_interval = \"0s\"\n" + fs + watch, 2, "checkpoint_interval: must not be 0"},
 		{"prefix with ..", "[target.t]\ntype = \"fs\"\npath = \"out\"\nprefix = \"a/../b/\"\n" + watch, 4, "without empty, . or .. parts"},
+		{"prefix under _ferry", "[target.t]\ntype = \"fs\"\npath = \"out\"\nprefix = \"_Ferry/x/\"\n" + watch, 4, "must not start with _ferry/"},
+		{"file_mode not octal", fs + "file_mode = \"644\"\n" + watch, 4, "target.t.file_mode: must be four octal digits such as \"0644\""},
+		{"file_mode with 8", fs + "file_mode = \"0684\"\n" + watch, 4, "target.t.file_mode: must be four octal digits"},
+		{"file_mode owner cannot write", fs + "file_mode = \"0444\"\n" + watch, 4, "must let the owner read and write"},
+		{"file_mode executable", fs + "file_mode = \"0755\"\n" + watch, 4, "must not make archived files executable"},
+		{"file_mode on s3", s3("http://127.0.0.1:9000") + "file_mode = \"0640\"\n" + watch, 7, "file_mode: applies only to fs targets"},
 		{"port above 65535", s3("http://127.0.0.1:70000") + watch, 3, "the port must be between 1 and 65535"},
 		{"metrics port above 65535", "[metrics]\nlisten = \"127.0.0.1:99999\"\n" + fs + watch, 2, "the port must be between 1 and 65535"},
 		{"credentials in the URL", s3("https://KEYID123:SECRETX99@s3.example.org") + watch, 3, "endpoint: credentials in the URL"},
@@ -190,4 +196,20 @@ func TestCredentialsFile(t *testing.T) {
 			t.Errorf("got %v", err)
 		}
 	})
+}
+
+// TestFileMode: an fs target's file_mode is the mode of every file it
+// writes, 0644 unless set (issue 11 item 11).
+func TestFileMode(t *testing.T) {
+	for body, want := range map[string]os.FileMode{"": 0o644, "file_mode = \"0640\"\n": 0o640, "file_mode = \"0600\"\n": 0o600} {
+		p := testcfg.Write(t, "[target.t]\ntype = \"fs\"\npath = \"out\"\n"+body+"[[watch]]\npath = \"in\"\ntarget = \"t\"\n")
+		os.MkdirAll(filepath.Join(filepath.Dir(p), "in"), 0o755)
+		c, err := Load(p, testcfg.Env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Target["t"].Mode(); got != want {
+			t.Errorf("%q: mode %o, want %o", body, got, want)
+		}
+	}
 }

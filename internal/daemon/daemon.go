@@ -358,6 +358,18 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 		defer wg.Done()
 		d.abortOrphans(wctx)
 	}()
+	// An fs target: the temporary files of puts a kill interrupted go
+	// before the first put; an archive of the earlier layout is migrated
+	// beside the uploads (until a signal: a --once run that is done with
+	// its files waits for it, so that it is done once, not begun each run).
+	d.sweepFSTemp(w)
+	mctx, cancelMigrate := context.WithCancel(ctx)
+	defer cancelMigrate()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.migrateFS(mctx, w)
+	}()
 	if once {
 		// The input is done once every watcher has walked its folder.
 		go func() {
@@ -435,6 +447,9 @@ loop:
 		d.datasets.sendDue(ctx)
 	}
 	cancelWatch()
+	if !once || runErr != nil {
+		cancelMigrate() // a daemon's stop does not wait for it: the next start goes on
+	}
 	// Start nothing new; give the parts in flight a few seconds, then
 	// cancel them: their files stay queued in the journal.
 	if err := stopUploader(context.Background(), d.uploader(), rs.up); err != nil && runErr == nil {

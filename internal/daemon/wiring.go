@@ -197,7 +197,7 @@ func newTarget(name string, tc config.TargetConfig, up config.UploadConfig, lim 
 	var raw sink.Sink
 	switch tc.Type {
 	case "fs":
-		s, err := fssink.New(tc.Path)
+		s, err := fssink.NewMode(tc.Path, tc.Mode())
 		if err != nil {
 			return nil, err
 		}

@@ -52,6 +52,11 @@ type Upload struct {
 	Key       string
 	ID        string
 	Initiated time.Time
+	// Stale: the sink knows the upload was begun by an earlier process
+	// on this host (the fs target records the host in its staging
+	// folder), not by another writer: unknown to the journal, it is an
+	// orphan at once, without waiting out orphan_upload_ttl.
+	Stale bool
 }
 
 // RateLimit is what a server said of its request budget (the

@@ -18,3 +18,8 @@ var fileErrnos = []error{
 	syscall.ENOTEMPTY,    // a non-empty folder where the object goes
 	syscall.EEXIST,       // (from rename) a folder where the object goes
 }
+
+// destReason says why err, met writing dest (a path under root), is about
+// dest alone when the errno alone does not say it. Here the errnos do
+// (fileErrnos), so there is nothing to look at.
+func destReason(root, dest string, err error) error { return nil }

@@ -4,13 +4,27 @@
 //
 // Every object is written atomically: the bytes go to a temporary file in
 // the destination folder, are fsynced, renamed into place, and the folder is
-// fsynced, so a reader never sees half an object. The object's SHA-256 is
-// kept beside it in a sidecar file named KEY.sha256, in the format of
-// sha256sum ("<hex>  <name>\n"), so `sha256sum -c` verifies an archive
-// without ferry. (A sidecar rather than an extended attribute because SMB
-// and NFS shares and Windows do not carry xattrs reliably.) Consequence: a
-// source file whose name is another's plus ".sha256" collides with that
-// sidecar.
+// fsynced, so a reader never sees half an object.
+//
+// ferry's own files live where no object key can: under ROOT/_ferry/fs/
+// (the keys there are refused) and ROOT/.ferry-uploads/:
+//
+//	ROOT/<key>                      the objects, nothing else beside them
+//	ROOT/_ferry/fs/sha256/<key>     each object's SHA-256, as sha256sum
+//	                                writes it: "<hex>  <key>\n"
+//	ROOT/_ferry/fs/tmp/<host>/      temporary files of puts in progress
+//	ROOT/_ferry/fs/layout           "2": the archive is in this layout
+//	ROOT/.ferry-uploads/<id>/       staged multipart uploads
+//
+// (A sidecar rather than an extended attribute because SMB and NFS shares
+// and Windows do not carry xattrs reliably; under _ferry/fs/ rather than
+// beside the object so that a source file named like another's plus
+// ".sha256" is an object like any other. From ROOT,
+// `find _ferry/fs/sha256 -type f -exec cat {} + | sha256sum -c` verifies
+// the whole archive without ferry.) Earlier versions kept the sidecar at
+// <key>.sha256 and temporary files beside the objects: Stat still reads
+// such a sidecar while the new one is missing, and Migrate moves those it
+// can prove are ferry's.
 //
 // Multipart uploads are staged under ROOT/.ferry-uploads/<id>/: the parts
 // are written at their offsets into one file, each checked against its
@@ -34,6 +48,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ferry-data/ferry/internal/pace"
 	"github.com/ferry-data/ferry/uploader/sink"
@@ -42,13 +57,35 @@ import (
 // UploadsDir is the folder under the root where multipart uploads are staged.
 const UploadsDir = ".ferry-uploads"
 
-// SidecarSuffix is appended to an object's path to name its hash sidecar.
-const SidecarSuffix = ".sha256"
+// OwnDir is the folder under the root, in ferry's reserved _ferry/
+// namespace, that holds the fs target's own files: no key may lie under it.
+const OwnDir = "_ferry/fs"
+
+// SumsDir holds the hash sidecars: the one of KEY is SumsDir/KEY.
+const SumsDir = OwnDir + "/sha256"
+
+// TempDir holds the temporary files of puts, one folder per host.
+const TempDir = OwnDir + "/tmp"
+
+// TempPrefix starts the name of every temporary file.
+const TempPrefix = ".ferry-tmp-"
+
+// LayoutFile marks an archive whose layout is this one (see Migrate).
+const LayoutFile = OwnDir + "/layout"
+
+// Layout is the layout's number, in LayoutFile.
+const Layout = "2"
+
+// LegacySidecarSuffix named the sidecar of KEY, KEY.sha256, in layout 1.
+const LegacySidecarSuffix = ".sha256"
 
 // Sink stores objects under a root folder.
 type Sink struct {
 	root string
 	mode fs.FileMode // of every file written (objects, sidecars, staging)
+	tmp  string      // this host's folder of temporary files
+	host string
+	made time.Time // uploads staged by this host before are an earlier process's
 }
 
 // DefaultFileMode is the mode of the files the fs target writes, unless
@@ -70,7 +107,35 @@ func NewMode(root string, mode fs.FileMode) (*Sink, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("fs target %s: %w", root, err)
 	}
-	return &Sink{root: root, mode: mode.Perm()}, nil
+	h := host()
+	return &Sink{root: root, mode: mode.Perm(), tmp: filepath.Join(root, filepath.FromSlash(TempDir), h), host: h, made: time.Now()}, nil
+}
+
+// host names this host's folder of temporary files: the host name with
+// anything but the characters of a DNS name replaced by '_'.
+func host() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "unknown-host"
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' {
+			return r
+		}
+		return '_'
+	}, h)
+}
+
+// Own reports whether key lies in ferry's own part of an fs target
+// (_ferry/fs/ or .ferry-uploads/, in any letter case: shares and Windows
+// fold it), where no object may go.
+func Own(key string) bool {
+	first, rest, _ := strings.Cut(key, "/")
+	if strings.EqualFold(first, UploadsDir) {
+		return true
+	}
+	second, _, _ := strings.Cut(rest, "/")
+	return strings.EqualFold(first+"/"+second, OwnDir)
 }
 
 // MinPartSize is 1: a folder takes parts of any size.
@@ -97,13 +162,29 @@ func classify(op string, err error) error {
 	return sink.NewTransient(op, err)
 }
 
+// classifyDest is classify for an error met writing dest, a path under the
+// root: where the errno is ambiguous (on Windows "path not found" is both a
+// file where a folder is needed and a share that is gone), destReason looks
+// at the destination and, when it proves the path alone is at fault, the
+// error is permanent for that file with that reason.
+func (s *Sink) classifyDest(op, dest string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if !aboutBytes(err) {
+		if reason := destReason(s.root, dest, err); reason != nil {
+			return &sink.Error{Class: sink.Permanent, Op: op, Code: "InvalidPath", Err: reason}
+		}
+	}
+	return classify(op, err)
+}
+
 // IsFileError reports whether err says that one destination path cannot be
 // written on this filesystem (see fileErrnos), as opposed to a failure of
 // the target as a whole.
 func IsFileError(err error) bool {
-	var pe *fs.PathError
-	if errors.As(err, &pe) && (pe.Op == "sync" || pe.Op == "write" || pe.Op == "read" || pe.Op == "close") {
-		return false // about bytes, not names: a state of the target (e.g. a share without fsync)
+	if aboutBytes(err) {
+		return false
 	}
 	for _, e := range fileErrnos {
 		if errors.Is(err, e) {
@@ -113,16 +194,27 @@ func IsFileError(err error) bool {
 	return false
 }
 
+// aboutBytes reports whether err is about a file's bytes, not its name: a
+// state of the target (e.g. a share without fsync).
+func aboutBytes(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && (pe.Op == "sync" || pe.Op == "write" || pe.Op == "read" || pe.Op == "close")
+}
+
 func (s *Sink) path(key string) (string, error) {
 	if key == "" || strings.HasPrefix(key, "/") || path.Clean(key) != key || key == ".." || strings.HasPrefix(key, "../") ||
 		strings.Contains(key, "\\") {
 		return "", sink.NewPermanent("key", fmt.Errorf("key %q is not a clean relative path", key))
 	}
-	first, _, _ := strings.Cut(key, "/")
-	if first == UploadsDir {
-		return "", sink.NewPermanent("key", fmt.Errorf("key %q is inside ferry's staging folder", key))
+	if Own(key) {
+		return "", sink.NewPermanent("key", fmt.Errorf("key %q is inside the fs target's own folders (%s/, %s/)", key, OwnDir, UploadsDir))
 	}
 	return filepath.Join(s.root, filepath.FromSlash(key)), nil
+}
+
+// sumPath is where the sidecar of key goes.
+func (s *Sink) sumPath(key string) string {
+	return filepath.Join(s.root, filepath.FromSlash(SumsDir), filepath.FromSlash(key))
 }
 
 func checkSum(op string, body []byte, want sink.Digest) error {
@@ -145,37 +237,81 @@ func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest
 	if err := pace.From(ctx).Wait(ctx, len(body)); err != nil {
 		return sink.NewTransient("Put", err)
 	}
-	if err := writeAtomic(p, body, ifAbsent, s.mode); err != nil {
+	if err := s.sidecarBefore(p, key, sum.Hex(), ifAbsent); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return existsError("Put", key)
 		}
-		return classify("Put", err)
+		return s.classifyDest("Put", p, err)
 	}
-	return classify("Put", writeSidecar(p, sum.Hex(), s.mode))
+	if err := s.writeAtomic(p, body, ifAbsent); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return existsError("Put", key)
+		}
+		return s.classifyDest("Put", p, err)
+	}
+	return s.classifyDest("Put", s.sumPath(key), s.sidecarAfter(key, sum.Hex(), ifAbsent))
 }
 
-func writeSidecar(p, hexSum string, mode fs.FileMode) error {
-	return writeAtomic(p+SidecarSuffix, []byte(hexSum+"  "+filepath.Base(p)+"\n"), false, mode)
+// sidecarBefore and sidecarAfter write the sidecar of key in the order that
+// a kill between it and the placing of the object p never leaves a hash
+// that vouches for other bytes, nor (for a create-only write) an object
+// without its hash, which the next attempt would take for someone else's.
+// Create-only: the sidecar goes first (p is reported as existing, with
+// fs.ErrExist, before its sidecar is touched), since a sidecar without its
+// object is nothing: Stat looks at the object first. Overwriting: the
+// object goes first, since until its new sidecar is written the old one
+// tells the next attempt that the target does not hold the new content.
+func (s *Sink) sidecarBefore(p, key, hexSum string, ifAbsent bool) error {
+	if !ifAbsent {
+		return nil
+	}
+	if _, err := os.Lstat(p); err == nil {
+		return fs.ErrExist
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return s.writeSidecar(key, hexSum)
 }
+
+func (s *Sink) sidecarAfter(key, hexSum string, ifAbsent bool) error {
+	if ifAbsent {
+		return nil
+	}
+	return s.writeSidecar(key, hexSum)
+}
+
+// writeSidecar writes the sidecar of key: one line of sha256sum's format,
+// naming the object by its path from the root.
+func (s *Sink) writeSidecar(key, hexSum string) error {
+	return s.writeAtomic(s.sumPath(key), []byte(sidecarLine(hexSum, key)), false)
+}
+
+func sidecarLine(hexSum, name string) string { return hexSum + "  " + name + "\n" }
 
 func existsError(op, key string) error {
 	return &sink.Error{Class: sink.Permanent, Op: op, Code: "PreconditionFailed", Err: fmt.Errorf("%s: %w", key, sink.ErrExists)}
 }
 
-// writeAtomic writes data to a temporary file beside p, fsyncs it, moves it
-// to p and fsyncs the folder. With ifAbsent an existing p is left alone and
-// the error matches fs.ErrExist.
-func writeAtomic(p string, data []byte, ifAbsent bool, mode fs.FileMode) error {
+// writeAtomic writes data to a temporary file in this host's folder of
+// temporary files, fsyncs it, moves it to p and fsyncs p's folder. With
+// ifAbsent an existing p is left alone and the error matches fs.ErrExist.
+// (The temporary file is in ferry's own folder rather than beside p so that
+// a kill leaves it where SweepTemp finds it, never among the objects; the
+// move stays a rename within the target's filesystem, as for multipart.)
+func (s *Sink) writeAtomic(p string, data []byte, ifAbsent bool) error {
 	dir := filepath.Dir(p)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".ferry-tmp-*")
+	if err := os.MkdirAll(s.tmp, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(s.tmp, TempPrefix+"*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
-	err = setMode(f.Chmod(mode)) // CreateTemp makes 0600
+	err = setMode(f.Chmod(s.mode)) // CreateTemp makes 0600
 	if err == nil {
 		_, err = f.Write(data)
 	}
@@ -235,8 +371,8 @@ func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64, sum 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", classify("CreateMultipart", err)
 	}
-	meta := fmt.Sprintf("key=%s\nsize=%d\nsha256=%s\n", strconv.Quote(key), size, sum.Hex())
-	if err := writeAtomic(filepath.Join(dir, "meta"), []byte(meta), false, s.mode); err != nil {
+	meta := fmt.Sprintf("key=%s\nsize=%d\nsha256=%s\nhost=%s\n", strconv.Quote(key), size, sum.Hex(), s.host)
+	if err := s.writeAtomic(filepath.Join(dir, "meta"), []byte(meta), false); err != nil {
 		return "", classify("CreateMultipart", err)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_CREATE|os.O_WRONLY, 0o644)
@@ -253,6 +389,7 @@ type upload struct {
 	key    string
 	size   int64
 	sha256 string
+	host   string // that staged it ("" before ferry recorded it)
 }
 
 func readMeta(dir string) (upload, error) {
@@ -271,6 +408,8 @@ func readMeta(dir string) (upload, error) {
 			u.size, err = strconv.ParseInt(v, 10, 64)
 		case "sha256":
 			u.sha256 = v
+		case "host":
+			u.host = v
 		}
 		if err != nil {
 			return upload{}, fmt.Errorf("%s: bad meta: %w", dir, err)
@@ -331,7 +470,7 @@ func (s *Sink) UploadPart(ctx context.Context, key, uploadID string, p sink.Part
 	}
 	etag := p.SHA256.Hex()
 	rec := fmt.Sprintf("%d %d %s\n", p.Offset, p.Size, etag)
-	if err := writeAtomic(filepath.Join(dir, fmt.Sprintf("part-%05d", p.Number)), []byte(rec), false, s.mode); err != nil {
+	if err := s.writeAtomic(filepath.Join(dir, fmt.Sprintf("part-%05d", p.Number)), []byte(rec), false); err != nil {
 		return "", classify("UploadPart", err)
 	}
 	return etag, nil
@@ -372,22 +511,28 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 		return sink.NewTransient("CompleteMultipart", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-		return classify("CompleteMultipart", err)
+		return s.classifyDest("CompleteMultipart", final, err)
 	}
 	if err := setMode(os.Chmod(filepath.Join(dir, "data"), s.mode)); err != nil {
+		return classify("CompleteMultipart", err)
+	}
+	if err := s.sidecarBefore(final, key, u.sha256, ifAbsent); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return existsError("CompleteMultipart", key)
+		}
 		return classify("CompleteMultipart", err)
 	}
 	if err := place(filepath.Join(dir, "data"), final, ifAbsent); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return existsError("CompleteMultipart", key)
 		}
-		return classify("CompleteMultipart", err)
+		return s.classifyDest("CompleteMultipart", final, err)
 	}
 	if err := syncDir(filepath.Dir(final)); err != nil {
 		return classify("CompleteMultipart", err)
 	}
-	if err := writeSidecar(final, u.sha256, s.mode); err != nil {
-		return classify("CompleteMultipart", err)
+	if err := s.sidecarAfter(key, u.sha256, ifAbsent); err != nil {
+		return s.classifyDest("CompleteMultipart", s.sumPath(key), err)
 	}
 	return classify("CompleteMultipart", removeUpload(dir))
 }
@@ -430,7 +575,8 @@ func (s *Sink) ListParts(ctx context.Context, key, uploadID string) ([]sink.Part
 }
 
 // ListUploads reports the staged uploads whose key starts with prefix; an
-// upload's start is its staging folder's modification time.
+// upload's start is its staging folder's modification time. One this host
+// staged before the sink was made is Stale: an earlier process's.
 func (s *Sink) ListUploads(ctx context.Context, prefix string) ([]sink.Upload, error) {
 	ents, err := os.ReadDir(filepath.Join(s.root, UploadsDir))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -453,7 +599,8 @@ func (s *Sink) ListUploads(ctx context.Context, prefix string) ([]sink.Upload, e
 		if err != nil || !strings.HasPrefix(u.key, prefix) {
 			continue
 		}
-		ups = append(ups, sink.Upload{Key: u.key, ID: e.Name(), Initiated: fi.ModTime()})
+		ups = append(ups, sink.Upload{Key: u.key, ID: e.Name(), Initiated: fi.ModTime(),
+			Stale: u.host == s.host && fi.ModTime().Before(s.made)})
 	}
 	return ups, nil
 }
@@ -484,16 +631,54 @@ func (s *Sink) Stat(ctx context.Context, key string) (sink.Info, error) {
 		return sink.Info{}, sink.NewPermanent("Stat", fmt.Errorf("%s is not a regular file", p))
 	}
 	info := sink.Info{Size: fi.Size()}
-	b, err := os.ReadFile(p + SidecarSuffix)
+	b, err := os.ReadFile(s.sumPath(key))
 	switch {
 	case err == nil:
 		if h, _, ok := strings.Cut(string(b), " "); ok {
 			info.SHA256 = strings.ToLower(h)
 		}
-	case !errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist):
+		// An archive of the earlier layout, not migrated yet: its sidecar
+		// beside the object, if it is one (a line naming the object).
+		info.SHA256, err = legacySum(p)
+		if err != nil {
+			return sink.Info{}, classify("Stat", err)
+		}
+	default:
 		return sink.Info{}, classify("Stat", err)
 	}
 	return info, nil
+}
+
+// legacySum reads the sidecar layout 1 wrote beside the object at p: the
+// lowercase hex SHA-256 it holds, or "" when there is none of that form.
+func legacySum(p string) (string, error) {
+	f, err := os.Open(p + LegacySidecarSuffix)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() > 64+2+4096+1 {
+		return "", err
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return "", err
+	}
+	return parseLegacy(string(b), filepath.Base(p)), nil
+}
+
+// parseLegacy returns the hash of a layout-1 sidecar line "<hex>  <name>\n"
+// naming name, or "".
+func parseLegacy(line, name string) string {
+	h, rest, ok := strings.Cut(line, "  ")
+	if !ok || rest != name+"\n" || len(h) != 64 || strings.Trim(h, "0123456789abcdef") != "" {
+		return ""
+	}
+	return h
 }
 
 // removeUpload deletes a staging folder, which holds only files (meta, data,
@@ -519,8 +704,7 @@ func removeUpload(dir string) error {
 }
 
 // List reports the objects whose key starts with prefix, leaving out
-// ferry's own files: hash sidecars (KEY.sha256 beside KEY), temporary files
-// and the staging folder.
+// ferry's own folders (_ferry/fs/, .ferry-uploads/).
 func (s *Sink) List(ctx context.Context, prefix string) ([]string, error) {
 	// Only the folder the prefix ends in (and below) can hold its keys.
 	dir := path.Dir(prefix + "x")
@@ -545,18 +729,13 @@ func (s *Sink) List(ctx context.Context, prefix string) ([]string, error) {
 		}
 		key := filepath.ToSlash(rel)
 		if d.IsDir() {
-			if key == UploadsDir {
+			if key != "." && Own(key+"/x") {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || !strings.HasPrefix(key, prefix) || strings.HasPrefix(d.Name(), ".ferry-tmp-") {
+		if !d.Type().IsRegular() || !strings.HasPrefix(key, prefix) {
 			return nil
-		}
-		if base, ok := strings.CutSuffix(p, SidecarSuffix); ok {
-			if fi, err := os.Stat(base); err == nil && fi.Mode().IsRegular() {
-				return nil
-			}
 		}
 		keys = append(keys, key)
 		return nil
