@@ -520,7 +520,7 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 		if errors.Is(err, fs.ErrExist) {
 			return existsError("CompleteMultipart", key)
 		}
-		return classify("CompleteMultipart", err)
+		return s.classifyDest("CompleteMultipart", final, err)
 	}
 	if err := place(filepath.Join(dir, "data"), final, ifAbsent); err != nil {
 		if errors.Is(err, fs.ErrExist) {
