@@ -2,9 +2,7 @@ package journal
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,7 +44,13 @@ func scanEvents(ctx context.Context, q querier, where string, args []any, fn fun
 	if where != "" {
 		s += ` WHERE ` + where
 	}
-	rows, err := q.QueryContext(ctx, s+` ORDER BY seq`, args...)
+	return queryEvents(ctx, q, s+` ORDER BY seq`, args, fn)
+}
+
+// queryEvents streams the events a query selects (eventColumns), in the
+// query's order.
+func queryEvents(ctx context.Context, q querier, query string, args []any, fn func(Event) error) error {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
@@ -138,106 +142,6 @@ func (m Mismatch) String() string {
 	}
 	return fmt.Sprintf("file %s (id %d): %s: the table says %s, the replay of the events says %s (last event seq %d)",
 		m.Path, m.FileID, m.Field, show(m.Table), show(m.Replay), m.LastSeq)
-}
-
-// VerifyState replays the event chain and compares each file's replayed
-// state with the files and chunks tables, in one read snapshot. It returns
-// the differences (none when the tables agree with the record), the replay,
-// and an error when the chain cannot be replayed at all.
-func (j *Journal) VerifyState(ctx context.Context) ([]Mismatch, *Replay, error) {
-	tx, err := j.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, nil, err
-	}
-	defer tx.Rollback()
-	r, err := ReplayEvents(func(fn func(Event) error) error { return scanEvents(ctx, tx, "", nil, fn) }, time.Time{})
-	if err != nil {
-		return nil, nil, err
-	}
-	// Each file's chunks, folded into one digest (bounded: per file).
-	type chunkSet struct {
-		n int
-		d [sha256.Size]byte
-	}
-	chunks := map[int64]*chunkSet{}
-	rows, err := tx.QueryContext(ctx, `SELECT file_id, seq, offset, size, sha256 FROM chunks`)
-	if err != nil {
-		return nil, nil, err
-	}
-	for rows.Next() {
-		var id, off, size int64
-		var seq int
-		var sha string
-		if err := rows.Scan(&id, &seq, &off, &size, &sha); err != nil {
-			rows.Close()
-			return nil, nil, err
-		}
-		c := chunks[id]
-		if c == nil {
-			c = &chunkSet{}
-			chunks[id] = c
-		}
-		c.n++
-		ChunkDigest(&c.d, seq, off, size, sha)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	rows, err = tx.QueryContext(ctx, `SELECT id, watch, rel_path, batch_id, state, size, COALESCE(sha256, ''), generation, COALESCE(uploaded_sha256, ''), COALESCE(uploaded_key, '') FROM files ORDER BY id`)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	var out []Mismatch
-	seen := map[int64]bool{}
-	for rows.Next() {
-		var t FileState
-		if err := rows.Scan(&t.FileID, &t.Watch, &t.RelPath, &t.BatchID, &t.State, &t.Size, &t.SHA256, &t.Generation, &t.UploadedSHA256, &t.UploadedKey); err != nil {
-			return nil, nil, err
-		}
-		seen[t.FileID] = true
-		f := r.File(t.FileID)
-		if f == nil {
-			out = append(out, Mismatch{FileID: t.FileID, Path: t.Path(), Field: "row", Table: string(t.State)})
-			continue
-		}
-		m := func(field, table, replay string) {
-			if table != replay {
-				out = append(out, Mismatch{FileID: t.FileID, Path: t.Path(), Field: field, Table: table, Replay: replay, LastSeq: f.LastSeq})
-			}
-		}
-		if f.Watch != "" {
-			m("watch", t.Watch, f.Watch)
-		}
-		m("rel_path", t.RelPath, f.RelPath)
-		m("batch_id", t.BatchID, f.BatchID)
-		m("state", string(t.State), string(f.State))
-		m("size", fmt.Sprint(t.Size), fmt.Sprint(f.Size))
-		m("sha256", t.SHA256, f.SHA256)
-		m("generation", fmt.Sprint(t.Generation), fmt.Sprint(f.Generation))
-		m("uploaded_sha256", t.UploadedSHA256, f.UploadedSHA256)
-		if f.UploadedKey != "" {
-			// Journals rebuilt, or archived, before the lifecycle table
-			// did not record the key in their events.
-			m("uploaded_key", t.UploadedKey, f.UploadedKey)
-		}
-		c := chunks[t.FileID]
-		if c == nil {
-			c = &chunkSet{}
-		}
-		m("chunks", fmt.Sprintf("%d chunks, digest %s", c.n, hex.EncodeToString(c.d[:])), fmt.Sprintf("%d chunks, digest %s", f.Chunks, f.ChunksDigest))
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	for _, f := range r.Files() {
-		if !seen[f.FileID] {
-			out = append(out, Mismatch{FileID: f.FileID, Path: f.Path(), Field: "row", Replay: string(f.State), LastSeq: f.LastSeq})
-		}
-	}
-	ds, err := verifyDatasets(ctx, tx, r)
-	return append(out, ds...), r, err
 }
 
 // verifyDatasets compares the datasets table with the replayed datasets.

@@ -25,24 +25,31 @@ import (
 // difference (naming the file, both values and the file's last event) and
 // returns exitFailed if there is any.
 func verifyReplay(ctx context.Context, j *journal.Journal, stderr io.Writer) (files int, code int) {
-	diffs, r, err := j.VerifyState(ctx)
+	// The differences stream in: keep the first few to show, count the rest.
+	const most = 50
+	var shown []journal.Mismatch
+	diffs := 0
+	files, err := j.VerifyStateFunc(ctx, func(m journal.Mismatch) {
+		if diffs < most {
+			shown = append(shown, m)
+		}
+		diffs++
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %s: the events cannot be replayed: %v\n", j.Path(), err)
 		return 0, exitFailed
 	}
-	if len(diffs) > 0 {
-		const most = 50
-		for i, d := range diffs {
-			if i == most {
-				fmt.Fprintf(stderr, "... and %d more\n", len(diffs)-most)
-				break
-			}
+	if diffs > 0 {
+		for _, d := range shown {
 			fmt.Fprintf(stderr, "ferry: %s\n", d)
 		}
-		fmt.Fprintf(stderr, "ferry: %s: the file-state tables do NOT agree with the events (%d differences)\n", j.Path(), len(diffs))
+		if diffs > most {
+			fmt.Fprintf(stderr, "... and %d more\n", diffs-most)
+		}
+		fmt.Fprintf(stderr, "ferry: %s: the file-state tables do NOT agree with the events (%d differences)\n", j.Path(), diffs)
 		return 0, exitFailed
 	}
-	return len(r.Files()), exitOK
+	return files, exitOK
 }
 
 // exportEvents streams the events of a JSONL export, for a replay.
