@@ -150,14 +150,35 @@ func BenchmarkVerifyState(b *testing.B) {
 }
 
 // BenchmarkOpen opens a journal of 100,000 uploaded files, as the daemon
-// and every command do at start, and reports the time it takes.
+// and every command that writes do at start, and reports the time it
+// takes: after a clean close (the integrity check is skipped, clean.go)
+// and after an unclean end (no marker: quick_check reads every page).
 func BenchmarkOpen(b *testing.B) {
 	path := realJournal(b, 100_000)
-	for range b.N {
-		j, err := Open(path, Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		j.Close()
+	for _, c := range []struct {
+		name  string
+		clean bool
+	}{{"after-clean-close", true}, {"after-unclean-end", false}} {
+		b.Run(c.name, func(b *testing.B) {
+			j, err := Open(path, Options{}) // leaves the marker when it closes
+			if err != nil {
+				b.Fatal(err)
+			}
+			j.Close()
+			b.ResetTimer()
+			for range b.N {
+				if !c.clean {
+					os.Remove(CleanPath(path))
+				}
+				j, err := Open(path, Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if got := j.StartCheck() == "quick_check"; got == c.clean {
+					b.Fatalf("StartCheck = %q", j.StartCheck())
+				}
+				j.Close()
+			}
+		})
 	}
 }

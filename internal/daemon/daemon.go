@@ -108,6 +108,7 @@ func New(cfg *config.Config, o Options) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log.Debug("journal opened", "path", cfg.Journal.Path, "integrity_check", j.StartCheck())
 	d := &Daemon{log: log, level: o.Level, j: j, getenv: o.Getenv, version: o.Version, stats: new(uploader.Stats), started: o.Now(), clock: o.Now, steady: steady}
 	w, err := d.wire(cfg, nil)
 	if err != nil {
