@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -102,33 +103,62 @@ func dlqError(stderr io.Writer, err error) int {
 	return exitFailed
 }
 
+// dlqList streams the dead letters: memory does not grow with their
+// number (the table's columns are aligned per page of dlqPage rows).
 func dlqList(ctx context.Context, j *journal.Journal, stdout, stderr io.Writer, asJSON bool) int {
-	dl, err := j.DeadLetters(ctx)
+	bw := bufio.NewWriterSize(stdout, 64<<10)
+	n := 0
+	var err error
+	if asJSON {
+		// As encoding/json indents a list, one element at a time.
+		err = j.EachDeadLetter(ctx, func(d journal.DeadLetter) error {
+			b, err := json.MarshalIndent(d, "  ", "  ")
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				bw.WriteString("[\n  ")
+			} else {
+				bw.WriteString(",\n  ")
+			}
+			n++
+			_, err = bw.Write(b)
+			return err
+		})
+		if n == 0 {
+			bw.WriteString("[]\n")
+		} else {
+			bw.WriteString("\n]\n")
+		}
+	} else {
+		tw := tabwriter.NewWriter(bw, 2, 8, 2, ' ', 0)
+		err = j.EachDeadLetter(ctx, func(d journal.DeadLetter) error {
+			if n%dlqPage == 0 {
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				fmt.Fprintln(tw, "ID\tFAILED AT\tCLASS\tATTEMPTS\tFILE\tERROR")
+			}
+			n++
+			_, err := fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.FailedAt.Format(time.RFC3339), d.ErrorClass, d.Attempts,
+				filepath.Join(d.Watch, filepath.FromSlash(d.RelPath)), strings.ReplaceAll(d.Error, "\n", " "))
+			return err
+		})
+		tw.Flush()
+		if err == nil && n == 0 {
+			fmt.Fprintln(bw, "no dead letters")
+		}
+	}
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
 		return exitFailed
 	}
-	if asJSON {
-		if dl == nil {
-			dl = []journal.DeadLetter{}
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(dl); err != nil {
-			return exitFailed
-		}
-		return exitOK
-	}
-	if len(dl) == 0 {
-		fmt.Fprintln(stdout, "no dead letters")
-		return exitOK
-	}
-	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tFAILED AT\tCLASS\tATTEMPTS\tFILE\tERROR")
-	for _, d := range dl {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.FailedAt.Format(time.RFC3339), d.ErrorClass, d.Attempts,
-			filepath.Join(d.Watch, filepath.FromSlash(d.RelPath)), strings.ReplaceAll(d.Error, "\n", " "))
-	}
-	tw.Flush()
 	return exitOK
 }
+
+// dlqPage is how many dead letters `dlq list` aligns in one table (the
+// header is repeated before each).
+const dlqPage = 1000

@@ -309,8 +309,8 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 	} else if n > 0 {
 		d.log.Warn("retries were due further ahead than the longest back-off (the clock was set back?): due within the hour now", "files", n, "max", journal.MaxDueAhead.String())
 	}
-	if dl, err := d.j.DeadLetters(ctx); err == nil && len(dl) > 0 {
-		d.log.Warn("files failed permanently and wait for a person: see ferry dlq list", "dead_letters", len(dl))
+	if n, err := d.j.CountDeadLetters(ctx); err == nil && n > 0 {
+		d.log.Warn("files failed permanently and wait for a person: see ferry dlq list", "dead_letters", n)
 	}
 	w := d.now()
 	roots := w.roots()
