@@ -140,7 +140,7 @@ func TestDLQListStreams(t *testing.T) {
 		t.Fatalf("dlq list: exit %d", code)
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-	if len(lines) != n+2 || !strings.HasPrefix(lines[0], "ID") || !strings.HasPrefix(lines[dlqPage+1], "ID") || !strings.Contains(lines[1], "/data/f0 ") {
+	if len(lines) != n+2 || !strings.HasPrefix(lines[0], "ID") || !strings.HasPrefix(lines[dlqPage+1], "ID") || !strings.Contains(lines[1], filepath.Join("/data", "f0")+" ") {
 		t.Fatalf("dlq list: %d lines, want %d (two pages with headers); first %q", len(lines), n+2, lines[:2])
 	}
 	if c, err := j.CountDeadLetters(ctx); err != nil || c != n {

@@ -91,6 +91,7 @@ func (c *Config) validate(v *checker, lookupEnv func(string) (string, bool)) {
 	c.validateMoves(v)
 	c.validateNotify(v, lookupEnv)
 	c.validateOverlaps(v)
+	c.validateArchiveOverlap(v)
 }
 
 // validateJournal checks [journal].
@@ -110,6 +111,7 @@ func (c *Config) validateJournal(v *checker) {
 	} else if j.CheckpointRetention < Duration(time.Hour) {
 		v.badKey("journal", "checkpoint_retention", "must be at least 1h (got %s)", time.Duration(j.CheckpointRetention))
 	}
+	c.validateArchive(v)
 }
 
 // validateLog checks [log].

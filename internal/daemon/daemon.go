@@ -373,6 +373,12 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 			d.metrics.serve(ctx, *w.cfg.Metrics.Listen, d.log)
 			return nil
 		})
+		// The journal's growth policy: archive_after, daily (archive.go).
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.archiver().run(wctx)
+		}()
 		// Uploads abandoned while running (an abort that failed, say) are
 		// found by the same sweep, hourly.
 		wg.Add(1)
