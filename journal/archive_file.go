@@ -76,4 +76,3 @@ func (j *Journal) ArchiveBacklog(ctx context.Context, before time.Time) (events,
 	}
 	return events, files, nil
 }
-
