@@ -1,12 +1,15 @@
 package journal
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -182,10 +185,24 @@ func verifyDatasets(ctx context.Context, tx *sql.Tx, r *Replay) ([]Mismatch, err
 	return out, rows.Err()
 }
 
-// ArchivePlan is an archive written but not yet committed.
+// ArchivePlan is an archive written but not yet committed. Its file
+// states wait in a spool file beside the journal (one line per file), so
+// that memory does not grow with the number of files: Close removes it
+// (CommitArchive does).
 type ArchivePlan struct {
-	Point  ArchivePoint // without SHA256 and Name, which the caller sets
-	states []*FileState
+	Point ArchivePoint // without SHA256 and Name, which the caller sets
+	spool *os.File
+}
+
+// Close removes the plan's spool.
+func (p *ArchivePlan) Close() error {
+	if p == nil || p.spool == nil {
+		return nil
+	}
+	err := p.spool.Close()
+	os.Remove(p.spool.Name())
+	p.spool = nil
+	return err
 }
 
 // ErrNothingToArchive is returned when no event is older than the cut.
@@ -195,45 +212,34 @@ var ErrNothingToArchive = errors.New("no event to archive")
 // the live chain whose events are all older) to w as JSONL, the export
 // format, after checking the whole chain, and returns the plan for
 // CommitArchive. It changes nothing in the journal.
+//
+// Its memory does not grow with the journal: the chain is checked in seq
+// order (scanChain), the prefix written in seq order, and each file's
+// state at the cut replayed from its events ordered by file (as
+// VerifyStateFunc does) and spooled.
 func (j *Journal) WriteArchive(ctx context.Context, before time.Time, w io.Writer) (*ArchivePlan, error) {
 	tx, err := j.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	each := func(fn func(Event) error) error { return scanEvents(ctx, tx, "", nil, fn) }
-	// The replay checks the chain (and its link to an earlier archive)
-	// and gives the base the prefix starts from.
-	full, err := ReplayEvents(each, time.Time{})
+	// The chain, and its link to an earlier archive (the base the prefix
+	// starts from).
+	c, err := scanChain(ctx, tx)
+	if err == nil {
+		err = c.replayErr
+	}
 	if err != nil {
 		return nil, err
 	}
-	r := NewReplay()
-	if b := full.Base(); b != nil {
-		// Start again from the same base: ReplayEvents found it valid.
-		var states []Event
-		err := scanEvents(ctx, tx, `seq > ? AND seq <= ?`, []any{b.Seq, b.Seq + int64(b.Files)}, func(e Event) error {
-			states = append(states, e)
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if err := r.SetBase(*b, states); err != nil {
-			return nil, err
-		}
-	}
 	p := &ArchivePlan{}
 	enc := json.NewEncoder(w)
-	err = each(func(e Event) error {
+	err = scanEvents(ctx, tx, "", nil, func(e Event) error {
 		if !e.Time.Before(before) {
 			return errStop
 		}
 		if p.Point.Count == 0 {
 			p.Point.FirstSeq = e.Seq
-		}
-		if err := r.Apply(e); err != nil {
-			return err
 		}
 		p.Point.Count++
 		p.Point.LastSeq, p.Point.LastHash, p.Point.LastTime = e.Seq, e.Hash, e.Time
@@ -246,9 +252,80 @@ func (j *Journal) WriteArchive(ctx context.Context, before time.Time, w io.Write
 		return nil, ErrNothingToArchive
 	}
 	p.Point.Before = before
-	p.states = r.Files()
-	p.Point.Files = len(p.states)
+	if p.spool, err = os.CreateTemp(filepath.Dir(j.path), ".ferry-archive-states-*"); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	if p.Point.Files, err = spoolStates(ctx, tx, c.base, p.Point.LastSeq, p.spool); err != nil {
+		p.Close()
+		return nil, err
+	}
 	return p, nil
+}
+
+// spoolStates replays each file up to seq last (from base, if any), one
+// file at a time, and writes each file's state to spool as a JSON line, by
+// file id. It returns how many.
+func spoolStates(ctx context.Context, tx *sql.Tx, base *ArchivePoint, last int64, spool io.Writer) (int, error) {
+	var lo, hi int64
+	if base != nil {
+		lo, hi = base.Seq, base.Seq+int64(base.Files)
+	}
+	bw := bufio.NewWriterSize(spool, 64<<10)
+	enc := json.NewEncoder(bw)
+	r := NewReplay()
+	var cur int64
+	n := 0
+	var replayErr error
+	flush := func() error {
+		if f := r.files[cur]; f != nil {
+			n++
+			return enc.Encode(f)
+		}
+		return nil
+	}
+	q := `SELECT ` + eventColumns + ` FROM events WHERE file_id <> 0 AND (seq <= ? OR (seq > ? AND seq <= ?))
+		ORDER BY file_id, CASE WHEN seq > ? AND seq <= ? THEN 0 ELSE 1 END, seq`
+	err := queryEvents(ctx, tx, q, []any{last, lo, hi, lo, hi}, func(e Event) error {
+		if e.FileID != cur {
+			if err := flush(); err != nil {
+				return err
+			}
+			cur = e.FileID
+			clear(r.files)
+			r.base, r.last = base, 0
+			if base != nil {
+				r.last = base.LastSeq
+			}
+		}
+		switch {
+		case DatasetKind(e.Kind):
+		case e.Kind == KindFileState && e.Seq > lo && e.Seq <= hi:
+			f, err := parseFileState(e)
+			if err != nil {
+				return err
+			}
+			r.files[f.FileID] = f
+		case e.Seq <= last:
+			if err := r.Apply(e); err != nil {
+				var a, b *ReplayError
+				if replayErr == nil || errors.As(err, &a) && errors.As(replayErr, &b) && a.Seq < b.Seq {
+					replayErr = err
+				}
+				delete(r.files, cur)
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err == nil {
+		err = replayErr
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	return n, err
 }
 
 // eventsNoDelete is the trigger exactly as migrations/0001_init.sql
@@ -263,6 +340,10 @@ func (j *Journal) CommitArchive(ctx context.Context, p *ArchivePlan) (ArchivePoi
 	a := p.Point
 	if a.SHA256 == "" || a.Name == "" || strings.ContainsAny(a.Name, "/\\") {
 		return a, fmt.Errorf("archive: the archive file's SHA-256 and base name are required")
+	}
+	defer p.Close()
+	if p.spool == nil {
+		return a, fmt.Errorf("archive: the plan was closed")
 	}
 	err := j.do(ctx, func(t *Tx) error {
 		var first int64
@@ -290,10 +371,25 @@ func (j *Journal) CommitArchive(ctx context.Context, p *ArchivePlan) (ArchivePoi
 			return err
 		}
 		a.Seq = t.chain.seq
-		for _, f := range p.states {
-			if err := t.event(FileStateEvent(f)); err != nil {
+		if _, err := p.spool.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		dec := json.NewDecoder(bufio.NewReaderSize(p.spool, 64<<10))
+		n := 0
+		for {
+			var f FileState
+			if err := dec.Decode(&f); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				return fmt.Errorf("archive: the file states spooled in %s: %w", p.spool.Name(), err)
+			}
+			if err := t.event(FileStateEvent(&f)); err != nil {
 				return err
 			}
+			n++
+		}
+		if n != a.Files {
+			return fmt.Errorf("archive: %d file states spooled, %d announced", n, a.Files)
 		}
 		return nil
 	})

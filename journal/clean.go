@@ -10,9 +10,10 @@ import (
 // the journal: 0.6 s at 100,000 files, growing with the file. Open runs it
 // only when the journal may have been left in a state nobody checked:
 //
-//   - Close, when it was the last to have the journal open (SQLite then
-//     checkpoints the WAL into the file and deletes the WAL), writes
-//     <journal>.clean with the file's size and modification time;
+//   - Close, when nothing is left in a WAL (it was the last to have the
+//     journal open, so SQLite checkpointed the WAL into the file and
+//     deleted it), writes <journal>.clean with the file's size and
+//     modification time;
 //   - Open runs quick_check unless that marker is there, names the file's
 //     current size and modification time exactly, and no WAL with content
 //     is beside the file. Open removes the marker before anything is
@@ -54,13 +55,13 @@ func closedCleanly(path string) bool {
 	return true
 }
 
-// markClean writes the clean-close marker when the journal was closed by
-// its last user: no WAL is left beside it.
+// markClean writes the clean-close marker when nothing waits in a WAL
+// beside the journal (SQLite checkpointed it: Close was the last writer).
 // opened is the file Open opened: a path that names another file now is
 // left alone.
 func markClean(path string, opened os.FileInfo) error {
-	if _, err := os.Stat(path + "-wal"); !os.IsNotExist(err) {
-		return nil // another process has it open (or the WAL could not be removed): no marker
+	if w, err := os.Stat(path + "-wal"); err == nil && w.Size() > 0 || err != nil && !os.IsNotExist(err) {
+		return nil // the WAL holds what is not in the file yet (another process has it open): no marker
 	}
 	fi, err := os.Stat(path)
 	if err != nil || !os.SameFile(fi, opened) {

@@ -182,3 +182,41 @@ func BenchmarkOpen(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkArchive archives every event of a journal of 100,000 uploaded
+// files (ArchiveFile), reporting the time spent writing the archive (a
+// read snapshot, beside the uploads), the time of the commit (one
+// transaction of the journal's writer, which the uploads' transitions wait
+// for), and the peak heap and RSS.
+func BenchmarkArchive(b *testing.B) {
+	for range b.N {
+		b.StopTimer()
+		path := realJournal(b, 100_000)
+		j, err := Open(path, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		debug.FreeOSMemory()
+		b.StartTimer()
+		stop, rssNow := peakHeap(), peakRSS()
+		start := time.Now()
+		p, err := j.WriteArchive(context.Background(), time.Now().Add(time.Hour), io.Discard)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wrote := time.Since(start)
+		p.Point.SHA256, p.Point.Name = strings.Repeat("0", 64), "a.jsonl"
+		start = time.Now()
+		if _, err := j.CommitArchive(context.Background(), p); err != nil {
+			b.Fatal(err)
+		}
+		committed := time.Since(start)
+		heap, rss := stop(), rssNow()
+		b.ReportMetric(wrote.Seconds(), "write-s")
+		b.ReportMetric(committed.Seconds(), "commit-s")
+		b.ReportMetric(float64(heap)/(1<<20), "peak-heap-MiB")
+		b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
+		j.Close()
+	}
+}
