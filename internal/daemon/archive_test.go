@@ -103,7 +103,7 @@ func TestArchiverDaily(t *testing.T) {
 				break
 			}
 		}
-		time.Sleep(first.Sub(time.Now()) - time.Second)
+		time.Sleep(time.Until(first) - time.Second)
 		if n := count(); n != 0 {
 			t.Fatalf("%d archives before %s (due %s)", n, first, due)
 		}
