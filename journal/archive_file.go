@@ -34,6 +34,7 @@ func (j *Journal) ArchiveFile(ctx context.Context, before time.Time, path string
 	if err != nil {
 		return fail(err)
 	}
+	defer plan.Close() // its spool, also when it is not committed
 	if err := bw.Flush(); err != nil {
 		return fail(err)
 	}

@@ -47,6 +47,9 @@ func TestAutomaticArchiveVerifies(t *testing.T) {
 	if _, err := os.Stat(archive); err != nil {
 		t.Fatalf("the archive is not in the default archive_dir: %v", err)
 	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".ferry-archive-states-*")); len(left) != 0 {
+		t.Fatalf("the file states' spool is left: %v", left)
+	}
 	if code, out, errs := ferry("journal", "verify", "--config", cfg); code != 0 || !strings.Contains(out, "intact") || !strings.Contains(out, "(3 files)") {
 		t.Fatalf("journal verify after the automatic archive: %d %s %s", code, out, errs)
 	}
