@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-data/ferry/internal/testtmp"
 )
 
 // upload settles, claims and completes rel with content sha.
@@ -305,7 +307,7 @@ func TestDatasetReplayAndVerify(t *testing.T) {
 	clock := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-	j, err := Open(filepath.Join(t.TempDir(), "ferry.db"), Options{Now: now})
+	j, err := Open(filepath.Join(testtmp.Dir(t), "ferry.db"), Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
