@@ -37,7 +37,8 @@ const (
 )
 
 // archiver archives the journal by the policy of the configuration in
-// force (read at every pass, so that a reload applies).
+// force (like every [journal] key, archive_after and archive_dir change at
+// a restart: a reload keeps the running ones).
 type archiver struct {
 	j   *journal.Journal
 	cfg func() *config.Config
