@@ -1,14 +1,15 @@
 package journal
 
 import (
+	"bufio"
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -46,12 +47,17 @@ func scanEvents(ctx context.Context, q querier, where string, args []any, fn fun
 	if where != "" {
 		s += ` WHERE ` + where
 	}
-	rows, err := q.QueryContext(ctx, s+` ORDER BY seq`, args...)
+	return queryEvents(ctx, q, s+` ORDER BY seq`, args, fn)
+}
+
+// queryEvents streams the events a query selects (eventColumns), in the
+// query's order.
+func queryEvents(ctx context.Context, q querier, query string, args []any, fn func(Event) error) error {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil && strings.Contains(err.Error(), "no such column: schema_version") {
 		// A journal opened read-only before migration 0007: its events
 		// have no metadata stamps.
-		legacy := strings.Replace(s, "schema_version, validation_status,", "'', '',", 1)
-		rows, err = q.QueryContext(ctx, legacy+` ORDER BY seq`, args...)
+		rows, err = q.QueryContext(ctx, strings.Replace(query, "schema_version, validation_status,", "'', '',", 1), args...)
 	}
 	if err != nil {
 		return err
@@ -146,106 +152,6 @@ func (m Mismatch) String() string {
 		m.Path, m.FileID, m.Field, show(m.Table), show(m.Replay), m.LastSeq)
 }
 
-// VerifyState replays the event chain and compares each file's replayed
-// state with the files and chunks tables, in one read snapshot. It returns
-// the differences (none when the tables agree with the record), the replay,
-// and an error when the chain cannot be replayed at all.
-func (j *Journal) VerifyState(ctx context.Context) ([]Mismatch, *Replay, error) {
-	tx, err := j.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, nil, err
-	}
-	defer tx.Rollback()
-	r, err := ReplayEvents(func(fn func(Event) error) error { return scanEvents(ctx, tx, "", nil, fn) }, time.Time{})
-	if err != nil {
-		return nil, nil, err
-	}
-	// Each file's chunks, folded into one digest (bounded: per file).
-	type chunkSet struct {
-		n int
-		d [sha256.Size]byte
-	}
-	chunks := map[int64]*chunkSet{}
-	rows, err := tx.QueryContext(ctx, `SELECT file_id, seq, offset, size, sha256 FROM chunks`)
-	if err != nil {
-		return nil, nil, err
-	}
-	for rows.Next() {
-		var id, off, size int64
-		var seq int
-		var sha string
-		if err := rows.Scan(&id, &seq, &off, &size, &sha); err != nil {
-			rows.Close()
-			return nil, nil, err
-		}
-		c := chunks[id]
-		if c == nil {
-			c = &chunkSet{}
-			chunks[id] = c
-		}
-		c.n++
-		ChunkDigest(&c.d, seq, off, size, sha)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	rows, err = tx.QueryContext(ctx, `SELECT id, watch, rel_path, batch_id, state, size, COALESCE(sha256, ''), generation, COALESCE(uploaded_sha256, ''), COALESCE(uploaded_key, '') FROM files ORDER BY id`)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	var out []Mismatch
-	seen := map[int64]bool{}
-	for rows.Next() {
-		var t FileState
-		if err := rows.Scan(&t.FileID, &t.Watch, &t.RelPath, &t.BatchID, &t.State, &t.Size, &t.SHA256, &t.Generation, &t.UploadedSHA256, &t.UploadedKey); err != nil {
-			return nil, nil, err
-		}
-		seen[t.FileID] = true
-		f := r.File(t.FileID)
-		if f == nil {
-			out = append(out, Mismatch{FileID: t.FileID, Path: t.Path(), Field: "row", Table: string(t.State)})
-			continue
-		}
-		m := func(field, table, replay string) {
-			if table != replay {
-				out = append(out, Mismatch{FileID: t.FileID, Path: t.Path(), Field: field, Table: table, Replay: replay, LastSeq: f.LastSeq})
-			}
-		}
-		if f.Watch != "" {
-			m("watch", t.Watch, f.Watch)
-		}
-		m("rel_path", t.RelPath, f.RelPath)
-		m("batch_id", t.BatchID, f.BatchID)
-		m("state", string(t.State), string(f.State))
-		m("size", fmt.Sprint(t.Size), fmt.Sprint(f.Size))
-		m("sha256", t.SHA256, f.SHA256)
-		m("generation", fmt.Sprint(t.Generation), fmt.Sprint(f.Generation))
-		m("uploaded_sha256", t.UploadedSHA256, f.UploadedSHA256)
-		if f.UploadedKey != "" {
-			// Journals rebuilt, or archived, before the lifecycle table
-			// did not record the key in their events.
-			m("uploaded_key", t.UploadedKey, f.UploadedKey)
-		}
-		c := chunks[t.FileID]
-		if c == nil {
-			c = &chunkSet{}
-		}
-		m("chunks", fmt.Sprintf("%d chunks, digest %s", c.n, hex.EncodeToString(c.d[:])), fmt.Sprintf("%d chunks, digest %s", f.Chunks, f.ChunksDigest))
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	for _, f := range r.Files() {
-		if !seen[f.FileID] {
-			out = append(out, Mismatch{FileID: f.FileID, Path: f.Path(), Field: "row", Replay: string(f.State), LastSeq: f.LastSeq})
-		}
-	}
-	ds, err := verifyDatasets(ctx, tx, r)
-	return append(out, ds...), r, err
-}
-
 // verifyDatasets compares the datasets table with the replayed datasets.
 // A dataset whose events all went to an archive is not in the replay (the
 // archive's base carries file states only): the table alone knows it.
@@ -284,10 +190,24 @@ func verifyDatasets(ctx context.Context, tx *sql.Tx, r *Replay) ([]Mismatch, err
 	return out, rows.Err()
 }
 
-// ArchivePlan is an archive written but not yet committed.
+// ArchivePlan is an archive written but not yet committed. Its file
+// states wait in a spool file beside the journal (one line per file), so
+// that memory does not grow with the number of files: Close removes it
+// (CommitArchive does).
 type ArchivePlan struct {
-	Point  ArchivePoint // without SHA256 and Name, which the caller sets
-	states []*FileState
+	Point ArchivePoint // without SHA256 and Name, which the caller sets
+	spool *os.File
+}
+
+// Close removes the plan's spool.
+func (p *ArchivePlan) Close() error {
+	if p == nil || p.spool == nil {
+		return nil
+	}
+	err := p.spool.Close()
+	os.Remove(p.spool.Name())
+	p.spool = nil
+	return err
 }
 
 // ErrNothingToArchive is returned when no event is older than the cut.
@@ -297,45 +217,34 @@ var ErrNothingToArchive = errors.New("no event to archive")
 // the live chain whose events are all older) to w as JSONL, the export
 // format, after checking the whole chain, and returns the plan for
 // CommitArchive. It changes nothing in the journal.
+//
+// Its memory does not grow with the journal: the chain is checked in seq
+// order (scanChain), the prefix written in seq order, and each file's
+// state at the cut replayed from its events ordered by file (as
+// VerifyStateFunc does) and spooled.
 func (j *Journal) WriteArchive(ctx context.Context, before time.Time, w io.Writer) (*ArchivePlan, error) {
 	tx, err := j.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	each := func(fn func(Event) error) error { return scanEvents(ctx, tx, "", nil, fn) }
-	// The replay checks the chain (and its link to an earlier archive)
-	// and gives the base the prefix starts from.
-	full, err := ReplayEvents(each, time.Time{})
+	// The chain, and its link to an earlier archive (the base the prefix
+	// starts from).
+	c, err := scanChain(ctx, tx)
+	if err == nil {
+		err = c.replayErr
+	}
 	if err != nil {
 		return nil, err
 	}
-	r := NewReplay()
-	if b := full.Base(); b != nil {
-		// Start again from the same base: ReplayEvents found it valid.
-		var states []Event
-		err := scanEvents(ctx, tx, `seq > ? AND seq <= ?`, []any{b.Seq, b.Seq + int64(b.Files)}, func(e Event) error {
-			states = append(states, e)
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if err := r.SetBase(*b, states); err != nil {
-			return nil, err
-		}
-	}
 	p := &ArchivePlan{}
 	enc := json.NewEncoder(w)
-	err = each(func(e Event) error {
+	err = scanEvents(ctx, tx, "", nil, func(e Event) error {
 		if !e.Time.Before(before) {
 			return errStop
 		}
 		if p.Point.Count == 0 {
 			p.Point.FirstSeq = e.Seq
-		}
-		if err := r.Apply(e); err != nil {
-			return err
 		}
 		p.Point.Count++
 		p.Point.LastSeq, p.Point.LastHash, p.Point.LastTime = e.Seq, e.Hash, e.Time
@@ -348,9 +257,80 @@ func (j *Journal) WriteArchive(ctx context.Context, before time.Time, w io.Write
 		return nil, ErrNothingToArchive
 	}
 	p.Point.Before = before
-	p.states = r.Files()
-	p.Point.Files = len(p.states)
+	if p.spool, err = os.CreateTemp(filepath.Dir(j.path), ".ferry-archive-states-*"); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	if p.Point.Files, err = spoolStates(ctx, tx, c.base, p.Point.LastSeq, p.spool); err != nil {
+		p.Close()
+		return nil, err
+	}
 	return p, nil
+}
+
+// spoolStates replays each file up to seq last (from base, if any), one
+// file at a time, and writes each file's state to spool as a JSON line, by
+// file id. It returns how many.
+func spoolStates(ctx context.Context, tx *sql.Tx, base *ArchivePoint, last int64, spool io.Writer) (int, error) {
+	var lo, hi int64
+	if base != nil {
+		lo, hi = base.Seq, base.Seq+int64(base.Files)
+	}
+	bw := bufio.NewWriterSize(spool, 64<<10)
+	enc := json.NewEncoder(bw)
+	r := NewReplay()
+	var cur int64
+	n := 0
+	var replayErr error
+	flush := func() error {
+		if f := r.files[cur]; f != nil {
+			n++
+			return enc.Encode(f)
+		}
+		return nil
+	}
+	q := `SELECT ` + eventColumns + ` FROM events WHERE file_id <> 0 AND (seq <= ? OR (seq > ? AND seq <= ?))
+		ORDER BY file_id, CASE WHEN seq > ? AND seq <= ? THEN 0 ELSE 1 END, seq`
+	err := queryEvents(ctx, tx, q, []any{last, lo, hi, lo, hi}, func(e Event) error {
+		if e.FileID != cur {
+			if err := flush(); err != nil {
+				return err
+			}
+			cur = e.FileID
+			clear(r.files)
+			r.base, r.last = base, 0
+			if base != nil {
+				r.last = base.LastSeq
+			}
+		}
+		switch {
+		case DatasetKind(e.Kind):
+		case e.Kind == KindFileState && e.Seq > lo && e.Seq <= hi:
+			f, err := parseFileState(e)
+			if err != nil {
+				return err
+			}
+			r.files[f.FileID] = f
+		case e.Seq <= last:
+			if err := r.Apply(e); err != nil {
+				var a, b *ReplayError
+				if replayErr == nil || errors.As(err, &a) && errors.As(replayErr, &b) && a.Seq < b.Seq {
+					replayErr = err
+				}
+				delete(r.files, cur)
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err == nil {
+		err = replayErr
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	return n, err
 }
 
 // eventsNoDelete is the trigger exactly as migrations/0001_init.sql
@@ -365,6 +345,10 @@ func (j *Journal) CommitArchive(ctx context.Context, p *ArchivePlan) (ArchivePoi
 	a := p.Point
 	if a.SHA256 == "" || a.Name == "" || strings.ContainsAny(a.Name, "/\\") {
 		return a, fmt.Errorf("archive: the archive file's SHA-256 and base name are required")
+	}
+	defer p.Close()
+	if p.spool == nil {
+		return a, fmt.Errorf("archive: the plan was closed")
 	}
 	err := j.do(ctx, func(t *Tx) error {
 		var first int64
@@ -392,10 +376,25 @@ func (j *Journal) CommitArchive(ctx context.Context, p *ArchivePlan) (ArchivePoi
 			return err
 		}
 		a.Seq = t.chain.seq
-		for _, f := range p.states {
-			if err := t.event(FileStateEvent(f)); err != nil {
+		if _, err := p.spool.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		dec := json.NewDecoder(bufio.NewReaderSize(p.spool, 64<<10))
+		n := 0
+		for {
+			var f FileState
+			if err := dec.Decode(&f); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				return fmt.Errorf("archive: the file states spooled in %s: %w", p.spool.Name(), err)
+			}
+			if err := t.event(FileStateEvent(&f)); err != nil {
 				return err
 			}
+			n++
+		}
+		if n != a.Files {
+			return fmt.Errorf("archive: %d file states spooled, %d announced", n, a.Files)
 		}
 		return nil
 	})

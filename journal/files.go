@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -895,16 +896,50 @@ type DeadLetter struct {
 
 // DeadLetters lists the failed files, oldest failure first.
 func (j *Journal) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
-	rows, err := j.readRows(ctx, `WHERE state = ? ORDER BY updated_at, id`, string(Failed))
+	var out []DeadLetter
+	err := j.EachDeadLetter(ctx, func(d DeadLetter) error { out = append(out, d); return nil })
+	return out, err
+}
+
+// EachDeadLetter calls fn for each failed file, oldest failure first,
+// streaming: memory does not grow with their number.
+func (j *Journal) EachDeadLetter(ctx context.Context, fn func(DeadLetter) error) error {
+	return j.deadLetters(ctx, `ORDER BY updated_at, id`, fn)
+}
+
+// RecentDeadLetters lists the newest n failed files, newest first.
+func (j *Journal) RecentDeadLetters(ctx context.Context, n int) ([]DeadLetter, error) {
+	var out []DeadLetter
+	err := j.deadLetters(ctx, `ORDER BY updated_at DESC, id DESC LIMIT `+strconv.Itoa(max(n, 0)), func(d DeadLetter) error { out = append(out, d); return nil })
+	return out, err
+}
+
+// CountDeadLetters is the number of failed files.
+func (j *Journal) CountDeadLetters(ctx context.Context) (int, error) {
+	var n int
+	err := j.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM files WHERE state = ?`, string(Failed)).Scan(&n)
+	return n, err
+}
+
+func (j *Journal) deadLetters(ctx context.Context, order string, fn func(DeadLetter) error) error {
+	rs, err := j.r.QueryContext(ctx, `SELECT `+rowCols+` FROM files WHERE state = ? `+order, string(Failed))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := make([]DeadLetter, len(rows))
-	for i, r := range rows {
-		out[i] = DeadLetter{ID: r.ID, Watch: r.Watch, RelPath: r.RelPath, Target: r.Target, Key: r.Key, Size: r.Size,
+	defer rs.Close()
+	for rs.Next() {
+		row, err := scanRow(rs)
+		if err != nil {
+			return err
+		}
+		r := row.public()
+		d := DeadLetter{ID: r.ID, Watch: r.Watch, RelPath: r.RelPath, Target: r.Target, Key: r.Key, Size: r.Size,
 			ErrorClass: r.ErrorClass, Error: r.Error, Attempts: r.Attempts, FailedAt: r.UpdatedAt}
+		if err := fn(d); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return rs.Err()
 }
 
 // ErrNotDeadLetter is returned for an id that is not a failed file.

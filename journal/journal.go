@@ -68,18 +68,20 @@ type Options struct {
 
 // Journal is an open journal. Its methods are safe for concurrent use.
 type Journal struct {
-	path   string
-	file   os.FileInfo // the file opened at path (CheckFile)
-	lock   *FileLock   // with Options.Exclusive
-	w      *sql.DB     // the one writer connection, used only by the writer goroutine
-	r      *sql.DB     // read-only pool
-	now    func() time.Time
-	dueNow func() time.Time // Options.DueNow
-	max    int
-	ops    chan *op
-	quit   chan struct{}
-	exited chan struct{}
-	once   sync.Once
+	path string
+	file os.FileInfo // the file opened at path (CheckFile)
+	lock *FileLock   // with Options.Exclusive
+	// startCheck says how Open checked the file (StartCheck).
+	startCheck string
+	w          *sql.DB // the one writer connection, used only by the writer goroutine
+	r          *sql.DB // read-only pool
+	now        func() time.Time
+	dueNow     func() time.Time // Options.DueNow
+	max        int
+	ops        chan *op
+	quit       chan struct{}
+	exited     chan struct{}
+	once       sync.Once
 
 	// chain and auditTail are the tails of the event and audit chains;
 	// only the writer goroutine touches them (and lastCheckpoint,
@@ -183,6 +185,8 @@ func Open(path string, o Options) (j *Journal, err error) {
 	if err := checkFile(path); err != nil {
 		return nil, err
 	}
+	// Before the writer opens it: a WAL left by an unclean end is still there.
+	clean := closedCleanly(path)
 	w, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
@@ -201,7 +205,10 @@ func Open(path string, o Options) (j *Journal, err error) {
 	if j.max <= 0 {
 		j.max = 256
 	}
-	if err := j.check(); err != nil {
+	j.startCheck = "quick_check"
+	if clean {
+		j.startCheck = "skipped: the journal is as ferry closed it (" + filepath.Base(CleanPath(path)) + ")"
+	} else if err := j.check(); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -255,10 +262,21 @@ func (j *Journal) Path() string { return j.path }
 // makes ErrCorrupt; other failures (permissions, a lock held too long) are
 // reported as they are.
 func (j *Journal) check() error {
+	return j.integrity(context.Background(), j.w, "quick_check")
+}
+
+// IntegrityCheck runs SQLite's full integrity_check on the journal (every
+// page, every index against its table), as `ferry journal verify` does: a
+// failure is ErrCorrupt.
+func (j *Journal) IntegrityCheck(ctx context.Context) error {
+	return j.integrity(ctx, j.r, "integrity_check")
+}
+
+func (j *Journal) integrity(ctx context.Context, db *sql.DB, pragma string) error {
 	corrupt := func(detail string) error {
 		return fmt.Errorf("%w: %s: %s", ErrCorrupt, j.path, detail)
 	}
-	rows, err := j.w.Query(`PRAGMA quick_check`)
+	rows, err := db.QueryContext(ctx, `PRAGMA `+pragma)
 	if err != nil {
 		if isCorrupt(err) {
 			return corrupt(err.Error())
@@ -286,7 +304,7 @@ func (j *Journal) check() error {
 		if len(msgs) > 5 {
 			msgs = append(msgs[:5], "...")
 		}
-		return corrupt("quick_check: " + strings.Join(msgs, "; "))
+		return corrupt(pragma + ": " + strings.Join(msgs, "; "))
 	}
 	return nil
 }
@@ -462,7 +480,12 @@ func (j *Journal) Close() error {
 	if j.w == nil { // read-only
 		return j.r.Close()
 	}
-	return errors.Join(j.r.Close(), j.w.Close(), j.lock.Unlock())
+	err := errors.Join(j.r.Close(), j.w.Close())
+	if err == nil {
+		// Closed cleanly: the next Open need not check (clean.go).
+		err = markClean(j.path, j.file)
+	}
+	return errors.Join(err, j.lock.Unlock())
 }
 
 // do submits fn to run in a group-committed transaction and waits until it

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -102,48 +103,81 @@ func dlqError(stderr io.Writer, err error) int {
 	return exitFailed
 }
 
+// dlqList streams the dead letters: memory does not grow with their
+// number (the table's columns are aligned per page of dlqPage rows). The
+// datasets held for their metadata follow (one entry each, with their
+// findings: a handful at most).
 func dlqList(ctx context.Context, j *journal.Journal, stdout, stderr io.Writer, asJSON bool) int {
-	dl, err := j.DeadLetters(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry: %v\n", err)
-		return exitFailed
-	}
 	held, err := j.HeldMetadata(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %v\n", err)
 		return exitFailed
 	}
+	bw := bufio.NewWriterSize(stdout, 64<<10)
+	n := 0
 	if asJSON {
-		// The dead letters as they always were, then one entry per
-		// dataset held for its metadata ("state": "held").
-		out := make([]any, 0, len(dl)+len(held))
-		for _, d := range dl {
-			out = append(out, d)
+		// As encoding/json indents a list, one element at a time: the dead
+		// letters as they always were, then each held dataset ("state":
+		// "held").
+		elem := func(v any) error {
+			b, err := json.MarshalIndent(v, "  ", "  ")
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				bw.WriteString("[\n  ")
+			} else {
+				bw.WriteString(",\n  ")
+			}
+			n++
+			_, err = bw.Write(b)
+			return err
 		}
+		err = j.EachDeadLetter(ctx, func(d journal.DeadLetter) error { return elem(d) })
 		for _, m := range held {
-			out = append(out, heldJSON{State: string(journal.Held), Watch: m.Dataset.Watch, Dataset: m.Dataset.RelPath, Files: m.Held,
+			if err != nil {
+				break
+			}
+			err = elem(heldJSON{State: string(journal.Held), Watch: m.Dataset.Watch, Dataset: m.Dataset.RelPath, Files: m.Held,
 				Status: m.Status, SchemaVersion: m.SchemaVersion, Findings: m.Findings})
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
-			return exitFailed
+		if n == 0 {
+			bw.WriteString("[]\n")
+		} else {
+			bw.WriteString("\n]\n")
 		}
-		return exitOK
-	}
-	if len(dl) == 0 {
-		fmt.Fprintln(stdout, "no dead letters")
 	} else {
-		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tFAILED AT\tCLASS\tATTEMPTS\tFILE\tERROR")
-		for _, d := range dl {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.FailedAt.Format(time.RFC3339), d.ErrorClass, d.Attempts,
+		tw := tabwriter.NewWriter(bw, 2, 8, 2, ' ', 0)
+		err = j.EachDeadLetter(ctx, func(d journal.DeadLetter) error {
+			if n%dlqPage == 0 {
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				fmt.Fprintln(tw, "ID\tFAILED AT\tCLASS\tATTEMPTS\tFILE\tERROR")
+			}
+			n++
+			_, err := fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.FailedAt.Format(time.RFC3339), d.ErrorClass, d.Attempts,
 				filepath.Join(d.Watch, filepath.FromSlash(d.RelPath)), strings.ReplaceAll(d.Error, "\n", " "))
-		}
+			return err
+		})
 		tw.Flush()
+		if err == nil && n == 0 {
+			fmt.Fprintln(bw, "no dead letters")
+		}
+		if err == nil && len(held) > 0 {
+			heldList(held, bw)
+		}
 	}
-	if len(held) > 0 {
-		heldList(held, stdout)
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		return exitFailed
 	}
 	return exitOK
 }
+
+// dlqPage is how many dead letters `dlq list` aligns in one table (the
+// header is repeated before each).
+const dlqPage = 1000

@@ -91,3 +91,68 @@ func e2eReadJournalRows(t *testing.T, path string) map[string]int64 {
 	}
 	return out
 }
+
+// TestDLQListStreams: dlq list writes the dead letters as it reads them
+// (JSON exactly as encoding/json writes the list; the table in pages of
+// dlqPage rows, each with its header), oldest first.
+func TestDLQListStreams(t *testing.T) {
+	ctx := t.Context()
+	j, err := journal.Open(filepath.Join(t.TempDir(), "ferry.db"), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	n := dlqPage + 5
+	var ss []journal.Settled
+	for i := range n {
+		rel := "f" + strconv.Itoa(i)
+		ss = append(ss, journal.Settled{Watch: "/data", RelPath: rel, Target: "t", Key: rel, Version: journal.Version{Size: 1, MtimeNS: 1}, Signal: "quiet"})
+	}
+	if _, err := j.RecordSettledBatch(ctx, ss); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := j.Claim(ctx, n)
+	if err != nil || len(jobs) != n {
+		t.Fatalf("Claim: %d, %v", len(jobs), err)
+	}
+	for i := range jobs {
+		if err := j.Fail(ctx, &jobs[i], "permanent", "HTTP 403"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errb strings.Builder
+	if code := dlqList(ctx, j, &out, &errb, true); code != exitOK {
+		t.Fatalf("dlq list --json: exit %d, %s", code, errb.String())
+	}
+	all, err := j.DeadLetters(ctx)
+	if err != nil || len(all) != n {
+		t.Fatalf("DeadLetters: %d, %v", len(all), err)
+	}
+	var want strings.Builder
+	enc := json.NewEncoder(&want)
+	enc.SetIndent("", "  ")
+	enc.Encode(all)
+	if out.String() != want.String() {
+		t.Fatalf("dlq list --json streamed differs from the list encoded whole (%d bytes, want %d)", out.Len(), want.Len())
+	}
+	out.Reset()
+	if code := dlqList(ctx, j, &out, &errb, false); code != exitOK {
+		t.Fatalf("dlq list: exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != n+2 || !strings.HasPrefix(lines[0], "ID") || !strings.HasPrefix(lines[dlqPage+1], "ID") || !strings.Contains(lines[1], filepath.Join("/data", "f0")+" ") {
+		t.Fatalf("dlq list: %d lines, want %d (two pages with headers); first %q", len(lines), n+2, lines[:2])
+	}
+	if c, err := j.CountDeadLetters(ctx); err != nil || c != n {
+		t.Fatalf("CountDeadLetters = %d, %v", c, err)
+	}
+	if r, err := j.RecentDeadLetters(ctx, 2); err != nil || len(r) != 2 || r[0].ID != all[n-1].ID || r[1].ID != all[n-2].ID {
+		t.Fatalf("RecentDeadLetters(2) = %+v, %v; want the last two, newest first", r, err)
+	}
+	out.Reset()
+	j2, _ := journal.Open(filepath.Join(t.TempDir(), "empty.db"), journal.Options{})
+	defer j2.Close()
+	if dlqList(ctx, j2, &out, &errb, true); out.String() != "[]\n" {
+		t.Fatalf("dlq list --json of none = %q", out.String())
+	}
+}

@@ -54,6 +54,12 @@ func verifyAuditExport(r io.Reader, name string, stdout, stderr io.Writer) int {
 // this host uploaded to every target. Exit 0 with a one-line summary
 // when all holds, 1 naming the first bad seq (and chain, or target).
 func verifyChains(ctx context.Context, j *journal.Journal, configPath string, against bool, getenv env, stdout, stderr io.Writer) int {
+	// SQLite's full check first: Open checks only a journal not closed
+	// cleanly (journal/clean.go), this is the check of every page.
+	if err := j.IntegrityCheck(ctx); err != nil {
+		fmt.Fprintf(stderr, "ferry: %v\n", err)
+		return exitFailed
+	}
 	// The live chain may start after an archive (journal archive).
 	ev, err := j.LiveVerifier(ctx)
 	if err == nil {

@@ -152,8 +152,9 @@ func (a *app) verifyCmd() *cobra.Command {
 		Use:   "verify",
 		Short: "Recompute the hash chains, of the journal or of an export",
 		Long: `Recompute the hash chains; exit 1 naming the first bad seq (AUDIT.md). Of
-the live journal: both chains, its file tables against a replay of the
-events and, with --against-target, the latest checkpoint on every target.
+the live journal: SQLite's integrity_check, both chains, its file tables
+against a replay of the events and, with --against-target, the latest
+checkpoint on every target.
 Of an exported file or archive (--export): offline, without a configuration.`,
 		Example: `  ferry journal verify --config /etc/ferry/ferry.toml
   ferry journal verify --against-target

@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,24 +23,31 @@ import (
 // difference (naming the file, both values and the file's last event) and
 // returns exitFailed if there is any.
 func verifyReplay(ctx context.Context, j *journal.Journal, stderr io.Writer) (files int, code int) {
-	diffs, r, err := j.VerifyState(ctx)
+	// The differences stream in: keep the first few to show, count the rest.
+	const most = 50
+	var shown []journal.Mismatch
+	diffs := 0
+	files, err := j.VerifyStateFunc(ctx, func(m journal.Mismatch) {
+		if diffs < most {
+			shown = append(shown, m)
+		}
+		diffs++
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %s: the events cannot be replayed: %v\n", j.Path(), err)
 		return 0, exitFailed
 	}
-	if len(diffs) > 0 {
-		const most = 50
-		for i, d := range diffs {
-			if i == most {
-				fmt.Fprintf(stderr, "... and %d more\n", len(diffs)-most)
-				break
-			}
+	if diffs > 0 {
+		for _, d := range shown {
 			fmt.Fprintf(stderr, "ferry: %s\n", d)
 		}
-		fmt.Fprintf(stderr, "ferry: %s: the file-state tables do NOT agree with the events (%d differences)\n", j.Path(), len(diffs))
+		if diffs > most {
+			fmt.Fprintf(stderr, "... and %d more\n", diffs-most)
+		}
+		fmt.Fprintf(stderr, "ferry: %s: the file-state tables do NOT agree with the events (%d differences)\n", j.Path(), diffs)
 		return 0, exitFailed
 	}
-	return len(r.Files()), exitOK
+	return files, exitOK
 }
 
 // exportEvents streams the events of a JSONL export, for a replay.
@@ -193,10 +198,12 @@ func writeState(stdout io.Writer, r *journal.Replay, t time.Time, batch string, 
 func (a *app) archiveCmd() *cobra.Command {
 	var configFlag, before, outPath string
 	c := &cobra.Command{
-		Use:   "archive --before T --out FILE",
+		Use:   "archive --before T [--out FILE]",
 		Short: "Move the events older than a time to a JSONL archive",
 		Long: `Move the events older than T to FILE (JSONL: it verifies on its own); the
-live journal records the archive and every file's state at that point.` + timeHelp,
+live journal records the archive and every file's state at that point.
+Without --out, FILE is ferry-journal-before-T.jsonl in [journal] archive_dir,
+where the daemon archives by itself with [journal] archive_after.` + timeHelp,
 		Example: `  ferry journal archive --config /etc/ferry/ferry.toml --before 2026-01-01 --out journal-2025.jsonl`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -204,73 +211,48 @@ live journal records the archive and every file's state at that point.` + timeHe
 			if err != nil {
 				return fmt.Errorf("--before: %v", err)
 			}
-			return a.withJournal(configFlag, func(j *journal.Journal) int {
-				return archive(cmd.Context(), j, t, outPath, a.stdout, a.stderr)
+			return a.withConfig(configFlag, func(path string) int {
+				out := outPath
+				if out == "" {
+					cfg, code := loadConfig(path, a.getenv, a.stderr)
+					if cfg == nil {
+						return code
+					}
+					if err := os.MkdirAll(cfg.Journal.ArchiveDir, 0o750); err != nil {
+						fmt.Fprintf(a.stderr, "ferry journal archive: %v\n", err)
+						return exitFailed
+					}
+					out = filepath.Join(cfg.Journal.ArchiveDir, journal.ArchiveName(t))
+				}
+				j, code := openJournal(path, a.getenv, a.stderr)
+				if j == nil {
+					return code
+				}
+				defer j.Close()
+				return archive(cmd.Context(), j, t, out, a.stdout, a.stderr)
 			})
 		},
 	}
 	a.configFlag(c, &configFlag)
 	c.Flags().StringVar(&before, "before", "", "archive the events older than this time `T` (RFC 3339 or a date)")
-	c.Flags().StringVar(&outPath, "out", "", "the archive `FILE` to write (must not exist)")
+	c.Flags().StringVar(&outPath, "out", "", "the archive `FILE` to write (must not exist; default: in [journal] archive_dir)")
 	c.MarkFlagRequired("before")
-	c.MarkFlagRequired("out")
 	return c
 }
 
 // archive moves the events of j older than t to a new file at outPath
-// (see journal/archive.go).
+// (journal.ArchiveFile; see journal/archive.go).
 func archive(ctx context.Context, j *journal.Journal, t time.Time, outPath string, stdout, stderr io.Writer) int {
-	f, err := os.OpenFile(outPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry journal archive: %v\n", err)
-		return exitFailed
-	}
-	fail := func(err error) int {
-		f.Close()
-		os.Remove(outPath)
-		fmt.Fprintf(stderr, "ferry journal archive: %v (the journal is unchanged)\n", err)
-		return exitFailed
-	}
-	h := sha256.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(f, h), 256<<10)
-	plan, err := j.WriteArchive(ctx, t, bw)
+	a, err := j.ArchiveFile(ctx, t, outPath)
 	if errors.Is(err, journal.ErrNothingToArchive) {
-		f.Close()
-		os.Remove(outPath)
 		fmt.Fprintf(stdout, "no event before %s: nothing archived\n", t.UTC().Format(time.RFC3339Nano))
 		return exitOK
 	}
 	if err != nil {
-		return fail(err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return fail(err)
-	}
-	syncDir(filepath.Dir(outPath))
-	plan.Point.SHA256 = hex.EncodeToString(h.Sum(nil))
-	plan.Point.Name = filepath.Base(outPath)
-	a, err := j.CommitArchive(ctx, plan)
-	if err != nil {
-		os.Remove(outPath)
 		fmt.Fprintf(stderr, "ferry journal archive: %v (the journal is unchanged)\n", err)
 		return exitFailed
 	}
 	fmt.Fprintf(stdout, "archived %d events (seq %d..%d, before %s) to %s (sha256 %s); the live chain records it at seq %d with %d file states\n",
 		a.Count, a.FirstSeq, a.LastSeq, t.UTC().Format(time.RFC3339Nano), outPath, a.SHA256, a.Seq, a.Files)
 	return exitOK
-}
-
-// syncDir makes a new file's directory entry durable (a no-op where
-// directories cannot be synced).
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }

@@ -62,6 +62,12 @@ type JournalConfig struct {
 	// CheckpointRetention is the S3 Object Lock retention of an uploaded
 	// checkpoint, where the bucket has Object Lock enabled.
 	CheckpointRetention Duration `toml:"checkpoint_retention"`
+	// ArchiveAfter: the daemon archives the events older than this once a
+	// day (0: only `ferry journal archive` does). See archive.go.
+	ArchiveAfter Age `toml:"archive_after"`
+	// ArchiveDir is where archives are written (default journal-archive
+	// beside the journal).
+	ArchiveDir string `toml:"archive_dir"`
 }
 
 // MetricsConfig is [metrics].

@@ -93,6 +93,7 @@ func (c *Config) validate(v *checker, lookupEnv func(string) (string, bool)) {
 	c.validateMoves(v)
 	c.validateNotify(v, lookupEnv)
 	c.validateOverlaps(v)
+	c.validateArchiveOverlap(v)
 }
 
 // validateJournal checks [journal].
@@ -112,6 +113,7 @@ func (c *Config) validateJournal(v *checker) {
 	} else if j.CheckpointRetention < Duration(time.Hour) {
 		v.badKey("journal", "checkpoint_retention", "must be at least 1h (got %s)", time.Duration(j.CheckpointRetention))
 	}
+	c.validateArchive(v)
 }
 
 // validateLog checks [log].

@@ -109,6 +109,7 @@ func New(cfg *config.Config, o Options) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log.Debug("journal opened", "path", cfg.Journal.Path, "integrity_check", j.StartCheck())
 	d := &Daemon{log: log, level: o.Level, j: j, getenv: o.Getenv, version: o.Version, stats: new(uploader.Stats), started: o.Now(), clock: o.Now, steady: steady}
 	w, err := d.wire(cfg, nil)
 	if err != nil {
@@ -320,8 +321,8 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 	} else if n > 0 {
 		d.log.Warn("retries were due further ahead than the longest back-off (the clock was set back?): due within the hour now", "files", n, "max", journal.MaxDueAhead.String())
 	}
-	if dl, err := d.j.DeadLetters(ctx); err == nil && len(dl) > 0 {
-		d.log.Warn("files failed permanently and wait for a person: see ferry dlq list", "dead_letters", len(dl))
+	if n, err := d.j.CountDeadLetters(ctx); err == nil && n > 0 {
+		d.log.Warn("files failed permanently and wait for a person: see ferry dlq list", "dead_letters", n)
 	}
 	w := d.now()
 	roots := w.roots()
@@ -400,6 +401,12 @@ func (d *Daemon) run(ctx context.Context, once bool, reload <-chan struct{}) (On
 			d.metrics.serve(ctx, *w.cfg.Metrics.Listen, d.log)
 			return nil
 		})
+		// The journal's growth policy: archive_after, daily (archive.go).
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.archiver().run(wctx)
+		}()
 		// Uploads abandoned while running (an abort that failed, say) are
 		// found by the same sweep, hourly.
 		wg.Add(1)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+
+	"github.com/ferry-data/ferry/journal"
 )
 
 // The files of a SQLite database: the database, and its WAL and
@@ -16,6 +18,7 @@ func exists(path string) bool {
 
 // moveDB renames a SQLite database with its WAL and shared-memory files.
 func moveDB(from, to string) error {
+	os.Remove(journal.CleanPath(from)) // the clean-close marker of what was at from
 	for _, suffix := range []string{"-wal", "-shm"} {
 		if exists(from + suffix) {
 			if err := os.Rename(from+suffix, to+suffix); err != nil {
@@ -27,6 +30,7 @@ func moveDB(from, to string) error {
 }
 
 func removeDB(path string) {
+	os.Remove(journal.CleanPath(path))
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		os.Remove(path + suffix)
 	}

@@ -35,11 +35,7 @@ type PageDataset struct {
 
 // RecentDeadLetters are the newest n dead letters, newest first.
 func (d *Daemon) RecentDeadLetters(ctx context.Context, n int) ([]journal.DeadLetter, error) {
-	all, err := d.j.DeadLetters(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return newestFirst(all, n), nil
+	return d.j.RecentDeadLetters(ctx, n)
 }
 
 // RecentDatasets are the newest n datasets, newest first.

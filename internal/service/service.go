@@ -115,7 +115,8 @@ func New(c *Registration) (Service, error) {
 }
 
 // WritablePaths are the folders the service writes to, computed from the
-// configuration: the journal's folder, the log file's folder, every fs
+// configuration: the journal's folder, the log file's folder, the
+// archive_dir of an archive_after outside the journal's folder, every fs
 // target, and the watched folders whose source files it deletes or moves
 // (after_upload) with their move:DIR folders. Everything else (the other
 // watched folders included) it only reads.
@@ -128,6 +129,11 @@ func WritablePaths(cfg *config.Config) []string {
 		if t.Type == "fs" {
 			ps = append(ps, t.Path)
 		}
+	}
+	// The daemon writes archives ([journal] archive_after) to archive_dir:
+	// beside the journal by default, elsewhere if the configuration says.
+	if a := cfg.Journal.ArchiveDir; cfg.Journal.ArchiveAfter != 0 && a != "" && !within(a, ps[0]) {
+		ps = append(ps, a)
 	}
 	for _, w := range cfg.Watch {
 		if w.Deletes() {
@@ -401,4 +407,10 @@ func (h *eventHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h *eventHandler) WithGroup(name string) slog.Handler {
 	return &eventHandler{Handler: h.Handler.WithGroup(name), events: h.events, prefix: h.prefix, group: h.group + name + "."}
+}
+
+// within reports whether path is dir or inside it (cleaned, as written).
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
