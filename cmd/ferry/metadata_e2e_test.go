@@ -8,6 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +44,12 @@ func TestMetadataOfSequencerRuns(t *testing.T) {
 	bin := benchBuild(t)
 	dir := t.TempDir()
 	watch := filepath.Join(dir, "incoming")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
 	copyFile := func(from, to string) {
 		t.Helper()
 		b, err := os.ReadFile(from)
@@ -66,7 +74,7 @@ path = "state/ferry.db"
 file = "logs/ferry.log"
 level = "info"
 [metrics]
-listen = "127.0.0.1:0"
+listen = %q
 [target.s3]
 type = "s3"
 endpoint = %q
@@ -90,7 +98,7 @@ on_drift = "flag"
 
 [vocabulary.ncbitaxon]
 file = "ontologies/ncbitaxon-subset.obo"
-`, srv.Endpoint, bucket)), 0o644); err != nil {
+`, listen, srv.Endpoint, bucket)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	env := append(os.Environ(), "MD_AK="+srv.AccessKey, "MD_SK="+srv.SecretKey)
@@ -214,6 +222,23 @@ file = "ontologies/ncbitaxon-subset.obo"
 	}
 	if code, out := ferryCmd("status"); code != 0 || !strings.Contains(out, "datasets, for their metadata") {
 		t.Fatalf("status with held runs: exit %d\n%s", code, out)
+	}
+	// The operator's page lists the held runs with why.
+	resp, err := http.Get("http://" + listen + "/held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []struct {
+		Path     string   `json:"path"`
+		Files    int      `json:"files"`
+		Status   string   `json:"validation_status"`
+		Findings []string `json:"findings"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&held)
+	resp.Body.Close()
+	if err != nil || len(held) != 2 || held[0].Path != invalid || held[0].Files == 0 || held[0].Status != "invalid" ||
+		len(held[0].Findings) == 0 || !strings.Contains(held[0].Findings[0], "Unicornus magicus") {
+		t.Fatalf("/held = %+v, %v", held, err)
 	}
 
 	// The schema is edited to take any animal: the edit is audited and the

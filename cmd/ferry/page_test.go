@@ -21,7 +21,7 @@ import (
 )
 
 // pagePaths are every path the metrics listener serves.
-var pagePaths = []string{"/", "/status", "/deadletters", "/datasets", "/throughput", "/metrics", "/healthz"}
+var pagePaths = []string{"/", "/status", "/deadletters", "/datasets", "/held", "/throughput", "/metrics", "/healthz"}
 
 // TestOperatorPageKeepsSecrets runs a daemon whose S3 target and webhook
 // have secrets in the environment, and reads every endpoint of its

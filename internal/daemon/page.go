@@ -3,11 +3,13 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/ferry-data/ferry/journal"
+	"github.com/ferry-data/ferry/metadata"
 )
 
 // pageLimit bounds the lists the operator's page reads: the newest N.
@@ -31,6 +33,57 @@ type PageDataset struct {
 	Landed      int    `json:"landed"`
 	Waiting     int    `json:"waiting"`
 	DeadLetters int    `json:"dead_letters"`
+}
+
+// HeldSource is what the page reads of the datasets held for their
+// metadata (the running Daemon is one).
+type HeldSource interface {
+	HeldDatasets(ctx context.Context, n int) ([]PageHeld, error)
+}
+
+// PageHeld is a dataset held for its metadata as the page shows it: its
+// files stay on the instrument until the metadata validates or a person
+// accepts it.
+type PageHeld struct {
+	Watch         string   `json:"watch"`
+	Path          string   `json:"path"`
+	Files         int      `json:"files"`
+	Status        string   `json:"validation_status"`
+	SchemaVersion string   `json:"schema_version"`
+	Findings      []string `json:"findings"` // at most heldFindings, one line each
+}
+
+// heldFindings bounds the findings the page lists per held dataset.
+const heldFindings = 10
+
+// HeldDatasets are the first n datasets held for their metadata, oldest
+// first, with their findings.
+func (d *Daemon) HeldDatasets(ctx context.Context, n int) ([]PageHeld, error) {
+	ms, err := d.j.HeldMetadata(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []PageHeld{}
+	for _, m := range ms {
+		if len(out) == n {
+			break
+		}
+		h := PageHeld{Watch: m.Dataset.Watch, Path: m.Dataset.RelPath, Files: m.Held, Status: m.Status, SchemaVersion: m.SchemaVersion, Findings: []string{}}
+		if h.Status == "" {
+			h.Status = "not validated yet"
+		}
+		var fs []metadata.Finding
+		_ = json.Unmarshal(m.Findings, &fs)
+		for i, f := range fs {
+			if i == heldFindings {
+				h.Findings = append(h.Findings, fmt.Sprintf("... and %d more (ferry dlq list)", len(fs)-i))
+				break
+			}
+			h.Findings = append(h.Findings, f.String())
+		}
+		out = append(out, h)
+	}
+	return out, nil
 }
 
 // RecentDeadLetters are the newest n dead letters, newest first.
@@ -153,6 +206,13 @@ func (m *metrics) pageHandlers(mux *http.ServeMux) {
 			return []journal.DeadLetter{}, nil
 		}
 		return ps.RecentDeadLetters(ctx, pageLimit)
+	}))
+	mux.HandleFunc("GET /held", list(func(ctx context.Context) (any, error) {
+		hs, ok := m.src.(HeldSource)
+		if !ok {
+			return []PageHeld{}, nil
+		}
+		return hs.HeldDatasets(ctx, pageLimit)
 	}))
 	mux.HandleFunc("GET /datasets", list(func(ctx context.Context) (any, error) {
 		if ps == nil {
