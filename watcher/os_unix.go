@@ -20,6 +20,10 @@ func watchLimitHint(err error) string {
 	return ""
 }
 
+// watchLimit reports whether adding a watch failed because the user's
+// inotify watches are used up (fs.inotify.max_user_watches).
+func watchLimit(err error) bool { return errors.Is(err, syscall.ENOSPC) }
+
 // device is the device a folder is on (st_dev).
 func device(fi fs.FileInfo) (uint64, bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)

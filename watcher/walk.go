@@ -62,6 +62,13 @@ type Health struct {
 	// MaxUnreadableListed; Skipped[SkipUnreadable] counts them all).
 	Unreadable []Unreadable
 	LastWalk   time.Time // when the last complete walk ended (zero: none yet)
+	// Mode is how the watch learns of changes now (ModeEvents or
+	// ModePoll; "" before its folder was first up), ModeReason why (the
+	// configured mode, the filesystem, or a fallback: the inotify watch
+	// limit), FS the folder's filesystem (DetectFS).
+	Mode       Mode
+	ModeReason string
+	FS         string
 }
 
 // Health is the watch's current state.

@@ -1,0 +1,67 @@
+package watcher
+
+import (
+	"github.com/ferry-data/ferry/internal/srcfile"
+)
+
+// snapshot is what a polling watch saw of each file at its last round:
+// (size, mtime, identity) by relative path. A round stats every file and
+// compares it with the snapshot: a file unchanged since it was last
+// looked at is left alone (neither the settle machinery nor the journal
+// hears of it); a new or changed one is observed, and the journal asked
+// about it (Known) when the settle machinery does not track it already.
+//
+// The snapshot is a cache of the answer "nothing to do for this version":
+// an entry is there only for a version that was known (Known said so),
+// is pending, or was reported. A pending version the watcher forgets
+// (vanished, dropped with its folder) is forgotten here too, so a version
+// coming back is looked at again; a miss costs a Known call, never a file.
+type snapshot struct {
+	files map[string]snapEntry
+	gen   uint32 // the round in progress; entries not seen in it are gone
+}
+
+// snapEntry is one file as the last round saw it; compact and free of
+// pointers (the garbage collector does not scan the map's values).
+type snapEntry struct {
+	size  int64
+	mtime int64 // UnixNano
+	id    srcfile.ID
+	gen   uint32
+}
+
+func newSnapshot() *snapshot { return &snapshot{files: map[string]snapEntry{}} }
+
+// same reports whether rel was seen at st, and marks it seen in this round.
+func (s *snapshot) same(rel string, st srcfile.Stat) bool {
+	e, ok := s.files[rel]
+	if !ok || e.size != st.Size || e.mtime != st.ModTime.UnixNano() || e.id != st.ID {
+		return false
+	}
+	if e.gen != s.gen {
+		e.gen = s.gen
+		s.files[rel] = e
+	}
+	return true
+}
+
+// put records rel at st, seen in this round.
+func (s *snapshot) put(rel string, st srcfile.Stat) {
+	s.files[rel] = snapEntry{size: st.Size, mtime: st.ModTime.UnixNano(), id: st.ID, gen: s.gen}
+}
+
+func (s *snapshot) forget(rel string) { delete(s.files, rel) }
+
+// begin starts a complete round.
+func (s *snapshot) begin() { s.gen++ }
+
+// end ends a complete round: files not seen in it are gone.
+func (s *snapshot) end() {
+	for rel, e := range s.files {
+		if e.gen != s.gen {
+			delete(s.files, rel)
+		}
+	}
+}
+
+func (s *snapshot) reset() { clear(s.files) }
