@@ -71,19 +71,19 @@ func ChooseMode(m Mode, fs FSInfo) (Mode, string) {
 	switch m {
 	case ModeEvents:
 		if fs.Remote {
-			return ModeEvents, fmt.Sprintf("mode events as configured (%s is a network filesystem: changes made on other machines send no events; only rescans find them)", fs)
+			return ModeEvents, fmt.Sprintf("as configured, although %s is a network filesystem: changes made on other machines send no events, only rescans find them", fs)
 		}
-		return ModeEvents, "mode events as configured"
+		return ModeEvents, "as configured"
 	case ModePoll:
-		return ModePoll, "mode poll as configured"
+		return ModePoll, "as configured"
 	}
 	switch {
 	case fs.Unsure:
-		return ModePoll, fmt.Sprintf("mode auto: %s may be a network filesystem (FUSE): polling (set mode = \"events\" for a local one)", fs)
+		return ModePoll, fmt.Sprintf("%s may be a network filesystem (FUSE); set mode = \"events\" for a local one", fs)
 	case fs.Remote:
-		return ModePoll, fmt.Sprintf("mode auto: %s is a network filesystem: polling", fs)
+		return ModePoll, fmt.Sprintf("%s is a network filesystem", fs)
 	}
-	return ModeEvents, fmt.Sprintf("mode auto: %s is a local filesystem: events", fs)
+	return ModeEvents, fmt.Sprintf("%s is a local filesystem", fs)
 }
 
 // DetectFS says which filesystem path is on (statfs on Linux, the drive
@@ -104,7 +104,7 @@ func (s *state) chooseMode() {
 		mode, why = ModePoll, s.fallback
 	}
 	if s.src == nil && mode == ModeEvents {
-		mode, why = ModePoll, "filesystem events unavailable: polling"
+		mode, why = ModePoll, "filesystem events are unavailable"
 	}
 	s.setPolling(mode == ModePoll)
 	s.setHealth(func(h *Health) { h.Mode, h.ModeReason, h.FS = mode, why, fsi.String() })
@@ -145,7 +145,7 @@ func (s *state) setPolling(on bool) {
 // it held are given back, for the other watches.
 func (s *state) fallBack(dir string, err error) {
 	hint := watchLimitHint(err)
-	s.fallback = "events unavailable (" + hint + "): polling"
+	s.fallback = hint
 	s.log.Error("cannot watch folder for events: "+hint+"; this watch polls instead", "path", dir, "error", err.Error(), "poll_interval", s.o.PollInterval.String())
 	s.setPolling(true)
 	s.setHealth(func(h *Health) { h.Mode, h.ModeReason = ModePoll, s.fallback })

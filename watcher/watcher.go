@@ -176,9 +176,9 @@ func (w *Watcher) Run(ctx context.Context, emit Emit) error {
 		hint := watchLimitHint(err)
 		w.log.Error("cannot start filesystem events; this watch polls instead", "error", err, "hint", hint)
 		s := w.newState(nil, emit, false)
-		s.fallback = "filesystem events unavailable (" + errText(err) + "): polling"
+		s.fallback = "filesystem events are unavailable: " + errText(err)
 		if hint != "" {
-			s.fallback = "filesystem events unavailable (" + hint + "): polling"
+			s.fallback = "filesystem events are unavailable: " + hint
 		}
 		return s.loop(ctx, nil, nil)
 	}

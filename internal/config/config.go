@@ -165,6 +165,12 @@ type WatchConfig struct {
 	// or "readback" (the whole object read back and hashed).
 	VerifyBeforeDelete string `toml:"verify_before_delete"`
 
+	// How the watch learns of changes (internal/config/watchmode.go):
+	// mode "auto" (the default), "events" or "poll"; poll_interval the
+	// period of a polling watch's rounds.
+	Mode         string   `toml:"mode"`
+	PollInterval Duration `toml:"poll_interval"`
+
 	conditions dataset.Conditions
 	moveDir    string // after_upload = "move:DIR", resolved
 }

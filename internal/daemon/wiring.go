@@ -170,6 +170,8 @@ func watcherOptions(c *config.Config, w config.WatchConfig, known func(context.C
 		Ignore:         ignore,
 		Known:          known,
 		Logger:         log,
+		Mode:           watcher.Mode(w.Mode),
+		PollInterval:   time.Duration(w.PollInterval),
 	}
 }
 
