@@ -1,6 +1,8 @@
 package watcher
 
 import (
+	"io/fs"
+
 	"github.com/ferry-data/ferry/internal/srcfile"
 )
 
@@ -43,6 +45,29 @@ func (s *snapshot) same(rel string, st srcfile.Stat) bool {
 		s.files[rel] = e
 	}
 	return true
+}
+
+// sameEntry is same for a listed entry, from what the listing says of it
+// (DirEntry.Info: on Windows the listing's own size and mtime, no call
+// per file, so a round over a share costs no open per unchanged file; on
+// Unix one lstat, with the identity). Where the listing has no identity
+// (Windows), size and mtime decide; a change there is looked at with a
+// full stat.
+func (s *snapshot) sameEntry(rel string, e fs.DirEntry) bool {
+	info, err := e.Info()
+	if err != nil {
+		return false
+	}
+	st, idKnown := quickStat(info)
+	if idKnown {
+		return s.same(rel, st)
+	}
+	old, ok := s.files[rel]
+	if !ok || old.size != st.Size || old.mtime != st.ModTime.UnixNano() {
+		return false
+	}
+	st.ID = old.id
+	return s.same(rel, st)
 }
 
 // put records rel at st, seen in this round.

@@ -765,8 +765,12 @@ func (s *state) walkFrom(ctx context.Context, dir string, complete bool) error {
 		onSkip: func(rel string, r SkipReason, err error) {
 			s.skip(rel, r, err, complete)
 		},
-		onFile: func(rel, path string) error {
-			if _, tracked := s.pending[rel]; !tracked && (s.o.Known != nil || s.snap != nil) {
+		onFile: func(rel, path string, e fs.DirEntry) error {
+			_, tracked := s.pending[rel]
+			if !tracked && s.snap != nil && s.snap.sameEntry(rel, e) {
+				return nil // polling: unchanged since the last round
+			}
+			if !tracked && (s.o.Known != nil || s.snap != nil) {
 				st, err := srcfile.Lstat(path)
 				if err != nil {
 					return nil
@@ -812,7 +816,7 @@ func (w *Watcher) Walk(ctx context.Context, fn func(File) error) error {
 				w.log.Warn("cannot read folder", "path", rel, "error", errText(err))
 			}
 		},
-		onFile: func(rel, path string) error {
+		onFile: func(rel, path string, _ fs.DirEntry) error {
 			st, err := srcfile.Lstat(path)
 			if err != nil {
 				return nil // vanished meanwhile
