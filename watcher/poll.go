@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"io/fs"
+	"strings"
 
 	"github.com/ferry-data/ferry/internal/srcfile"
 )
@@ -72,6 +73,10 @@ func (s *snapshot) sameEntry(rel string, e fs.DirEntry) bool {
 
 // put records rel at st, seen in this round.
 func (s *snapshot) put(rel string, st srcfile.Stat) {
+	if _, ok := s.files[rel]; !ok {
+		// rel is a slice of the listed path: kept alone, not the path.
+		rel = strings.Clone(rel)
+	}
 	s.files[rel] = snapEntry{size: st.Size, mtime: st.ModTime.UnixNano(), id: st.ID, gen: s.gen}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -15,7 +16,8 @@ import (
 // first walk asked about each): a round lists every folder and stats
 // every file, compares it with the snapshot and asks the journal about
 // none. Besides ns/op and allocations it reports the process's CPU time
-// (user+sys, garbage collection included) per round.
+// (user+sys, garbage collection included) per round and the heap the
+// watch keeps between rounds (the snapshot).
 //
 //	go test ./watcher -run '^$' -bench BenchmarkPollRound -benchmem
 func BenchmarkPollRound(b *testing.B) {
@@ -40,9 +42,16 @@ func BenchmarkPollRound(b *testing.B) {
 	}
 	ctx := context.Background()
 	s := w.newState(nil, func(context.Context, []File) error { return nil }, false)
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
 	if err := s.lookAtRoot(ctx); err != nil {
 		b.Fatal(err)
 	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	// What the watch keeps between rounds: the snapshot.
+	kept := float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / (1 << 20)
 	if !s.polling || asked != folders*perFolder || len(s.snap.files) != folders*perFolder {
 		b.Fatalf("first walk: polling %v, asked %d, snapshot %d", s.polling, asked, len(s.snap.files))
 	}
@@ -63,4 +72,5 @@ func BenchmarkPollRound(b *testing.B) {
 		syscall.TimevalToNsec(after.Stime) - syscall.TimevalToNsec(before.Stime))
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/round")
 	b.ReportMetric(float64(folders*perFolder), "files")
+	b.ReportMetric(kept, "kept-MiB")
 }
