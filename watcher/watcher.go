@@ -77,9 +77,13 @@ type Options struct {
 	// rotated logs: "/var/log/ferry/ferry-*").
 	Ignore []string
 	// Known reports whether a version was already taken care of; a walk
-	// skips such files. Nil means nothing is known.
-	Known  func(ctx context.Context, f File) (bool, error)
-	Logger *slog.Logger
+	// skips such files. Nil means nothing is known. KnownBatch, when set,
+	// is asked instead, about up to KnownBatchSize files at a time; a walk
+	// lets events and settling run between two batches, so that a new
+	// file is not held back by a rescan of a large tree.
+	Known      func(ctx context.Context, f File) (bool, error)
+	KnownBatch func(ctx context.Context, fs []File) ([]bool, error)
+	Logger     *slog.Logger
 	// Mode is how the watch learns of changes (mode.go): ModeAuto (the
 	// default: polling on network filesystems, events elsewhere),
 	// ModeEvents or ModePoll. PollInterval is the period of a polling
@@ -160,6 +164,9 @@ func (w *Watcher) Root() string { return w.root }
 // waits); an error stops the watcher.
 type Emit func(ctx context.Context, files []File) error
 
+// KnownBatchSize is how many files a walk asks KnownBatch about at once.
+const KnownBatchSize = 500
+
 // MaxBatch bounds the files passed to one Emit call.
 const MaxBatch = 256
 
@@ -209,9 +216,17 @@ type tracked struct {
 
 type state struct {
 	*Watcher
-	src        source
-	emit       Emit
-	once       bool
+	src  source
+	emit Emit
+	once bool
+	// events and errs are the event source's channels (nil: none, or
+	// closed); walking counts the walks in progress (one nested in
+	// another for a folder an event found while a walk yielded).
+	events  <-chan fsnotify.Event
+	errs    <-chan error
+	walking int
+	// lastSettle is when settle last looked at the pending files.
+	lastSettle time.Time
 	pending    map[string]*tracked // by relative path
 	dropped    int                 // files not tracked because pending was full
 	rescanSoon bool
@@ -274,6 +289,7 @@ func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Ev
 
 func (s *state) loop(ctx context.Context, events <-chan fsnotify.Event, errs <-chan error) error {
 	w, once, src := s.Watcher, s.once, s.src
+	s.events, s.errs = events, errs
 	if err := s.lookAtRoot(ctx); err != nil {
 		return err
 	}
@@ -290,28 +306,12 @@ func (s *state) loop(ctx context.Context, events <-chan fsnotify.Event, errs <-c
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
-				s.degraded = true
-				continue
-			}
-			if err := s.event(ctx, ev); err != nil {
+		case ev, ok := <-s.events:
+			if err := s.onEvent(ctx, ev, ok); err != nil {
 				return err
 			}
-		case err, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			// Events were lost (overflow or a failing watch): walk again.
-			if errors.Is(err, fsnotify.ErrEventOverflow) {
-				w.log.Warn("filesystem event queue overflowed (Linux: the sysctl fs.inotify.max_queued_events); rescanning", "error", err)
-			} else {
-				w.log.Warn("filesystem events lost; rescanning", "error", err)
-			}
-			s.rescanSoon = true
-			s.lookSoon = true
+		case err, ok := <-s.errs:
+			s.onError(err, ok)
 		case <-ticker.C:
 			if now := w.o.Now(); s.lookSoon || now.Sub(s.lastLook) >= RootPoll {
 				wasUp := s.up
@@ -350,6 +350,65 @@ func (s *state) loop(ctx context.Context, events <-chan fsnotify.Event, errs <-c
 		}
 	}
 }
+
+// onEvent handles what the event channel gave (ok false: it closed).
+func (s *state) onEvent(ctx context.Context, ev fsnotify.Event, ok bool) error {
+	if !ok {
+		s.events = nil
+		s.degraded = true
+		return nil
+	}
+	return s.event(ctx, ev)
+}
+
+// onError handles what the error channel gave (ok false: it closed).
+func (s *state) onError(err error, ok bool) {
+	if !ok {
+		s.errs = nil
+		return
+	}
+	// Events were lost (overflow or a failing watch): walk again.
+	if errors.Is(err, fsnotify.ErrEventOverflow) {
+		s.log.Warn("filesystem event queue overflowed (Linux: the sysctl fs.inotify.max_queued_events); rescanning", "error", err)
+	} else {
+		s.log.Warn("filesystem events lost; rescanning", "error", err)
+	}
+	s.rescanSoon = true
+	s.lookSoon = true
+}
+
+// yield lets a long walk of an up watch (a rescan of a large tree) give
+// way between two batches of journal lookups: the events that came
+// meanwhile are handled and the pending files that are due settle, so a
+// new file waits for one batch, not for the whole walk. A walk nested in
+// another (a folder made during a walk) does not yield.
+func (s *state) yield(ctx context.Context) error {
+	if !s.up || s.walking > 1 {
+		return nil
+	}
+	for range maxYieldEvents {
+		select {
+		case ev, ok := <-s.events:
+			if err := s.onEvent(ctx, ev, ok); err != nil {
+				return err
+			}
+			continue
+		case err, ok := <-s.errs:
+			s.onError(err, ok)
+			continue
+		default:
+		}
+		break
+	}
+	if s.o.Now().Sub(s.lastSettle) >= s.tick() {
+		return s.settle(ctx)
+	}
+	return nil
+}
+
+// maxYieldEvents bounds the events handled in one yield, so that a burst
+// of events cannot stall the walk either.
+const maxYieldEvents = 1024
 
 // lookAtRoot looks at the root and follows what it finds: a root that
 // went down is logged and its watches dropped (its ancestor watched
@@ -647,6 +706,7 @@ func (s *state) forget(rel string) {
 // Settle finds settled.
 func (s *state) settle(ctx context.Context) error {
 	now := s.o.Now()
+	s.lastSettle = now
 	pol := s.policy()
 	var batch []File
 	flush := func() error {
@@ -759,44 +819,89 @@ func (s *state) walkDir(ctx context.Context, dir string) error {
 }
 
 func (s *state) walkFrom(ctx context.Context, dir string, complete bool) error {
-	now := s.o.Now()
-	return s.list(ctx, s.real, dir, visitor{
+	s.walking++
+	defer func() { s.walking-- }()
+	// Files to ask the journal about, in batches (KnownBatch), between
+	// which the walk yields.
+	var batch []File
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		known, err := s.o.KnownBatch(ctx, batch)
+		if err != nil {
+			return fmt.Errorf("watch %s: %w", s.root, err)
+		}
+		if len(known) != len(batch) {
+			return fmt.Errorf("watch %s: %d answers about %d files", s.root, len(known), len(batch))
+		}
+		now := s.o.Now()
+		for i, f := range batch {
+			s.taken(f.RelPath, filepath.Join(s.real, filepath.FromSlash(f.RelPath)), f.Stat, known[i], now)
+		}
+		batch = batch[:0]
+		return s.yield(ctx)
+	}
+	asks := s.o.Known != nil || s.o.KnownBatch != nil
+	err := s.list(ctx, s.real, dir, visitor{
 		onDir: s.watch,
 		onSkip: func(rel string, r SkipReason, err error) {
 			s.skip(rel, r, err, complete)
 		},
 		onFile: func(rel, path string, e fs.DirEntry) error {
 			_, tracked := s.pending[rel]
-			if !tracked && s.snap != nil && s.snap.sameEntry(rel, e) {
+			if tracked || !asks && s.snap == nil {
+				s.taken(rel, path, srcfile.Stat{}, false, s.o.Now())
+				return nil
+			}
+			if s.snap != nil && s.snap.sameEntry(rel, e) {
 				return nil // polling: unchanged since the last round
 			}
-			if !tracked && (s.o.Known != nil || s.snap != nil) {
-				st, err := srcfile.Lstat(path)
+			st, err := srcfile.Lstat(path)
+			if err != nil {
+				return nil
+			}
+			if s.snap != nil && s.snap.same(rel, st) {
+				return nil // polling: unchanged since the last round
+			}
+			f := File{Root: s.root, RelPath: rel, Path: s.path(rel), Stat: st}
+			switch {
+			case s.o.KnownBatch != nil:
+				batch = append(batch, f)
+				if len(batch) == KnownBatchSize {
+					return flush()
+				}
+				return nil
+			case s.o.Known != nil:
+				known, err := s.o.Known(ctx, f)
 				if err != nil {
-					return nil
+					return fmt.Errorf("watch %s: %w", s.root, err)
 				}
-				if s.snap != nil && s.snap.same(rel, st) {
-					return nil // polling: unchanged since the last round
-				}
-				if s.o.Known != nil {
-					known, err := s.o.Known(ctx, File{Root: s.root, RelPath: rel, Path: s.path(rel), Stat: st})
-					if err != nil {
-						return fmt.Errorf("watch %s: %w", s.root, err)
-					}
-					if known {
-						if s.snap != nil {
-							s.snap.put(rel, st)
-						}
-						return nil
-					}
-				}
+				s.taken(rel, path, st, known, s.o.Now())
+				return nil
 			}
-			if st, ok := s.observe(rel, path, now); ok && s.snap != nil {
-				s.snap.put(rel, st)
-			}
+			s.taken(rel, path, st, false, s.o.Now())
 			return nil
 		},
 	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// taken follows a walk's answer about a file at st: a known version is
+// left alone (remembered by a polling snapshot), any other observed.
+func (s *state) taken(rel, path string, st srcfile.Stat, known bool, now time.Time) {
+	if known {
+		if s.snap != nil {
+			s.snap.put(rel, st)
+		}
+		return
+	}
+	if st, ok := s.observe(rel, path, now); ok && s.snap != nil {
+		s.snap.put(rel, st)
+	}
 }
 
 // Walk calls fn for every file the watch takes that is in the folder now

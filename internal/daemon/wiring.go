@@ -91,6 +91,7 @@ func (d *Daemon) wire(cfg *config.Config, old *wiring) (*wiring, error) {
 	}
 	for _, wc := range cfg.Watch {
 		opts := watcherOptions(cfg, wc, d.known, d.log)
+		opts.KnownBatch = d.knownBatch // walks ask in batches, yielding between them
 		opts.Now = d.clock
 		root := filepath.Clean(wc.Path)
 		w.routes[root] = route{target: wc.Target, t: cfg.Target[wc.Target], wc: wc}
