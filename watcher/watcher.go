@@ -884,10 +884,13 @@ func (s *state) walkFrom(ctx context.Context, dir string, complete bool) error {
 			return nil
 		},
 	})
-	if err != nil {
-		return err
+	if err == nil {
+		err = flush()
 	}
-	return flush()
+	if err != nil && ctx.Err() != nil {
+		return nil // stopping: the lookups were cut short
+	}
+	return err
 }
 
 // taken follows a walk's answer about a file at st: a known version is
