@@ -43,7 +43,7 @@ func TestChooseMode(t *testing.T) {
 }
 
 func TestNewRefusesAnUnknownMode(t *testing.T) {
-	if _, err := New(Options{Root: t.TempDir(), Mode: "sometimes"}); err == nil || !strings.Contains(err.Error(), "sometimes") {
+	if _, err := New(Options{Root: testtmp.Dir(t), Mode: "sometimes"}); err == nil || !strings.Contains(err.Error(), "sometimes") {
 		t.Fatalf("New with mode sometimes: %v", err)
 	}
 }
