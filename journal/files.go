@@ -345,6 +345,52 @@ func (j *Journal) Known(ctx context.Context, watch, rel string, v Version) (bool
 var knownQuery = `SELECT COUNT(*) FROM files WHERE watch = ? AND rel_path = ? AND size = ? AND mtime_ns = ? AND file_id = ? AND NOT ` +
 	inStates(statesWhere(func(i StateInfo) bool { return i.Resettle })...)
 
+// MaxKnownBatch bounds the files KnownBatch asks about in one query.
+const MaxKnownBatch = 500
+
+// KnownBatch is Known for several files of one watch (rels[i] at vs[i]),
+// asked in one query per MaxKnownBatch files: a walk of a large tree asks
+// about each file, and one query per file costs far more than the lookup
+// itself.
+func (j *Journal) KnownBatch(ctx context.Context, watch string, rels []string, vs []Version) ([]bool, error) {
+	out := make([]bool, len(rels))
+	at := make(map[string]int, min(len(rels), MaxKnownBatch))
+	for start := 0; start < len(rels); start += MaxKnownBatch {
+		end := min(start+MaxKnownBatch, len(rels))
+		clear(at)
+		args := make([]any, 0, end-start+1)
+		args = append(args, watch)
+		for i := start; i < end; i++ {
+			at[rels[i]] = i
+			args = append(args, rels[i])
+		}
+		q := `SELECT rel_path, size, mtime_ns, file_id FROM files WHERE watch = ? AND rel_path IN (?` +
+			strings.Repeat(", ?", end-start-1) + `) AND NOT ` + inStates(statesWhere(func(i StateInfo) bool { return i.Resettle })...)
+		rows, err := j.r.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var rel, id string
+			var size, mtime int64
+			if err := rows.Scan(&rel, &size, &mtime, &id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if i, ok := at[rel]; ok && vs[i].Size == size && vs[i].MtimeNS == mtime && vs[i].FileID == id {
+				out[i] = true
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // RecordSettled journals a settled file version. A version already known is
 // left alone (Unchanged). A new version of a known file is queued again with
 // a new generation; if that file is being uploaded right now, it stays

@@ -62,6 +62,13 @@ type Health struct {
 	// MaxUnreadableListed; Skipped[SkipUnreadable] counts them all).
 	Unreadable []Unreadable
 	LastWalk   time.Time // when the last complete walk ended (zero: none yet)
+	// Mode is how the watch learns of changes now (ModeEvents or
+	// ModePoll; "" before its folder was first up), ModeReason why (the
+	// configured mode, the filesystem, or a fallback: the inotify watch
+	// limit), FS the folder's filesystem (DetectFS).
+	Mode       Mode
+	ModeReason string
+	FS         string
 }
 
 // Health is the watch's current state.
@@ -82,9 +89,9 @@ func (w *Watcher) setHealth(f func(h *Health)) {
 
 // visitor is what a walk does with what it finds.
 type visitor struct {
-	onDir  func(dir string)                          // a folder, before it is listed (nil: nothing)
-	onFile func(rel, path string) error              // a regular file taken
-	onSkip func(rel string, r SkipReason, err error) // an entry not taken (nil: nothing)
+	onDir  func(dir string)                            // a folder, before it is listed (nil: nothing)
+	onFile func(rel, path string, e fs.DirEntry) error // a regular file taken
+	onSkip func(rel string, r SkipReason, err error)   // an entry not taken (nil: nothing)
 }
 
 // rootError is the failure to list the root a walk started at.
@@ -150,7 +157,7 @@ func (w *Watcher) listDir(ctx context.Context, real, dir string, v visitor, firs
 			if !Match(rel, w.o.Include, w.o.Exclude) {
 				continue
 			}
-			if err := v.onFile(rel, path); err != nil {
+			if err := v.onFile(rel, path, e); err != nil {
 				return err
 			}
 		default:

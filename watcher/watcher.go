@@ -77,9 +77,19 @@ type Options struct {
 	// rotated logs: "/var/log/ferry/ferry-*").
 	Ignore []string
 	// Known reports whether a version was already taken care of; a walk
-	// skips such files. Nil means nothing is known.
-	Known  func(ctx context.Context, f File) (bool, error)
-	Logger *slog.Logger
+	// skips such files. Nil means nothing is known. KnownBatch, when set,
+	// is asked instead, about up to KnownBatchSize files at a time; a walk
+	// lets events and settling run between two batches, so that a new
+	// file is not held back by a rescan of a large tree.
+	Known      func(ctx context.Context, f File) (bool, error)
+	KnownBatch func(ctx context.Context, fs []File) ([]bool, error)
+	Logger     *slog.Logger
+	// Mode is how the watch learns of changes (mode.go): ModeAuto (the
+	// default: polling on network filesystems, events elsewhere),
+	// ModeEvents or ModePoll. PollInterval is the period of a polling
+	// watch's rounds (default DefaultPollInterval).
+	Mode         Mode
+	PollInterval time.Duration
 	// Now is the watcher's clock; nil means time.Now. Every reading of the
 	// time goes through it (timers and tickers stay real timers). Its
 	// readings should carry a monotonic clock reading, as time.Now's do.
@@ -93,6 +103,9 @@ type Watcher struct {
 	log  *slog.Logger
 	// readDir lists a folder (os.ReadDir; tests put failures here).
 	readDir func(string) ([]fs.DirEntry, error)
+	// detectFS says which filesystem a folder is on (DetectFS; tests
+	// put a network filesystem here).
+	detectFS func(string) (FSInfo, error)
 
 	mu     sync.Mutex
 	health Health
@@ -114,6 +127,13 @@ func New(o Options) (*Watcher, error) {
 	defaults.Set(&o.RescanInterval, DefaultRescanInterval)
 	defaults.Set(&o.MaxPending, DefaultMaxPending)
 	defaults.Set(&o.MaxOpenWait, DefaultMaxOpenWait)
+	if o.Mode == "" {
+		o.Mode = ModeAuto
+	}
+	defaults.Set(&o.PollInterval, DefaultPollInterval)
+	if !slices.Contains(Modes, o.Mode) {
+		return nil, fmt.Errorf("invalid mode %q (auto, events or poll)", o.Mode)
+	}
 	o.Ignore = slices.Clone(o.Ignore)
 	for i, p := range o.Ignore {
 		if prefix, ok := strings.CutSuffix(p, "*"); ok {
@@ -133,7 +153,7 @@ func New(o Options) (*Watcher, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Watcher{o: o, root: root, log: log.With("watch", root), readDir: os.ReadDir, health: Health{Root: root, Resolved: root}}, nil
+	return &Watcher{o: o, root: root, log: log.With("watch", root), readDir: os.ReadDir, detectFS: DetectFS, health: Health{Root: root, Resolved: root}}, nil
 }
 
 // Root is the absolute watch root.
@@ -144,6 +164,9 @@ func (w *Watcher) Root() string { return w.root }
 // waits); an error stops the watcher.
 type Emit func(ctx context.Context, files []File) error
 
+// KnownBatchSize is how many files a walk asks KnownBatch about at once.
+const KnownBatchSize = 500
+
 // MaxBatch bounds the files passed to one Emit call.
 const MaxBatch = 256
 
@@ -151,10 +174,20 @@ const MaxBatch = 256
 // only when emit or Known fails. A root that is missing or goes away is a
 // state of the watch (Health), which Run waits out.
 func (w *Watcher) Run(ctx context.Context, emit Emit) error {
+	if w.o.Mode == ModePoll {
+		// No event source at all: no inotify instance, no watch.
+		return w.run(ctx, nil, nil, nil, emit, false)
+	}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
-		w.log.Error("cannot start filesystem events; polling by rescans only", "error", err)
-		return w.loop(ctx, nil, emit, false)
+		hint := watchLimitHint(err)
+		w.log.Error("cannot start filesystem events; this watch polls instead", "error", err, "hint", hint)
+		s := w.newState(nil, emit, false)
+		s.fallback = "filesystem events are unavailable: " + errText(err)
+		if hint != "" {
+			s.fallback = "filesystem events are unavailable: " + hint
+		}
+		return s.loop(ctx, nil, nil)
 	}
 	defer fw.Close()
 	return w.loop(ctx, fw, emit, false)
@@ -183,8 +216,17 @@ type tracked struct {
 
 type state struct {
 	*Watcher
-	src        source
-	emit       Emit
+	src  source
+	emit Emit
+	once bool
+	// events and errs are the event source's channels (nil: none, or
+	// closed); walking counts the walks in progress (one nested in
+	// another for a folder an event found while a walk yielded).
+	events  <-chan fsnotify.Event
+	errs    <-chan error
+	walking int
+	// lastSettle is when settle last looked at the pending files.
+	lastSettle time.Time
 	pending    map[string]*tracked // by relative path
 	dropped    int                 // files not tracked because pending was full
 	rescanSoon bool
@@ -208,10 +250,19 @@ type state struct {
 	downSince time.Time
 
 	skips skips
+
+	// The mode (mode.go): whether the watch polls now (and then the
+	// snapshot of its last round), why it polls when events were chosen
+	// but could not be had (fallback, kept until ferry restarts), and the
+	// filesystem and mode last logged.
+	polling  bool
+	snap     *snapshot
+	fallback string
+	modeSaid string
 }
 
-func (w *Watcher) newState(src source, emit Emit) *state {
-	return &state{Watcher: w, src: src, emit: emit, pending: map[string]*tracked{}, real: w.root,
+func (w *Watcher) newState(src source, emit Emit, once bool) *state {
+	return &state{Watcher: w, src: src, emit: emit, once: once, pending: map[string]*tracked{}, real: w.root,
 		skips: skips{seen: map[string]SkipReason{}}}
 }
 
@@ -233,12 +284,17 @@ func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher, emit Emit, onc
 
 // run is the watcher's loop, with its event source injected.
 func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Event, errs <-chan error, emit Emit, once bool) error {
-	s := w.newState(src, emit)
+	return w.newState(src, emit, once).loop(ctx, events, errs)
+}
+
+func (s *state) loop(ctx context.Context, events <-chan fsnotify.Event, errs <-chan error) error {
+	w, once, src := s.Watcher, s.once, s.src
+	s.events, s.errs = events, errs
 	if err := s.lookAtRoot(ctx); err != nil {
 		return err
 	}
 	if s.up {
-		w.log.Info("watching", "files_pending", len(s.pending), "settle", w.o.Settle.String(), "recursive", w.o.Recursive, "events", src != nil, "folder", s.real)
+		w.log.Info("watching", "files_pending", len(s.pending), "settle", w.o.Settle.String(), "recursive", w.o.Recursive, "events", src != nil && !s.polling, "folder", s.real)
 	}
 	ticker := time.NewTicker(w.tick())
 	defer ticker.Stop()
@@ -250,24 +306,12 @@ func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Ev
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
-				s.degraded = true
-				continue
-			}
-			if err := s.event(ctx, ev); err != nil {
+		case ev, ok := <-s.events:
+			if err := s.onEvent(ctx, ev, ok); err != nil {
 				return err
 			}
-		case err, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			// Events were lost (overflow or a failing watch): walk again.
-			w.log.Warn("filesystem events lost; rescanning", "error", err)
-			s.rescanSoon = true
-			s.lookSoon = true
+		case err, ok := <-s.errs:
+			s.onError(err, ok)
 		case <-ticker.C:
 			if now := w.o.Now(); s.lookSoon || now.Sub(s.lastLook) >= RootPoll {
 				wasUp := s.up
@@ -288,6 +332,9 @@ func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Ev
 			if s.degraded {
 				interval = min(interval, max(2*w.o.Settle, time.Minute))
 			}
+			if s.polling {
+				interval = w.o.PollInterval // a round is a walk
+			}
 			if now := w.o.Now(); s.rescanSoon || now.Sub(lastWalk) >= interval {
 				s.rescanSoon = false
 				lastWalk = now
@@ -303,6 +350,65 @@ func (w *Watcher) run(ctx context.Context, src source, events <-chan fsnotify.Ev
 		}
 	}
 }
+
+// onEvent handles what the event channel gave (ok false: it closed).
+func (s *state) onEvent(ctx context.Context, ev fsnotify.Event, ok bool) error {
+	if !ok {
+		s.events = nil
+		s.degraded = true
+		return nil
+	}
+	return s.event(ctx, ev)
+}
+
+// onError handles what the error channel gave (ok false: it closed).
+func (s *state) onError(err error, ok bool) {
+	if !ok {
+		s.errs = nil
+		return
+	}
+	// Events were lost (overflow or a failing watch): walk again.
+	if errors.Is(err, fsnotify.ErrEventOverflow) {
+		s.log.Warn("filesystem event queue overflowed (Linux: the sysctl fs.inotify.max_queued_events); rescanning", "error", err)
+	} else {
+		s.log.Warn("filesystem events lost; rescanning", "error", err)
+	}
+	s.rescanSoon = true
+	s.lookSoon = true
+}
+
+// yield lets a long walk of an up watch (a rescan of a large tree) give
+// way between two batches of journal lookups: the events that came
+// meanwhile are handled and the pending files that are due settle, so a
+// new file waits for one batch, not for the whole walk. A walk nested in
+// another (a folder made during a walk) does not yield.
+func (s *state) yield(ctx context.Context) error {
+	if !s.up || s.walking > 1 {
+		return nil
+	}
+	for range maxYieldEvents {
+		select {
+		case ev, ok := <-s.events:
+			if err := s.onEvent(ctx, ev, ok); err != nil {
+				return err
+			}
+			continue
+		case err, ok := <-s.errs:
+			s.onError(err, ok)
+			continue
+		default:
+		}
+		break
+	}
+	if s.o.Now().Sub(s.lastSettle) >= s.tick() {
+		return s.settle(ctx)
+	}
+	return nil
+}
+
+// maxYieldEvents bounds the events handled in one yield, so that a burst
+// of events cannot stall the walk either.
+const maxYieldEvents = 1024
 
 // lookAtRoot looks at the root and follows what it finds: a root that
 // went down is logged and its watches dropped (its ancestor watched
@@ -331,8 +437,12 @@ func (s *state) lookAtRoot(ctx context.Context) error {
 		if replaced {
 			s.log.Warn("watch folder was replaced (made again, or its link points elsewhere now): watching the new one", "folder", l.real, "was", s.real)
 			s.unwatch()
+			if s.snap != nil {
+				s.snap.reset()
+			}
 		}
 		s.real, s.realInfo = l.real, l.info
+		s.chooseMode()
 		err := s.walkAll(ctx)
 		if re := (*rootError)(nil); errors.As(err, &re) {
 			l.down = downReason(re.err) // there, but cannot be listed
@@ -382,6 +492,9 @@ func (s *state) goDown(l rootLook, now time.Time) {
 	s.log.Error("watch folder is not usable: its files are not taken until it is back (looked for every "+RootPoll.String()+")", "reason", l.down)
 	s.up, s.downSince = false, now
 	s.pending = map[string]*tracked{}
+	if s.snap != nil {
+		s.snap.reset()
+	}
 	s.unwatch()
 	if l.real != "" {
 		s.real = l.real
@@ -411,7 +524,7 @@ func (s *state) unwatch() {
 // watchAncestor watches the nearest existing folder above the root, whose
 // events say the root may be back (a folder made, renamed, mounted).
 func (s *state) watchAncestor() {
-	if s.src == nil || s.ancestor != "" {
+	if s.src == nil || s.polling || s.ancestor != "" {
 		return
 	}
 	a := ancestor(s.root)
@@ -549,21 +662,23 @@ func (s *state) event(ctx context.Context, ev fsnotify.Event) error {
 // observe records the current version of a file that may be changing.
 // It never reports a file: that is left to the ticks (settle), which probe
 // for writers only when a version is due.
-func (s *state) observe(rel, path string, now time.Time) {
+//
+// It returns the version seen and whether it is tracked now (pending).
+func (s *state) observe(rel, path string, now time.Time) (srcfile.Stat, bool) {
 	st, err := srcfile.Lstat(path)
 	if err != nil {
-		delete(s.pending, rel) // vanished, or not a regular file
-		return
+		s.forget(rel) // vanished, or not a regular file
+		return st, false
 	}
 	if !Match(rel, s.o.Include, s.o.Exclude) {
-		return
+		return st, false
 	}
 	f := s.pending[rel]
 	if f == nil {
 		if len(s.pending) >= s.o.MaxPending {
 			s.dropped++
 			s.rescanSoon = true
-			return
+			return st, false
 		}
 		f = &tracked{}
 		s.pending[rel] = f
@@ -574,12 +689,24 @@ func (s *state) observe(rel, path string, now time.Time) {
 	// Probe: the version is unchanged and quiet; its next look stays due
 	// when it was (after a writer was found holding it: a settle period
 	// after that probe).
+	return st, true
+}
+
+// forget stops tracking a file that was not reported (vanished, not a
+// regular file): the polling snapshot forgets it too, so that a version
+// coming back is looked at again.
+func (s *state) forget(rel string) {
+	delete(s.pending, rel)
+	if s.snap != nil {
+		s.snap.forget(rel)
+	}
 }
 
 // settle looks at every pending file that is due and reports those that
 // Settle finds settled.
 func (s *state) settle(ctx context.Context) error {
 	now := s.o.Now()
+	s.lastSettle = now
 	pol := s.policy()
 	var batch []File
 	flush := func() error {
@@ -608,7 +735,7 @@ func (s *state) settle(ctx context.Context) error {
 		}
 		switch d.Verdict {
 		case Forget:
-			delete(s.pending, rel)
+			s.forget(rel)
 		case Wait:
 			if cur.Writer == WriterHolds && !f.busy {
 				s.log.Info("file is still held open by a writer; waiting", "path", rel)
@@ -670,10 +797,17 @@ func (w *Watcher) path(rel string) string { return filepath.Join(w.root, filepat
 // take (Health).
 func (s *state) walkAll(ctx context.Context) error {
 	s.beginWalk()
+	snap := s.snap
+	if snap != nil {
+		snap.begin()
+	}
 	err := s.walkFrom(ctx, s.real, true)
 	if err != nil {
 		s.skips.next = nil
 		return err
+	}
+	if snap != nil && snap == s.snap {
+		snap.end()
 	}
 	s.endWalk()
 	return nil
@@ -685,30 +819,92 @@ func (s *state) walkDir(ctx context.Context, dir string) error {
 }
 
 func (s *state) walkFrom(ctx context.Context, dir string, complete bool) error {
-	now := s.o.Now()
-	return s.list(ctx, s.real, dir, visitor{
+	s.walking++
+	defer func() { s.walking-- }()
+	// Files to ask the journal about, in batches (KnownBatch), between
+	// which the walk yields.
+	var batch []File
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		known, err := s.o.KnownBatch(ctx, batch)
+		if err != nil {
+			return fmt.Errorf("watch %s: %w", s.root, err)
+		}
+		if len(known) != len(batch) {
+			return fmt.Errorf("watch %s: %d answers about %d files", s.root, len(known), len(batch))
+		}
+		now := s.o.Now()
+		for i, f := range batch {
+			s.taken(f.RelPath, filepath.Join(s.real, filepath.FromSlash(f.RelPath)), f.Stat, known[i], now)
+		}
+		batch = batch[:0]
+		return s.yield(ctx)
+	}
+	asks := s.o.Known != nil || s.o.KnownBatch != nil
+	err := s.list(ctx, s.real, dir, visitor{
 		onDir: s.watch,
 		onSkip: func(rel string, r SkipReason, err error) {
 			s.skip(rel, r, err, complete)
 		},
-		onFile: func(rel, path string) error {
-			if _, tracked := s.pending[rel]; !tracked && s.o.Known != nil {
-				st, err := srcfile.Lstat(path)
-				if err != nil {
-					return nil
+		onFile: func(rel, path string, e fs.DirEntry) error {
+			_, tracked := s.pending[rel]
+			if tracked || !asks && s.snap == nil {
+				s.taken(rel, path, srcfile.Stat{}, false, s.o.Now())
+				return nil
+			}
+			if s.snap != nil && s.snap.sameEntry(rel, e) {
+				return nil // polling: unchanged since the last round
+			}
+			st, err := srcfile.Lstat(path)
+			if err != nil {
+				return nil
+			}
+			if s.snap != nil && s.snap.same(rel, st) {
+				return nil // polling: unchanged since the last round
+			}
+			f := File{Root: s.root, RelPath: rel, Path: s.path(rel), Stat: st}
+			switch {
+			case s.o.KnownBatch != nil:
+				batch = append(batch, f)
+				if len(batch) == KnownBatchSize {
+					return flush()
 				}
-				known, err := s.o.Known(ctx, File{Root: s.root, RelPath: rel, Path: s.path(rel), Stat: st})
+				return nil
+			case s.o.Known != nil:
+				known, err := s.o.Known(ctx, f)
 				if err != nil {
 					return fmt.Errorf("watch %s: %w", s.root, err)
 				}
-				if known {
-					return nil
-				}
+				s.taken(rel, path, st, known, s.o.Now())
+				return nil
 			}
-			s.observe(rel, path, now)
+			s.taken(rel, path, st, false, s.o.Now())
 			return nil
 		},
 	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil && ctx.Err() != nil {
+		return nil // stopping: the lookups were cut short
+	}
+	return err
+}
+
+// taken follows a walk's answer about a file at st: a known version is
+// left alone (remembered by a polling snapshot), any other observed.
+func (s *state) taken(rel, path string, st srcfile.Stat, known bool, now time.Time) {
+	if known {
+		if s.snap != nil {
+			s.snap.put(rel, st)
+		}
+		return
+	}
+	if st, ok := s.observe(rel, path, now); ok && s.snap != nil {
+		s.snap.put(rel, st)
+	}
 }
 
 // Walk calls fn for every file the watch takes that is in the folder now
@@ -728,7 +924,7 @@ func (w *Watcher) Walk(ctx context.Context, fn func(File) error) error {
 				w.log.Warn("cannot read folder", "path", rel, "error", errText(err))
 			}
 		},
-		onFile: func(rel, path string) error {
+		onFile: func(rel, path string, _ fs.DirEntry) error {
 			st, err := srcfile.Lstat(path)
 			if err != nil {
 				return nil // vanished meanwhile
@@ -740,12 +936,16 @@ func (w *Watcher) Walk(ctx context.Context, fn func(File) error) error {
 
 // watch adds a folder to the event source.
 func (s *state) watch(dir string) {
-	if s.src == nil {
+	if s.src == nil || s.polling {
 		return
 	}
 	if err := s.src.Add(dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return // gone meanwhile
+		}
+		if watchLimit(err) {
+			s.fallBack(dir, err)
+			return
 		}
 		if !s.degraded {
 			s.log.Error("cannot watch folder for events; falling back to frequent rescans", "path", dir, "error", err, "hint", watchLimitHint(err))

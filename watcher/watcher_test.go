@@ -32,11 +32,18 @@ type harness struct {
 	added  []string
 	// watching is what is watched now (Add, less Remove).
 	watching map[string]bool
+	// addErr, when set, fails an Add (a watch limit reached).
+	addErr func(name string) error
 }
 
 func (h *harness) Add(name string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.addErr != nil {
+		if err := h.addErr(name); err != nil {
+			return err
+		}
+	}
 	h.added = append(h.added, name)
 	if h.watching == nil {
 		h.watching = map[string]bool{}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/daemon"
+	"github.com/ferry-data/ferry/watcher"
 )
 
 func (a *app) configCmd() *cobra.Command {
@@ -66,6 +68,7 @@ func (a *app) checkConfig(ctx context.Context, path string, online bool) int {
 		}
 		fmt.Fprintf(a.stdout, "  watch    %s -> %s (settle %s, recursive %v, on_change %s)\n", path, w.Target,
 			time.Duration(w.Settle), *w.Recursive, w.OnChange)
+		writeWatchMode(a.stdout, w)
 		if w.Metadata != "" {
 			from := ""
 			if w.DatasetFromTemplate() {
@@ -102,4 +105,18 @@ func (a *app) checkConfig(ctx context.Context, path string, online bool) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// writeWatchMode prints how a watch will learn of changes: the mode chosen
+// for its folder's filesystem, and why (issue 14: network shares).
+func writeWatchMode(out io.Writer, w config.WatchConfig) {
+	mode, why, _, known := w.ModeOf()
+	switch {
+	case !known:
+		fmt.Fprintf(out, "           mode %s: %s\n", w.Mode, why)
+	case mode == watcher.ModePoll:
+		fmt.Fprintf(out, "           mode %s: polling every %s (%s)\n", w.Mode, time.Duration(w.PollInterval), why)
+	default:
+		fmt.Fprintf(out, "           mode %s: events (%s)\n", w.Mode, why)
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-data/ferry/internal/testcfg"
 	"github.com/ferry-data/ferry/internal/testsrv"
+	"github.com/ferry-data/ferry/watcher"
 )
 
 func TestConfigCheck(t *testing.T) {
@@ -86,6 +87,10 @@ func TestConfigCheckGolden(t *testing.T) {
 			}
 			if code != want || other != "" {
 				t.Errorf("exit %d (want %d), and on the other stream: %q", code, want, other)
+			}
+			// The temp folder's filesystem is the machine's: $FS.
+			if fsi, err := watcher.DetectFS(dir); err == nil {
+				got = strings.ReplaceAll(got, "("+fsi.Name+" is a ", "($FS is a ")
 			}
 			golden(t, filepath.Join("testdata", "configcheck", name+".golden"), filepath.ToSlash(strings.ReplaceAll(got, dir, "$DIR")))
 		})

@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-data/ferry/internal/config"
 	"github.com/ferry-data/ferry/internal/daemon"
 	"github.com/ferry-data/ferry/journal"
+	"github.com/ferry-data/ferry/watcher"
 )
 
 // statusTimeout bounds the question to the running daemon.
@@ -281,6 +282,11 @@ func writeWatchStates(line func(label, format string, args ...any), ws []daemon.
 			head += "  " + w.Reason
 		}
 		line(label, "%s", head)
+		if w.Mode == string(watcher.ModePoll) {
+			// Shown when it polls: a network share, or the inotify watch
+			// limit reached (events are the quiet default).
+			line("", "  polling (%s): %s", w.Filesystem, w.ModeReason)
+		}
 		var skipped []string
 		for _, r := range []struct{ key, one, many string }{
 			{"symlink", "symlink", "symlinks"}, {"special", "FIFO, socket or device", "FIFOs, sockets or devices"}, {"unreadable", "unreadable folder", "unreadable folders"},

@@ -33,9 +33,11 @@ func TestStatusText(t *testing.T) {
 		Breakers: map[string]string{"archive": "closed", "nas": "open"},
 		Watches:  []string{"/data/scope1", "/data/scope2", "/data/share"},
 		WatchStates: []daemon.WatchState{
-			{Path: "/data/scope1", Resolved: "/data/scope1", Up: true, Since: &started, Skipped: map[string]int{"symlink": 0, "special": 0, "unreadable": 0}},
+			{Path: "/data/scope1", Resolved: "/data/scope1", Up: true, Since: &started, Skipped: map[string]int{"symlink": 0, "special": 0, "unreadable": 0},
+				Mode: "events", ModeReason: "ext4 is a local filesystem", Filesystem: "ext4"},
 			{Path: "/data/scope2", Resolved: "/mnt/scope2", Up: true, Since: &started, Skipped: map[string]int{"symlink": 2, "special": 1, "unreadable": 1},
-				Unreadable: []watcher.Unreadable{{Path: "run-7/raw", Error: "permission denied"}}},
+				Unreadable: []watcher.Unreadable{{Path: "run-7/raw", Error: "permission denied"}},
+				Mode:       "poll", ModeReason: "nfs is a network filesystem", Filesystem: "nfs"},
 			{Path: "/data/share", Resolved: "/data/share", Reason: "missing", Since: ptr(now.Add(-90 * time.Second)), Skipped: map[string]int{}},
 		},
 		States: map[string]int{"queued": 2, "uploading": 1, "uploaded": 1204, "failed": 1, "changed": 0, "ignored": 3, "dropped": 0},

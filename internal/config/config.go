@@ -185,6 +185,12 @@ type WatchConfig struct {
 	// Metadata names a [metadata.NAME] profile (metadata.go).
 	Metadata string `toml:"metadata"`
 
+	// How the watch learns of changes (internal/config/watchmode.go):
+	// mode "auto" (the default), "events" or "poll"; poll_interval the
+	// period of a polling watch's rounds.
+	Mode         string   `toml:"mode"`
+	PollInterval Duration `toml:"poll_interval"`
+
 	datasetFromTemplate bool
 	conditions          dataset.Conditions
 	moveDir             string // after_upload = "move:DIR", resolved

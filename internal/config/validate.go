@@ -436,6 +436,7 @@ func (c *Config) validateWatch(v *checker, i int, seen map[string]int, targets [
 	}
 	c.validateWatchMetadata(v, w, tbl, line)
 	w.validateDataset(v, tbl, line, c.resolve)
+	w.validateMode(v, tbl, line, written)
 	if len(w.Include) == 0 {
 		w.Include = []string{"**/*"}
 	}

@@ -183,6 +183,23 @@ func (d *Daemon) known(ctx context.Context, f watcher.File) (bool, error) {
 	return d.j.Known(ctx, f.Root, f.RelPath, fileVersion(f))
 }
 
+// knownBatch is known for the files of one walk batch (one watch), in
+// one journal query per journal.MaxKnownBatch files.
+func (d *Daemon) knownBatch(ctx context.Context, fs []watcher.File) ([]bool, error) {
+	if len(fs) == 0 {
+		return nil, nil
+	}
+	rels := make([]string, len(fs))
+	vs := make([]journal.Version, len(fs))
+	for i, f := range fs {
+		if f.Root != fs[0].Root {
+			return nil, fmt.Errorf("known: files of two watches in one batch (%s, %s)", fs[0].Root, f.Root)
+		}
+		rels[i], vs[i] = f.RelPath, fileVersion(f)
+	}
+	return d.j.KnownBatch(ctx, fs[0].Root, rels, vs)
+}
+
 // record journals settled files and nudges the uploader.
 func (d *Daemon) record(ctx context.Context, files []watcher.File) error {
 	w := d.now()

@@ -133,11 +133,19 @@ type WatchState struct {
 	Skipped    map[string]int       `json:"skipped"`
 	Unreadable []watcher.Unreadable `json:"unreadable"`
 	LastWalk   *time.Time           `json:"last_walk"` // when the last complete walk ended
+	// Mode is how the watch learns of changes now: "events" or "poll"
+	// ("" before its folder was first up); ModeReason why (the configured
+	// mode, the filesystem, or a fallback such as the inotify watch
+	// limit); Filesystem the folder's filesystem type.
+	Mode       string `json:"mode"`
+	ModeReason string `json:"mode_reason"`
+	Filesystem string `json:"filesystem"`
 }
 
 // watchState is a watcher's Health as the status shows it.
 func watchState(h watcher.Health) WatchState {
-	ws := WatchState{Path: h.Root, Resolved: h.Resolved, Up: h.Up, Reason: h.Reason, Skipped: map[string]int{}, Unreadable: h.Unreadable}
+	ws := WatchState{Path: h.Root, Resolved: h.Resolved, Up: h.Up, Reason: h.Reason, Skipped: map[string]int{}, Unreadable: h.Unreadable,
+		Mode: string(h.Mode), ModeReason: h.ModeReason, Filesystem: h.FS}
 	if ws.Unreadable == nil {
 		ws.Unreadable = []watcher.Unreadable{}
 	}

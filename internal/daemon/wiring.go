@@ -91,6 +91,7 @@ func (d *Daemon) wire(cfg *config.Config, old *wiring) (*wiring, error) {
 	}
 	for _, wc := range cfg.Watch {
 		opts := watcherOptions(cfg, wc, d.known, d.log)
+		opts.KnownBatch = d.knownBatch // walks ask in batches, yielding between them
 		opts.Now = d.clock
 		root := filepath.Clean(wc.Path)
 		w.routes[root] = route{target: wc.Target, t: cfg.Target[wc.Target], wc: wc}
@@ -170,6 +171,8 @@ func watcherOptions(c *config.Config, w config.WatchConfig, known func(context.C
 		Ignore:         ignore,
 		Known:          known,
 		Logger:         log,
+		Mode:           watcher.Mode(w.Mode),
+		PollInterval:   time.Duration(w.PollInterval),
 	}
 }
 

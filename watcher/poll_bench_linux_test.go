@@ -1,0 +1,76 @@
+package watcher
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkPollRound measures one round of a polling watch over a tree of
+// 100,000 files in 100 folders whose versions the journal knows (the
+// first walk asked about each): a round lists every folder and stats
+// every file, compares it with the snapshot and asks the journal about
+// none. Besides ns/op and allocations it reports the process's CPU time
+// (user+sys, garbage collection included) per round and the heap the
+// watch keeps between rounds (the snapshot).
+//
+//	go test ./watcher -run '^$' -bench BenchmarkPollRound -benchmem
+func BenchmarkPollRound(b *testing.B) {
+	const folders, perFolder = 100, 1000
+	root := b.TempDir()
+	for i := range folders {
+		dir := filepath.Join(root, fmt.Sprintf("run%03d", i))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for j := range perFolder {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("tile_%05d.tif", j)), []byte("x"), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	asked := 0
+	w, err := New(Options{Root: root, Recursive: true, Mode: ModePoll, Settle: time.Second,
+		Known: func(context.Context, File) (bool, error) { asked++; return true, nil }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	s := w.newState(nil, func(context.Context, []File) error { return nil }, false)
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	if err := s.lookAtRoot(ctx); err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	// What the watch keeps between rounds: the snapshot.
+	kept := float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / (1 << 20)
+	if !s.polling || asked != folders*perFolder || len(s.snap.files) != folders*perFolder {
+		b.Fatalf("first walk: polling %v, asked %d, snapshot %d", s.polling, asked, len(s.snap.files))
+	}
+	asked = 0
+	var before, after syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.walkAll(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	if asked != 0 || len(s.pending) != 0 {
+		b.Fatalf("rounds of an unchanged tree asked the journal %d times, %d pending", asked, len(s.pending))
+	}
+	cpu := time.Duration(syscall.TimevalToNsec(after.Utime) - syscall.TimevalToNsec(before.Utime) +
+		syscall.TimevalToNsec(after.Stime) - syscall.TimevalToNsec(before.Stime))
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/round")
+	b.ReportMetric(float64(folders*perFolder), "files")
+	b.ReportMetric(kept, "kept-MiB")
+}

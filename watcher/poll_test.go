@@ -1,0 +1,229 @@
+package watcher
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/ferry-data/ferry/internal/srcfile"
+	"github.com/ferry-data/ferry/internal/testtmp"
+)
+
+func TestChooseMode(t *testing.T) {
+	local := FSInfo{Name: "ext4"}
+	nfs := FSInfo{Name: "nfs", Remote: true}
+	sshfs := FSInfo{Name: "fuse.sshfs", Remote: true, Unsure: true}
+	for _, c := range []struct {
+		mode Mode
+		fs   FSInfo
+		want Mode
+		why  string
+	}{
+		{ModeAuto, local, ModeEvents, "ext4 is a local filesystem"},
+		{ModeAuto, nfs, ModePoll, "nfs is a network filesystem"},
+		{ModeAuto, sshfs, ModePoll, "fuse.sshfs may be a network filesystem"},
+		{ModeAuto, FSInfo{}, ModeEvents, "unknown is a local filesystem"},
+		{ModeEvents, nfs, ModeEvents, "send no events"},
+		{ModeEvents, local, ModeEvents, "as configured"},
+		{ModePoll, local, ModePoll, "as configured"},
+	} {
+		got, why := ChooseMode(c.mode, c.fs)
+		if got != c.want || !strings.Contains(why, c.why) {
+			t.Errorf("ChooseMode(%s, %+v) = %s, %q; want %s, containing %q", c.mode, c.fs, got, why, c.want, c.why)
+		}
+	}
+}
+
+func TestNewRefusesAnUnknownMode(t *testing.T) {
+	if _, err := New(Options{Root: testtmp.Dir(t), Mode: "sometimes"}); err == nil || !strings.Contains(err.Error(), "sometimes") {
+		t.Fatalf("New with mode sometimes: %v", err)
+	}
+}
+
+// TestSnapshotRound: a round marks what it sees; what it did not see is
+// gone at its end; a changed version is not the same.
+func TestSnapshotRound(t *testing.T) {
+	s := newSnapshot()
+	v1 := srcfile.Stat{Size: 1, ModTime: time.Unix(100, 5), ID: srcfile.ID{Volume: 1, Index: 2}}
+	v2 := v1
+	v2.Size = 2
+	s.begin()
+	s.put("a", v1)
+	s.put("b", v1)
+	s.end()
+	s.begin()
+	if !s.same("a", v1) || s.same("a", v2) || s.same("c", v1) {
+		t.Fatal("same: a at v1 only")
+	}
+	s.end()
+	if _, ok := s.files["b"]; ok || len(s.files) != 1 {
+		t.Fatalf("after a round without b: %v", s.files)
+	}
+}
+
+// pollHarness starts a watcher in mode with a fake filesystem type and a
+// Known that counts its calls.
+func pollHarness(t *testing.T, o Options, fs FSInfo) (*harness, *atomic.Int64, *logs) {
+	t.Helper()
+	if o.Root == "" {
+		o.Root = testtmp.Dir(t)
+	}
+	h := &harness{t: t}
+	calls := &atomic.Int64{}
+	o.Known = func(ctx context.Context, f File) (bool, error) {
+		calls.Add(1)
+		if strings.HasPrefix(f.RelPath, "old/") && f.Stat.Size == int64(len("known")) {
+			return true, nil // the journal has these versions
+		}
+		return h.known(ctx, f)
+	}
+	l := &logs{}
+	o.Logger = slog.New(l)
+	w, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.detectFS = func(string) (FSInfo, error) { return fs, nil }
+	return startWith(t, w, h, false), calls, l
+}
+
+// TestPollModeTakesFilesWithoutEvents: under mode poll no folder is ever
+// added to the event source; a file written without any event is taken
+// at the next round (poll interval), not before, and settles as usual.
+func TestPollModeTakesFilesWithoutEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, _, l := pollHarness(t, Options{Settle: time.Second, Recursive: true, RescanInterval: time.Hour, Mode: ModePoll}, FSInfo{Name: "ext4"})
+		os.MkdirAll(filepath.Join(h.w.Root(), "run1"), 0o755)
+		os.WriteFile(filepath.Join(h.w.Root(), "run1", "a.raw"), []byte("data"), 0o644)
+		time.Sleep(9 * time.Second)
+		synctest.Wait()
+		if n := len(h.emitted()); n != 0 {
+			t.Fatalf("emitted %d files before the first poll round", n)
+		}
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		if got := h.rels(); !slices.Equal(got, []string{"run1/a.raw"}) {
+			t.Fatalf("emitted %v after a poll round, want [run1/a.raw]", got)
+		}
+		if h.added != nil {
+			t.Fatalf("mode poll added event watches: %v", h.added)
+		}
+		if hl := h.w.Health(); hl.Mode != ModePoll || hl.FS != "ext4" || !strings.Contains(hl.ModeReason, "as configured") {
+			t.Fatalf("health %+v, want mode poll as configured on ext4", hl)
+		}
+		if n := l.count("watch mode", "fs=ext4", "mode=poll", "poll_interval=10s"); n != 1 {
+			t.Fatalf("logged the watch mode %d times, want once:\n%s", n, l)
+		}
+	})
+}
+
+// TestAutoPollsOnANetworkFilesystem: mode auto on NFS polls (no event
+// watch), says so once in the log and in Health; on a local filesystem it
+// uses events.
+func TestAutoPollsOnANetworkFilesystem(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, _, l := pollHarness(t, Options{Settle: time.Second, Recursive: true, RescanInterval: time.Hour, PollInterval: 5 * time.Second}, FSInfo{Name: "nfs", Remote: true})
+		os.WriteFile(filepath.Join(h.w.Root(), "n.raw"), []byte("x"), 0o644)
+		time.Sleep(7 * time.Second)
+		synctest.Wait()
+		if got := h.rels(); !slices.Equal(got, []string{"n.raw"}) {
+			t.Fatalf("emitted %v, want [n.raw]", got)
+		}
+		if h.added != nil {
+			t.Fatalf("auto on nfs added event watches: %v", h.added)
+		}
+		if hl := h.w.Health(); hl.Mode != ModePoll || hl.FS != "nfs" || !strings.Contains(hl.ModeReason, "nfs is a network filesystem") {
+			t.Fatalf("health %+v", hl)
+		}
+		if n := l.count("watch mode", "fs=nfs", "mode=poll", "configured=auto"); n != 1 {
+			t.Fatalf("logged %d times:\n%s", n, l)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		h, _, l := pollHarness(t, Options{Settle: time.Second, Recursive: true}, FSInfo{Name: "ext4"})
+		if hl := h.w.Health(); hl.Mode != ModeEvents || len(h.WatchList()) != 1 {
+			t.Fatalf("auto on ext4: health %+v, watching %v", hl, h.WatchList())
+		}
+		if n := l.count("watch mode", "fs=ext4", "mode=events"); n != 1 {
+			t.Fatalf("logged %d times:\n%s", n, l)
+		}
+	})
+}
+
+// TestPollRoundsAskTheJournalOnlyAboutChanges: the first round asks Known
+// about every file; later rounds about none of the unchanged ones, only
+// about a file changed or new since the round before.
+func TestPollRoundsAskTheJournalOnlyAboutChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		root := testtmp.Dir(t)
+		os.MkdirAll(filepath.Join(root, "old"), 0o755)
+		for i := range 50 {
+			os.WriteFile(filepath.Join(root, "old", fmt.Sprint(i)), []byte("known"), 0o644)
+		}
+		h, calls, _ := pollHarness(t, Options{Root: root, Settle: time.Second, Recursive: true, Mode: ModePoll}, FSInfo{Name: "ext4"})
+		if n := calls.Load(); n != 50 {
+			t.Fatalf("the first walk asked about %d files, want 50", n)
+		}
+		time.Sleep(35 * time.Second) // three rounds
+		synctest.Wait()
+		if n := calls.Load(); n != 50 {
+			t.Fatalf("three rounds of an unchanged tree asked about %d more files, want none", n-50)
+		}
+		f, _ := os.OpenFile(filepath.Join(root, "old", "7"), os.O_APPEND|os.O_WRONLY, 0)
+		f.WriteString(" and more")
+		f.Close()
+		os.WriteFile(filepath.Join(root, "new.txt"), []byte("new"), 0o644)
+		time.Sleep(12 * time.Second)
+		synctest.Wait()
+		if n := calls.Load(); n != 52 {
+			t.Fatalf("a round after one change and one new file asked about %d files, want 2", n-50)
+		}
+		if got := h.rels(); !slices.Equal(got, []string{"new.txt", "old/7"}) {
+			t.Fatalf("emitted %v, want [new.txt old/7]", got)
+		}
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		if n := calls.Load(); n != 52 || len(h.emitted()) != 2 {
+			t.Fatalf("later rounds asked about %d files and emitted %v, want nothing more", n-52, h.rels())
+		}
+	})
+}
+
+// TestPollingLooksAgainAtAVersionThatCameBack: a pending version the
+// watcher forgets (gone when it was due) and that comes back unchanged
+// (moved away and back) is taken at the next round, not skipped as
+// unchanged.
+func TestPollingLooksAgainAtAVersionThatCameBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, _, _ := pollHarness(t, Options{Settle: time.Second, Recursive: true, Mode: ModePoll}, FSInfo{Name: "ext4"})
+		p := filepath.Join(h.w.Root(), "f.raw")
+		away := filepath.Join(filepath.Dir(h.w.Root()), "f.away")
+		os.WriteFile(p, []byte("data"), 0o644)
+		time.Sleep(10*time.Second + 100*time.Millisecond) // the round sees it
+		synctest.Wait()
+		if err := os.Rename(p, away); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond) // due: gone, forgotten
+		synctest.Wait()
+		if err := os.Rename(away, p); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(h.emitted()); n != 0 {
+			t.Fatalf("emitted %d while it was away", n)
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if got := h.rels(); !slices.Equal(got, []string{"f.raw"}) {
+			t.Fatalf("emitted %v, want [f.raw]", got)
+		}
+	})
+}
