@@ -106,22 +106,27 @@ func TestMetricsEndpoints(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	// A real daemon: poll until the file is uploaded and counted.
-	var body string
-	testsrv.Eventually(t, 15*time.Second, "the upload to be counted", func() (bool, string) {
-		code, b := get("/metrics")
-		body = b
-		return code == 200 && strings.Contains(b, "ferry_uploaded_files_total 1"), b
-	})
-	for _, want := range []string{
+	// A real daemon: poll until the file is uploaded and counted. The
+	// counters move when the target acknowledged the upload, the queue
+	// gauges when the journal recorded it, a moment later: a scrape in
+	// between sees one without the other, so every line is waited for.
+	wants := []string{
 		"ferry_uploaded_files_total 1", "ferry_uploaded_bytes_total 7", "ferry_queue_files 0", "ferry_queue_bytes 0",
 		"ferry_dead_letter_files 0", `ferry_breaker_state{target="local"} 0`, `ferry_chunk_upload_seconds_count{target="local"} 1`,
 		"ferry_oldest_pending_seconds 0", "ferry_retries_total 0", "go_goroutines",
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %q:\n%s", want, body)
-		}
 	}
+	testsrv.Eventually(t, 15*time.Second, "the upload to be counted", func() (bool, string) {
+		code, b := get("/metrics")
+		if code != 200 {
+			return false, b
+		}
+		for _, want := range wants {
+			if !strings.Contains(b, want) {
+				return false, fmt.Sprintf("/metrics lacks %q:\n%s", want, b)
+			}
+		}
+		return true, ""
+	})
 	if code, b := get("/healthz"); code != 200 {
 		t.Errorf("/healthz = %d %s", code, b)
 	}
