@@ -188,7 +188,7 @@ func TestOperatorPageInBrowser(t *testing.T) {
 			function txt(sel){var e=document.querySelector(sel);return e?e.innerText:""}
 			var b=document.querySelector("#inflight tr.upload svg[role=progressbar]");
 			return {progress:b?b.getAttribute("aria-valuenow"):"", upload:txt("#inflight tbody"), rate:txt("#rate"),
-				breakers:txt("#breakers tbody"), dead:txt("#deadletters tbody"), health:txt("#health"), waiting:txt("#waiting"),
+				breakers:txt("#breakers tbody"), dead:txt("#deadletters tbody"), watches:txt("#watches tbody"), held:txt("#held tbody"), health:txt("#health"), waiting:txt("#waiting"),
 				datasetsHidden:String(document.getElementById("datasets-section").hidden),
 				unreachable:getComputedStyle(document.getElementById("unreachable")).display}})()`))
 	}
@@ -213,6 +213,8 @@ func TestOperatorPageInBrowser(t *testing.T) {
 		{"health", "needs attention"},
 		{"waiting", "1 files (20.0 MiB) waiting"},
 		{"datasetsHidden", "false"}, // the status has a datasets field
+		{"watches", "\tup\t"},
+		{"held", "none"},
 		{"unreachable", "none"},
 	} {
 		if !strings.Contains(got[c.part], c.want) {
