@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -612,17 +613,22 @@ func (j *Journal) NextDue(ctx context.Context, exclude ...string) (time.Time, bo
 	return time.Unix(0, at.Int64), true, nil
 }
 
-// Chunk is a chunk's hash as journaled before it is sent.
+// Chunk is a chunk's hash as journaled.
 type Chunk struct {
 	Seq    int // 1-based
 	Offset int64
 	Size   int64
 	SHA256 string
+	ETag   string // the target's, when the chunk was sent before it was recorded
 }
 
-// RecordHashes records, before any byte is sent, the whole file's SHA-256
-// and every chunk's hash, as read from the source. The target is later sent
-// these same hashes with each chunk and verifies them on receipt.
+// RecordHashes records the whole file's SHA-256 and every chunk's hash, as
+// read from the source, before the object they make is completed: a file
+// sent whole or in parts on its first upload is hashed as it is read and
+// sent (each byte read once), and recorded when every part was
+// acknowledged; one whose hash must be known first (an earlier content
+// landed, or a key taken) is recorded before any byte is sent. The target
+// checks every chunk against its hash on receipt.
 func (j *Journal) RecordHashes(ctx context.Context, jb *Job, sha string, chunks []Chunk) error {
 	return j.do(ctx, func(t *Tx) error { return t.recordHashes(jb, sha, chunks) })
 }
@@ -673,8 +679,12 @@ func (t *Tx) recordHashes(jb *Job, sha string, chunks []Chunk) error {
 	r.CorrelationID = jb.CorrelationID
 	for i := range chunks {
 		c := &chunks[i]
-		if _, err := t.exec(`INSERT INTO chunks (file_id, generation, seq, offset, size, sha256) VALUES (?, ?, ?, ?, ?, ?)`,
-			jb.ID, jb.Generation, c.Seq, c.Offset, c.Size, c.SHA256); err != nil {
+		var etag any
+		if c.ETag != "" {
+			etag = c.ETag
+		}
+		if _, err := t.exec(`INSERT INTO chunks (file_id, generation, seq, offset, size, sha256, etag) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			jb.ID, jb.Generation, c.Seq, c.Offset, c.Size, c.SHA256, etag); err != nil {
 			return err
 		}
 		if err := t.move(&r, &change{Kind: KindChunkHashed, Chunk: c}); err != nil {
@@ -686,6 +696,51 @@ func (t *Tx) recordHashes(jb *Job, sha string, chunks []Chunk) error {
 	}
 	return t.wrote(jb.ID, jb.Target, Landed{Key: jb.Key, SHA256: sha}, false)
 }
+
+// UploadIsCurrent reports whether the multipart upload the job carries was
+// begun for the job's version: the file's last multipart_created event
+// names it, and no event that starts a new version of the file (a row of
+// the lifecycle table with NewGeneration) came after it. An upload kept
+// from an earlier version (the file changed while it was sent, or while
+// ferry was down) is not current, nor is one whose event the journal no
+// longer holds (archived): it is aborted, not resumed.
+func (j *Journal) UploadIsCurrent(ctx context.Context, jb *Job) (bool, error) {
+	if jb.UploadID == "" {
+		return false, nil
+	}
+	var seq int64
+	var detail string
+	err := j.r.QueryRowContext(ctx, `SELECT seq, detail FROM events WHERE file_id = ? AND kind = ? ORDER BY seq DESC LIMIT 1`,
+		jb.ID, string(KindMultipartCreated)).Scan(&seq, &detail)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if id, _ := detailValue(detail, "upload_id"); id != jb.UploadID {
+		return false, nil
+	}
+	var later int
+	err = j.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE seq > ? AND file_id = ? AND kind IN (`+newVersionKinds+`)`,
+		seq, jb.ID).Scan(&later)
+	return later == 0, err
+}
+
+// newVersionKinds lists, for SQL, the kinds of the lifecycle rules that
+// start a new version of a file (NewGeneration).
+var newVersionKinds = func() string {
+	seen := map[Kind]bool{}
+	var q []string
+	for _, r := range lifecycle {
+		if r.Sets&NewGeneration != 0 && !seen[r.Kind] {
+			seen[r.Kind] = true
+			q = append(q, "'"+string(r.Kind)+"'")
+		}
+	}
+	sort.Strings(q)
+	return strings.Join(q, ", ")
+}()
 
 // SetUploadID records a multipart upload's ID, before its first part is sent.
 func (j *Journal) SetUploadID(ctx context.Context, jb *Job, uploadID string) error {

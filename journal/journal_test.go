@@ -229,6 +229,44 @@ func TestRecoverRequeuesInterruptedUploads(t *testing.T) {
 	}
 }
 
+// An upload kept for the next attempt is resumed only when it was begun
+// for the file's current version: a new version settling after its
+// multipart_created event makes it an earlier version's (to abort).
+func TestUploadIsCurrent(t *testing.T) {
+	ctx := context.Background()
+	j := open(t)
+	j.RecordSettled(ctx, settled("a", 1))
+	jb := mustClaim(t, j, 1)[0]
+	if ok, err := j.UploadIsCurrent(ctx, &jb); err != nil || ok {
+		t.Fatalf("no upload: UploadIsCurrent = %v, %v; want false", ok, err)
+	}
+	if err := j.SetUploadID(ctx, &jb, "up-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Finish(ctx, &jb, End{Kind: KindRetryScheduled, Class: "transient", Reason: "x", Due: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	jb = mustClaim(t, j, 1)[0]
+	if ok, err := j.UploadIsCurrent(ctx, &jb); err != nil || !ok || jb.UploadID != "up-1" {
+		t.Fatalf("the next attempt: UploadIsCurrent = %v, %v (upload %q); want true for up-1", ok, err, jb.UploadID)
+	}
+	other := jb
+	other.UploadID = "up-0"
+	if ok, err := j.UploadIsCurrent(ctx, &other); err != nil || ok {
+		t.Fatalf("another upload id: UploadIsCurrent = %v, %v; want false", ok, err)
+	}
+	// A new version settles during the attempt: the job ends superseded,
+	// the upload stays journaled, and is no longer current.
+	j.RecordSettled(ctx, settled("a", 2))
+	if err := j.Finish(ctx, &jb, End{Kind: KindReleased}); !errors.Is(err, ErrStale) {
+		t.Fatalf("Finish after a new version: %v, want ErrStale", err)
+	}
+	jb = mustClaim(t, j, 1)[0]
+	if ok, err := j.UploadIsCurrent(ctx, &jb); err != nil || ok || jb.UploadID != "up-1" {
+		t.Fatalf("after a new version: UploadIsCurrent = %v, %v (upload %q); want false for the kept up-1", ok, err, jb.UploadID)
+	}
+}
+
 // TestGroupCommit checks that transitions submitted together share
 // transactions, and that each caller's change is committed when its call
 // returns. The writer is held inside a transaction until all n transitions

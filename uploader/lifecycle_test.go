@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -461,5 +462,67 @@ func TestKeptUploadOfADroppedFileIsAborted(t *testing.T) {
 	mm, _, err := e.j.VerifyState(context.Background())
 	if err != nil || len(mm) > 0 {
 		t.Fatalf("journal verify (the replay knows upload_aborted): %v %v", mm, err)
+	}
+}
+
+// kinds returns the kinds of rel's events, in order.
+func (e *env) kinds(rel string) []journal.Kind {
+	e.t.Helper()
+	var ks []journal.Kind
+	err := e.j.Events(context.Background(), journal.EventFilter{}, func(ev journal.Event) error {
+		if ev.RelPath == rel && ev.FileID != 0 {
+			ks = append(ks, ev.Kind)
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ks
+}
+
+// Issue 14 goal 2: a file's first upload in parts reads each byte once.
+// Its chunks are hashed as they are read and sent; the file's hash is
+// journaled once every part was acknowledged, before the object is
+// completed (and stored with it). A file whose earlier content landed is
+// hashed first: that hash decides whether and where it is sent. Both keep
+// the journal's chunks, chain and replay in agreement.
+func TestMultipartReadsEachByteOnce(t *testing.T) {
+	e := newEnv(t)
+	v1 := randBytes(3*testChunk+7, 81)
+	e.add("big", v1)
+	e.drain()
+	e.landed("big", v1)
+	var order []journal.Kind
+	for _, k := range e.kinds("big") {
+		if len(order) == 0 || order[len(order)-1] != k {
+			order = append(order, k)
+		}
+	}
+	want := []journal.Kind{journal.KindSettled, journal.KindClaimed, journal.KindMultipartCreated, journal.KindChunkAcked,
+		journal.KindChunkHashed, journal.KindFileHashed, journal.KindUploaded}
+	if !slices.Equal(order, want) {
+		t.Fatalf("first upload's events %v, want %v (sent as read, hashed when acknowledged)", order, want)
+	}
+	if r := e.row("big"); r.SHA256 != sink.Digest(sha256.Sum256(v1)).Hex() {
+		t.Fatalf("journaled sha256 %s, want the file's", r.SHA256)
+	}
+
+	// Modified after its upload: hashed first (pass 1), then sent.
+	v2 := randBytes(3*testChunk+9, 82)
+	e.rewrite("big", v2)
+	e.add("big", v2)
+	e.u = e.uploaderWith(Reupload)
+	e.drain()
+	e.landed("big", v2)
+	ks := e.kinds("big")
+	second := ks[slices.Index(ks, journal.KindUploaded)+1:]
+	hashed, created := slices.Index(second, journal.KindFileHashed), slices.Index(second, journal.KindMultipartCreated)
+	if hashed < 0 || created < 0 || hashed > created {
+		t.Fatalf("second upload's events %v, want file_hashed before multipart_created", second)
+	}
+	mm, _, err := e.j.VerifyState(context.Background())
+	if err != nil || len(mm) > 0 {
+		t.Fatalf("journal verify --state: %v %v", mm, err)
 	}
 }

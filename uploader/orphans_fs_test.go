@@ -2,7 +2,6 @@ package uploader
 
 import (
 	"context"
-	"crypto/sha256"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ferry-data/ferry/internal/testtmp"
-	"github.com/ferry-data/ferry/uploader/sink"
 	"github.com/ferry-data/ferry/uploader/sink/fssink"
 )
 
@@ -22,12 +20,11 @@ import (
 func TestAbortOrphansOfAnEarlierProcessAtOnce(t *testing.T) {
 	ctx := context.Background()
 	root := testtmp.Dir(t)
-	sum := sink.Digest(sha256.Sum256([]byte("x")))
 	before, err := fssink.New(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, err := before.CreateMultipart(ctx, "p/old.bin", 10, sum)
+	old, err := before.CreateMultipart(ctx, "p/old.bin", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +34,7 @@ func TestAbortOrphansOfAnEarlierProcessAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := now.CreateMultipart(ctx, "p/new.bin", 10, sum)
+	fresh, err := now.CreateMultipart(ctx, "p/new.bin", 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,11 +76,11 @@ func (f *faulty) UploadPart(ctx context.Context, key, id string, p sink.Part, bo
 	return f.Sink.UploadPart(ctx, key, id, p, body)
 }
 
-func (f *faulty) CreateMultipart(ctx context.Context, key string, size int64, sum sink.Digest) (string, error) {
+func (f *faulty) CreateMultipart(ctx context.Context, key string, size int64) (string, error) {
 	if err := f.hook("CreateMultipart", key, nil); err != nil {
 		return "", err
 	}
-	return f.Sink.CreateMultipart(ctx, key, size, sum)
+	return f.Sink.CreateMultipart(ctx, key, size)
 }
 
 func (f *faulty) Stat(ctx context.Context, key string) (sink.Info, error) {
@@ -90,11 +90,11 @@ func (f *faulty) Stat(ctx context.Context, key string) (sink.Info, error) {
 	return f.Sink.Stat(ctx, key)
 }
 
-func (f *faulty) CompleteMultipart(ctx context.Context, key, id string, parts []sink.Part, ifAbsent bool) error {
+func (f *faulty) CompleteMultipart(ctx context.Context, key, id string, parts []sink.Part, sum sink.Digest, ifAbsent bool) error {
 	if err := f.hook("CompleteMultipart", key, nil); err != nil {
 		return err
 	}
-	return f.Sink.CompleteMultipart(ctx, key, id, parts, ifAbsent)
+	return f.Sink.CompleteMultipart(ctx, key, id, parts, sum, ifAbsent)
 }
 
 type env struct {
@@ -562,8 +562,8 @@ type completeThenCrash struct {
 	cancel context.CancelFunc
 }
 
-func (c *completeThenCrash) CompleteMultipart(ctx context.Context, key, id string, parts []sink.Part, ifAbsent bool) error {
-	if err := c.Sink.CompleteMultipart(ctx, key, id, parts, ifAbsent); err != nil {
+func (c *completeThenCrash) CompleteMultipart(ctx context.Context, key, id string, parts []sink.Part, sum sink.Digest, ifAbsent bool) error {
+	if err := c.Sink.CompleteMultipart(ctx, key, id, parts, sum, ifAbsent); err != nil {
 		return err
 	}
 	c.cancel()
@@ -610,10 +610,9 @@ func TestChangedWhileDownStartsOver(t *testing.T) {
 func TestAbortOrphans(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	var sum sink.Digest
-	known, _ := e.sink.CreateMultipart(ctx, "p/known.bin", 10, sum)
-	orphan, _ := e.sink.CreateMultipart(ctx, "p/orphan.bin", 10, sum)
-	outside, _ := e.sink.CreateMultipart(ctx, "q/outside.bin", 10, sum)
+	known, _ := e.sink.CreateMultipart(ctx, "p/known.bin", 10)
+	orphan, _ := e.sink.CreateMultipart(ctx, "p/orphan.bin", 10)
+	outside, _ := e.sink.CreateMultipart(ctx, "q/outside.bin", 10)
 	// Young uploads are left alone: another writer may still be at work.
 	n, err := AbortOrphans(ctx, e.sink, "p/", map[string]bool{known: true}, time.Hour, time.Now(), slog.New(slog.DiscardHandler))
 	if err != nil || n != 0 {

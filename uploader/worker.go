@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -486,21 +487,104 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 	if err != nil {
 		return "", permanent(ClassTooLarge, err)
 	}
-	// Pass 1: hash the file and every chunk. S3 takes an object's metadata
-	// when the upload is created, so the file's SHA-256 must be known first.
 	var chunks []journal.Chunk
-	fileHash := sha256.New()
 	for off, seq := int64(0), 1; off < size; off, seq = off+cs, seq+1 {
-		buf := w.buffer(min(cs, size-off))
-		if out := readChunkAt(f, buf, off); !out.going() {
+		chunks = append(chunks, journal.Chunk{Seq: seq, Offset: off, Size: min(cs, size-off)})
+	}
+	if jb.UploadedSHA256 != "" || (jb.UploadID != "" && jb.SHA256 != "") {
+		// The hash decides what to do before anything is sent: an earlier
+		// content landed (send again, or not, per on_change), or the
+		// upload left behind was begun for a hashed content.
+		return w.hashFirst(ctx, s, f, path, jb, chunks, log)
+	}
+	// The file's first upload: each byte is read once, hashed as it is
+	// sent, and the file's hash journaled and stored with the object when
+	// every part is acknowledged.
+	uploadID := jb.UploadID
+	var have map[int]sink.Part
+	if uploadID != "" {
+		current, err := u.o.Journal.UploadIsCurrent(ctx, jb)
+		if err != nil {
+			return "", transient(fmt.Errorf("journal: %w", err))
+		}
+		if !current {
+			// Begun for an earlier version of the file.
+			w.abort(s, jb, uploadID, log)
+			uploadID = ""
+		}
+	}
+	if uploadID != "" {
+		// An earlier attempt's upload (a transient failure, a shutdown, a
+		// crash). It was never completed: completing comes after the
+		// file's hash is journaled. The parts it holds are kept where they
+		// match the bytes read now.
+		listed, err := s.ListParts(ctx, jb.Key, uploadID)
+		switch {
+		case errors.Is(err, sink.ErrNotFound):
+			uploadID = "" // aborted or expired: start over
+		case err != nil:
+			return "", classifySink(err)
+		default:
+			have = map[int]sink.Part{}
+			for _, p := range listed {
+				have[p.Number] = p
+			}
+			log.Info("resuming an interrupted multipart upload", "upload_id", uploadID, "parts_listed", len(listed), "parts", len(chunks))
+		}
+	}
+	if uploadID == "" {
+		// Written create-only. A key already taken is settled by comparing
+		// what it holds with the file's hash: hash first.
+		if _, err := s.Stat(ctx, jb.Key); err == nil {
+			return w.hashFirst(ctx, s, f, path, jb, chunks, log)
+		} else if !errors.Is(err, sink.ErrNotFound) {
+			return "", classifySink(err)
+		}
+		if uploadID, err = s.CreateMultipart(ctx, jb.Key, size); err != nil {
+			return "", classifySink(err)
+		}
+		if err := u.o.Journal.SetUploadID(ctx, jb, uploadID); err != nil {
+			w.abort(s, jb, uploadID, log)
+			return "", transient(fmt.Errorf("journal: %w", err))
+		}
+	}
+	fileHash := sha256.New()
+	parts, out := w.sendParts(ctx, s, f, jb, uploadID, chunks, have, fileHash, log)
+	if out.going() {
+		// The last look at the source before its hash is recorded.
+		out = w.recheck(f, path, jb)
+	}
+	if !out.going() {
+		if out.end != journal.KindRetryScheduled {
+			w.abort(s, jb, uploadID, log)
+		}
+		// A transient failure or a shutdown keeps the upload, which is
+		// journaled, for the next attempt to resume.
+		return "", out
+	}
+	var sum sink.Digest
+	fileHash.Sum(sum[:0])
+	hexSum := sum.Hex()
+	if err := u.o.Journal.RecordHashes(ctx, jb, hexSum, chunks); err != nil {
+		return "", transient(fmt.Errorf("journal: %w", err))
+	}
+	return hexSum, w.complete(ctx, s, f, path, jb, uploadID, parts, sum, true, log)
+}
+
+// hashFirst sends a file in parts whose hash must be known before it is
+// sent, reading it twice: pass 1 hashes the file and every chunk, which
+// are journaled; then it is planned (see plan), an upload left behind is
+// resumed (see resume), and pass 2 sends the chunks with those hashes.
+func (w *worker) hashFirst(ctx context.Context, s sink.Sink, f *os.File, path string, jb *journal.Job, chunks []journal.Chunk, log *slog.Logger) (string, outcome) {
+	u := w.u
+	fileHash := sha256.New()
+	for i := range chunks {
+		c := &chunks[i]
+		buf := w.buffer(c.Size)
+		if out := readChunkAt(f, buf, c.Offset); !out.going() {
 			return "", out
 		}
-		// The two hashes of the same bytes run on two cores.
-		done := make(chan struct{})
-		go func() { fileHash.Write(buf); close(done) }()
-		chunkSum := sink.Digest(sha256.Sum256(buf))
-		<-done
-		chunks = append(chunks, journal.Chunk{Seq: seq, Offset: off, Size: int64(len(buf)), SHA256: chunkSum.Hex()})
+		c.SHA256 = hashChunk(buf, fileHash).Hex()
 		if ctx.Err() != nil {
 			return "", transient(ctx.Err())
 		}
@@ -540,7 +624,7 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 	}
 	if uploadID == "" {
 		var err error
-		if uploadID, err = s.CreateMultipart(ctx, jb.Key, size, sum); err != nil {
+		if uploadID, err = s.CreateMultipart(ctx, jb.Key, jb.Version.Size); err != nil {
 			return "", classifySink(err)
 		}
 		if err := u.o.Journal.SetUploadID(ctx, jb, uploadID); err != nil {
@@ -548,29 +632,10 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 			return "", transient(fmt.Errorf("journal: %w", err))
 		}
 	}
-	parts, out := w.sendParts(ctx, s, f, jb, uploadID, chunks, have, log)
+	parts, out := w.sendParts(ctx, s, f, jb, uploadID, chunks, have, nil, log)
 	if out.going() {
 		// The last look at the source before the object becomes visible.
 		out = w.recheck(f, path, jb)
-	}
-	if out.going() {
-		err := s.CompleteMultipart(ctx, jb.Key, uploadID, parts, ifAbsent)
-		switch {
-		case errors.Is(err, sink.ErrExists):
-			// Someone else's object (or an earlier attempt's) took the key.
-			w.abort(s, jb, uploadID, log)
-			out := w.taken(ctx, s, jb, hexSum, log)
-			if out.own != nil {
-				// Recorded as what landed; the next attempt plans with it.
-				w.adopt(jb, *out.own, log)
-				return hexSum, transient(errors.New("the key holds an earlier content of this file: planning again"))
-			}
-			return hexSum, out
-		case err != nil:
-			out = classifySink(err)
-		default:
-			w.landed = &journal.Landed{Key: jb.Key, SHA256: hexSum}
-		}
 	}
 	if !out.going() {
 		if out.end != journal.KindRetryScheduled {
@@ -580,7 +645,46 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 		// journaled, for the next attempt to deal with.
 		return "", out
 	}
-	return hexSum, w.verify(ctx, s, f, path, jb, hexSum, log)
+	return hexSum, w.complete(ctx, s, f, path, jb, uploadID, parts, sum, ifAbsent, log)
+}
+
+// hashChunk returns the SHA-256 of buf and adds buf to the file's hash:
+// the two hashes of the same bytes run on two cores.
+func hashChunk(buf []byte, fileHash hash.Hash) sink.Digest {
+	done := make(chan struct{})
+	go func() { fileHash.Write(buf); close(done) }()
+	d := sink.Digest(sha256.Sum256(buf))
+	<-done
+	return d
+}
+
+// complete assembles the parts into the object, stores the file's hash
+// with it, and verifies what landed.
+func (w *worker) complete(ctx context.Context, s sink.Sink, f *os.File, path string, jb *journal.Job, uploadID string, parts []sink.Part, sum sink.Digest, ifAbsent bool, log *slog.Logger) outcome {
+	hexSum := sum.Hex()
+	err := s.CompleteMultipart(ctx, jb.Key, uploadID, parts, sum, ifAbsent)
+	switch {
+	case errors.Is(err, sink.ErrExists):
+		// Someone else's object (or an earlier attempt's) took the key.
+		w.abort(s, jb, uploadID, log)
+		out := w.taken(ctx, s, jb, hexSum, log)
+		if out.own != nil {
+			// Recorded as what landed; the next attempt plans with it.
+			w.adopt(jb, *out.own, log)
+			return transient(errors.New("the key holds an earlier content of this file: planning again"))
+		}
+		return out
+	case err != nil:
+		out := classifySink(err)
+		if out.end != journal.KindRetryScheduled {
+			w.abort(s, jb, uploadID, log)
+		}
+		// A transient failure or a shutdown keeps the upload, which is
+		// journaled, for the next attempt to deal with.
+		return out
+	}
+	w.landed = &journal.Landed{Key: jb.Key, SHA256: hexSum}
+	return w.verify(ctx, s, f, path, jb, hexSum, log)
 }
 
 // resume deals with the multipart upload an earlier attempt left (after a
@@ -613,6 +717,32 @@ func (w *worker) resume(ctx context.Context, s sink.Sink, jb *journal.Job, hexSu
 		if err != nil && !errors.Is(err, sink.ErrNotFound) {
 			return "", nil, classifySink(err)
 		}
+		if err == nil && info.Size == jb.Version.Size && info.SHA256 == "" {
+			// Completed, perhaps, with its hash not yet stored (a crash
+			// between the two): completing again stores it where the
+			// target proves the object is made of these chunks.
+			parts := make([]sink.Part, len(chunks))
+			for i, c := range chunks {
+				d, err := sink.ParseDigest(c.SHA256)
+				if err != nil {
+					return "", nil, transient(err)
+				}
+				parts[i] = sink.Part{Number: c.Seq, Offset: c.Offset, Size: c.Size, SHA256: d}
+			}
+			sum, err := sink.ParseDigest(hexSum)
+			if err != nil {
+				return "", nil, transient(err)
+			}
+			err = s.CompleteMultipart(ctx, jb.Key, jb.UploadID, parts, sum, false)
+			switch {
+			case err == nil:
+				log.Info("the earlier attempt's upload was completed before ferry stopped; its sha256 is stored now", "upload_id", jb.UploadID)
+				w.landed = &journal.Landed{Key: jb.Key, SHA256: hexSum}
+				return "", nil, uploaded
+			case !errors.Is(err, sink.ErrNotFound):
+				return "", nil, classifySink(err)
+			}
+		}
 		return "", nil, outcome{} // gone (aborted or expired): start over
 	case err != nil:
 		return "", nil, classifySink(err)
@@ -631,14 +761,18 @@ func (w *worker) resume(ctx context.Context, s sink.Sink, jb *journal.Job, hexSu
 	return jb.UploadID, have, outcome{}
 }
 
-// sendParts reads the file a second time, chunk by chunk, and sends each
-// chunk with the hash journaled for it in pass 1. The target checks every
-// chunk against that hash: a mismatch means the bytes changed in transit
-// (retry) or in the source (re-hash to tell which). Reading is sequential;
+// sendParts reads the file chunk by chunk and sends each chunk. With
+// fileHash (one read per byte), each chunk is hashed as it is read, into
+// chunks and into fileHash, and a part in have (an earlier attempt's) is
+// kept when it has the bytes just read. Without (pass 2 of hashFirst),
+// each chunk is sent with the hash journaled for it in pass 1, and the
+// parts in have were matched against those. The target checks every chunk
+// against its hash: a mismatch means the bytes changed in transit (retry)
+// or in the source since pass 1 (re-hash to tell which). Reading is sequential;
 // sending is not: the parts go out concurrently on the worker's buffer plus
 // any idle workers' buffers it can borrow from the pool, so one large file
 // does not leave the other workers' share of the network unused.
-func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *journal.Job, uploadID string, chunks []journal.Chunk, have map[int]sink.Part, log *slog.Logger) ([]sink.Part, outcome) {
+func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *journal.Job, uploadID string, chunks []journal.Chunk, have map[int]sink.Part, fileHash hash.Hash, log *slog.Logger) ([]sink.Part, outcome) {
 	u := w.u
 	type result struct {
 		i   int
@@ -677,6 +811,7 @@ func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *jou
 		case r.err != nil:
 			out = classifySink(r.err)
 		default:
+			chunks[r.i].ETag = parts[r.i].ETag
 			if err := u.o.Journal.AckChunk(ctx, jb, c.Seq, parts[r.i].ETag); err != nil {
 				out = transient(fmt.Errorf("journal: %w", err))
 			} else {
@@ -687,14 +822,23 @@ func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *jou
 			cancel()
 		}
 	}
-	for i, c := range chunks {
-		if p, ok := have[c.Seq]; ok {
-			// Already on the target with the right bytes (a resumed upload).
-			p.Offset = c.Offset
-			parts[i] = p
-			w.slot.done.Add(c.Size)
-			if err := u.o.Journal.AckChunk(ctx, jb, c.Seq, p.ETag); err != nil {
-				out = transient(fmt.Errorf("journal: %w", err))
+	// kept takes a part the target already holds with the right bytes (a
+	// resumed upload).
+	kept := func(i int, p sink.Part) {
+		c := &chunks[i]
+		p.Offset = c.Offset
+		parts[i] = p
+		c.ETag = p.ETag
+		w.slot.done.Add(c.Size)
+		if err := u.o.Journal.AckChunk(ctx, jb, c.Seq, p.ETag); err != nil {
+			out = transient(fmt.Errorf("journal: %w", err))
+		}
+	}
+	for i := range chunks {
+		c := &chunks[i]
+		if p, ok := have[c.Seq]; ok && fileHash == nil {
+			// Matched against the hashes of pass 1 (resume).
+			if kept(i, p); !out.going() {
 				break
 			}
 			continue
@@ -725,11 +869,25 @@ func (w *worker) sendParts(ctx context.Context, s sink.Sink, f *os.File, jb *jou
 			free = append(free, buf)
 			break
 		}
-		d, err := sink.ParseDigest(c.SHA256)
-		if err != nil {
-			free = append(free, buf)
-			out = transient(err)
-			break
+		var d sink.Digest
+		if fileHash != nil {
+			// One read per byte: hashed as it is sent.
+			d = hashChunk(body, fileHash)
+			c.SHA256 = d.Hex()
+			if p, ok := have[c.Seq]; ok && p.Size == c.Size && p.SHA256 == d {
+				free = append(free, buf)
+				if kept(i, p); !out.going() {
+					break
+				}
+				continue
+			}
+		} else {
+			var err error
+			if d, err = sink.ParseDigest(c.SHA256); err != nil {
+				free = append(free, buf)
+				out = transient(err)
+				break
+			}
 		}
 		parts[i] = sink.Part{Number: c.Seq, Offset: c.Offset, Size: c.Size, SHA256: d}
 		inflight++

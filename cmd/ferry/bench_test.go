@@ -75,6 +75,7 @@ type benchResult struct {
 	wall   time.Duration
 	cpu    time.Duration // user + system CPU time of the process
 	rssKiB int64         // peak resident set size; -1 when the OS does not say
+	rchar  int64         // bytes the process read (Linux /proc io rchar); -1 when unknown
 }
 
 func BenchmarkUpload(b *testing.B) {
@@ -125,7 +126,7 @@ func benchCase(b *testing.B, e *benchEnv, unit string, gen func(dir string) []be
 	}
 	b.Cleanup(func() { benchEmptyBucket(b, e) })
 
-	ferry, rclone := benchResult{rssKiB: -1}, benchResult{rssKiB: -1}
+	ferry, rclone := benchResult{rssKiB: -1, rchar: -1}, benchResult{rssKiB: -1, rchar: -1}
 	for i := range b.N {
 		prefix := fmt.Sprintf("ferry/%d/", i)
 		r := benchRunFerry(b, e, src, prefix)
@@ -134,6 +135,7 @@ func benchCase(b *testing.B, e *benchEnv, unit string, gen func(dir string) []be
 		ferry.wall += r.wall
 		ferry.cpu += r.cpu
 		ferry.rssKiB = max(ferry.rssKiB, r.rssKiB)
+		ferry.rchar = max(ferry.rchar, r.rchar)
 
 		if e.rclone != "" {
 			prefix := fmt.Sprintf("rclone/%d/", i)
@@ -143,6 +145,7 @@ func benchCase(b *testing.B, e *benchEnv, unit string, gen func(dir string) []be
 			rclone.wall += r.wall
 			rclone.cpu += r.cpu
 			rclone.rssKiB = max(rclone.rssKiB, r.rssKiB)
+			rclone.rchar = max(rclone.rchar, r.rchar)
 		}
 	}
 	n := time.Duration(b.N)
@@ -167,8 +170,11 @@ func benchCase(b *testing.B, e *benchEnv, unit string, gen func(dir string) []be
 	if ferry.rssKiB >= 0 {
 		b.ReportMetric(float64(ferry.rssKiB)/1024, "peakRSS-MiB")
 	}
-	b.Logf("ferry:  %d files, %d bytes in %v (%v after the %v settle): %.1f MB/s, %.1f files/s, peak RSS %s",
-		len(files), total, ferry.wall.Round(time.Millisecond), busy.Round(time.Millisecond), benchSettle, mbps, fps, benchRSS(ferry.rssKiB))
+	if ferry.rchar >= 0 {
+		b.ReportMetric(float64(ferry.rchar)/float64(total), "read/byte")
+	}
+	b.Logf("ferry:  %d files, %d bytes in %v (%v after the %v settle): %.1f MB/s, %.1f files/s, peak RSS %s, read %s",
+		len(files), total, ferry.wall.Round(time.Millisecond), busy.Round(time.Millisecond), benchSettle, mbps, fps, benchRSS(ferry.rssKiB), benchRead(ferry.rchar, total))
 
 	if e.rclone == "" {
 		b.Log("rclone: not found (set FERRY_RCLONE or put it on PATH): comparison skipped")
@@ -185,13 +191,43 @@ func benchCase(b *testing.B, e *benchEnv, unit string, gen func(dir string) []be
 	if rclone.rssKiB >= 0 {
 		b.ReportMetric(float64(rclone.rssKiB)/1024, "rclone-peakRSS-MiB")
 	}
-	b.Logf("rclone: %d files, %d bytes in %v: %.1f MB/s, %.1f files/s, peak RSS %s",
-		len(files), total, rclone.wall.Round(time.Millisecond), rmbps, rfps, benchRSS(rclone.rssKiB))
+	if rclone.rchar >= 0 {
+		b.ReportMetric(float64(rclone.rchar)/float64(total), "rclone-read/byte")
+	}
+	b.Logf("rclone: %d files, %d bytes in %v: %.1f MB/s, %.1f files/s, peak RSS %s, read %s",
+		len(files), total, rclone.wall.Round(time.Millisecond), rmbps, rfps, benchRSS(rclone.rssKiB), benchRead(rclone.rchar, total))
 	ratio := fmt.Sprintf("ferry/rclone: throughput x%.2f", mbps/rmbps)
 	if ferry.rssKiB > 0 && rclone.rssKiB > 0 {
 		ratio += fmt.Sprintf(", peak RSS x%.2f", float64(ferry.rssKiB)/float64(rclone.rssKiB))
 	}
 	b.Log(ratio)
+}
+
+// benchRchar returns the bytes this process and its reaped children read
+// (rchar of /proc/self/io: every read(2), from the page cache or a disk),
+// or -1 where there is no such file.
+func benchRchar() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "rchar: "); ok {
+			var n int64
+			if _, err := fmt.Sscan(v, &n); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+// benchRead formats the bytes read against the files' total.
+func benchRead(rchar, total int64) string {
+	if rchar < 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.1f MiB (x%.2f the files)", float64(rchar)/(1<<20), float64(rchar)/float64(total))
 }
 
 // benchRSS formats a peak RSS for the log.
@@ -374,10 +410,16 @@ func benchExec(b *testing.B, timed bool, bin string, env []string, args ...strin
 		b.StartTimer()
 	}
 	start := time.Now()
+	rchar0 := benchRchar()
 	err := cmd.Run()
 	wall := time.Since(start)
 	b.StopTimer()
-	r := benchResult{wall: wall, rssKiB: -1}
+	r := benchResult{wall: wall, rssKiB: -1, rchar: -1}
+	if rchar1 := benchRchar(); rchar0 >= 0 && rchar1 >= 0 {
+		// A reaped child's I/O counts in its parent's: the difference is
+		// the child's reads, plus the little this process read meanwhile.
+		r.rchar = rchar1 - rchar0
+	}
 	if cmd.ProcessState != nil {
 		r.rssKiB = benchMaxRSSKiB(cmd.ProcessState)
 		r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
@@ -399,14 +441,18 @@ func benchCheckObjects(b *testing.B, e *benchEnv, prefix string, files []benchFi
 				key := prefix + f.rel
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(benchBucket), Key: aws.String(key)})
+				var got string
+				if err == nil && sha {
+					got, err = testsrv.ObjectSHA256(ctx, c, benchBucket, key, h.Metadata)
+				}
 				cancel()
 				switch {
 				case err != nil:
 					errs <- fmt.Errorf("HeadObject %s: %w", key, err)
 				case aws.ToInt64(h.ContentLength) != f.size:
 					errs <- fmt.Errorf("%s: size %d, want %d", key, aws.ToInt64(h.ContentLength), f.size)
-				case sha && h.Metadata["sha256"] != f.sha256:
-					errs <- fmt.Errorf("%s: sha256 metadata %q, want %s", key, h.Metadata["sha256"], f.sha256)
+				case sha && got != f.sha256:
+					errs <- fmt.Errorf("%s: sha256 (tag, else metadata) %q, want %s", key, got, f.sha256)
 				}
 			}
 		})

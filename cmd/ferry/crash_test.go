@@ -176,8 +176,8 @@ settle = "100ms"
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s: %d bytes landed, differing from the source's %d", key, len(got), len(want))
 		}
-		if m := obj.Metadata["sha256"]; m != hex.EncodeToString(sum[:]) {
-			t.Errorf("%s: sha256 metadata %q", key, m)
+		if m, err := testsrv.ObjectSHA256(ctx, c, bucket, key, obj.Metadata); err != nil || m != hex.EncodeToString(sum[:]) {
+			t.Errorf("%s: sha256 (tag, else metadata) %q, %v", key, m, err)
 		}
 	}
 	ups, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})

@@ -409,8 +409,13 @@ func e2eAssertObject(t *testing.T, srv *testsrv.S3, bucket, key string, want []b
 	if !bytes.Equal(body, want) {
 		t.Errorf("object %s: %d bytes (sha256 %s), want %d bytes (sha256 %s)", key, len(body), config.Sum(body), len(want), config.Sum(want))
 	}
-	if got, w := meta["sha256"], config.Sum(want); got != w {
-		t.Errorf("object %s: metadata sha256 = %q, want %q (all metadata: %v)", key, got, w, meta)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, err := testsrv.ObjectSHA256(ctx, srv.Client(), bucket, key, meta)
+	if err != nil {
+		t.Errorf("object %s: %v", key, err)
+	} else if w := config.Sum(want); got != w {
+		t.Errorf("object %s: sha256 (tag, else metadata) = %q, want %q (all metadata: %v)", key, got, w, meta)
 	}
 }
 
@@ -426,7 +431,7 @@ func e2eGet(srv *testsrv.S3, bucket, key string) ([]byte, map[string]string, err
 	return b, out.Metadata, err
 }
 
-// e2eHeadSHA returns the sha256 metadata and LastModified of key, or
+// e2eHeadSHA returns the sha256 (tag, else metadata) and LastModified of key, or
 // ok=false when there is no such object.
 func e2eHead(t *testing.T, srv *testsrv.S3, bucket, key string) (sha string, lastModified time.Time, ok bool) {
 	t.Helper()
@@ -440,7 +445,11 @@ func e2eHead(t *testing.T, srv *testsrv.S3, bucket, key string) (sha string, las
 		}
 		t.Fatalf("HeadObject %s: %v", key, err)
 	}
-	return out.Metadata["sha256"], aws.ToTime(out.LastModified), true
+	sha, err = testsrv.ObjectSHA256(ctx, srv.Client(), bucket, key, out.Metadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha, aws.ToTime(out.LastModified), true
 }
 
 // e2eAssertNoMultipart checks that no multipart upload is open in bucket.

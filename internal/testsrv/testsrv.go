@@ -307,3 +307,20 @@ func newClient(endpoint, region, accessKey, secretKey string) *s3.Client {
 		HTTPClient:                 &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16}},
 	})
 }
+
+// ObjectSHA256 returns the whole-object SHA-256 ferry stored with key, found
+// as the README tells a reader to: the object tag "sha256" (an object sent
+// in parts), else the user metadata "sha256" (metadata, as HeadObject or
+// GetObject returned it); "" when it has neither.
+func ObjectSHA256(ctx context.Context, c *s3.Client, bucket, key string, metadata map[string]string) (string, error) {
+	tags, err := c.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return "", fmt.Errorf("GetObjectTagging %s: %w", key, err)
+	}
+	for _, t := range tags.TagSet {
+		if aws.ToString(t.Key) == "sha256" {
+			return aws.ToString(t.Value), nil
+		}
+	}
+	return metadata["sha256"], nil
+}

@@ -93,9 +93,10 @@ type Sink interface {
 	// sink keeps no reference to body once Put returns.
 	Put(ctx context.Context, key string, body []byte, sum Digest, ifAbsent bool) error
 
-	// CreateMultipart starts an upload of an object of the given size whose
-	// whole-object SHA-256 is sum (stored with the object when complete).
-	CreateMultipart(ctx context.Context, key string, size int64, sum Digest) (uploadID string, err error)
+	// CreateMultipart starts an upload of an object of the given size. Its
+	// whole-object SHA-256 is given when it is completed: the parts are sent
+	// as they are read and hashed, each byte of the source read once.
+	CreateMultipart(ctx context.Context, key string, size int64) (uploadID string, err error)
 
 	// UploadPart sends one part. body holds exactly p.Size bytes whose
 	// SHA-256 is p.SHA256. It returns the part's ETag. Sending a part
@@ -103,10 +104,20 @@ type Sink interface {
 	// UploadPart returns.
 	UploadPart(ctx context.Context, key, uploadID string, p Part, body []byte) (etag string, err error)
 
-	// CompleteMultipart assembles the parts, in order, into the object.
-	// With ifAbsent, an object already under key is left as it is and the
-	// error matches ErrExists (the upload stays, to be aborted).
-	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part, ifAbsent bool) error
+	// CompleteMultipart assembles the parts, in order, into the object, and
+	// stores sum, the SHA-256 of the whole object, with it (S3: the object
+	// tag "sha256", set right after completing; the fs target: its
+	// sidecar, written before the object appears). With ifAbsent, an object
+	// already under key is left as it is and the error matches ErrExists
+	// (the upload stays, to be aborted).
+	//
+	// Completing again an upload the target already completed from these
+	// very parts (the caller lost the answer, or the hash was not stored:
+	// a crash between the two) stores sum and returns nil, where the target
+	// can prove the object is made of them (S3: its composite checksum);
+	// parts without ETags ask only that. Otherwise the upload is gone: an
+	// error matching ErrNotFound.
+	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part, sum Digest, ifAbsent bool) error
 
 	// ListParts returns the parts an upload holds so far, by number, with
 	// their size, ETag and SHA-256 as the target reports them (Offset is

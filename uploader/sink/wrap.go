@@ -93,10 +93,10 @@ func (w *wrapped) PutRetained(ctx context.Context, key string, body []byte, sum 
 	return locked, err
 }
 
-func (w *wrapped) CreateMultipart(ctx context.Context, key string, size int64, sum Digest) (id string, err error) {
+func (w *wrapped) CreateMultipart(ctx context.Context, key string, size int64) (id string, err error) {
 	err = w.do(ctx, Call{Op: "CreateMultipart", Key: key}, func(ctx context.Context) error {
 		var err error
-		id, err = w.s.CreateMultipart(ctx, key, size, sum)
+		id, err = w.s.CreateMultipart(ctx, key, size)
 		return err
 	})
 	return id, err
@@ -111,9 +111,9 @@ func (w *wrapped) UploadPart(ctx context.Context, key, uploadID string, p Part, 
 	return etag, err
 }
 
-func (w *wrapped) CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part, ifAbsent bool) error {
+func (w *wrapped) CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part, sum Digest, ifAbsent bool) error {
 	return w.do(ctx, Call{Op: "CompleteMultipart", Key: key}, func(ctx context.Context) error {
-		return w.s.CompleteMultipart(ctx, key, uploadID, parts, ifAbsent)
+		return w.s.CompleteMultipart(ctx, key, uploadID, parts, sum, ifAbsent)
 	})
 }
 

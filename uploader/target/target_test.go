@@ -145,7 +145,7 @@ func TestChecksumMismatch(t *testing.T) {
 			t.Fatalf("%d Puts, want 2", n)
 		}
 		// The bytes no longer match the hash the caller journaled.
-		id, err := tg.Sink().CreateMultipart(context.Background(), "m", 1000, sum)
+		id, err := tg.Sink().CreateMultipart(context.Background(), "m", 1000)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -360,7 +360,7 @@ func (s *Sink) uploadDir(uploadID string) (string, error) {
 }
 
 // CreateMultipart stages a new upload.
-func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64, sum sink.Digest) (string, error) {
+func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64) (string, error) {
 	if _, err := s.path(key); err != nil {
 		return "", err
 	}
@@ -371,7 +371,7 @@ func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64, sum 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", classify("CreateMultipart", err)
 	}
-	meta := fmt.Sprintf("key=%s\nsize=%d\nsha256=%s\nhost=%s\n", strconv.Quote(key), size, sum.Hex(), s.host)
+	meta := fmt.Sprintf("key=%s\nsize=%d\nhost=%s\n", strconv.Quote(key), size, s.host)
 	if err := s.writeAtomic(filepath.Join(dir, "meta"), []byte(meta), false); err != nil {
 		return "", classify("CreateMultipart", err)
 	}
@@ -386,10 +386,9 @@ func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64, sum 
 }
 
 type upload struct {
-	key    string
-	size   int64
-	sha256 string
-	host   string // that staged it ("" before ferry recorded it)
+	key  string
+	size int64
+	host string // that staged it ("" before ferry recorded it)
 }
 
 func readMeta(dir string) (upload, error) {
@@ -406,11 +405,11 @@ func readMeta(dir string) (upload, error) {
 			u.key, err = strconv.Unquote(v)
 		case "size":
 			u.size, err = strconv.ParseInt(v, 10, 64)
-		case "sha256":
-			u.sha256 = v
 		case "host":
 			u.host = v
 		}
+		// (An upload staged by an earlier ferry also has sha256=: the
+		// whole-object hash now comes with CompleteMultipart.)
 		if err != nil {
 			return upload{}, fmt.Errorf("%s: bad meta: %w", dir, err)
 		}
@@ -478,7 +477,7 @@ func (s *Sink) UploadPart(ctx context.Context, key, uploadID string, p sink.Part
 
 // CompleteMultipart checks that the parts were all received and cover the
 // object, then moves it into place.
-func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, parts []sink.Part, ifAbsent bool) error {
+func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, parts []sink.Part, sum sink.Digest, ifAbsent bool) error {
 	dir, u, err := s.open("CompleteMultipart", key, uploadID)
 	if err != nil {
 		return err
@@ -516,7 +515,7 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 	if err := setMode(os.Chmod(filepath.Join(dir, "data"), s.mode)); err != nil {
 		return classify("CompleteMultipart", err)
 	}
-	if err := s.sidecarBefore(final, key, u.sha256, ifAbsent); err != nil {
+	if err := s.sidecarBefore(final, key, sum.Hex(), ifAbsent); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return existsError("CompleteMultipart", key)
 		}
@@ -531,7 +530,7 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 	if err := syncDir(filepath.Dir(final)); err != nil {
 		return classify("CompleteMultipart", err)
 	}
-	if err := s.sidecarAfter(key, u.sha256, ifAbsent); err != nil {
+	if err := s.sidecarAfter(key, sum.Hex(), ifAbsent); err != nil {
 		return s.classifyDest("CompleteMultipart", s.sumPath(key), err)
 	}
 	return classify("CompleteMultipart", removeUpload(dir))

@@ -115,7 +115,6 @@ type object struct {
 type upload struct {
 	key       string
 	size      int64
-	sum       sink.Digest
 	initiated time.Time
 	parts     map[int]part // by number
 }
@@ -283,7 +282,7 @@ func (s *Sink) Put(ctx context.Context, key string, body []byte, sum sink.Digest
 
 // CreateMultipart implements sink.Sink. The upload ID is random, so that an
 // ID from another sink is unknown here.
-func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64, sum sink.Digest) (string, error) {
+func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64) (string, error) {
 	const op = OpCreateMultipart
 	if err := s.beginKey(ctx, op, key); err != nil {
 		return "", err
@@ -296,7 +295,7 @@ func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64, sum 
 	id := hex.EncodeToString(b[:])
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.uploads[id] = &upload{key: key, size: size, sum: sum, initiated: s.now(), parts: map[int]part{}}
+	s.uploads[id] = &upload{key: key, size: size, initiated: s.now(), parts: map[int]part{}}
 	return id, nil
 }
 
@@ -349,7 +348,7 @@ func (s *Sink) UploadPart(ctx context.Context, key, uploadID string, p sink.Part
 // MinPartSize; anything else is a permanent error with S3's code
 // (InvalidPartOrder, InvalidPart, EntityTooSmall). With ifAbsent and a key
 // taken, the upload stays.
-func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, parts []sink.Part, ifAbsent bool) error {
+func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, parts []sink.Part, sum sink.Digest, ifAbsent bool) error {
 	const op = OpCompleteMultipart
 	if err := s.beginKey(ctx, op, key); err != nil {
 		return err
@@ -393,7 +392,12 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 	for _, p := range parts {
 		data = append(data, u.parts[p.Number].data...)
 	}
-	s.objects[key] = object{data: data, sum: u.sum.Hex()}
+	// An object store cannot check the whole object's SHA-256 (it only
+	// stores it); this fake does, to catch a caller that gets it wrong.
+	if got := sink.Digest(sha256.Sum256(data)); got != sum {
+		return sink.NewPermanent(op, fmt.Errorf("the parts hash to sha256 %s, completing with %s", got.Hex(), sum.Hex()))
+	}
+	s.objects[key] = object{data: data, sum: sum.Hex()}
 	delete(s.uploads, uploadID)
 	return nil
 }

@@ -58,7 +58,7 @@ func parts(body []byte, sizes ...int64) []sink.Part {
 func multipart(t *testing.T, s *memsink.Sink, key string, body []byte, sizes ...int64) (string, []sink.Part) {
 	t.Helper()
 	ctx := t.Context()
-	id, err := s.CreateMultipart(ctx, key, int64(len(body)), sum(body))
+	id, err := s.CreateMultipart(ctx, key, int64(len(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestPartBelowMinimumRefusedOnCompletion(t *testing.T) {
 	s := memsink.New(memsink.Options{MinPartSize: 100})
 	body := bytes.Repeat([]byte("x"), 250)
 	id, ps := multipart(t, s, "small", body, 50, 200)
-	err := s.CompleteMultipart(t.Context(), "small", id, ps, false)
+	err := s.CompleteMultipart(t.Context(), "small", id, ps, sum(body), false)
 	wantPermanent(t, "CompleteMultipart with a short first part", err, nil)
 	var e *sink.Error
 	if errors.As(err, &e); e.Code != "EntityTooSmall" {
@@ -102,7 +102,7 @@ func TestPartBelowMinimumRefusedOnCompletion(t *testing.T) {
 	}
 	// The last part may be short.
 	id, ps = multipart(t, s, "ok", body, 100, 100, 50)
-	if err := s.CompleteMultipart(t.Context(), "ok", id, ps, false); err != nil {
+	if err := s.CompleteMultipart(t.Context(), "ok", id, ps, sum(body), false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -123,12 +123,24 @@ func TestCompleteChecksTheParts(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := memsink.New(memsink.Options{})
 			id, ps := multipart(t, s, "k", body, 40, 60)
-			err := s.CompleteMultipart(t.Context(), "k", id, change(ps), false)
+			err := s.CompleteMultipart(t.Context(), "k", id, change(ps), sum(body), false)
 			wantPermanent(t, "CompleteMultipart", err, nil)
 			if _, ok := s.Object("k"); ok || s.Uploads() != 1 {
 				t.Fatalf("after a refused completion: object stored %v, %d uploads; want none and 1", ok, s.Uploads())
 			}
 		})
+	}
+}
+
+func TestCompleteChecksTheWholeSum(t *testing.T) {
+	s := memsink.New(memsink.Options{})
+	body := bytes.Repeat([]byte("0123456789"), 10)
+	id, ps := multipart(t, s, "k", body, 40, 60)
+	wrong := sum(body)
+	wrong[0] ^= 1
+	wantPermanent(t, "CompleteMultipart with a wrong whole-object sha256", s.CompleteMultipart(t.Context(), "k", id, ps, wrong, false), nil)
+	if _, ok := s.Object("k"); ok || s.Uploads() != 1 {
+		t.Fatalf("after a refused completion: object stored %v, %d uploads; want none and 1", ok, s.Uploads())
 	}
 }
 
@@ -153,7 +165,7 @@ func TestMultipartStatAndListParts(t *testing.T) {
 	if _, err := s.ListParts(ctx, "other key", id); !errors.Is(err, sink.ErrNotFound) {
 		t.Errorf("ListParts under another key = %v, want sink.ErrNotFound", err)
 	}
-	if err := s.CompleteMultipart(ctx, "m", id, ps, false); err != nil {
+	if err := s.CompleteMultipart(ctx, "m", id, ps, sum(body), false); err != nil {
 		t.Fatal(err)
 	}
 	info, err := s.Stat(ctx, "m")
@@ -181,7 +193,7 @@ func TestRejectedWritesStoreNothing(t *testing.T) {
 	wrong := sum([]byte("other"))
 	wantPermanent(t, "Put with a wrong sum", s.Put(ctx, "p", body, wrong, false), sink.ErrChecksum)
 
-	id, err := s.CreateMultipart(ctx, "m", int64(len(body)), sum(body))
+	id, err := s.CreateMultipart(ctx, "m", int64(len(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,12 +222,12 @@ func TestIfAbsentKeepsObjectAndUpload(t *testing.T) {
 	}
 	wantPermanent(t, "Put(ifAbsent) to a taken key", s.Put(ctx, "k", second, sum(second), true), sink.ErrExists)
 	id, ps := multipart(t, s, "k", second, int64(len(second)))
-	wantPermanent(t, "CompleteMultipart(ifAbsent) to a taken key", s.CompleteMultipart(ctx, "k", id, ps, true), sink.ErrExists)
+	wantPermanent(t, "CompleteMultipart(ifAbsent) to a taken key", s.CompleteMultipart(ctx, "k", id, ps, sum(second), true), sink.ErrExists)
 	if b, _ := s.Object("k"); !bytes.Equal(b, first) || s.Uploads() != 1 {
 		t.Fatalf("after refusals: object %q, %d uploads; want %q and the upload kept", b, s.Uploads(), first)
 	}
 	// Without ifAbsent the same completion replaces the object.
-	if err := s.CompleteMultipart(ctx, "k", id, ps, false); err != nil {
+	if err := s.CompleteMultipart(ctx, "k", id, ps, sum(second), false); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := s.Object("k"); !bytes.Equal(b, second) || s.Uploads() != 0 {
@@ -237,7 +249,7 @@ func TestCopies(t *testing.T) {
 
 	part := []byte("part body")
 	wantPart := bytes.Clone(part)
-	id, err := s.CreateMultipart(ctx, "m", int64(len(part)), sum(part))
+	id, err := s.CreateMultipart(ctx, "m", int64(len(part)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +258,7 @@ func TestCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	copy(part, "XXXXXXXXX")
-	if err := s.CompleteMultipart(ctx, "m", id, []sink.Part{p}, false); err != nil {
+	if err := s.CompleteMultipart(ctx, "m", id, []sink.Part{p}, sum(wantPart), false); err != nil {
 		t.Fatal(err)
 	}
 
@@ -282,7 +294,7 @@ func TestHelpers(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, _ := multipart(t, s, "c", []byte("in progress"), 11)
-	if _, err := s.CreateMultipart(ctx, "d", 1, sum([]byte("d"))); err != nil {
+	if _, err := s.CreateMultipart(ctx, "d", 1); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := s.Keys(), []string{"a", "b/10", "b/2", "empty"}; !slices.Equal(got, want) {
@@ -319,7 +331,7 @@ var call = map[string]func(ctx context.Context, s *memsink.Sink, key string) err
 		return s.Put(ctx, key, []byte("x"), sum([]byte("x")), false)
 	},
 	memsink.OpCreateMultipart: func(ctx context.Context, s *memsink.Sink, key string) error {
-		_, err := s.CreateMultipart(ctx, key, 1, sum([]byte("x")))
+		_, err := s.CreateMultipart(ctx, key, 1)
 		return err
 	},
 	memsink.OpUploadPart: func(ctx context.Context, s *memsink.Sink, key string) error {
@@ -327,7 +339,7 @@ var call = map[string]func(ctx context.Context, s *memsink.Sink, key string) err
 		return err
 	},
 	memsink.OpCompleteMultipart: func(ctx context.Context, s *memsink.Sink, key string) error {
-		return s.CompleteMultipart(ctx, key, "id", []sink.Part{{Number: 1, Size: 1, ETag: "e"}}, false)
+		return s.CompleteMultipart(ctx, key, "id", []sink.Part{{Number: 1, Size: 1, ETag: "e"}}, sink.Digest{}, false)
 	},
 	memsink.OpListParts: func(ctx context.Context, s *memsink.Sink, key string) error {
 		_, err := s.ListParts(ctx, key, "id")
@@ -463,10 +475,10 @@ func TestListUploadsInitiated(t *testing.T) {
 		s := memsink.New(memsink.Options{}) // time.Now: the bubble's fake clock
 		ctx := t.Context()
 		start := time.Now()
-		b, _ := s.CreateMultipart(ctx, "dir/b", 1, sum([]byte("x")))
+		b, _ := s.CreateMultipart(ctx, "dir/b", 1)
 		time.Sleep(time.Hour)
-		a, _ := s.CreateMultipart(ctx, "dir/a", 1, sum([]byte("x")))
-		if _, err := s.CreateMultipart(ctx, "dirx", 1, sum([]byte("x"))); err != nil {
+		a, _ := s.CreateMultipart(ctx, "dir/a", 1)
+		if _, err := s.CreateMultipart(ctx, "dirx", 1); err != nil {
 			t.Fatal(err)
 		}
 		ups, err := s.ListUploads(ctx, "dir/")
@@ -481,7 +493,7 @@ func TestListUploadsInitiated(t *testing.T) {
 
 	at := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
 	s := memsink.New(memsink.Options{Now: func() time.Time { return at }})
-	if _, err := s.CreateMultipart(t.Context(), "k", 1, sum([]byte("x"))); err != nil {
+	if _, err := s.CreateMultipart(t.Context(), "k", 1); err != nil {
 		t.Fatal(err)
 	}
 	if ups, err := s.ListUploads(t.Context(), ""); err != nil || len(ups) != 1 || !ups[0].Initiated.Equal(at) {
@@ -504,7 +516,7 @@ func TestConcurrent(t *testing.T) {
 	ids := make([]string, uploads)
 	for u := range ids {
 		var err error
-		if ids[u], err = s.CreateMultipart(ctx, fmt.Sprintf("multi/%d", u), int64(len(body)), sum(body)); err != nil {
+		if ids[u], err = s.CreateMultipart(ctx, fmt.Sprintf("multi/%d", u), int64(len(body))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -564,7 +576,7 @@ func TestConcurrent(t *testing.T) {
 		for i := range ps {
 			ps[i].ETag = listed[i].ETag
 		}
-		if err := s.CompleteMultipart(ctx, key, id, ps, true); err != nil {
+		if err := s.CompleteMultipart(ctx, key, id, ps, sum(body), true); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := s.Object(key); !bytes.Equal(got, body) {

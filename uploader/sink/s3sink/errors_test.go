@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -114,13 +115,13 @@ func callOp(ctx context.Context, s *Sink, op string) error {
 	case "Put":
 		return s.Put(ctx, "dir/key.bin", body, sum, false)
 	case "CreateMultipart":
-		_, err := s.CreateMultipart(ctx, "dir/key.bin", 10, sum)
+		_, err := s.CreateMultipart(ctx, "dir/key.bin", 10)
 		return err
 	case "UploadPart":
 		_, err := s.UploadPart(ctx, "dir/key.bin", "up-1", sink.Part{Number: 1, Size: 10, SHA256: sum}, body)
 		return err
 	case "CompleteMultipart":
-		return s.CompleteMultipart(ctx, "dir/key.bin", "up-1", []sink.Part{{Number: 1, Size: 10, SHA256: sum, ETag: `"e1"`}}, false)
+		return s.CompleteMultipart(ctx, "dir/key.bin", "up-1", []sink.Part{{Number: 1, Size: 10, SHA256: sum, ETag: `"e1"`}}, sum, false)
 	case "AbortMultipart":
 		return s.AbortMultipart(ctx, "dir/key.bin", "up-1")
 	case "Stat":
@@ -247,7 +248,21 @@ func TestClassifyResponses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeS3(t, tt.handler)
+			h := tt.handler
+			if tt.op == "CompleteMultipart" {
+				// The object a completion made, as HeadObject shows it (a
+				// store without composite checksums): the sink checks it
+				// before tagging.
+				h = func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodHead {
+						w.Header().Set("Content-Length", "10")
+						w.WriteHeader(200)
+						return
+					}
+					tt.handler(w, r)
+				}
+			}
+			f := newFakeS3(t, h)
 			err := callOp(t.Context(), newTestSink(t, f.URL), tt.op)
 			if tt.wantNil {
 				if err != nil {
@@ -350,9 +365,9 @@ func TestInvalidKeysAreNotSent(t *testing.T) {
 	sum := sink.Digest(sha256.Sum256(nil))
 	for _, key := range []string{"", strings.Repeat("k", MaxKeyLen+1), "bad\xffutf8", strings.Repeat("ü", MaxKeyLen/2) + "x"} {
 		errs := map[string]error{"Put": s.Put(ctx, key, nil, sum, false)}
-		_, errs["CreateMultipart"] = s.CreateMultipart(ctx, key, 0, sum)
+		_, errs["CreateMultipart"] = s.CreateMultipart(ctx, key, 0)
 		_, errs["UploadPart"] = s.UploadPart(ctx, key, "u", sink.Part{Number: 1, SHA256: sum}, nil)
-		errs["CompleteMultipart"] = s.CompleteMultipart(ctx, key, "u", []sink.Part{{Number: 1, ETag: "e"}}, false)
+		errs["CompleteMultipart"] = s.CompleteMultipart(ctx, key, "u", []sink.Part{{Number: 1, ETag: "e"}}, sum, false)
 		errs["AbortMultipart"] = s.AbortMultipart(ctx, key, "u")
 		_, errs["Stat"] = s.Stat(ctx, key)
 		for op, err := range errs {
@@ -380,10 +395,10 @@ func TestBadArgumentsAreNotSent(t *testing.T) {
 	_, err2 := s.UploadPart(ctx, "k", "u", sink.Part{Number: 0, Size: 3, SHA256: sum}, body)
 	_, err3 := s.UploadPart(ctx, "k", "u", sink.Part{Number: 10001, Size: 3, SHA256: sum}, body)
 	_, err4 := s.UploadPart(ctx, "k", "u", sink.Part{Number: 1, Size: 4, SHA256: sum}, body)
-	err5 := s.CompleteMultipart(ctx, "k", "u", nil, false)
-	err6 := s.CompleteMultipart(ctx, "k", "u", []sink.Part{{Number: 1}}, false)
+	err5 := s.CompleteMultipart(ctx, "k", "u", nil, sum, false)
+	err6 := s.CompleteMultipart(ctx, "k", "u", []sink.Part{{Number: 10001, ETag: "e"}}, sum, false)
 	err7 := s.AbortMultipart(ctx, "k", "")
-	_, err8 := s.CreateMultipart(ctx, "k", -1, sum)
+	_, err8 := s.CreateMultipart(ctx, "k", -1)
 	for i, err := range []error{err1, err2, err3, err4, err5, err6, err7, err8} {
 		if !sink.IsPermanent(err) {
 			t.Errorf("case %d: %v, want a permanent error", i+1, err)
@@ -442,6 +457,10 @@ func TestWireFormat(t *testing.T) {
 		body                []byte
 	}
 	reqs := make(chan seen, 10)
+	headBody := []byte("the bytes of an instrument file")
+	partSum := sha256.Sum256(headBody)
+	composite := sha256.Sum256(partSum[:])
+	headComposite := base64.StdEncoding.EncodeToString(composite[:]) + "-1"
 	f := newFakeS3(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		reqs <- seen{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Clone(), b}
@@ -451,6 +470,10 @@ func TestWireFormat(t *testing.T) {
 			_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult><Bucket>bkt</Bucket><Key>k</Key><UploadId>up-7</UploadId></InitiateMultipartUploadResult>`)
 		case r.Method == http.MethodPost:
 			_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUploadResult><ETag>"x-1"</ETag></CompleteMultipartUploadResult>`)
+		case r.Method == http.MethodHead:
+			// The completed object: one part, its composite checksum.
+			w.Header().Set("Content-Length", strconv.Itoa(len(headBody)))
+			w.Header().Set("X-Amz-Checksum-Sha256", headComposite)
 		}
 	})
 	s := newTestSink(t, f.URL)
@@ -496,7 +519,7 @@ func TestWireFormat(t *testing.T) {
 		t.Errorf("Put with a wrong digest: X-Amz-Content-Sha256 = %q, want the given %q", r.header.Get("X-Amz-Content-Sha256"), wrong.Hex())
 	}
 
-	id, err := s.CreateMultipart(ctx, "k", int64(len(body)), sum)
+	id, err := s.CreateMultipart(ctx, "k", int64(len(body)))
 	if err != nil || id != "up-7" {
 		t.Fatalf("CreateMultipart = %q, %v", id, err)
 	}
@@ -504,8 +527,8 @@ func TestWireFormat(t *testing.T) {
 	if got := r.header.Get("X-Amz-Checksum-Algorithm"); got != "SHA256" {
 		t.Errorf("CreateMultipart: x-amz-checksum-algorithm = %q, want SHA256", got)
 	}
-	if got := r.header.Get("X-Amz-Meta-Sha256"); got != sum.Hex() {
-		t.Errorf("CreateMultipart: x-amz-meta-sha256 = %q, want %q", got, sum.Hex())
+	if got := r.header.Get("X-Amz-Meta-Sha256"); got != "" {
+		t.Errorf("CreateMultipart: x-amz-meta-sha256 = %q, want none (the hash is not known yet: the tag holds it)", got)
 	}
 
 	p := sink.Part{Number: 3, Size: int64(len(body)), SHA256: sum}
@@ -520,7 +543,7 @@ func TestWireFormat(t *testing.T) {
 	checkBodyHeaders(r, sum)
 
 	p.ETag = etag
-	if err := s.CompleteMultipart(ctx, "k", id, []sink.Part{p}, false); err != nil {
+	if err := s.CompleteMultipart(ctx, "k", id, []sink.Part{p}, sum, false); err != nil {
 		t.Fatal(err)
 	}
 	r = <-reqs
@@ -536,6 +559,25 @@ func TestWireFormat(t *testing.T) {
 	}
 	if len(doc.Parts) != 1 || doc.Parts[0].PartNumber != 3 || doc.Parts[0].ETag != `"etag-1"` || doc.Parts[0].ChecksumSHA256 != b64sum {
 		t.Errorf("CompleteMultipart parts = %+v, want number 3, etag \"etag-1\", checksum %s", doc.Parts, b64sum)
+	}
+	// Then the object is checked against the parts, and tagged with its
+	// SHA-256.
+	r = <-reqs
+	if r.method != http.MethodHead || r.header.Get("X-Amz-Checksum-Mode") != "ENABLED" {
+		t.Errorf("after CompleteMultipartUpload: %s with x-amz-checksum-mode %q, want HeadObject with ENABLED", r.method, r.header.Get("X-Amz-Checksum-Mode"))
+	}
+	r = <-reqs
+	var tagging struct {
+		Tags []struct{ Key, Value string } `xml:"TagSet>Tag"`
+	}
+	if q, _ := url.ParseQuery(r.query); r.method != http.MethodPut || !q.Has("tagging") {
+		t.Fatalf("after CompleteMultipartUpload: %s %s?%s, want PutObjectTagging", r.method, r.path, r.query)
+	}
+	if err := xml.Unmarshal(r.body, &tagging); err != nil {
+		t.Fatalf("PutObjectTagging body %q: %v", r.body, err)
+	}
+	if len(tagging.Tags) != 1 || tagging.Tags[0].Key != TagSHA256 || tagging.Tags[0].Value != sum.Hex() {
+		t.Errorf("PutObjectTagging tags = %+v, want only %s=%s", tagging.Tags, TagSHA256, sum.Hex())
 	}
 }
 

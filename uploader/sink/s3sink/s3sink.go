@@ -1,8 +1,12 @@
 // Package s3sink is the S3 implementation of sink.Sink, for Amazon S3 and
 // S3-compatible object stores (path-style addressing, SigV4).
 //
-// Every object carries its whole-object SHA-256 as user metadata "sha256"
-// (lowercase hex), since a multipart upload's S3 checksum is composite. Each
+// Every object carries its whole-object SHA-256 (lowercase hex), since a
+// multipart upload's S3 checksum is composite: an object sent in one
+// request as user metadata "sha256", one sent in parts as the object tag
+// "sha256", set when it is completed (the parts are hashed as they are
+// sent, each byte of the source read once; parts sent by an earlier ferry,
+// which read the file twice, have the metadata). Stat reads both. Each
 // request sends the SHA-256 of its body twice over: as x-amz-checksum-sha256
 // (checked by the server against the bytes stored) and as the SigV4 payload
 // hash. Both come from the digests the caller already computed, so the SDK
@@ -16,6 +20,7 @@ package s3sink
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -50,9 +55,17 @@ const MinPartSize = 5 << 20
 // MaxKeyLen is the longest object key S3 accepts, in bytes of UTF-8.
 const MaxKeyLen = 1024
 
-// MetaSHA256 is the user-metadata key (x-amz-meta-sha256) that holds an
-// object's whole-object SHA-256 in lowercase hex.
+// MetaSHA256 is the user-metadata key (x-amz-meta-sha256) that holds the
+// whole-object SHA-256, in lowercase hex, of an object sent in one request
+// (and of one sent in parts by ferry before it read each byte once).
 const MetaSHA256 = "sha256"
+
+// TagSHA256 is the object tag that holds the whole-object SHA-256, in
+// lowercase hex, of an object sent in parts: S3 takes user metadata only
+// when an upload is created, and the parts are hashed as they are sent,
+// so the hash is stored right after the upload is completed. A reader
+// finds an object's SHA-256 in the tag, else in the metadata (Stat).
+const TagSHA256 = "sha256"
 
 // DefaultMaxConns is the connection limit per host used when Options.MaxConns
 // is 0 and Options.HTTPClient is nil.
@@ -230,7 +243,7 @@ func (s *Sink) put(ctx context.Context, op, key string, body []byte, sum sink.Di
 		Body:           pace.From(ctx).Reader(ctx, bytes.NewReader(body)),
 		ContentLength:  aws.Int64(int64(len(body))),
 		ChecksumSHA256: aws.String(b64(sum)),
-		Metadata:       userMetadata(ctx, sum),
+		Metadata:       userMetadata(ctx, &sum),
 		IfNoneMatch:    ifNoneMatch(ifAbsent),
 	}
 	if lock != nil {
@@ -250,8 +263,9 @@ func (s *Sink) put(ctx context.Context, op, key string, body []byte, sum sink.Di
 }
 
 // CreateMultipart implements sink.Sink with CreateMultipartUpload (checksum
-// algorithm SHA256). size is not sent: S3 learns it from the parts.
-func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64, sum sink.Digest) (string, error) {
+// algorithm SHA256). size is not sent: S3 learns it from the parts. The
+// whole-object SHA-256 is not known yet: CompleteMultipart tags it.
+func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64) (string, error) {
 	const op = "CreateMultipart"
 	if err := checkKey(op, key); err != nil {
 		return "", err
@@ -263,7 +277,7 @@ func (s *Sink) CreateMultipart(ctx context.Context, key string, size int64, sum 
 		Bucket:            aws.String(s.bucket),
 		Key:               aws.String(key),
 		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
-		Metadata:          userMetadata(ctx, sum),
+		Metadata:          userMetadata(ctx, nil),
 	})
 	if err != nil {
 		return "", classify(ctx, op, err)
@@ -309,9 +323,15 @@ func (s *Sink) UploadPart(ctx context.Context, key, uploadID string, p sink.Part
 	return etag, nil
 }
 
-// CompleteMultipart implements sink.Sink. Each part is sent with its number,
-// ETag and SHA-256.
-func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, parts []sink.Part, ifAbsent bool) error {
+// CompleteMultipart implements sink.Sink with CompleteMultipartUpload, a
+// HeadObject that checks the object is made of the parts (its size and
+// composite checksum: the SHA-256 of the parts' SHA-256s, with their
+// count), and PutObjectTagging, which stores sum as its TagSHA256 tag.
+// When the upload is gone (NoSuchUpload: completed by an earlier call
+// whose answer, or whose tag, was lost), or the parts carry no ETags, that
+// check alone decides: a crash between completing and tagging is finished
+// by completing again.
+func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, parts []sink.Part, sum sink.Digest, ifAbsent bool) error {
 	const op = "CompleteMultipart"
 	if err := checkKey(op, key); err != nil {
 		return err
@@ -323,18 +343,31 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 		return sink.NewPermanent(op, errors.New("no parts"))
 	}
 	cps := make([]types.CompletedPart, len(parts))
+	etags := true
 	for i, p := range parts {
 		if err := checkPartNumber(op, p.Number); err != nil {
 			return err
 		}
 		if p.ETag == "" {
-			return sink.NewPermanent(op, fmt.Errorf("part %d has no ETag", p.Number))
+			etags = false
 		}
 		cps[i] = types.CompletedPart{
 			PartNumber:     aws.Int32(int32(p.Number)),
 			ETag:           aws.String(p.ETag),
 			ChecksumSHA256: aws.String(b64(p.SHA256)),
 		}
+	}
+	if !etags {
+		// Only: is the object under key these parts (see sink.Sink)?
+		proof, why, err := s.completed(ctx, op, key, parts)
+		if err != nil {
+			return err
+		}
+		if proof != madeOfParts {
+			return &sink.Error{Class: sink.Permanent, Op: op, Code: "NoSuchUpload",
+				Err: fmt.Errorf("upload %s: %w (%s)", uploadID, sink.ErrNotFound, why)}
+		}
+		return s.tagSHA256(ctx, op, key, sum)
 	}
 	_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(s.bucket),
@@ -343,7 +376,100 @@ func (s *Sink) CompleteMultipart(ctx context.Context, key, uploadID string, part
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: cps},
 		IfNoneMatch:     ifNoneMatch(ifAbsent),
 	})
-	return classify(ctx, op, err)
+	err = classify(ctx, op, err)
+	var e *sink.Error
+	if err != nil && !errors.Is(err, sink.ErrExists) && !(errors.As(err, &e) && e.Code == "NoSuchUpload") {
+		return err
+	}
+	// Before the object is tagged with sum, its composite checksum must
+	// show it is made of the parts, whose bytes were hashed into sum. An
+	// error above is a completion that already happened (its answer lost,
+	// or a retry meeting its own object: If-None-Match is checked before
+	// the upload's existence) only with that proof.
+	proof, why, herr := s.completed(ctx, op, key, parts)
+	switch {
+	case herr != nil && err != nil:
+		return err
+	case herr != nil:
+		return herr
+	case err != nil && proof != madeOfParts:
+		return err
+	case proof == notMadeOfParts:
+		// Completed, yet not of the parts sent: another writer's object
+		// replaced it at once, or the store assembled something else.
+		return &sink.Error{Class: sink.Permanent, Op: op, Code: "CompositeMismatch",
+			Err: fmt.Errorf("%w: completed %q, but %s", sink.ErrChecksum, key, why)}
+	}
+	return s.tagSHA256(ctx, op, key, sum)
+}
+
+// What HeadObject shows of an object and a list of parts.
+const (
+	madeOfParts    = iota // size and composite checksum are the parts'
+	notMadeOfParts        // they differ
+	unproven              // the store reports no composite checksum
+)
+
+// completed tells whether the object under key is made of parts: its size
+// and its composite checksum (S3's SHA-256 of the parts' SHA-256s, with
+// their count) are theirs. why says what differs; err is a failure to ask.
+func (s *Sink) completed(ctx context.Context, op, key string, parts []sink.Part) (proof int, why string, err error) {
+	var size int64
+	h := sha256.New()
+	for _, p := range parts {
+		size += p.Size
+		h.Write(p.SHA256[:])
+	}
+	want := fmt.Sprintf("%s-%d", base64.StdEncoding.EncodeToString(h.Sum(nil)), len(parts))
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket:       aws.String(s.bucket),
+		Key:          aws.String(key),
+		ChecksumMode: types.ChecksumModeEnabled,
+	})
+	if err != nil {
+		var e *sink.Error
+		if err = classify(ctx, op, err); errors.As(err, &e) && (e.Status == http.StatusNotFound || notFoundCodes[e.Code]) {
+			return notMadeOfParts, "no object under the key", nil
+		}
+		return 0, "", err
+	}
+	got := aws.ToString(out.ChecksumSHA256)
+	switch {
+	case aws.ToInt64(out.ContentLength) != size:
+		return notMadeOfParts, fmt.Sprintf("the object under the key has %d bytes, the parts %d", aws.ToInt64(out.ContentLength), size), nil
+	case got == "":
+		return unproven, "the object under the key has no SHA-256 checksum to compare the parts with", nil
+	case got != want:
+		return notMadeOfParts, fmt.Sprintf("the object under the key has checksum %s, the parts make %s", got, want), nil
+	}
+	return madeOfParts, "", nil
+}
+
+// tagSHA256 stores sum as the object's TagSHA256 tag.
+func (s *Sink) tagSHA256(ctx context.Context, op, key string, sum sink.Digest) error {
+	_, err := s.client.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(key),
+		Tagging: &types.Tagging{TagSet: []types.Tag{
+			{Key: aws.String(TagSHA256), Value: aws.String(sum.Hex())},
+		}},
+	})
+	if err == nil {
+		return nil
+	}
+	err = classify(ctx, op, err)
+	var e *sink.Error
+	if errors.As(err, &e) {
+		if errors.Is(err, sink.ErrChecksum) {
+			// The tagging document is ferry's own, not the source's: a
+			// mismatch is damage in transit, worth another try.
+			e.Class = sink.Transient
+		}
+		// A store without tagging cannot keep ferry's sha256 contract
+		// for objects sent in parts: say so plainly.
+		e.Err = fmt.Errorf("storing the object's sha256 as its tag %q: %w", TagSHA256, e.Err)
+	}
+	return err
 }
 
 // ListParts implements sink.Sink, following the listing's pages. An upload
@@ -438,8 +564,10 @@ func (s *Sink) AbortMultipart(ctx context.Context, key, uploadID string) error {
 	return cerr
 }
 
-// Stat implements sink.Sink with HeadObject. SHA256 is the "sha256" user
-// metadata, "" when the object has none (e.g. not written by ferry).
+// Stat implements sink.Sink with HeadObject. SHA256 is the object's
+// TagSHA256 tag when it was sent in parts (its ETag ends in -N; one more
+// request, GetObjectTagging), else its "sha256" user metadata; "" when it
+// has neither (e.g. not written by ferry).
 func (s *Sink) Stat(ctx context.Context, key string) (sink.Info, error) {
 	const op = "Stat"
 	if err := checkKey(op, key); err != nil {
@@ -452,10 +580,33 @@ func (s *Sink) Stat(ctx context.Context, key string) (sink.Info, error) {
 	if err != nil {
 		return sink.Info{}, classify(ctx, op, err)
 	}
-	return sink.Info{
+	info := sink.Info{
 		Size:   aws.ToInt64(out.ContentLength),
 		SHA256: metaSHA256(out.Metadata),
-	}, nil
+	}
+	if strings.Contains(aws.ToString(out.ETag), "-") {
+		tags, err := s.client.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{
+			Bucket: aws.String(s.bucket),
+			Key:    aws.String(key),
+		})
+		if err != nil {
+			err = classify(ctx, op, err)
+			var e *sink.Error
+			if errors.Is(err, sink.ErrNotFound) || !errors.As(err, &e) || e.Class != sink.Permanent {
+				return sink.Info{}, err
+			}
+			// A store without object tagging: the metadata is all there is.
+			return info, nil
+		}
+		for _, t := range tags.TagSet {
+			if aws.ToString(t.Key) == TagSHA256 {
+				// Set after completion from the bytes sent: it wins over
+				// metadata set when the upload was created.
+				info.SHA256 = strings.ToLower(aws.ToString(t.Value))
+			}
+		}
+	}
+	return info, nil
 }
 
 // List implements sink.Sink with ListObjectsV2, following its pages.
@@ -627,11 +778,13 @@ func parseRateLimit(h http.Header, now time.Time) (sink.RateLimit, bool) {
 // userMetadata is an object's user metadata: its sha256, and what the
 // caller asked for (sink.WithObjectMetadata: a dataset's validation
 // status and schema version), never replacing sha256.
-func userMetadata(ctx context.Context, sum sink.Digest) map[string]string {
+func userMetadata(ctx context.Context, sum *sink.Digest) map[string]string {
 	m := map[string]string{}
 	for k, v := range sink.ObjectMetadataOf(ctx) {
 		m[strings.ToLower(k)] = v
 	}
-	m[MetaSHA256] = sum.Hex()
+	if sum != nil {
+		m[MetaSHA256] = sum.Hex()
+	}
 	return m
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,7 +100,7 @@ func TestVersitygwChecksumErrors(t *testing.T) {
 	})
 	assertChecksum("PutObject with a wrong x-amz-checksum-sha256", classify(ctx, "Put", err), "BadDigest")
 
-	id, err := s.CreateMultipart(ctx, "c", int64(len(body)), sha256.Sum256(body))
+	id, err := s.CreateMultipart(ctx, "c", int64(len(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +135,7 @@ func TestVersitygwMultipartLeavesNoUploads(t *testing.T) {
 	body := bytes.Repeat([]byte("ferry"), 1000)
 	sum := sink.Digest(sha256.Sum256(body))
 
-	done, err := s.CreateMultipart(ctx, "done.bin", int64(len(body)), sum)
+	done, err := s.CreateMultipart(ctx, "done.bin", int64(len(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,10 +143,10 @@ func TestVersitygwMultipartLeavesNoUploads(t *testing.T) {
 	if p.ETag, err = s.UploadPart(ctx, "done.bin", done, p, body); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CompleteMultipart(ctx, "done.bin", done, []sink.Part{p}, false); err != nil {
+	if err := s.CompleteMultipart(ctx, "done.bin", done, []sink.Part{p}, sum, false); err != nil {
 		t.Fatal(err)
 	}
-	aborted, err := s.CreateMultipart(ctx, "aborted.bin", int64(len(body)), sum)
+	aborted, err := s.CreateMultipart(ctx, "aborted.bin", int64(len(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,17 +161,121 @@ func TestVersitygwMultipartLeavesNoUploads(t *testing.T) {
 	for _, u := range ups.Uploads {
 		t.Errorf("upload left behind: key %q id %q", aws.ToString(u.Key), aws.ToString(u.UploadId))
 	}
-	// The whole-object SHA-256 is in the metadata; S3's own checksum of a
-	// multipart object is composite.
+	// The whole-object SHA-256 of an object sent in parts is its tag
+	// (known only once the parts were read and sent); S3's own checksum of
+	// a multipart object is composite.
 	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("ferry"), Key: aws.String("done.bin"), ChecksumMode: types.ChecksumModeEnabled})
 	if err != nil {
 		t.Fatalf("HeadObject: %v", err)
 	}
-	if head.Metadata[MetaSHA256] != sum.Hex() {
-		t.Errorf("metadata = %v, want sha256=%s", head.Metadata, sum.Hex())
+	if v, ok := head.Metadata[MetaSHA256]; ok {
+		t.Errorf("metadata sha256=%s on an object sent in parts, want none (the tag holds it)", v)
 	}
 	if head.ChecksumType != types.ChecksumTypeComposite {
 		t.Errorf("ChecksumType = %q, want COMPOSITE", head.ChecksumType)
+	}
+	tags, err := c.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String("ferry"), Key: aws.String("done.bin")})
+	if err != nil {
+		t.Fatalf("GetObjectTagging: %v", err)
+	}
+	if len(tags.TagSet) != 1 || aws.ToString(tags.TagSet[0].Key) != TagSHA256 || aws.ToString(tags.TagSet[0].Value) != sum.Hex() {
+		t.Errorf("tags = %+v, want only %s=%s", tags.TagSet, TagSHA256, sum.Hex())
+	}
+}
+
+// A crash between completing an upload and tagging it leaves an object
+// without its SHA-256: completing again (the upload is gone) proves the
+// object is made of the parts by its composite checksum and tags it;
+// other parts are refused as an upload that no longer exists. An object
+// sent in parts by an earlier ferry (metadata sha256, no tag) still
+// reports its metadata, and a tag wins over metadata.
+func TestVersitygwCompleteAgainTags(t *testing.T) {
+	srv, s := newServer(t)
+	ctx := t.Context()
+	c := srv.Client()
+	body := bytes.Repeat([]byte("ferry "), 2<<20) // 12 MiB: two parts and a tail
+	sum := sink.Digest(sha256.Sum256(body))
+	id, err := s.CreateMultipart(ctx, "crash.bin", int64(len(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []sink.Part
+	for off, n := int64(0), 1; off < int64(len(body)); off, n = off+MinPartSize, n+1 {
+		b := body[off:min(off+MinPartSize, int64(len(body)))]
+		p := sink.Part{Number: n, Offset: off, Size: int64(len(b)), SHA256: sha256.Sum256(b)}
+		if p.ETag, err = s.UploadPart(ctx, "crash.bin", id, p, b); err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, p)
+	}
+	// Completed behind the sink's back: no tag.
+	cps := make([]types.CompletedPart, len(parts))
+	for i, p := range parts {
+		cps[i] = types.CompletedPart{PartNumber: aws.Int32(int32(p.Number)), ETag: aws.String(p.ETag), ChecksumSHA256: aws.String(b64(p.SHA256))}
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("ferry"), Key: aws.String("crash.bin"),
+		UploadId: aws.String(id), MultipartUpload: &types.CompletedMultipartUpload{Parts: cps}}); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.Stat(ctx, "crash.bin"); err != nil || info.SHA256 != "" || info.Size != int64(len(body)) {
+		t.Fatalf("Stat of the untagged object = %+v, %v; want its size and no sha256", info, err)
+	}
+	// The server answers OK to completing a completed upload, whatever
+	// the parts: the composite checksum refuses other parts.
+	other := slices.Clone(parts)
+	other[1].SHA256[0] ^= 1
+	if err := s.CompleteMultipart(ctx, "crash.bin", id, other, sum, true); err == nil {
+		t.Fatal("completing again with other parts succeeded")
+	}
+	bare := slices.Clone(parts)
+	for i := range bare {
+		bare[i].ETag = ""
+	}
+	otherBare := slices.Clone(bare)
+	otherBare[1].SHA256[0] ^= 1
+	if err := s.CompleteMultipart(ctx, "crash.bin", id, otherBare, sum, true); !errors.Is(err, sink.ErrNotFound) {
+		t.Fatalf("completing again with other parts without ETags = %v, want sink.ErrNotFound", err)
+	}
+	if info, err := s.Stat(ctx, "crash.bin"); err != nil || info.SHA256 != "" {
+		t.Fatalf("Stat after refusals = %+v, %v; want no sha256 yet", info, err)
+	}
+	if err := s.CompleteMultipart(ctx, "crash.bin", id, bare, sum, false); err != nil {
+		t.Fatalf("completing again with the parts: %v", err)
+	}
+	if info, err := s.Stat(ctx, "crash.bin"); err != nil || info.SHA256 != sum.Hex() {
+		t.Fatalf("Stat after completing again = %+v, %v; want sha256 %s", info, err, sum.Hex())
+	}
+	// With ETags and ifAbsent, as a retry of a completion that succeeded.
+	if err := s.CompleteMultipart(ctx, "crash.bin", id, parts, sum, true); err != nil {
+		t.Fatalf("retried completion, ifAbsent: %v", err)
+	}
+
+	// An earlier ferry's multipart object: metadata, no tag.
+	old, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("ferry"), Key: aws.String("old.bin"),
+		ChecksumAlgorithm: types.ChecksumAlgorithmSha256, Metadata: map[string]string{MetaSHA256: sum.Hex()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range parts {
+		b := body[p.Offset : p.Offset+p.Size]
+		if parts[i].ETag, err = s.UploadPart(ctx, "old.bin", aws.ToString(old.UploadId), p, b); err != nil {
+			t.Fatal(err)
+		}
+		cps[i].ETag = aws.String(parts[i].ETag)
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("ferry"), Key: aws.String("old.bin"),
+		UploadId: old.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: cps}}); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.Stat(ctx, "old.bin"); err != nil || info.SHA256 != sum.Hex() {
+		t.Fatalf("Stat of an earlier ferry's multipart object = %+v, %v; want the metadata's sha256 %s", info, err, sum.Hex())
+	}
+	if _, err := c.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: aws.String("ferry"), Key: aws.String("old.bin"),
+		Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String(TagSHA256), Value: aws.String(strings.Repeat("ab", 32))}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.Stat(ctx, "old.bin"); err != nil || info.SHA256 != strings.Repeat("ab", 32) {
+		t.Fatalf("Stat with both = %+v, %v; want the tag's sha256", info, err)
 	}
 }
 
@@ -237,7 +343,7 @@ func TestPacedBodies(t *testing.T) {
 	if err := s.Put(ctx, "p.bin", body, sum, false); err != nil {
 		t.Fatal(err)
 	}
-	id, err := s.CreateMultipart(ctx, "m.bin", int64(len(body)), sum)
+	id, err := s.CreateMultipart(ctx, "m.bin", int64(len(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +351,7 @@ func TestPacedBodies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CompleteMultipart(ctx, "m.bin", id, []sink.Part{{Number: 1, Size: int64(len(body)), SHA256: sum, ETag: etag}}, false); err != nil {
+	if err := s.CompleteMultipart(ctx, "m.bin", id, []sink.Part{{Number: 1, Size: int64(len(body)), SHA256: sum, ETag: etag}}, sum, false); err != nil {
 		t.Fatal(err)
 	}
 	// 12 MiB at 4 MiB/s: about 3 s (a real clock: this is a real server).

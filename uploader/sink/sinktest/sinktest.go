@@ -123,8 +123,28 @@ func testMultipart(t *testing.T, h Harness) {
 	want := bytes.Clone(body)
 	clear(body)
 	ctx := testContext(t)
-	if err := s.CompleteMultipart(ctx, key, id, parts, false); err != nil {
+	if err := s.CompleteMultipart(ctx, key, id, parts, sha256.Sum256(want), false); err != nil {
 		t.Fatalf("CompleteMultipart(%q): %v", key, err)
+	}
+	checkStored(t, h, s, key, want)
+	// Completing again (a retry after a lost answer, or after a crash
+	// before the hash was stored) either proves the object is these parts
+	// and succeeds, or finds no such upload; the object stays as it is.
+	if err := s.CompleteMultipart(ctx, key, id, parts, sha256.Sum256(want), false); err != nil && !errors.Is(err, sink.ErrNotFound) {
+		t.Fatalf("CompleteMultipart of a completed upload = %v, want nil or sink.ErrNotFound", err)
+	}
+	for i := range parts {
+		parts[i].ETag = ""
+	}
+	if err := s.CompleteMultipart(ctx, key, id, parts, sha256.Sum256(want), true); err != nil && !errors.Is(err, sink.ErrNotFound) {
+		t.Fatalf("CompleteMultipart of a completed upload, parts without ETags = %v, want nil or sink.ErrNotFound", err)
+	}
+	checkStored(t, h, s, key, want)
+	// Other parts are never taken for the object.
+	other := slices.Clone(parts)
+	other[0].SHA256[0] ^= 1
+	if err := s.CompleteMultipart(ctx, key, id, other, sha256.Sum256(want), false); !errors.Is(err, sink.ErrNotFound) {
+		t.Fatalf("CompleteMultipart of a completed upload with other parts = %v, want sink.ErrNotFound", err)
 	}
 	checkStored(t, h, s, key, want)
 }
@@ -160,7 +180,7 @@ func testAbortMultipart(t *testing.T, h Harness) {
 	if err := s.AbortMultipart(ctx, key, id); err != nil {
 		t.Fatalf("second AbortMultipart: %v", err)
 	}
-	if err := s.CompleteMultipart(ctx, key, id, parts[:1], false); err == nil {
+	if err := s.CompleteMultipart(ctx, key, id, parts[:1], sha256.Sum256(body[:parts[0].Size]), false); err == nil {
 		t.Fatal("CompleteMultipart of an aborted upload succeeded")
 	}
 }
@@ -253,7 +273,7 @@ func put(t *testing.T, s sink.Sink, key string, body []byte) {
 
 func createMultipart(t *testing.T, s sink.Sink, key string, body []byte) string {
 	t.Helper()
-	id, err := s.CreateMultipart(testContext(t), key, int64(len(body)), sha256.Sum256(body))
+	id, err := s.CreateMultipart(testContext(t), key, int64(len(body)))
 	if err != nil {
 		t.Fatalf("CreateMultipart(%q): %v", key, err)
 	}
@@ -361,7 +381,7 @@ func testListParts(t *testing.T, h Harness) {
 	// Send the rest and complete with what the listing returned.
 	parts[1].ETag = uploadPart(t, s, key, id, parts[1], body)
 	parts[3].ETag = uploadPart(t, s, key, id, parts[3], body)
-	if err := s.CompleteMultipart(ctx, key, id, parts, false); err != nil {
+	if err := s.CompleteMultipart(ctx, key, id, parts, sha256.Sum256(body), false); err != nil {
 		t.Fatalf("CompleteMultipart: %v", err)
 	}
 	checkStored(t, h, s, key, body)
@@ -436,7 +456,7 @@ func testIfAbsent(t *testing.T, h Harness) {
 	for i := range parts {
 		parts[i].ETag = uploadPart(t, s, key, id, parts[i], body)
 	}
-	err = s.CompleteMultipart(ctx, key, id, parts, true)
+	err = s.CompleteMultipart(ctx, key, id, parts, sha256.Sum256(body), true)
 	if !errors.Is(err, sink.ErrExists) {
 		t.Fatalf("CompleteMultipart(ifAbsent) to a taken key = %v, want sink.ErrExists", err)
 	}
@@ -449,7 +469,7 @@ func testIfAbsent(t *testing.T, h Harness) {
 	for i := range parts {
 		parts[i].ETag = uploadPart(t, s, free, id, parts[i], body)
 	}
-	if err := s.CompleteMultipart(ctx, free, id, parts, true); err != nil {
+	if err := s.CompleteMultipart(ctx, free, id, parts, sha256.Sum256(body), true); err != nil {
 		t.Fatalf("CompleteMultipart(ifAbsent) to a free key: %v", err)
 	}
 	checkStored(t, h, s, free, body)
