@@ -9,7 +9,9 @@ package main
 //
 // When rclone is available (FERRY_RCLONE, or rclone on PATH), each case also
 // runs `rclone copy` of the same files to the same server with matching
-// settings, for comparison. See BENCHMARKS.md.
+// settings, for comparison. FERRY_BENCH_BASELINE names another ferry binary
+// (say, built from an earlier commit) that each case runs too, for a before
+// and after in one run. See BENCHMARKS.md.
 
 import (
 	"bytes"
@@ -58,6 +60,7 @@ var benchExeSuffix = func() string {
 // benchEnv is what every case shares.
 type benchEnv struct {
 	ferry  string // the ferry binary
+	base   string // FERRY_BENCH_BASELINE: another ferry binary to compare; "" when not set
 	rclone string // the rclone binary; "" when not available
 	srv    *testsrv.S3
 	block  []byte // 1 MiB of pseudo-random bytes, the files' pattern
@@ -82,6 +85,7 @@ func BenchmarkUpload(b *testing.B) {
 	e := &benchEnv{srv: testsrv.StartS3(b)}
 	e.srv.CreateBucket(b, benchBucket)
 	e.ferry = benchBuild(b)
+	e.base = os.Getenv("FERRY_BENCH_BASELINE")
 	e.rclone = benchFindRclone(b)
 	e.block = make([]byte, benchBlockSize)
 	rng := rand.NewChaCha8([32]byte{'f', 'e', 'r', 'r', 'y'})
@@ -127,7 +131,18 @@ func benchCase(b *testing.B, e *benchEnv, unit string, gen func(dir string) []be
 	b.Cleanup(func() { benchEmptyBucket(b, e) })
 
 	ferry, rclone := benchResult{rssKiB: -1, rchar: -1}, benchResult{rssKiB: -1, rchar: -1}
+	base := benchResult{rssKiB: -1, rchar: -1}
 	for i := range b.N {
+		if e.base != "" {
+			prefix := fmt.Sprintf("baseline/%d/", i)
+			r := benchRunFerryBin(b, e, e.base, false, src, prefix)
+			benchCheckObjects(b, e, prefix, files, true)
+			benchEmptyBucket(b, e)
+			base.wall += r.wall
+			base.cpu += r.cpu
+			base.rssKiB = max(base.rssKiB, r.rssKiB)
+			base.rchar = max(base.rchar, r.rchar)
+		}
 		prefix := fmt.Sprintf("ferry/%d/", i)
 		r := benchRunFerry(b, e, src, prefix)
 		benchCheckObjects(b, e, prefix, files, true)
@@ -176,6 +191,18 @@ func benchCase(b *testing.B, e *benchEnv, unit string, gen func(dir string) []be
 	b.Logf("ferry:  %d files, %d bytes in %v (%v after the %v settle): %.1f MB/s, %.1f files/s, peak RSS %s, read %s",
 		len(files), total, ferry.wall.Round(time.Millisecond), busy.Round(time.Millisecond), benchSettle, mbps, fps, benchRSS(ferry.rssKiB), benchRead(ferry.rchar, total))
 
+	if e.base != "" {
+		base.wall /= n
+		base.cpu /= n
+		bbusy := max(base.wall-benchSettle, time.Millisecond)
+		bmbps := float64(total) / 1e6 / bbusy.Seconds()
+		b.Logf("baseline (%s): %v, %.1f MB/s, %.1f files/s, CPU %v, peak RSS %s, read %s; ferry/baseline: throughput x%.2f, CPU x%.2f",
+			e.base, base.wall.Round(time.Millisecond), bmbps, float64(len(files))/bbusy.Seconds(), base.cpu.Round(time.Millisecond),
+			benchRSS(base.rssKiB), benchRead(base.rchar, total), mbps/bmbps, ferry.cpu.Seconds()/base.cpu.Seconds())
+		if base.rchar >= 0 {
+			b.ReportMetric(float64(base.rchar)/float64(total), "baseline-read/byte")
+		}
+	}
 	if e.rclone == "" {
 		b.Log("rclone: not found (set FERRY_RCLONE or put it on PATH): comparison skipped")
 		return
@@ -349,11 +376,17 @@ settle = %q
 // benchRunFerry runs `ferry run --once` on src with a new journal, timing it
 // with the benchmark timer, and fails b unless it exits 0.
 func benchRunFerry(b *testing.B, e *benchEnv, src, prefix string) benchResult {
+	return benchRunFerryBin(b, e, e.ferry, true, src, prefix)
+}
+
+// benchRunFerryBin runs `bin run --once` on src to the bench bucket under
+// prefix; timed runs make the benchmark's ns/op.
+func benchRunFerryBin(b *testing.B, e *benchEnv, bin string, timed bool, src, prefix string) benchResult {
 	b.Helper()
 	work := b.TempDir()
 	cfg := benchConfig(b, e, work, src, prefix)
 	env := append(os.Environ(), benchAccessEnv+"="+e.srv.AccessKey, benchSecretEnv+"="+e.srv.SecretKey)
-	r, out, err := benchExec(b, true, e.ferry, env, "run", "--once", "--config", cfg)
+	r, out, err := benchExec(b, timed, bin, env, "run", "--once", "--config", cfg)
 	if err != nil {
 		logTail, _ := os.ReadFile(filepath.Join(work, "ferry.log"))
 		if len(logTail) > 8000 {
