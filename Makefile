@@ -104,9 +104,18 @@ test-windows:
 	GOOS=windows $(GO) test -exec "$(abspath $(WINE_DIR))/exec" -timeout 10m $(WINE_PKGS)
 	GOOS=windows $(GO) test -exec "$(abspath $(WINE_DIR))/exec" -timeout 5m -run 'TestService' ./cmd/ferry/ ./internal/service/
 
-# Throughput and peak RSS for a 100 MiB and a 2 GiB file against versitygw.
-bench: test-servers
-	FERRY_VERSITYGW=$(VERSITYGW) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/ferry
+# Throughput, CPU, peak RSS and bytes read of ferry and rclone side by side
+# in one run (1 x 100 MiB, 1 x 2 GiB, 4 x 256 MiB, 10,000 x 16 KiB,
+# 50,000 x 4 KiB) against versitygw; rclone is built once from the module
+# proxy. BENCH_FLAGS adds go test flags (e.g. -count 3, or a -bench
+# pattern after the default one); see BENCHMARKS.md.
+RCLONE_VERSION := v1.76.0
+RCLONE := $(GOBIN)/rclone
+BENCH ?= .
+$(RCLONE):
+	GOFLAGS=-mod=mod $(GO) install github.com/rclone/rclone@$(RCLONE_VERSION)
+bench: test-servers $(RCLONE)
+	FERRY_VERSITYGW=$(VERSITYGW) FERRY_RCLONE=$(RCLONE) $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 60m $(BENCH_FLAGS) ./cmd/ferry
 
 # The long kill -9 run (100 kills); the short one (20) is part of make test.
 CRASH_KILLS ?= 100

@@ -11,7 +11,8 @@ package main
 // runs `rclone copy` of the same files to the same server with matching
 // settings, for comparison. FERRY_BENCH_BASELINE names another ferry binary
 // (say, built from an earlier commit) that each case runs too, for a before
-// and after in one run. See BENCHMARKS.md.
+// and after in one run. FERRY_BENCH_PROFILE=FOLDER has ferry write a CPU
+// profile of each case there. See BENCHMARKS.md.
 
 import (
 	"bytes"
@@ -101,16 +102,34 @@ func BenchmarkUpload(b *testing.B) {
 			return []benchFile{benchWriteFile(b, e, dir, "run-0001/file.bin", 2<<30, 1)}
 		})
 	})
-	b.Run("5000x16KiB", func(b *testing.B) {
-		benchCase(b, e, "files", func(dir string) []benchFile {
-			files := make([]benchFile, 0, 5000)
-			for i := range 5000 {
-				rel := fmt.Sprintf("run-%04d/img-%05d.tif", i/500, i)
-				files = append(files, benchWriteFile(b, e, dir, rel, 16<<10, uint64(i)))
+	b.Run("4x256MiB", func(b *testing.B) {
+		benchCase(b, e, "bytes", func(dir string) []benchFile {
+			var files []benchFile
+			for i := range 4 {
+				files = append(files, benchWriteFile(b, e, dir, fmt.Sprintf("run-0001/file-%d.bin", i), 256<<20, uint64(i+1)))
 			}
 			return files
 		})
 	})
+	// Small files, the sequencers' and imaging tiles' bread and butter:
+	// issue 14's cases.
+	for _, c := range []struct {
+		name   string
+		n      int
+		size   int64
+		perRun int
+	}{{"10000x16KiB", 10_000, 16 << 10, 500}, {"50000x4KiB", 50_000, 4 << 10, 1000}} {
+		b.Run(c.name, func(b *testing.B) {
+			benchCase(b, e, "files", func(dir string) []benchFile {
+				files := make([]benchFile, 0, c.n)
+				for i := range c.n {
+					rel := fmt.Sprintf("run-%04d/img-%06d.tif", i/c.perRun, i)
+					files = append(files, benchWriteFile(b, e, dir, rel, c.size, uint64(i)))
+				}
+				return files
+			})
+		})
+	}
 }
 
 // benchCase generates the files, uploads them with ferry (and rclone, when
@@ -379,6 +398,18 @@ func benchRunFerry(b *testing.B, e *benchEnv, src, prefix string) benchResult {
 	return benchRunFerryBin(b, e, e.ferry, true, src, prefix)
 }
 
+// benchProfile is where ferry writes its CPU profile of a case (the
+// FERRY_CPUPROFILE of cmd/ferry/main.go) when FERRY_BENCH_PROFILE names a
+// folder: FOLDER/<case>.pprof, e.g. for `go tool pprof -top`.
+func benchProfile(b *testing.B) []string {
+	dir := os.Getenv("FERRY_BENCH_PROFILE")
+	if dir == "" {
+		return nil
+	}
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(b.Name())
+	return []string{"FERRY_CPUPROFILE=" + filepath.Join(dir, name+".pprof")}
+}
+
 // benchRunFerryBin runs `bin run --once` on src to the bench bucket under
 // prefix; timed runs make the benchmark's ns/op.
 func benchRunFerryBin(b *testing.B, e *benchEnv, bin string, timed bool, src, prefix string) benchResult {
@@ -386,6 +417,9 @@ func benchRunFerryBin(b *testing.B, e *benchEnv, bin string, timed bool, src, pr
 	work := b.TempDir()
 	cfg := benchConfig(b, e, work, src, prefix)
 	env := append(os.Environ(), benchAccessEnv+"="+e.srv.AccessKey, benchSecretEnv+"="+e.srv.SecretKey)
+	if bin == e.ferry {
+		env = append(env, benchProfile(b)...)
+	}
 	r, out, err := benchExec(b, timed, bin, env, "run", "--once", "--config", cfg)
 	if err != nil {
 		logTail, _ := os.ReadFile(filepath.Join(work, "ferry.log"))
