@@ -111,7 +111,7 @@ test-windows:
 # pattern after the default one); see BENCHMARKS.md.
 RCLONE_VERSION := v1.76.0
 RCLONE := $(GOBIN)/rclone
-BENCH ?= .
+BENCH ?= BenchmarkUpload
 $(RCLONE):
 	GOFLAGS=-mod=mod $(GO) install github.com/rclone/rclone@$(RCLONE_VERSION)
 bench: test-servers $(RCLONE)

@@ -540,12 +540,9 @@ func (w *worker) multipart(ctx context.Context, s sink.Sink, f *os.File, path st
 		} else if !errors.Is(err, sink.ErrNotFound) {
 			return "", classifySink(err)
 		}
-		if uploadID, err = s.CreateMultipart(ctx, jb.Key, size); err != nil {
-			return "", classifySink(err)
-		}
-		if err := u.o.Journal.SetUploadID(ctx, jb, uploadID); err != nil {
-			w.abort(s, jb, uploadID, log)
-			return "", transient(fmt.Errorf("journal: %w", err))
+		var out outcome
+		if uploadID, out = w.create(ctx, s, jb, log); !out.going() {
+			return "", out
 		}
 	}
 	fileHash := sha256.New()
@@ -623,13 +620,8 @@ func (w *worker) hashFirst(ctx context.Context, s sink.Sink, f *os.File, path st
 		}
 	}
 	if uploadID == "" {
-		var err error
-		if uploadID, err = s.CreateMultipart(ctx, jb.Key, jb.Version.Size); err != nil {
-			return "", classifySink(err)
-		}
-		if err := u.o.Journal.SetUploadID(ctx, jb, uploadID); err != nil {
-			w.abort(s, jb, uploadID, log)
-			return "", transient(fmt.Errorf("journal: %w", err))
+		if uploadID, out = w.create(ctx, s, jb, log); !out.going() {
+			return "", out
 		}
 	}
 	parts, out := w.sendParts(ctx, s, f, jb, uploadID, chunks, have, nil, log)
@@ -646,6 +638,20 @@ func (w *worker) hashFirst(ctx context.Context, s sink.Sink, f *os.File, path st
 		return "", out
 	}
 	return hexSum, w.complete(ctx, s, f, path, jb, uploadID, parts, sum, ifAbsent, log)
+}
+
+// create starts the job's multipart upload and journals its ID before any
+// part is sent (an upload the journal does not know is an orphan).
+func (w *worker) create(ctx context.Context, s sink.Sink, jb *journal.Job, log *slog.Logger) (string, outcome) {
+	id, err := s.CreateMultipart(ctx, jb.Key, jb.Version.Size)
+	if err != nil {
+		return "", classifySink(err)
+	}
+	if err := w.u.o.Journal.SetUploadID(ctx, jb, id); err != nil {
+		w.abort(s, jb, id, log)
+		return "", transient(fmt.Errorf("journal: %w", err))
+	}
+	return id, outcome{}
 }
 
 // hashChunk returns the SHA-256 of buf and adds buf to the file's hash:
