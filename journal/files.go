@@ -272,15 +272,13 @@ func (t *Tx) move(r *fileRow, c *change) error {
 		}
 	}
 	if prev.Info().Pending && !rule.To.Info().Pending {
-		// The file no longer holds its batch open: is the batch complete?
-		var waiting bool
-		if err := t.queryRow(`SELECT EXISTS (SELECT 1 FROM files WHERE batch_id = ? AND `+inStates(PendingStates()...)+`)`,
-			r.BatchID).Scan(&waiting); err != nil {
-			return err
+		// The file no longer holds its batch open: whether the batch is
+		// complete is asked once per transaction and batch, before it
+		// commits (Tx.batchesLeft), not once per file.
+		if t.left == nil {
+			t.left = map[string]bool{}
 		}
-		if !waiting {
-			t.onCommit = append(t.onCommit, t.j.nudgeBatch)
-		}
+		t.left[r.BatchID] = true
 	}
 	e := c.event(r, prev)
 	if e.SchemaVersion, e.ValidationStatus, err = t.stamp(r.Watch, r.BatchID); err != nil {
@@ -549,18 +547,13 @@ func (j *Journal) Claim(ctx context.Context, n int, exclude ...string) ([]Job, e
 	err := j.do(ctx, func(t *Tx) error {
 		jobs = jobs[:0]
 		args := append([]any{string(Queued), j.dueNow().UnixNano()}, notArgs...)
-		rs, err := t.rows(`state = ? AND next_attempt_at <= ?`+not+` ORDER BY next_attempt_at, id LIMIT ?`, append(args, n)...)
+		rs, err := t.rows(dueWhere+not+dueOrder, append(args, n)...)
 		if err != nil {
 			return err
 		}
 		for i := range rs {
-			r := &rs[i]
-			if err := t.move(r, &change{Kind: KindClaimed, CorrelationID: newCorrelationID()}); err != nil {
-				return err
-			}
-			jb := Job{File: r.File, ID: r.ID, Generation: r.Generation, Attempts: r.Attempts, CorrelationID: r.CorrelationID,
-				UploadID: r.UploadID, SHA256: r.SHA256, UploadedSHA256: r.UploadedSHA256, UploadedKey: r.UploadedKey}
-			if jb.SchemaVersion, jb.ValidationStatus, err = t.stamp(r.Watch, r.BatchID); err != nil {
+			jb, err := t.claim(&rs[i])
+			if err != nil {
 				return err
 			}
 			jobs = append(jobs, jb)
@@ -571,6 +564,95 @@ func (j *Journal) Claim(ctx context.Context, n int, exclude ...string) ([]Job, e
 		return nil, err
 	}
 	return jobs, nil
+}
+
+// The files Claim and Due take: queued and due, oldest first.
+const (
+	dueWhere = `state = ? AND next_attempt_at <= ?`
+	dueOrder = ` ORDER BY next_attempt_at, id LIMIT ?`
+)
+
+// claim moves a queued row to uploading (claimed) and returns its job.
+func (t *Tx) claim(r *fileRow) (Job, error) {
+	if err := t.move(r, &change{Kind: KindClaimed, CorrelationID: newCorrelationID()}); err != nil {
+		return Job{}, err
+	}
+	jb := Job{File: r.File, ID: r.ID, Generation: r.Generation, Attempts: r.Attempts, CorrelationID: r.CorrelationID,
+		UploadID: r.UploadID, SHA256: r.SHA256, UploadedSHA256: r.UploadedSHA256, UploadedKey: r.UploadedKey}
+	var err error
+	jb.SchemaVersion, jb.ValidationStatus, err = t.stamp(r.Watch, r.BatchID)
+	return jb, err
+}
+
+// Due returns up to n queued files that are due, oldest first, as Claim
+// would take them, without claiming them: it only reads, and the writer
+// is not involved. The dispatcher reads the small ones from their source
+// before it claims them with ClaimDue, so that each file's claim and its
+// hash are journaled in one transition.
+func (j *Journal) Due(ctx context.Context, n int, exclude ...string) ([]Job, error) {
+	not, notArgs := excludeTargets(exclude)
+	args := append([]any{string(Queued), j.dueNow().UnixNano()}, notArgs...)
+	st, err := j.readStmt(ctx, `SELECT `+rowCols+` FROM files WHERE `+dueWhere+not+dueOrder)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := st.QueryContext(ctx, append(args, n)...)
+	rows, err := collect(rs, err, scanRow)
+	if err != nil {
+		return nil, err
+	}
+	jobs := make([]Job, len(rows))
+	for i, r := range rows {
+		jobs[i] = Job{File: r.File, ID: r.ID, Generation: r.Generation, Attempts: r.Attempts,
+			UploadID: r.UploadID, SHA256: r.SHA256, UploadedSHA256: r.UploadedSHA256, UploadedKey: r.UploadedKey}
+	}
+	return jobs, nil
+}
+
+// ClaimDue claims, in one transition, the files of due (from Due) that
+// are still queued and due at the version Due saw (the same generation);
+// the others are left as they are. sums[i], when not "", is the SHA-256 of
+// due[i] read whole from its source at that version: its hash (one chunk,
+// the whole file) is recorded with its claim, as RecordHashes would record
+// it. It returns the claimed jobs and, for each, whether its hash was
+// recorded.
+func (j *Journal) ClaimDue(ctx context.Context, due []Job, sums []string) ([]Job, []bool, error) {
+	var jobs []Job
+	var hashed []bool
+	err := j.do(ctx, func(t *Tx) error {
+		jobs, hashed = jobs[:0], hashed[:0]
+		now := j.dueNow().UnixNano()
+		for i := range due {
+			r, err := t.row(due[i].ID)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if r.State != Queued || r.Generation != due[i].Generation || r.NextAttemptAt > now {
+				continue
+			}
+			jb, err := t.claim(&r)
+			if err != nil {
+				return err
+			}
+			done := false
+			if i < len(sums) && sums[i] != "" {
+				sum := sums[i]
+				if err := t.recordHashesOf(&r, &jb, sum, []Chunk{{Seq: 1, Size: r.Version.Size, SHA256: sum}}); err != nil {
+					return err
+				}
+				done = true
+			}
+			jobs, hashed = append(jobs, jb), append(hashed, done)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return jobs, hashed, nil
 }
 
 // MaxDueAhead is the furthest ahead a retry is ever scheduled (the
@@ -673,10 +755,21 @@ func (t *Tx) recordHashes(jb *Job, sha string, chunks []Chunk) error {
 	if r.State != Uploading || r.Generation != jb.Generation {
 		return ErrStale
 	}
+	return t.recordHashesOf(&r, jb, sha, chunks)
+}
+
+// recordHashesOf is recordHashes for the job's row r, as read in the
+// transaction (uploading, at the job's generation).
+func (t *Tx) recordHashesOf(rp *fileRow, jb *Job, sha string, chunks []Chunk) error {
+	r := *rp
 	if _, err := t.exec(`DELETE FROM chunks WHERE file_id = ?`, jb.ID); err != nil {
 		return err
 	}
 	r.CorrelationID = jb.CorrelationID
+	// A file read as one chunk (every small file) is hashed in one event:
+	// file_hashed says its one chunk is the whole file (whole=true), and
+	// the replay counts that chunk from it.
+	whole := len(chunks) == 1 && chunks[0].Seq == 1 && chunks[0].Offset == 0 && chunks[0].Size == r.Version.Size && chunks[0].SHA256 == sha
 	for i := range chunks {
 		c := &chunks[i]
 		var etag any
@@ -687,11 +780,18 @@ func (t *Tx) recordHashes(jb *Job, sha string, chunks []Chunk) error {
 			jb.ID, jb.Generation, c.Seq, c.Offset, c.Size, c.SHA256, etag); err != nil {
 			return err
 		}
+		if whole {
+			break
+		}
 		if err := t.move(&r, &change{Kind: KindChunkHashed, Chunk: c}); err != nil {
 			return err
 		}
 	}
-	if err := t.move(&r, &change{Kind: KindFileHashed, SHA256: sha, Detail: fmt.Sprintf("chunks=%d", len(chunks))}); err != nil {
+	detail := fmt.Sprintf("chunks=%d", len(chunks))
+	if whole {
+		detail += " whole=true"
+	}
+	if err := t.move(&r, &change{Kind: KindFileHashed, SHA256: sha, Detail: detail}); err != nil {
 		return err
 	}
 	return t.wrote(jb.ID, jb.Target, Landed{Key: jb.Key, SHA256: sha}, false)
@@ -810,13 +910,18 @@ type End struct {
 // version moved on while the job ran, the row is queued for the new
 // version (keeping what landed) and ErrStale returned.
 func (j *Journal) Finish(ctx context.Context, jb *Job, e End) error {
-	return <-j.FinishAsync(ctx, jb, e)
+	return <-j.finish(ctx, jb, e, false)
 }
 
 // FinishAsync is Finish without the wait: the returned channel receives
 // the result once it is durable. Nothing may be done on the strength of
-// the end (such as counting a file uploaded) before that.
+// the end (such as counting a file uploaded) before that. The writer may
+// hold the end for up to Options.Linger to commit it with others.
 func (j *Journal) FinishAsync(ctx context.Context, jb *Job, e End) <-chan error {
+	return j.finish(ctx, jb, e, true)
+}
+
+func (j *Journal) finish(ctx context.Context, jb *Job, e End, lazy bool) <-chan error {
 	rule, err := ruleFor(e.Kind, Uploading)
 	if err == nil && !rule.Ends() {
 		err = fmt.Errorf("%w: %s does not end a job", ErrTransition, e.Kind)
@@ -831,7 +936,11 @@ func (j *Journal) FinishAsync(ctx context.Context, jb *Job, e End) <-chan error 
 	}
 	jb2 := *jb
 	c := &change{Kind: e.Kind, SHA256: e.SHA256, Class: e.Class, Reason: e.Reason, Due: e.Due, Landed: e.Landed, Detail: e.Detail}
-	return j.submit(ctx, func(t *Tx) error { return t.jobMove(&jb2, c) })
+	fn := func(t *Tx) error { return t.jobMove(&jb2, c) }
+	if lazy {
+		return j.submitLazy(ctx, fn)
+	}
+	return j.submit(ctx, fn)
 }
 
 // Complete records the file version as uploaded and verified, under key

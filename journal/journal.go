@@ -57,6 +57,12 @@ type Options struct {
 	DueNow func() time.Time
 	// MaxBatch bounds how many transitions share one transaction (default 256).
 	MaxBatch int
+	// Linger is how long the writer waits for more transitions before
+	// committing a batch made only of transitions whose submitters do not
+	// wait for them (FinishAsync: the workers go on to their next file).
+	// A transition someone waits for ends the wait at once. Zero means
+	// DefaultLinger; negative, no wait.
+	Linger time.Duration
 	// FerryVersion is recorded in the audit records the journal writes
 	// itself (migrations) and in those given without one.
 	FerryVersion string
@@ -75,6 +81,8 @@ type Journal struct {
 	startCheck string
 	w          *sql.DB // the one writer connection, used only by the writer goroutine
 	r          *sql.DB // read-only pool
+	readMu     sync.Mutex
+	readStmts  map[string]*sql.Stmt // readStmt's, prepared on r
 	now        func() time.Time
 	dueNow     func() time.Time // Options.DueNow
 	max        int
@@ -105,7 +113,10 @@ type Journal struct {
 	// events of dataset files look their stamp up (Tx.stamp).
 	metadataInUse atomic.Bool
 
-	commits atomic.Int64 // transactions the writer committed (tests count them)
+	linger      time.Duration // Options.Linger
+	lingerTimer *time.Timer   // the writer's
+	commits     atomic.Int64  // transactions the writer committed (tests count them)
+	statements  atomic.Int64  // statements the writer ran (benchmarks count them)
 }
 
 type chainTail struct {
@@ -116,7 +127,17 @@ type chainTail struct {
 type op struct {
 	fn   func(*Tx) error
 	done chan error
+	// lazy: the submitter goes on without waiting for the result (see
+	// Options.Linger).
+	lazy bool
 }
+
+// DefaultLinger is Options.Linger's default. Workers finish small files
+// every millisecond or so each; waiting a few milliseconds lets one commit
+// (its WAL frames and its fsync) carry the ends of several files instead
+// of one or two, at the cost of that much delay before an upload is
+// counted.
+const DefaultLinger = 4 * time.Millisecond
 
 // Tx is the view of a batch transaction given to one transition.
 type Tx struct {
@@ -128,6 +149,9 @@ type Tx struct {
 	// onCommit runs, in the writer, once the transaction is durable (only
 	// for the ops that were not rolled back).
 	onCommit []func()
+	// left: the batches a file of which stopped being pending in this
+	// transaction (see batchesLeft).
+	left map[string]bool
 }
 
 func dsn(path string, readOnly bool) string {
@@ -201,6 +225,12 @@ func Open(path string, o Options) (j *Journal, err error) {
 	}
 	if j.dueNow = o.DueNow; j.dueNow == nil {
 		j.dueNow = j.now
+	}
+	switch {
+	case o.Linger == 0:
+		j.linger = DefaultLinger
+	case o.Linger > 0:
+		j.linger = o.Linger
 	}
 	if j.max <= 0 {
 		j.max = 256
@@ -476,6 +506,12 @@ func (j *Journal) Close() error {
 	for _, s := range j.stmts {
 		s.Close()
 	}
+	j.readMu.Lock()
+	for _, s := range j.readStmts {
+		s.Close()
+	}
+	j.readStmts = nil
+	j.readMu.Unlock()
 	j.known.Close()
 	if j.w == nil { // read-only
 		return j.r.Close()
@@ -501,7 +537,16 @@ func (j *Journal) do(ctx context.Context, fn func(*Tx) error) error {
 // pending transitions, which is bounded, has room) with a channel that
 // receives fn's result once it is durable.
 func (j *Journal) submit(ctx context.Context, fn func(*Tx) error) <-chan error {
-	o := &op{fn: fn, done: make(chan error, 1)}
+	return j.enqueue(ctx, &op{fn: fn, done: make(chan error, 1)})
+}
+
+// submitLazy is submit for a transition nobody waits for at once: the
+// writer may hold its batch open for up to Options.Linger for others.
+func (j *Journal) submitLazy(ctx context.Context, fn func(*Tx) error) <-chan error {
+	return j.enqueue(ctx, &op{fn: fn, done: make(chan error, 1), lazy: true})
+}
+
+func (j *Journal) enqueue(ctx context.Context, o *op) <-chan error {
 	select {
 	case j.ops <- o:
 	case <-j.quit:
@@ -549,7 +594,41 @@ func (j *Journal) writer() {
 				break fill
 			}
 		}
+		j.lingerFor(&batch)
 		j.run(batch)
+	}
+}
+
+// lingerFor holds a batch of lazy transitions open for up to j.linger,
+// adding those that arrive, until one arrives that somebody waits for, the
+// batch is full, or the journal closes.
+func (j *Journal) lingerFor(batch *[]*op) {
+	if j.linger <= 0 || len(*batch) >= j.max {
+		return
+	}
+	for _, o := range *batch {
+		if !o.lazy {
+			return
+		}
+	}
+	if j.lingerTimer == nil {
+		j.lingerTimer = time.NewTimer(j.linger)
+	} else {
+		j.lingerTimer.Reset(j.linger)
+	}
+	defer j.lingerTimer.Stop()
+	for len(*batch) < j.max {
+		select {
+		case o := <-j.ops:
+			*batch = append(*batch, o)
+			if !o.lazy {
+				return
+			}
+		case <-j.lingerTimer.C:
+			return
+		case <-j.quit:
+			return
+		}
 	}
 }
 
@@ -622,6 +701,12 @@ func (j *Journal) run(batch []*op) {
 			}
 		}
 	}
+	if err := t.batchesLeft(); err != nil {
+		tx.Rollback()
+		restore()
+		fail(fmt.Errorf("journal: %w", err))
+		return
+	}
 	if err := tx.Commit(); err != nil {
 		restore()
 		fail(fmt.Errorf("journal: commit: %w", err))
@@ -643,7 +728,55 @@ func (j *Journal) run(batch []*op) {
 	}
 }
 
+// readStmt returns q prepared on the read pool (once per query text), for
+// the reads made many times a second (Due).
+func (j *Journal) readStmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	j.readMu.Lock()
+	defer j.readMu.Unlock()
+	if s := j.readStmts[q]; s != nil {
+		return s, nil
+	}
+	s, err := j.r.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if j.readStmts == nil {
+		j.readStmts = map[string]*sql.Stmt{}
+	}
+	j.readStmts[q] = s
+	return s, nil
+}
+
+// batchesLeft asks, for each batch a file of which stopped being pending
+// in the transaction, whether another file still holds it open; when none
+// does, the subscribers of BatchCompleted hear of it once the transaction
+// is durable. A batch named by an op that was rolled back is asked too: the
+// answer is the journal's, whatever asked.
+func (t *Tx) batchesLeft() error {
+	if len(t.left) == 0 {
+		return nil
+	}
+	t.j.batchMu.Lock()
+	subscribed := len(t.j.batchSubs) > 0
+	t.j.batchMu.Unlock()
+	if !subscribed {
+		return nil
+	}
+	for b := range t.left {
+		var waiting bool
+		if err := t.queryRow(`SELECT EXISTS (SELECT 1 FROM files WHERE batch_id = ? AND `+inStates(PendingStates()...)+`)`, b).Scan(&waiting); err != nil {
+			return fmt.Errorf("is batch %q complete: %w", b, err)
+		}
+		if !waiting {
+			t.onCommit = append(t.onCommit, t.j.nudgeBatch)
+			return nil
+		}
+	}
+	return nil
+}
+
 func (t *Tx) stmt(q string) *sql.Stmt {
+	t.j.statements.Add(1)
 	if s := t.j.stmts[q]; s != nil {
 		return t.tx.Stmt(s)
 	}

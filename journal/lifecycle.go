@@ -236,7 +236,7 @@ var lifecycle = []Rule{
 	{Kind: KindChunkHashed, From: []State{Uploading}, To: Uploading, Job: true,
 		Doc: "a chunk's SHA-256 as read, journaled before its object is completed"},
 	{Kind: KindFileHashed, From: []State{Uploading}, To: Uploading, Job: true, Sets: SetHash,
-		Doc: "the file's SHA-256, journaled before its object is completed"},
+		Doc: "the file's SHA-256, journaled before its object is completed (with whole=true: the file was read as one chunk, which this event records; otherwise its chunk_hashed events came before)"},
 	{Kind: KindMultipartCreated, From: []State{Uploading}, To: Uploading, Job: true, Sets: SetUploadID,
 		Doc: "a multipart upload's ID, journaled before its first part"},
 	{Kind: KindChunkAcked, From: []State{Uploading}, To: Uploading, Job: true,

@@ -367,6 +367,14 @@ func (f *FileState) hashed(e Event) error {
 		f.pendingN++
 	case KindFileHashed:
 		n, _ := detailValue(e.Detail, "chunks")
+		if whole, _ := detailValue(e.Detail, "whole"); whole == "true" {
+			// The file was read as one chunk, recorded by this event alone.
+			if n != "1" || f.pendingN != 0 {
+				return &ReplayError{e.Seq, fmt.Sprintf("file_hashed says whole=true with chunks=%s after %d chunk_hashed events: want chunks=1 and none", n, f.pendingN)}
+			}
+			ChunkDigest(&f.pendingDigest, 1, 0, e.Size, e.SHA256)
+			f.pendingN = 1
+		}
 		if want, err := strconv.Atoi(n); err != nil || want != f.pendingN {
 			return &ReplayError{e.Seq, fmt.Sprintf("file_hashed says chunks=%s, %d chunk_hashed events came before it", n, f.pendingN)}
 		}

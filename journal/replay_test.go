@@ -47,6 +47,13 @@ func digestOf(chunks ...[3]int64) string {
 	return hex.EncodeToString(d[:])
 }
 
+// wholeDigest is the chunks digest of a file hashed as one chunk.
+func wholeDigest(size int64, sha string) string {
+	var d [sha256.Size]byte
+	ChunkDigest(&d, 1, 0, size, sha)
+	return hex.EncodeToString(d[:])
+}
+
 func TestReplayTransitions(t *testing.T) {
 	settledNew := ev("settled", 10, "", `watch="/data" signal=quiet`)
 	claimed := ev("claimed", 10, "", "attempt=1")
@@ -92,6 +99,10 @@ func TestReplayTransitions(t *testing.T) {
 		{"history missing", []Event{claimed}, FileState{}, "which no earlier event created"},
 		{"created twice", []Event{settledNew, settledNew}, FileState{}, "created again"},
 		{"unknown kind", []Event{settledNew, ev("teleported", -1, "", "")}, FileState{}, `unknown event kind "teleported"`},
+		{"hashed whole in one event", []Event{settledNew, claimed, ev("file_hashed", 10, "ff", "chunks=1 whole=true"), ev("uploaded", 10, "ff", "key=k")},
+			FileState{Watch: "/data", State: Uploaded, Size: 10, SHA256: "ff", Generation: 1, UploadedSHA256: "ff", Chunks: 1, ChunksDigest: wholeDigest(10, "ff")}, ""},
+		{"whole after a chunk", []Event{settledNew, claimed, chunk(1, 0), ev("file_hashed", 10, "ff", "chunks=1 whole=true")}, FileState{}, "want chunks=1 and none"},
+		{"whole of two chunks", []Event{settledNew, claimed, ev("file_hashed", 10, "ff", "chunks=2 whole=true")}, FileState{}, "want chunks=1 and none"},
 		{"chunks miscounted", []Event{settledNew, claimed, chunk(1, 0), ev("file_hashed", 10, "ff", "chunks=2")}, FileState{}, "chunks=2, 1 chunk_hashed"},
 		{"chunk without offset", []Event{settledNew, claimed, ev("chunk_hashed", 5, "h", "")}, FileState{}, "without offset"},
 	} {

@@ -14,7 +14,7 @@ import (
 )
 
 // realJournal builds, through the journal's own API (settled, claimed,
-// hashed, uploaded: five events a file), a journal of n files, 1,000 per
+// hashed, uploaded: four events a file), a journal of n files, 1,000 per
 // batch, and returns a copy of it for the benchmark to use. The journal is
 // built once per n and kept in FERRY_BENCH_CACHE (a folder) when that is
 // set, so that runs before and after a change read the same journal.

@@ -73,12 +73,16 @@ func e2eTestOnceSizes(t *testing.T, srv *testsrv.S3) {
 	e2eAssertBucket(t, srv, e.bucket, e2eKeys(files))
 	j := e2eReadJournal(t, e.journal)
 	e2eAssertUploaded(t, j, files)
-	// A file of at most one chunk goes in one request; larger ones in
-	// ceil(size/chunk) parts, each hashed and acknowledged.
+	// A file of at most one chunk goes in one request, hashed in one
+	// event (file_hashed whole=true); larger ones in ceil(size/chunk)
+	// parts, each hashed and acknowledged.
 	for rel, parts := range map[string]int{"empty.bin": 0, "one.bin": 0, "chunk.bin": 0, "chunk-plus-one.bin": 2, "multi.bin": 4} {
-		wantMP, wantHashed := 0, 1
+		wantMP, wantHashed := 0, 0
 		if parts > 0 {
 			wantMP, wantHashed = 1, parts
+		}
+		if got := j.count("file_hashed", rel); got != 1 {
+			t.Errorf("%s: %d file_hashed events, want 1", rel, got)
 		}
 		if got := j.count("multipart_created", rel); got != wantMP {
 			t.Errorf("%s: %d multipart uploads, want %d", rel, got, wantMP)
