@@ -282,8 +282,8 @@ func (u *Uploader) completed(c completion) {
 }
 
 // dispatch claims due files from the journal a little ahead of the workers
-// (at most two per worker, so that claims share transactions), preloads the
-// small ones, and hands them out oldest first.
+// (at most claimAhead per worker, so that claims share transactions),
+// preloads the small ones, and hands them out oldest first.
 func (u *Uploader) dispatch(ctx context.Context, jobs chan<- task, ready <-chan struct{}) error {
 	idle := 0
 	var buf []task
@@ -322,14 +322,14 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- task, ready <-chan 
 			}
 		}
 		if len(buf) < u.o.Workers {
-			claimed, err := u.o.Journal.Claim(ctx, 2*u.o.Workers-len(buf), closed...)
+			claimed, err := u.claim(ctx, claimAhead*u.o.Workers-len(buf), closed)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				return fmt.Errorf("uploader: claim from journal: %w", err)
 			}
-			buf = append(buf, u.preload(ctx, claimed)...)
+			buf = append(buf, claimed...)
 		}
 		if len(buf) > 0 {
 			if idle == 0 {
@@ -392,48 +392,65 @@ func (u *Uploader) dispatch(ctx context.Context, jobs chan<- task, ready <-chan 
 }
 
 // task is a claimed file for a worker. For a small file, the dispatcher
-// has already read it, hashed it and journaled the hash (for many files in
-// one transaction, where each worker would wait for a commit of its own).
+// has already read it and hashed it, and its hash was journaled with its
+// claim (for many files in one transaction, where each worker would wait
+// for a commit of its own).
 type task struct {
 	jb   journal.Job
 	body []byte // the whole file, or nil: the worker reads it
 	sum  sink.Digest
 }
 
+// claimAhead is how many files per worker the dispatcher claims ahead
+// (when fewer than one per worker are left): each claim is a commit of
+// the journal, shared by the files it claims and by the ends of those
+// the workers finished meanwhile.
+const claimAhead = 4
+
 // preloadMax is the largest file the dispatcher preloads. Preloaded bytes
-// in memory are bounded by 3 x workers x preloadMax (two claimed ahead per
-// worker, one being sent by each).
+// in memory are bounded by (claimAhead+1) x workers x preloadMax (claimed
+// ahead, and one being sent by each worker): 1.25 MiB for 4 workers.
 const preloadMax = 64 << 10
 
-func (u *Uploader) preload(ctx context.Context, claimed []journal.Job) []task {
-	ts := make([]task, len(claimed))
-	var hs []journal.Hashes
-	var idx []int
-	for i := range claimed {
-		t := &ts[i]
-		t.jb = claimed[i]
-		if t.jb.Version.Size > preloadMax || t.jb.UploadID != "" || u.o.Targets[t.jb.Target] == nil {
+// claim takes up to n due files for the workers: it looks at which are due
+// (a read), reads the small ones whole from their source, and claims them
+// all in one transition that also journals the small ones' hashes. A file
+// whose source is not its journaled version when read is claimed unread:
+// its worker finds out what is wrong and records it.
+func (u *Uploader) claim(ctx context.Context, n int, exclude []string) ([]task, error) {
+	due, err := u.o.Journal.Due(ctx, n, exclude...)
+	if err != nil || len(due) == 0 {
+		return nil, err
+	}
+	bodies := make([][]byte, len(due))
+	digests := make([]sink.Digest, len(due))
+	sums := make([]string, len(due))
+	byID := make(map[int64]int, len(due))
+	for i := range due {
+		jb := &due[i]
+		byID[jb.ID] = i
+		if jb.Version.Size > preloadMax || jb.UploadID != "" || u.o.Targets[jb.Target] == nil {
 			continue
 		}
-		body, ok := readVersion(filepath.Join(t.jb.Watch, filepath.FromSlash(t.jb.RelPath)), &t.jb)
+		body, ok := readVersion(filepath.Join(jb.Watch, filepath.FromSlash(jb.RelPath)), jb)
 		if !ok {
-			continue // the worker finds out what is wrong and records it
+			continue
 		}
-		t.body, t.sum = body, sha256.Sum256(body)
-		hex := t.sum.Hex()
-		hs = append(hs, journal.Hashes{Job: &t.jb, SHA256: hex, Chunks: []journal.Chunk{{Seq: 1, Size: t.jb.Version.Size, SHA256: hex}}})
-		idx = append(idx, i)
+		digests[i] = sha256.Sum256(body)
+		bodies[i], sums[i] = body, digests[i].Hex()
 	}
-	if len(hs) == 0 {
-		return ts
+	claimed, hashed, err := u.o.Journal.ClaimDue(ctx, due, sums)
+	if err != nil {
+		return nil, err
 	}
-	errs, err := u.o.Journal.RecordHashesBatch(ctx, hs)
-	for k, i := range idx {
-		if err != nil || errs[k] != nil {
-			ts[i].body = nil // not journaled: the worker starts over
+	ts := make([]task, len(claimed))
+	for k := range claimed {
+		ts[k].jb = claimed[k]
+		if i := byID[claimed[k].ID]; hashed[k] {
+			ts[k].body, ts[k].sum = bodies[i], digests[i]
 		}
 	}
-	return ts
+	return ts, nil
 }
 
 // readVersion reads a whole small file if it is still the job's version.
