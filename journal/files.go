@@ -762,8 +762,14 @@ func (t *Tx) recordHashes(jb *Job, sha string, chunks []Chunk) error {
 // transaction (uploading, at the job's generation).
 func (t *Tx) recordHashesOf(rp *fileRow, jb *Job, sha string, chunks []Chunk) error {
 	r := *rp
-	if _, err := t.exec(`DELETE FROM chunks WHERE file_id = ?`, jb.ID); err != nil {
-		return err
+	// Chunks are recorded only here, with the file's hash (SetHash), and a
+	// hash is cleared only by a new version (settled: a new generation).
+	// So a row of the first generation without a hash has no chunks: the
+	// first hashing of a new file (every small file) deletes nothing.
+	if r.Generation != 1 || r.SHA256 != "" {
+		if _, err := t.exec(`DELETE FROM chunks WHERE file_id = ?`, jb.ID); err != nil {
+			return err
+		}
 	}
 	r.CorrelationID = jb.CorrelationID
 	// A file read as one chunk (every small file) is hashed in one event:
