@@ -152,6 +152,10 @@ type Tx struct {
 	// left: the batches a file of which stopped being pending in this
 	// transaction (see batchesLeft).
 	left map[string]bool
+	// stmts: the journal's prepared statements bound to this transaction,
+	// each bound once (database/sql makes a new statement per binding;
+	// the transaction closes them when it ends).
+	stmts map[string]*sql.Stmt
 }
 
 func dsn(path string, readOnly bool) string {
@@ -777,8 +781,16 @@ func (t *Tx) batchesLeft() error {
 
 func (t *Tx) stmt(q string) *sql.Stmt {
 	t.j.statements.Add(1)
+	if s := t.stmts[q]; s != nil {
+		return s
+	}
 	if s := t.j.stmts[q]; s != nil {
-		return t.tx.Stmt(s)
+		if t.stmts == nil {
+			t.stmts = map[string]*sql.Stmt{}
+		}
+		bound := t.tx.Stmt(s)
+		t.stmts[q] = bound
+		return bound
 	}
 	t.j.missing[q] = struct{}{}
 	return nil
