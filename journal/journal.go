@@ -167,6 +167,10 @@ func dsn(path string, readOnly bool) string {
 	} else {
 		v.Add("_pragma", "journal_mode(WAL)")
 		v.Add("_pragma", "synchronous(FULL)")
+		// The writer runs each transition of a shared transaction in a
+		// savepoint, whose undo copies (the sub-journal) are small and
+		// short-lived: in memory, not written to a temporary file.
+		v.Add("_pragma", "temp_store(MEMORY)")
 		v.Set("_txlock", "immediate")
 	}
 	return "file:" + filepath.ToSlash(path) + "?" + v.Encode()
