@@ -39,7 +39,15 @@ func BenchmarkIdleWatch(b *testing.B) {
 			b.Fatalf("FERRY_BENCH_FILES=%q: want a number of files, at least 100", v)
 		}
 	}
+	// FERRY_BENCH_MODE=poll watches the tree with mode = "poll" (no
+	// inotify watch; poll_interval 10 s): instead of waiting for idle, the
+	// benchmark measures the CPU the polling takes over three rounds.
+	mode := os.Getenv("FERRY_BENCH_MODE")
+	if mode != "" && mode != "poll" && mode != "events" {
+		b.Fatalf("FERRY_BENCH_MODE=%q: want events or poll", mode)
+	}
 	const perFolder = 100
+	const pollInterval = 10 * time.Second
 	b.StopTimer()
 	bin := benchBuild(b)
 	work := b.TempDir()
@@ -77,6 +85,14 @@ path = %q
 target = "nas"
 settle = "1s"
 `, dbPath, logPath, archive, root)), 0o644)
+	if mode == "poll" {
+		f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(f, "mode = \"poll\"\npoll_interval = %q\n", pollInterval.String())
+		f.Close()
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -111,6 +127,17 @@ settle = "1s"
 	// Idle: less than 2% of a core over the last two seconds.
 	var idle time.Duration
 	prev, prevAt := procCPU(b, pid), time.Now()
+	var pollShare float64
+	if mode == "poll" {
+		// Polling never idles: the share of a core over three rounds.
+		time.Sleep(3 * pollInterval)
+		cpu, at := procCPU(b, pid), time.Now()
+		pollShare = float64(cpu-prev) / float64(at.Sub(prevAt))
+		idle = time.Since(begin)
+		b.ReportMetric(100*pollShare, "pollCPU-%")
+		b.Logf("poll: %.1f%% of a core over three %v rounds (%v of CPU a round)", 100*pollShare, pollInterval,
+			time.Duration(pollShare*float64(pollInterval)).Round(time.Millisecond))
+	}
 	for idle == 0 {
 		time.Sleep(2 * time.Second)
 		cpu, at := procCPU(b, pid), time.Now()
