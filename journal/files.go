@@ -577,11 +577,16 @@ func (t *Tx) claim(r *fileRow) (Job, error) {
 	if err := t.move(r, &change{Kind: KindClaimed, CorrelationID: newCorrelationID()}); err != nil {
 		return Job{}, err
 	}
-	jb := Job{File: r.File, ID: r.ID, Generation: r.Generation, Attempts: r.Attempts, CorrelationID: r.CorrelationID,
-		UploadID: r.UploadID, SHA256: r.SHA256, UploadedSHA256: r.UploadedSHA256, UploadedKey: r.UploadedKey}
+	jb := jobOf(r)
 	var err error
 	jb.SchemaVersion, jb.ValidationStatus, err = t.stamp(r.Watch, r.BatchID)
 	return jb, err
+}
+
+// jobOf is a row's job (its correlation ID the claim's, once claimed).
+func jobOf(r *fileRow) Job {
+	return Job{File: r.File, ID: r.ID, Generation: r.Generation, Attempts: r.Attempts, CorrelationID: r.CorrelationID,
+		UploadID: r.UploadID, SHA256: r.SHA256, UploadedSHA256: r.UploadedSHA256, UploadedKey: r.UploadedKey}
 }
 
 // Due returns up to n queued files that are due, oldest first, as Claim
@@ -602,9 +607,8 @@ func (j *Journal) Due(ctx context.Context, n int, exclude ...string) ([]Job, err
 		return nil, err
 	}
 	jobs := make([]Job, len(rows))
-	for i, r := range rows {
-		jobs[i] = Job{File: r.File, ID: r.ID, Generation: r.Generation, Attempts: r.Attempts,
-			UploadID: r.UploadID, SHA256: r.SHA256, UploadedSHA256: r.UploadedSHA256, UploadedKey: r.UploadedKey}
+	for i := range rows {
+		jobs[i] = jobOf(&rows[i])
 	}
 	return jobs, nil
 }
@@ -614,13 +618,10 @@ func (j *Journal) Due(ctx context.Context, n int, exclude ...string) ([]Job, err
 // the others are left as they are. sums[i], when not "", is the SHA-256 of
 // due[i] read whole from its source at that version: its hash (one chunk,
 // the whole file) is recorded with its claim, as RecordHashes would record
-// it. It returns the claimed jobs and, for each, whether its hash was
-// recorded.
-func (j *Journal) ClaimDue(ctx context.Context, due []Job, sums []string) ([]Job, []bool, error) {
-	var jobs []Job
-	var hashed []bool
-	err := j.do(ctx, func(t *Tx) error {
-		jobs, hashed = jobs[:0], hashed[:0]
+// it. It returns the claimed jobs and, for each, its index in due.
+func (j *Journal) ClaimDue(ctx context.Context, due []Job, sums []string) (jobs []Job, from []int, err error) {
+	err = j.do(ctx, func(t *Tx) error {
+		jobs, from = jobs[:0], from[:0]
 		now := j.dueNow().UnixNano()
 		for i := range due {
 			r, err := t.row(due[i].ID)
@@ -637,22 +638,19 @@ func (j *Journal) ClaimDue(ctx context.Context, due []Job, sums []string) ([]Job
 			if err != nil {
 				return err
 			}
-			done := false
 			if i < len(sums) && sums[i] != "" {
-				sum := sums[i]
-				if err := t.recordHashesOf(&r, &jb, sum, []Chunk{{Seq: 1, Size: r.Version.Size, SHA256: sum}}); err != nil {
+				if err := t.recordHashesOf(&r, &jb, sums[i], []Chunk{{Seq: 1, Size: r.Version.Size, SHA256: sums[i]}}); err != nil {
 					return err
 				}
-				done = true
 			}
-			jobs, hashed = append(jobs, jb), append(hashed, done)
+			jobs, from = append(jobs, jb), append(from, i)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	return jobs, hashed, nil
+	return jobs, from, nil
 }
 
 // MaxDueAhead is the furthest ahead a retry is ever scheduled (the
@@ -713,35 +711,6 @@ type Chunk struct {
 // checks every chunk against its hash on receipt.
 func (j *Journal) RecordHashes(ctx context.Context, jb *Job, sha string, chunks []Chunk) error {
 	return j.do(ctx, func(t *Tx) error { return t.recordHashes(jb, sha, chunks) })
-}
-
-// Hashes is one file's entry for RecordHashesBatch.
-type Hashes struct {
-	Job    *Job
-	SHA256 string
-	Chunks []Chunk
-}
-
-// RecordHashesBatch records the hashes of several files in one transition.
-// A file whose version moved on gets ErrStale in its slot of the returned
-// slice and nothing recorded; the error result is for the batch as a whole.
-func (j *Journal) RecordHashesBatch(ctx context.Context, hs []Hashes) ([]error, error) {
-	errs := make([]error, len(hs))
-	err := j.do(ctx, func(t *Tx) error {
-		for i, h := range hs {
-			errs[i] = nil
-			if err := t.recordHashes(h.Job, h.SHA256, h.Chunks); errors.Is(err, ErrStale) {
-				errs[i] = err
-			} else if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return errs, nil
 }
 
 // recordHashes journals the chunks and the file's hash, and that ferry is

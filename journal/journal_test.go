@@ -491,35 +491,6 @@ func TestDeadLetters(t *testing.T) {
 	}
 }
 
-func TestRecordHashesBatchSkipsStaleFiles(t *testing.T) {
-	ctx := context.Background()
-	j := open(t)
-	j.RecordSettled(ctx, settled("a", 1))
-	j.RecordSettled(ctx, settled("b", 1))
-	jobs := mustClaim(t, j, 2)
-	j.RecordSettled(ctx, settled("b", 2)) // b moves on while claimed
-	var hs []Hashes
-	for i := range jobs {
-		hs = append(hs, Hashes{Job: &jobs[i], SHA256: "aa", Chunks: []Chunk{{Seq: 1, Size: 1, SHA256: "aa"}}})
-	}
-	errs, err := j.RecordHashesBatch(ctx, hs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, jb := range jobs {
-		stale := jb.RelPath == "b"
-		if got := errors.Is(errs[i], ErrStale); got != stale {
-			t.Errorf("%s: err %v, want stale=%v", jb.RelPath, errs[i], stale)
-		}
-	}
-	if r := state(t, j, "a"); r.SHA256 != "aa" {
-		t.Errorf("a's hash not recorded: %+v", r)
-	}
-	if r := state(t, j, "b"); r.SHA256 != "" {
-		t.Errorf("the stale file's hash was recorded: %+v", r)
-	}
-}
-
 // A journal damaged on disk (a torn write, a bad sector, a truncation) is
 // refused with ErrCorrupt, and left as it is for inspection.
 func TestDamagedJournalIsRefused(t *testing.T) {

@@ -69,15 +69,16 @@ func buildJournal(b *testing.B, path string, n int) {
 		if _, err := j.RecordSettledBatch(ctx, ss); err != nil {
 			b.Fatal(err)
 		}
-		jobs, err := j.Claim(ctx, per)
+		due, err := j.Due(ctx, per)
 		if err != nil {
 			b.Fatal(err)
 		}
-		hs := make([]Hashes, len(jobs))
-		for i := range jobs {
-			hs[i] = Hashes{Job: &jobs[i], SHA256: sha, Chunks: []Chunk{{Seq: 1, Size: 16 << 10, SHA256: sha}}}
+		sums := make([]string, len(due))
+		for i := range sums {
+			sums[i] = sha
 		}
-		if _, err := j.RecordHashesBatch(ctx, hs); err != nil {
+		jobs, _, err := j.ClaimDue(ctx, due, sums)
+		if err != nil {
 			b.Fatal(err)
 		}
 		errs := make([]<-chan error, len(jobs))

@@ -425,10 +425,8 @@ func (u *Uploader) claim(ctx context.Context, n int, exclude []string) ([]task, 
 	bodies := make([][]byte, len(due))
 	digests := make([]sink.Digest, len(due))
 	sums := make([]string, len(due))
-	byID := make(map[int64]int, len(due))
 	for i := range due {
 		jb := &due[i]
-		byID[jb.ID] = i
 		if jb.Version.Size > preloadMax || jb.UploadID != "" || u.o.Targets[jb.Target] == nil {
 			continue
 		}
@@ -439,16 +437,13 @@ func (u *Uploader) claim(ctx context.Context, n int, exclude []string) ([]task, 
 		digests[i] = sha256.Sum256(body)
 		bodies[i], sums[i] = body, digests[i].Hex()
 	}
-	claimed, hashed, err := u.o.Journal.ClaimDue(ctx, due, sums)
+	claimed, from, err := u.o.Journal.ClaimDue(ctx, due, sums)
 	if err != nil {
 		return nil, err
 	}
 	ts := make([]task, len(claimed))
-	for k := range claimed {
-		ts[k].jb = claimed[k]
-		if i := byID[claimed[k].ID]; hashed[k] {
-			ts[k].body, ts[k].sum = bodies[i], digests[i]
-		}
+	for k, i := range from {
+		ts[k] = task{jb: claimed[k], body: bodies[i], sum: digests[i]} // body nil: not read, the worker reads it
 	}
 	return ts, nil
 }

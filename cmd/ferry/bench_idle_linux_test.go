@@ -239,15 +239,16 @@ func idleJournal(b *testing.B, path, root string, rels []string) {
 		if _, err := j.RecordSettledBatch(ctx, ss); err != nil {
 			b.Fatal(err)
 		}
-		jobs, err := j.Claim(ctx, per)
+		due, err := j.Due(ctx, per)
 		if err != nil {
 			b.Fatal(err)
 		}
-		hs := make([]journal.Hashes, len(jobs))
-		for i := range jobs {
-			hs[i] = journal.Hashes{Job: &jobs[i], SHA256: sha, Chunks: []journal.Chunk{{Seq: 1, Size: jobs[i].Version.Size, SHA256: sha}}}
+		sums := make([]string, len(due))
+		for i := range sums {
+			sums[i] = sha
 		}
-		if _, err := j.RecordHashesBatch(ctx, hs); err != nil {
+		jobs, _, err := j.ClaimDue(ctx, due, sums)
+		if err != nil {
 			b.Fatal(err)
 		}
 		done := make([]<-chan error, len(jobs))
