@@ -26,6 +26,9 @@ func watchLimitHint(err error) string {
 // inotify watches are used up (fs.inotify.max_user_watches).
 func watchLimit(err error) bool { return errors.Is(err, syscall.ENOSPC) }
 
+// listingHasID: a listing's lstat gives the identity (st_dev, st_ino).
+const listingHasID = true
+
 // quickStat is a listed file's version from its FileInfo (lstat), with
 // its identity.
 func quickStat(fi fs.FileInfo) (srcfile.Stat, bool) {

@@ -17,6 +17,9 @@ func watchLimitHint(error) string { return "" }
 // watchLimit: Windows has no per-user limit of watches.
 func watchLimit(error) bool { return false }
 
+// listingHasID: a listing (FindNextFile) gives size and mtime, not the identity.
+const listingHasID = false
+
 // quickStat is a listed file's size and mtime, from the listing
 // (FindNextFile); its identity needs a handle, so it is not known here.
 func quickStat(fi fs.FileInfo) (srcfile.Stat, bool) {

@@ -3,6 +3,7 @@ package watcher
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -48,26 +49,64 @@ func TestNewRefusesAnUnknownMode(t *testing.T) {
 	}
 }
 
-// TestSnapshotRound: a round marks what it sees; what it did not see is
-// gone at its end; a changed version is not the same.
+// TestSnapshotRound: a version is the same only at its size, mtime and
+// identity; a folder's listing forgets the files it no longer holds; a
+// folder no complete round listed is forgotten at the round's end.
 func TestSnapshotRound(t *testing.T) {
 	s := newSnapshot()
 	v1 := srcfile.Stat{Size: 1, ModTime: time.Unix(100, 5), ID: srcfile.ID{Volume: 1, Index: 2}}
-	v2 := v1
-	v2.Size = 2
+	bigger, later, other := v1, v1, v1
+	bigger.Size = 2
+	later.ModTime = later.ModTime.Add(time.Nanosecond)
+	other.ID.Index = 3
 	s.begin()
-	s.put("a", v1)
-	s.put("b", v1)
-	s.end()
-	s.begin()
-	if !s.same("a", v1) || s.same("a", v2) || s.same("c", v1) {
-		t.Fatal("same: a at v1 only")
+	for _, rel := range []string{"a", "run/b", "run/c", "run/sub/d", "gone/e"} {
+		s.put(rel, v1)
+	}
+	if !s.same("a", v1) || !s.same("run/sub/d", v1) || s.same("run/x", v1) || s.same("x/a", v1) {
+		t.Fatal("same: the files put, at v1")
+	}
+	for _, st := range []srcfile.Stat{bigger, later, other} {
+		if s.same("a", st) {
+			t.Errorf("same(a, %+v) after put(a, %+v)", st, v1)
+		}
 	}
 	s.end()
-	if _, ok := s.files["b"]; ok || len(s.files) != 1 {
-		t.Fatalf("after a round without b: %v", s.files)
+	s.begin()
+	s.listed("", []fs.DirEntry{fakeEntry{"a", 0}, fakeEntry{"run", fs.ModeDir}})
+	// run/c gone; run/b replaced by a folder of that name
+	s.listed("run", []fs.DirEntry{fakeEntry{"b", fs.ModeDir}, fakeEntry{"sub", fs.ModeDir}, fakeEntry{"new", 0}})
+	s.listed("run/sub", []fs.DirEntry{fakeEntry{"d", 0}})
+	s.end() // gone/ not listed
+	for rel, want := range map[string]bool{"a": true, "run/b": false, "run/c": false, "run/sub/d": true, "gone/e": false} {
+		if s.same(rel, v1) != want {
+			t.Errorf("after a round: same(%s) = %v, want %v", rel, !want, want)
+		}
+	}
+	if n := s.len(); n != 2 {
+		t.Errorf("after a round: %d files, want 2", n)
+	}
+	s.forget("run/sub/d")
+	if s.same("run/sub/d", v1) {
+		t.Error("same after forget")
+	}
+	s.begin()
+	s.end()
+	if len(s.dirs) != 0 {
+		t.Errorf("a round that listed nothing kept %d folders", len(s.dirs))
 	}
 }
+
+// fakeEntry is a listed entry of a type, for the snapshot's tests.
+type fakeEntry struct {
+	name string
+	typ  fs.FileMode
+}
+
+func (e fakeEntry) Name() string               { return e.name }
+func (e fakeEntry) IsDir() bool                { return e.typ.IsDir() }
+func (e fakeEntry) Type() fs.FileMode          { return e.typ }
+func (e fakeEntry) Info() (fs.FileInfo, error) { return nil, fs.ErrInvalid }
 
 // pollHarness starts a watcher in mode with a fake filesystem type and a
 // Known that counts its calls.

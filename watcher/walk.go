@@ -90,6 +90,7 @@ func (w *Watcher) setHealth(f func(h *Health)) {
 // visitor is what a walk does with what it finds.
 type visitor struct {
 	onDir  func(dir string)                            // a folder, before it is listed (nil: nothing)
+	onList func(dir string, entries []fs.DirEntry)     // a folder's listing, read in full (nil: nothing)
 	onFile func(rel, path string, e fs.DirEntry) error // a regular file taken
 	onSkip func(rel string, r SkipReason, err error)   // an entry not taken (nil: nothing)
 }
@@ -134,6 +135,8 @@ func (w *Watcher) listDir(ctx context.Context, real, dir string, v visitor, firs
 			rel, _ := relTo(real, dir)
 			v.onSkip(rel, SkipUnreadable, err)
 		}
+	} else if v.onList != nil {
+		v.onList(dir, entries)
 	}
 	for _, e := range entries {
 		path := filepath.Join(dir, e.Name())

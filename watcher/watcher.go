@@ -845,6 +845,16 @@ func (s *state) walkFrom(ctx context.Context, dir string, complete bool) error {
 	asks := s.o.Known != nil || s.o.KnownBatch != nil
 	err := s.list(ctx, s.real, dir, visitor{
 		onDir: s.watch,
+		onList: func(dir string, entries []fs.DirEntry) {
+			if s.snap == nil {
+				return
+			}
+			rel, ok := relTo(s.real, dir)
+			if !ok && dir != s.real {
+				return
+			}
+			s.snap.listed(rel, entries)
+		},
 		onSkip: func(rel string, r SkipReason, err error) {
 			s.skip(rel, r, err, complete)
 		},

@@ -33,7 +33,27 @@ func main() {
 	stop := startProfile(os.Getenv("FERRY_CPUPROFILE"))
 	code := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
 	stop()
+	writeHeapProfile(os.Getenv("FERRY_MEMPROFILE"))
 	os.Exit(code)
+}
+
+// writeHeapProfile writes the heap profile as of the last garbage
+// collection to path (for `go tool pprof`; inuse_space is what was live),
+// when path is set: FERRY_MEMPROFILE, for developers' benchmarks.
+func writeHeapProfile(path string) {
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.WriteHeapProfile(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ferry: FERRY_MEMPROFILE: %v\n", err)
+	}
 }
 
 // startProfile writes a CPU profile of the whole process to path (for
