@@ -37,6 +37,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/ferry-data/ferry/internal/testsrv"
+	"github.com/ferry-data/ferry/uploader/sink/s3sink"
 )
 
 const (
@@ -150,8 +151,16 @@ func benchCase(b *testing.B, e *benchEnv, unit string, gen func(dir string) []be
 	b.Cleanup(func() { benchEmptyBucket(b, e) })
 
 	ferry, rclone := benchResult{rssKiB: -1, rchar: -1}, benchResult{rssKiB: -1, rchar: -1}
-	base := benchResult{rssKiB: -1, rchar: -1}
+	base, floor := benchResult{rssKiB: -1, rchar: -1}, benchResult{rssKiB: -1, rchar: -1}
 	for i := range b.N {
+		if unit == "files" {
+			prefix := fmt.Sprintf("floor/%d/", i)
+			r := benchRunFloor(b, e, src, prefix, files)
+			benchCheckObjects(b, e, prefix, files, true)
+			benchEmptyBucket(b, e)
+			floor.wall += r.wall
+			floor.cpu += r.cpu
+		}
 		if e.base != "" {
 			prefix := fmt.Sprintf("baseline/%d/", i)
 			r := benchRunFerryBin(b, e, e.base, false, src, prefix)
@@ -220,6 +229,21 @@ func benchCase(b *testing.B, e *benchEnv, unit string, gen func(dir string) []be
 			benchRSS(base.rssKiB), benchRead(base.rchar, total), mbps/bmbps, ferry.cpu.Seconds()/base.cpu.Seconds())
 		if base.rchar >= 0 {
 			b.ReportMetric(float64(base.rchar)/float64(total), "baseline-read/byte")
+		}
+	}
+	if unit == "files" {
+		floor.wall /= n
+		floor.cpu /= n
+		b.Logf("floor (read, SHA-256 and one PUT a file through ferry's s3sink, %d at once, no journal, in the benchmark's process): %v, %.1f files/s, CPU %v (%.0f µs a file); ferry/floor: files/s x%.2f, CPU x%.2f",
+			benchWorkers, floor.wall.Round(time.Millisecond), float64(len(files))/floor.wall.Seconds(), floor.cpu.Round(time.Millisecond),
+			float64(floor.cpu.Microseconds())/float64(len(files)), fps/(float64(len(files))/floor.wall.Seconds()), ferry.cpu.Seconds()/floor.cpu.Seconds())
+		b.ReportMetric(float64(len(files))/floor.wall.Seconds(), "floor-files/s")
+		b.ReportMetric(floor.cpu.Seconds(), "floor-cpu-s")
+		if e.rclone != "" {
+			defer func() {
+				b.Logf("floor/rclone: files/s x%.2f, CPU x%.2f (the CPU share of rclone's that ferry's request path alone takes)",
+					float64(rclone.wall)/float64(floor.wall), floor.cpu.Seconds()/rclone.cpu.Seconds())
+			}()
 		}
 	}
 	if e.rclone == "" {
@@ -457,6 +481,58 @@ func benchRunRclone(b *testing.B, e *benchEnv, src, prefix string) benchResult {
 		"-q")
 	if err != nil {
 		b.Fatalf("rclone copy: %v\n%s", err, out)
+	}
+	return r
+}
+
+// benchRunFloor sends the files as ferry's request path alone would:
+// each read whole, hashed (SHA-256) and sent with one PutObject through
+// ferry's s3sink, benchWorkers at a time, in this process, with no
+// journal, watcher or settle. Its CPU is the least ferry's design can
+// spend on a file with this SDK, the yardstick for the journal's share.
+func benchRunFloor(b *testing.B, e *benchEnv, src, prefix string, files []benchFile) benchResult {
+	b.Helper()
+	snk, err := s3sink.New(s3sink.Options{Endpoint: e.srv.Endpoint, Region: e.srv.Region, Bucket: benchBucket,
+		AccessKey: e.srv.AccessKey, SecretKey: e.srv.SecretKey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), benchRunLimit)
+	defer cancel()
+	next := make(chan benchFile)
+	errs := make(chan error, benchWorkers)
+	var wg sync.WaitGroup
+	cpu0, start := benchSelfCPU(), time.Now()
+	for range benchWorkers {
+		wg.Go(func() {
+			for f := range next {
+				body, err := os.ReadFile(filepath.Join(src, filepath.FromSlash(f.rel)))
+				if err == nil {
+					err = snk.Put(ctx, prefix+f.rel, body, sha256.Sum256(body), false)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("%s: %w", f.rel, err)
+					cancel()
+					return
+				}
+			}
+		})
+	}
+feed:
+	for _, f := range files {
+		select {
+		case next <- f:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	r := benchResult{wall: time.Since(start), cpu: benchSelfCPU() - cpu0, rssKiB: -1, rchar: -1}
+	select {
+	case err := <-errs:
+		b.Fatalf("floor: %v", err)
+	default:
 	}
 	return r
 }
