@@ -849,11 +849,14 @@ const GenesisHash = "00000000000000000000000000000000000000000000000000000000000
 // EventHash computes an event's hash: SHA-256 over prev_hash, a newline and
 // the canonical encoding of the other fields (see canonical).
 func EventHash(e Event) string {
-	h := sha256.New()
-	h.Write([]byte(e.PrevHash))
-	h.Write([]byte{'\n'})
-	h.Write(canonical(e))
-	return hex.EncodeToString(h.Sum(nil))
+	// One buffer for prev_hash, newline and the encoding; a typical event
+	// fits in 512 bytes, so most hashes allocate nothing else.
+	var arr [512]byte
+	b := append(arr[:0], e.PrevHash...)
+	b = append(b, '\n')
+	b = appendCanonical(b, e)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // canonical encodes an event's fields, in a fixed order, each as
@@ -861,33 +864,44 @@ func EventHash(e Event) string {
 // decimal for numbers ("" for absent numbers), and time as RFC 3339 UTC
 // with nanoseconds. The encoding is documented so an auditor can recompute
 // it without ferry.
-func canonical(e Event) []byte {
-	num := func(v int64, present bool) string {
-		if !present {
-			return ""
+func canonical(e Event) []byte { return appendCanonical(nil, e) }
+
+// appendCanonical appends canonical(e) to b.
+func appendCanonical(b []byte, e Event) []byte {
+	key := func(k string) { b = append(b, k...); b = append(b, '=') }
+	num := func(k string, v int64, present bool) {
+		key(k)
+		if present {
+			b = strconv.AppendInt(b, v, 10)
 		}
-		return strconv.FormatInt(v, 10)
+		b = append(b, '\n')
 	}
-	var b strings.Builder
-	field := func(k, v string) { b.WriteString(k); b.WriteByte('='); b.WriteString(v); b.WriteByte('\n') }
-	field("seq", strconv.FormatInt(e.Seq, 10))
-	field("time", strconv.Quote(e.Time.UTC().Format(time.RFC3339Nano)))
-	field("kind", strconv.Quote(string(e.Kind)))
-	field("file_id", num(e.FileID, e.FileID != 0))
-	field("correlation_id", strconv.Quote(e.CorrelationID))
-	field("batch_id", strconv.Quote(e.BatchID))
-	field("chunk_sequence", num(int64(e.ChunkSequence), e.ChunkSequence != 0))
+	text := func(k, v string) {
+		key(k)
+		b = strconv.AppendQuote(b, v)
+		b = append(b, '\n')
+	}
+	num("seq", e.Seq, true)
+	key("time")
+	var ts [40]byte
+	b = strconv.AppendQuote(b, string(e.Time.UTC().AppendFormat(ts[:0], time.RFC3339Nano)))
+	b = append(b, '\n')
+	text("kind", string(e.Kind))
+	num("file_id", e.FileID, e.FileID != 0)
+	text("correlation_id", e.CorrelationID)
+	text("batch_id", e.BatchID)
+	num("chunk_sequence", int64(e.ChunkSequence), e.ChunkSequence != 0)
 	// Added with metadata (migration 0007): encoded only when set, so
 	// that every event written before hashes as it did.
 	if e.SchemaVersion != "" || e.ValidationStatus != "" {
-		field("schema_version", strconv.Quote(e.SchemaVersion))
-		field("validation_status", strconv.Quote(e.ValidationStatus))
+		text("schema_version", e.SchemaVersion)
+		text("validation_status", e.ValidationStatus)
 	}
-	field("rel_path", strconv.Quote(e.RelPath))
-	field("size", num(e.Size, e.Size >= 0))
-	field("sha256", strconv.Quote(e.SHA256))
-	field("detail", strconv.Quote(e.Detail))
-	return []byte(b.String())
+	text("rel_path", e.RelPath)
+	num("size", e.Size, e.Size >= 0)
+	text("sha256", e.SHA256)
+	text("detail", e.Detail)
+	return b
 }
 
 // event appends e to the chain inside the transaction.

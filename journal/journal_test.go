@@ -3,6 +3,8 @@ package journal
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -598,5 +600,54 @@ func TestTwoProcessesAppendToOneChain(t *testing.T) {
 	n, err := j1.VerifyChain(ctx)
 	if err != nil || n != 6 {
 		t.Fatalf("chain: %d events, %v; want 6 intact", n, err)
+	}
+}
+
+// TestEventHashMatchesTheFormat: the hash built in one buffer (EventHash)
+// equals SHA-256 over prev_hash, a newline and the encoding as the format
+// describes it, written here the plain way, for events with odd fields:
+// quotes, control bytes, invalid UTF-8, Unicode, long paths, absent and
+// negative numbers, metadata fields, times off UTC.
+func TestEventHashMatchesTheFormat(t *testing.T) {
+	plain := func(e Event) string {
+		var b strings.Builder
+		f := func(k, v string) { b.WriteString(k + "=" + v + "\n") }
+		n := func(v int64, ok bool) string {
+			if !ok {
+				return ""
+			}
+			return strconv.FormatInt(v, 10)
+		}
+		f("seq", strconv.FormatInt(e.Seq, 10))
+		f("time", strconv.Quote(e.Time.UTC().Format(time.RFC3339Nano)))
+		f("kind", strconv.Quote(string(e.Kind)))
+		f("file_id", n(e.FileID, e.FileID != 0))
+		f("correlation_id", strconv.Quote(e.CorrelationID))
+		f("batch_id", strconv.Quote(e.BatchID))
+		f("chunk_sequence", n(int64(e.ChunkSequence), e.ChunkSequence != 0))
+		if e.SchemaVersion != "" || e.ValidationStatus != "" {
+			f("schema_version", strconv.Quote(e.SchemaVersion))
+			f("validation_status", strconv.Quote(e.ValidationStatus))
+		}
+		f("rel_path", strconv.Quote(e.RelPath))
+		f("size", n(e.Size, e.Size >= 0))
+		f("sha256", strconv.Quote(e.SHA256))
+		f("detail", strconv.Quote(e.Detail))
+		sum := sha256.Sum256([]byte(e.PrevHash + "\n" + b.String()))
+		return hex.EncodeToString(sum[:])
+	}
+	berlin := time.FixedZone("CET", 3600)
+	for i, e := range []Event{
+		{},
+		{Seq: 1, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, berlin), Kind: "settled", FileID: 7, Size: -1, PrevHash: GenesisHash},
+		{Seq: 1 << 40, Time: time.Unix(0, 1).In(berlin), Kind: "uploaded", FileID: -3, ChunkSequence: 9, Size: 0,
+			RelPath: "run \"1\"/tile\t\x00\xff.tif", Detail: "a\nb\\c", CorrelationID: "c", BatchID: "ß/日本"},
+		{Seq: 2, Kind: "file_hashed", SchemaVersion: "v2", RelPath: strings.Repeat("ü/very long name ", 200), Size: 1 << 50,
+			SHA256: strings.Repeat("ab", 32), PrevHash: strings.Repeat("f", 64)},
+		{Seq: 3, Kind: "validated", ValidationStatus: "invalid", Detail: strings.Repeat("x", 1000)},
+	} {
+		if got, want := EventHash(e), plain(e); got != want {
+			t.Errorf("event %d: EventHash %s, the format says %s", i, got, want)
+		}
 	}
 }
