@@ -266,3 +266,51 @@ func TestPollingLooksAgainAtAVersionThatCameBack(t *testing.T) {
 		}
 	})
 }
+
+// TestPollingSeesAFolderReplaced: a folder moved away and made again with
+// files of the same names, sizes and mtimes (a copy that keeps times) is
+// looked at again, file by file (they are new files: new identities), and
+// so is the folder it was moved to; an unchanged sibling is not.
+func TestPollingSeesAFolderReplaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		root := testtmp.Dir(t)
+		run := filepath.Join(root, "run")
+		os.MkdirAll(run, 0o755)
+		os.MkdirAll(filepath.Join(root, "other"), 0o755)
+		os.WriteFile(filepath.Join(root, "other", "x"), []byte("x"), 0o644)
+		names := []string{"a.tif", "b c.tif", "ü.tif"}
+		mtime := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
+		for _, n := range names {
+			os.WriteFile(filepath.Join(run, n), []byte(n), 0o644)
+			os.Chtimes(filepath.Join(run, n), mtime, mtime)
+		}
+		h, calls, _ := pollHarness(t, Options{Root: root, Settle: time.Second, Recursive: true, Mode: ModePoll}, FSInfo{Name: "ext4"})
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		if n, got := calls.Load(), len(h.emitted()); n != 4 || got != 4 {
+			t.Fatalf("first walk: asked %d, emitted %d; want 4, 4", n, got)
+		}
+		if err := os.Rename(run, filepath.Join(root, "run.moved")); err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(run, 0o755)
+		for _, n := range names {
+			os.WriteFile(filepath.Join(run, n), []byte(n), 0o644)
+			os.Chtimes(filepath.Join(run, n), mtime, mtime)
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if n := calls.Load(); n != 4+6 {
+			t.Fatalf("a round after the folder was replaced asked about %d files, want 6", n-4)
+		}
+		want := []string{"other/x", "run.moved/a.tif", "run.moved/b c.tif", "run.moved/ü.tif", "run/a.tif", "run/a.tif", "run/b c.tif", "run/b c.tif", "run/ü.tif", "run/ü.tif"}
+		if got := h.rels(); !slices.Equal(got, want) {
+			t.Fatalf("emitted %v, want %v", got, want)
+		}
+		time.Sleep(20 * time.Second)
+		synctest.Wait()
+		if n := calls.Load(); n != 10 {
+			t.Fatalf("later rounds asked about %d more files, want none", n-10)
+		}
+	})
+}
