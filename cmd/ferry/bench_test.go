@@ -267,6 +267,13 @@ func benchCase(b *testing.B, e *benchEnv, unit string, gen func(dir string) []be
 	b.Logf("rclone: %d files, %d bytes in %v: %.1f MB/s, %.1f files/s, peak RSS %s, read %s",
 		len(files), total, rclone.wall.Round(time.Millisecond), rmbps, rfps, benchRSS(rclone.rssKiB), benchRead(rclone.rchar, total))
 	ratio := fmt.Sprintf("ferry/rclone: throughput x%.2f", mbps/rmbps)
+	if unit == "files" {
+		ratio = fmt.Sprintf("ferry/rclone: files/s x%.2f", fps/rfps)
+	}
+	if rclone.cpu > 0 {
+		ratio += fmt.Sprintf(", CPU x%.2f (ferry %v, rclone %v)", ferry.cpu.Seconds()/rclone.cpu.Seconds(),
+			ferry.cpu.Round(time.Millisecond), rclone.cpu.Round(time.Millisecond))
+	}
 	if ferry.rssKiB > 0 && rclone.rssKiB > 0 {
 		ratio += fmt.Sprintf(", peak RSS x%.2f", float64(ferry.rssKiB)/float64(rclone.rssKiB))
 	}
