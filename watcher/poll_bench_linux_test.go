@@ -6,9 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferry-data/ferry/internal/cputime"
 )
 
 // BenchmarkPollRound measures one round of a polling watch over a tree of
@@ -57,15 +58,14 @@ func BenchmarkPollRound(b *testing.B) {
 		b.Fatalf("first walk: polling %v, asked %d, snapshot %d", s.polling, asked, s.snap.len())
 	}
 	asked = 0
-	var before, after syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	before, _ := cputime.Self()
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := s.walkAll(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
-	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	after, _ := cputime.Self()
 	// What it keeps after the rounds: rounds must not grow it (a map
 	// assignment with a string key stores the new key, so a snapshot
 	// keyed by slices of listed paths kept every file's path).
@@ -75,9 +75,7 @@ func BenchmarkPollRound(b *testing.B) {
 	if asked != 0 || len(s.pending) != 0 {
 		b.Fatalf("rounds of an unchanged tree asked the journal %d times, %d pending", asked, len(s.pending))
 	}
-	cpu := time.Duration(syscall.TimevalToNsec(after.Utime) - syscall.TimevalToNsec(before.Utime) +
-		syscall.TimevalToNsec(after.Stime) - syscall.TimevalToNsec(before.Stime))
-	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/round")
+	b.ReportMetric((after-before).Seconds()/float64(b.N), "cpu-s/round")
 	b.ReportMetric(float64(folders*perFolder), "files")
 	b.ReportMetric(kept, "kept-MiB")
 	b.ReportMetric(keptAfter, "keptAfter-MiB")

@@ -36,6 +36,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/ferry-data/ferry/internal/cputime"
 	"github.com/ferry-data/ferry/internal/testsrv"
 	"github.com/ferry-data/ferry/uploader/sink/s3sink"
 )
@@ -509,7 +510,8 @@ func benchRunFloor(b *testing.B, e *benchEnv, src, prefix string, files []benchF
 	next := make(chan benchFile)
 	errs := make(chan error, benchWorkers)
 	var wg sync.WaitGroup
-	cpu0, start := benchSelfCPU(), time.Now()
+	cpu0, _ := cputime.Self()
+	start := time.Now()
 	for range benchWorkers {
 		wg.Go(func() {
 			for f := range next {
@@ -535,7 +537,9 @@ feed:
 	}
 	close(next)
 	wg.Wait()
-	r := benchResult{wall: time.Since(start), cpu: benchSelfCPU() - cpu0, rssKiB: -1, rchar: -1}
+	wall := time.Since(start)
+	cpu1, _ := cputime.Self()
+	r := benchResult{wall: wall, cpu: cpu1 - cpu0, rssKiB: -1, rchar: -1}
 	select {
 	case err := <-errs:
 		b.Fatalf("floor: %v", err)

@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ferry-data/ferry/internal/cputime"
 	"github.com/ferry-data/ferry/internal/srcfile"
 	"github.com/ferry-data/ferry/journal"
 	"github.com/ferry-data/ferry/watcher"
@@ -95,7 +95,6 @@ func BenchmarkRescanLatency(b *testing.B) {
 			var wmu sync.Mutex
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
-			var ru0, ru1 syscall.Rusage
 			go func() {
 				done <- w.Run(ctx, func(_ context.Context, fs []watcher.File) error {
 					now := time.Now()
@@ -118,7 +117,7 @@ func BenchmarkRescanLatency(b *testing.B) {
 			mu.Lock()
 			asked = 0
 			mu.Unlock()
-			syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+			cpu0, _ := cputime.Self()
 			const n = 50
 			for i := range n {
 				rel := fmt.Sprintf("new/%s-%03d.raw", mode, i)
@@ -140,7 +139,7 @@ func BenchmarkRescanLatency(b *testing.B) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-			syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+			cpu1, _ := cputime.Self()
 			cancel()
 			if err := <-done; err != nil {
 				b.Fatal(err)
@@ -154,7 +153,7 @@ func BenchmarkRescanLatency(b *testing.B) {
 			mu.Lock()
 			rescans := float64(asked) / (folders * perFolder)
 			mu.Unlock()
-			cpu := time.Duration(syscall.TimevalToNsec(ru1.Utime) - syscall.TimevalToNsec(ru0.Utime) + syscall.TimevalToNsec(ru1.Stime) - syscall.TimevalToNsec(ru0.Stime))
+			cpu := cpu1 - cpu0
 			b.ReportMetric(lat[len(lat)/2], "p50-s")
 			b.ReportMetric(lat[len(lat)*9/10], "p90-s")
 			b.ReportMetric(lat[len(lat)-1], "max-s")

@@ -31,7 +31,7 @@ func newServer(t *testing.T) (*testsrv.S3, *Sink) {
 	return srv, newSinkFor(t, srv, "ferry")
 }
 
-func newSinkFor(t *testing.T, srv *testsrv.S3, bucket string) *Sink {
+func newSinkFor(t testing.TB, srv *testsrv.S3, bucket string) *Sink {
 	t.Helper()
 	s, err := New(Options{
 		Endpoint:  srv.Endpoint,
@@ -331,11 +331,7 @@ func TestConcurrentUse(t *testing.T) {
 func TestPacedBodies(t *testing.T) {
 	srv := testsrv.StartS3(t)
 	srv.CreateBucket(t, "paced")
-	raw, err := New(Options{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: "paced", AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := sink.Wrap(raw, pace.Middleware(pace.New(4<<20)))
+	s := sink.Wrap(newSinkFor(t, srv, "paced"), pace.Middleware(pace.New(4<<20)))
 	ctx := t.Context()
 	body := bytes.Repeat([]byte("ferry "), (6<<20)/6)
 	sum := sha256.Sum256(body)
