@@ -55,7 +55,8 @@ type Options struct {
 	// same clock) is not after DueNow. nil means Now. A daemon gives a
 	// clock that does not step back with the wall (internal/clock).
 	DueNow func() time.Time
-	// MaxBatch bounds how many transitions share one transaction (default 256).
+	// MaxBatch bounds how many transitions share one transaction
+	// (default DefaultMaxBatch).
 	MaxBatch int
 	// Linger is how long the writer waits for more transitions before
 	// committing a batch made only of transitions whose submitters do not
@@ -131,6 +132,9 @@ type op struct {
 	// Options.Linger).
 	lazy bool
 }
+
+// DefaultMaxBatch is Options.MaxBatch's default.
+const DefaultMaxBatch = 256
 
 // DefaultLinger is Options.Linger's default. Workers finish small files
 // every millisecond or so each, and the dispatcher claims the next few
@@ -247,7 +251,7 @@ func Open(path string, o Options) (j *Journal, err error) {
 		j.linger = o.Linger
 	}
 	if j.max <= 0 {
-		j.max = 256
+		j.max = DefaultMaxBatch
 	}
 	j.startCheck = "quick_check"
 	if clean {

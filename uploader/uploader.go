@@ -196,11 +196,11 @@ func (u *Uploader) Run(ctx context.Context) error {
 	// on to its next file; the finisher waits for each to be durable, in
 	// order, and only then counts and logs it. Bounded: a full channel
 	// makes workers wait. The journal may hold ends for up to its linger
-	// (25 ms) to commit them with the next claim: the channel holds as
-	// many as one of its transactions (journal MaxBatch, 256), so that at
+	// (journal.DefaultLinger) to commit them with the next claim: the
+	// channel holds as many as one of its transactions, so that at
 	// thousands of small files a second the workers do not wait for the
 	// linger.
-	completions := make(chan completion, max(4*u.o.Workers, completionsMax))
+	completions := make(chan completion, max(4*u.o.Workers, journal.DefaultMaxBatch))
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -404,10 +404,6 @@ type task struct {
 	body []byte // the whole file, or nil: the worker reads it
 	sum  sink.Digest
 }
-
-// completionsMax is how many ends the workers may have handed to the
-// journal before one is durable (see Run), with few workers.
-const completionsMax = 256
 
 // claimAhead is how many files per worker the dispatcher claims ahead
 // (when fewer than one per worker are left): each claim is a commit of
