@@ -13,6 +13,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/ferry-data/ferry/internal/srcfile"
 	"github.com/ferry-data/ferry/internal/testtmp"
@@ -327,4 +328,40 @@ func TestPollingSeesAFolderReplaced(t *testing.T) {
 			t.Fatalf("later rounds asked about %d more files, want none", n-4-asked)
 		}
 	})
+}
+
+// TestSnapshotKeepsNoListedPath: the snapshot keeps nothing of the
+// strings it is given (the relative paths a round slices out of each
+// file's listed path): a round's paths are garbage once it ends, whatever
+// the number of files, so rounds do not grow the heap. (A Go map
+// assignment to an existing string key stores the new key: a snapshot
+// keyed by those slices kept every file's path alive.)
+func TestSnapshotKeepsNoListedPath(t *testing.T) {
+	s := newSnapshot()
+	st := srcfile.Stat{Size: 1, ModTime: time.Unix(100, 0), ID: srcfile.ID{Volume: 1, Index: 2}}
+	for round := range 3 {
+		// Each round's listed path is an allocation of its own, as
+		// filepath.Join makes.
+		path := []byte("/watch/root/run/tile.tif")
+		rel := unsafe.String(&path[len("/watch/root/")], len("run/tile.tif"))
+		s.begin()
+		if round == 0 {
+			s.put(rel, st)
+		} else if !s.same(rel, st) {
+			t.Fatalf("round %d: not the same", round)
+		}
+		s.put(rel, st) // seen again (known, pending or reported)
+		s.listed("run", []fs.DirEntry{fakeEntry{"tile.tif", 0}})
+		s.end()
+		lo := uintptr(unsafe.Pointer(&path[0]))
+		hi := lo + uintptr(len(path))
+		for dir := range s.dirs {
+			if p := uintptr(unsafe.Pointer(unsafe.StringData(dir))); p >= lo && p < hi {
+				t.Fatalf("round %d: the folder key %q points into the listed path", round, dir)
+			}
+		}
+	}
+	if !s.same("run/tile.tif", st) || s.len() != 1 {
+		t.Fatalf("after three rounds: %d files", s.len())
+	}
 }
